@@ -1,0 +1,1 @@
+//! Wiring: store, client, platforms, dispatcher.

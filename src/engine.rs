@@ -1,0 +1,14 @@
+//! The platform-neutral core: events, commands, dispatching, request building, streaming replies.
+//!
+//! Imports no platform, HTTP or SQL crate; adapters, the client and the store implement
+//! [`ports`].
+
+pub mod command;
+pub mod conversation;
+pub mod dispatcher;
+pub mod event;
+pub mod memory;
+pub mod pace;
+pub mod ports;
+pub mod reply;
+pub mod split;

@@ -1,0 +1,118 @@
+//! Platform-neutral commands (`/model`, `/reset`, `/system`, `/usage`, `/help`) and their parsing.
+
+/// A command a user sent; adapters map their slash commands onto these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Show the current model and the list (`None`), or switch this chat to another one.
+    Model(Option<String>),
+    /// Start a new conversation with a new conversation id.
+    Reset,
+    /// Show, set or clear this chat's system prompt.
+    System(SystemAction),
+    /// Show the tokens used in this chat.
+    Usage,
+    /// Show what the bot can do.
+    Help,
+}
+
+/// What `/system` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemAction {
+    /// Show the system prompt in force.
+    Show,
+    /// Replace this chat's system prompt.
+    Set(String),
+    /// Go back to the configured default.
+    Clear,
+}
+
+impl Command {
+    /// True for commands that change a chat's settings, which groups restrict to admins.
+    pub fn changes_settings(&self) -> bool {
+        matches!(
+            self,
+            Self::Model(Some(_)) | Self::System(SystemAction::Set(_) | SystemAction::Clear)
+        )
+    }
+
+    /// Parses a text command such as `/model grok-4` or `/system clear`.
+    ///
+    /// Returns `None` when `text` is not a known command (it is then a prompt). A `@botname`
+    /// suffix on the command word (Telegram groups) is ignored.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let rest = text.strip_prefix('/')?;
+        let (word, arg) = match rest.split_once(char::is_whitespace) {
+            Some((word, arg)) => (word, arg.trim()),
+            None => (rest, ""),
+        };
+        let word = word.split('@').next().unwrap_or(word).to_ascii_lowercase();
+        let arg = (!arg.is_empty()).then(|| arg.to_string());
+        match word.as_str() {
+            "model" => Some(Self::Model(arg)),
+            "reset" | "new" => Some(Self::Reset),
+            "system" => Some(Self::System(match arg.as_deref() {
+                None => SystemAction::Show,
+                Some("clear") => SystemAction::Clear,
+                Some(_) => SystemAction::Set(arg.unwrap_or_default()),
+            })),
+            "usage" => Some(Self::Usage),
+            "help" | "start" => Some(Self::Help),
+            _ => None,
+        }
+    }
+}
+
+/// The help text, in plain Markdown that every platform can show.
+pub const HELP: &str = "\
+I answer with a language model and remember this chat's conversation.
+
+/model — show the current model and the choices; /model NAME switches this chat
+/reset — forget the conversation and start a new one
+/system — show the system prompt; /system TEXT sets it; /system clear restores the default
+/usage — tokens used in this chat
+/help — this text";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands_with_and_without_arguments() {
+        assert_eq!(Command::parse("/model"), Some(Command::Model(None)));
+        assert_eq!(
+            Command::parse("/model  grok-4 "),
+            Some(Command::Model(Some("grok-4".into())))
+        );
+        assert_eq!(Command::parse("/reset@parley_bot"), Some(Command::Reset));
+        assert_eq!(
+            Command::parse("/system be brief"),
+            Some(Command::System(SystemAction::Set("be brief".into())))
+        );
+        assert_eq!(
+            Command::parse("/system clear"),
+            Some(Command::System(SystemAction::Clear))
+        );
+        assert_eq!(
+            Command::parse("/system"),
+            Some(Command::System(SystemAction::Show))
+        );
+        assert_eq!(Command::parse("/USAGE"), Some(Command::Usage));
+    }
+
+    #[test]
+    fn text_that_is_not_a_command_is_a_prompt() {
+        assert_eq!(Command::parse("hello /model"), None);
+        assert_eq!(Command::parse("/unknown thing"), None);
+        assert_eq!(Command::parse("/"), None);
+    }
+
+    #[test]
+    fn only_switching_and_setting_change_settings() {
+        assert!(!Command::Model(None).changes_settings());
+        assert!(Command::Model(Some("x".into())).changes_settings());
+        assert!(Command::System(SystemAction::Clear).changes_settings());
+        assert!(!Command::System(SystemAction::Show).changes_settings());
+        assert!(!Command::Reset.changes_settings());
+    }
+}

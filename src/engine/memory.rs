@@ -1,0 +1,5 @@
+//! In-memory implementations of the engine's ports, for engine tests and benchmarks.
+
+mod platform;
+
+pub use platform::MemoryPlatform;

@@ -1,0 +1,506 @@
+//! The traits the engine needs from the outside world: a chat `Platform`, a completion `Model`
+//! and a conversation `Store`, with the value types that cross them.
+
+use std::fmt;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::Stream;
+
+use super::event::{Author, ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
+
+// ---------------------------------------------------------------------------------------------
+// Platform
+// ---------------------------------------------------------------------------------------------
+
+/// How a platform measures message length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LengthUnit {
+    /// Unicode scalar values (Discord's 2,000 "characters").
+    Chars,
+    /// UTF-16 code units (Telegram's 4,096).
+    Utf16,
+}
+
+impl LengthUnit {
+    /// The length of `text` in this unit.
+    pub fn len(self, text: &str) -> usize {
+        match self {
+            Self::Chars => text.chars().count(),
+            Self::Utf16 => text.encode_utf16().count(),
+        }
+    }
+
+    /// The length of one character in this unit.
+    pub fn char_len(self, c: char) -> usize {
+        match self {
+            Self::Chars => 1,
+            Self::Utf16 => c.len_utf16(),
+        }
+    }
+}
+
+/// A rolling-window budget: at most `count` calls in any `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Calls allowed in one window.
+    pub count: u32,
+    /// The window's length.
+    pub per: Duration,
+}
+
+/// What a platform allows in one chat; the reply engine paces itself by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest message text, in `unit`.
+    pub max_len: usize,
+    /// How `max_len` is measured.
+    pub unit: LengthUnit,
+    /// Shortest gap between two calls (sends and edits together) in one chat.
+    pub min_interval: Duration,
+    /// A chat-wide rolling budget on top of `min_interval`, shared by concurrent replies.
+    pub window: Option<Window>,
+    /// How often the typing indicator must be refreshed to stay visible.
+    pub typing_every: Duration,
+}
+
+/// Whether a send or edit shows an intermediate state or the final text of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A preview while tokens still arrive; the platform may render it provisionally.
+    Streaming,
+    /// The finished text of this message; it must land exactly.
+    Final,
+}
+
+/// Why a platform call failed, in the terms the reply engine acts on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlatformError {
+    /// Rate limited: pause this chat for the duration, then send the newest text.
+    #[error("rate limited; retry after {0:?}")]
+    RetryAfter(Duration),
+    /// The message to edit no longer exists (deleted by a user); continue in a new one.
+    #[error("the message to edit no longer exists")]
+    MessageGone,
+    /// The bot may not write here (blocked, kicked, missing permissions); stop this reply.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The platform refused the request itself (bad request); retrying the same will not help.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// A network error or server failure; a later attempt may succeed.
+    #[error("platform unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A chat platform as the engine sees it. Implementations convert to and from their wire types.
+///
+/// Contract: `send` and `edit` either make the text visible and return the message's reference,
+/// or fail with a [`PlatformError`] that says what to do next. They do not retry rate limits
+/// themselves; the engine paces and retries. `text` is Markdown as the model wrote it, already
+/// split to fit [`Limits::max_len`]; the platform converts it to its own format.
+#[async_trait]
+pub trait Platform: Send + Sync {
+    /// Which platform this is.
+    fn kind(&self) -> PlatformKind;
+
+    /// The limits that apply in `chat`.
+    fn limits(&self, chat: &ChatKey) -> Limits;
+
+    /// Sends a new message, as a reply to `reply_to` when given.
+    async fn send(
+        &self,
+        chat: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError>;
+
+    /// Replaces the text of `message`; returns the reference it has afterwards (a platform may
+    /// turn a draft into a real message on the final edit).
+    async fn edit(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError>;
+
+    /// Shows the typing indicator in `chat`.
+    async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model
+// ---------------------------------------------------------------------------------------------
+
+/// A model name as the completion API knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ModelName(String);
+
+impl ModelName {
+    /// Wraps a model name.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
+    /// The name as sent to the API.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ModelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who said a message in a completion request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Instructions for the model.
+    System,
+    /// A person.
+    User,
+    /// The model.
+    Assistant,
+}
+
+impl Role {
+    /// The role's wire and database name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::User => "user",
+            Self::Assistant => "assistant",
+        }
+    }
+}
+
+/// One message of a completion request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Who said it.
+    pub role: Role,
+    /// What was said, exactly as sent (display-name prefix included in groups).
+    pub content: String,
+}
+
+/// A completion request for one turn of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletionRequest {
+    /// Sent as the conversation header, so the provider's prompt cache keeps hitting.
+    pub conversation: ConversationId,
+    /// The model to ask.
+    pub model: ModelName,
+    /// System prompt, history and the new message, in order.
+    pub messages: Vec<ChatMessage>,
+}
+
+/// Token counts the API reported for one reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: u64,
+    /// Tokens in the answer (reasoning included).
+    pub completion_tokens: u64,
+    /// Prompt tokens served from the provider's cache.
+    pub cached_tokens: u64,
+    /// Completion tokens spent thinking.
+    pub reasoning_tokens: u64,
+}
+
+/// One event of a streamed completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// Visible answer text.
+    Content(String),
+    /// The model is thinking: reasoning text (never shown as the answer) or an empty delta.
+    Thinking(String),
+    /// The API reported token usage.
+    Usage(Usage),
+    /// The model finished, with the API's finish reason (`stop`, `length`, ...).
+    Finished(String),
+}
+
+/// Which wait ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    /// Connecting to the API.
+    Connect,
+    /// Waiting for the first token.
+    FirstToken,
+    /// Waiting between two chunks.
+    Idle,
+    /// The whole reply.
+    Total,
+}
+
+/// Why a completion failed, with a short sentence a chat user can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// 429 from the API.
+    #[error("rate limited by the model provider")]
+    RateLimited {
+        /// How long the API asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// 401/403: the API key is wrong or lacks access.
+    #[error("the API key was refused")]
+    Unauthorized,
+    /// The API does not know the model.
+    #[error("unknown model {0}")]
+    UnknownModel(String),
+    /// The API refused the request (400) for another reason; the API's message.
+    #[error("request refused: {0}")]
+    BadRequest(String),
+    /// 5xx, a connection failure or an unreadable answer.
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+    /// A timeout ran out.
+    #[error("timed out ({0:?})")]
+    Timeout(TimeoutKind),
+    /// The stream ended without a finish reason.
+    #[error("upstream closed the stream")]
+    Incomplete,
+    /// The API sent an error object in the middle of the stream.
+    #[error("upstream error: {0}")]
+    Upstream(String),
+}
+
+impl ModelError {
+    /// A short sentence for the chat: no stack trace, no secret.
+    pub fn user_message(&self) -> String {
+        match self {
+            Self::RateLimited {
+                retry_after: Some(wait),
+            } => format!(
+                "The model provider is rate limiting us — try again in {} s.",
+                wait.as_secs_f64().ceil().max(1.0) as u64
+            ),
+            Self::RateLimited { retry_after: None } => {
+                "The model provider is rate limiting us — try again in a moment.".into()
+            }
+            Self::Unauthorized => {
+                "The model provider refused the API key: invalid API key (ask the bot's admin to check llm.api_key).".into()
+            }
+            Self::UnknownModel(name) => format!("Unknown model `{name}`."),
+            Self::BadRequest(reason) => format!("The model provider refused the request: {reason}"),
+            Self::Unavailable(_) => "The model provider is unavailable right now (upstream unavailable) — try again shortly.".into(),
+            Self::Timeout(TimeoutKind::Connect) => {
+                "Could not reach the model provider (connection timed out).".into()
+            }
+            Self::Timeout(TimeoutKind::FirstToken) => {
+                "The model took too long to start answering.".into()
+            }
+            Self::Timeout(TimeoutKind::Idle) => "upstream stalled".into(),
+            Self::Timeout(TimeoutKind::Total) => "the reply took too long".into(),
+            Self::Incomplete => "upstream closed the stream".into(),
+            Self::Upstream(reason) => format!("upstream error: {reason}"),
+        }
+    }
+}
+
+/// A stream of completion events; it ends after `Finished` (and a possible `Usage`).
+pub type TokenStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ModelError>> + Send>>;
+
+/// An OpenAI-compatible chat-completions endpoint.
+///
+/// Contract: `complete` retries what is safe to retry before returning; once it returns a
+/// stream, every item is either an event or a final error, and a stream that ends without
+/// `Finished` ends with `Err(ModelError::Incomplete)` instead.
+#[async_trait]
+pub trait Model: Send + Sync {
+    /// Starts a completion and returns its event stream.
+    async fn complete(&self, request: CompletionRequest) -> Result<TokenStream, ModelError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store
+// ---------------------------------------------------------------------------------------------
+
+/// A stored conversation: the place it belongs to and its stable id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    /// The stable random id sent as the conversation header.
+    pub id: ConversationId,
+    /// Where the conversation happens.
+    pub key: ChatKey,
+}
+
+/// The database id of one stored message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageRowId(pub i64);
+
+/// A message of a conversation's history, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// User or assistant.
+    pub role: Role,
+    /// The author's display name for user messages.
+    pub author_name: Option<String>,
+    /// The text: the user's prompt, or the model's answer (partial answers as far as they got).
+    pub content: String,
+}
+
+/// Where a reply stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyStatus {
+    /// Tokens are still arriving.
+    Streaming,
+    /// The model finished and the final text landed.
+    Complete,
+    /// The reply stopped part-way (upstream failure, restart); the text is what arrived.
+    Partial,
+    /// Nothing usable arrived.
+    Failed,
+}
+
+impl ReplyStatus {
+    /// The status's database name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Streaming => "streaming",
+            Self::Complete => "complete",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored status name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "streaming" => Some(Self::Streaming),
+            "complete" => Some(Self::Complete),
+            "partial" => Some(Self::Partial),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// How a reply ended, as recorded in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyRecord {
+    /// The model's text as far as it got (no interruption marker).
+    pub content: String,
+    /// Complete, partial or failed.
+    pub status: ReplyStatus,
+    /// Why it is partial or failed.
+    pub reason: Option<String>,
+    /// The platform messages the reply occupies, in order.
+    pub platform_messages: Vec<MessageRef>,
+    /// Token usage, when the API reported it.
+    pub usage: Usage,
+}
+
+/// Per-chat settings; `None` means the configured default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChatSettings {
+    /// The model this chat uses.
+    pub model: Option<ModelName>,
+    /// This chat's system prompt.
+    pub system_prompt: Option<String>,
+}
+
+/// Token totals over many replies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageTotals {
+    /// Replies counted.
+    pub replies: u64,
+    /// Summed usage.
+    pub usage: Usage,
+}
+
+/// A reply a crash left `streaming`, now marked partial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterruptedReply {
+    /// The reply's row.
+    pub id: MessageRowId,
+    /// Where it was being written.
+    pub key: ChatKey,
+    /// The platform messages it occupied, so they can be marked as interrupted.
+    pub platform_messages: Vec<MessageRef>,
+}
+
+/// A failure of the store; the text names what failed, never a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("database error: {0}")]
+pub struct StoreError(pub String);
+
+/// Conversation storage.
+///
+/// Contract: every method is durable when it returns. `conversation` creates the chat's
+/// conversation on first sight and returns the same id until `reset`. `history` returns user
+/// messages and replies that are complete or partial, oldest first.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The chat's current conversation, created with a new random id on first sight.
+    async fn conversation(&self, key: &ChatKey) -> Result<Conversation, StoreError>;
+
+    /// Starts a new conversation with a new id; the old one stays stored.
+    async fn reset(&self, key: &ChatKey) -> Result<Conversation, StoreError>;
+
+    /// The conversation's history, oldest first (failed and streaming replies left out).
+    async fn history(&self, conversation: ConversationId)
+    -> Result<Vec<StoredMessage>, StoreError>;
+
+    /// Stores a user message as it arrives.
+    async fn add_user_message(
+        &self,
+        conversation: ConversationId,
+        author: &Author,
+        content: &str,
+    ) -> Result<MessageRowId, StoreError>;
+
+    /// Creates the reply row, status `streaming`, when streaming starts; `in_reply_to` is the
+    /// user message it answers (usage per user is counted through it).
+    async fn start_reply(
+        &self,
+        conversation: ConversationId,
+        in_reply_to: MessageRowId,
+        model: &ModelName,
+    ) -> Result<MessageRowId, StoreError>;
+
+    /// Records the platform messages a streaming reply occupies so far.
+    async fn set_reply_messages(
+        &self,
+        reply: MessageRowId,
+        messages: &[MessageRef],
+    ) -> Result<(), StoreError>;
+
+    /// Records how a reply ended.
+    async fn finish_reply(
+        &self,
+        reply: MessageRowId,
+        record: &ReplyRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The chat's settings.
+    async fn settings(&self, key: &ChatKey) -> Result<ChatSettings, StoreError>;
+
+    /// Sets (or with `None` clears) the chat's model.
+    async fn set_model(&self, key: &ChatKey, model: Option<&ModelName>) -> Result<(), StoreError>;
+
+    /// Sets (or with `None` clears) the chat's system prompt.
+    async fn set_system_prompt(
+        &self,
+        key: &ChatKey,
+        prompt: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Usage of every reply in this chat, over all its conversations.
+    async fn chat_usage(&self, key: &ChatKey) -> Result<UsageTotals, StoreError>;
+
+    /// Usage of the replies to one user's messages on one platform.
+    async fn user_usage(
+        &self,
+        platform: PlatformKind,
+        user: &UserId,
+    ) -> Result<UsageTotals, StoreError>;
+
+    /// Marks every reply still `streaming` as `partial` (interrupted) and returns them.
+    async fn recover_interrupted(&self) -> Result<Vec<InterruptedReply>, StoreError>;
+}

@@ -1,0 +1,10 @@
+//! Parley: a self-hosted chat bot that streams answers from an OpenAI-compatible API into
+//! Discord and Telegram chats, keeping every conversation in SQLite.
+
+pub mod app;
+pub mod engine;
+pub mod llm;
+pub mod platform;
+pub mod settings;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,3 @@
+//! The `parley` binary.
+
+fn main() {}

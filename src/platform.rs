@@ -1,0 +1,3 @@
+//! Chat platforms: adapters that turn platform events into engine events.
+
+pub mod console;

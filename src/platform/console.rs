@@ -1,0 +1,1 @@
+//! The terminal platform behind `parley chat`.

@@ -1,0 +1,1 @@
+//! SQLite conversation storage through sqlx.

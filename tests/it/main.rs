@@ -1,0 +1,1 @@
+//! The integration tests: real SQLite files, fakes of the outside world.
