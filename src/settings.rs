@@ -1,1 +1,338 @@
-//! The typed configuration tree.
+//! The typed configuration tree: layered from the compiled-in defaults, an optional file and
+//! `PARLEY__SECTION__KEY` environment variables, then validated before anything starts.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::llm::{ModelOverride, Params};
+
+mod validate;
+
+pub use validate::SettingsError;
+
+/// The shipped defaults (config/default.toml), compiled in so `parley` runs from any folder.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Keys whose environment values are comma-separated lists.
+const LIST_KEYS: &[&str] = &[
+    "llm.models",
+    "llm.stop",
+    "access.admins",
+    "telegram.allowed_chats",
+    "telegram.allowed_users",
+    "discord.allowed_guilds",
+    "discord.allowed_channels",
+    "discord.allowed_users",
+    "discord.guild_ids",
+];
+
+/// A secret from the configuration: its `Debug` and `Display` print `***`.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: &str) -> Self {
+        Self(SecretString::from(value))
+    }
+
+    /// True when no value was configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.expose_secret().trim().is_empty()
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The wrapped value as a `SecretString`.
+    pub fn to_secret_string(&self) -> SecretString {
+        self.0.clone()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_empty() { "\"\"" } else { "***" })
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The completion API.
+    pub llm: LlmSettings,
+    /// Who may change settings in groups.
+    pub access: AccessSettings,
+    /// The SQLite database.
+    pub store: StoreSettings,
+    /// How much history a request carries.
+    pub history: HistorySettings,
+    /// Queues and concurrency.
+    pub dispatch: DispatchSettings,
+    /// The streaming reply engine.
+    pub reply: ReplySettings,
+    /// The Telegram adapter.
+    pub telegram: TelegramSettings,
+    /// The Discord adapter.
+    pub discord: DiscordSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[llm]`: the OpenAI-compatible completion API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSettings {
+    /// Base URL up to `/v1`.
+    pub base_url: String,
+    /// The API key, sent as a bearer token.
+    pub api_key: Secret,
+    /// Models users may switch between.
+    pub models: Vec<String>,
+    /// The model of chats that did not choose one.
+    pub default_model: String,
+    /// Header carrying the conversation id.
+    pub conversation_header: String,
+    /// Default system prompt ("" = none).
+    pub system_prompt: String,
+    /// Stream answers (true) or wait for the whole answer (false).
+    pub stream: bool,
+    /// Sampling temperature, 0..2 (unset = not sent).
+    pub temperature: Option<f64>,
+    /// Nucleus sampling, 0..1 (unset = not sent).
+    pub top_p: Option<f64>,
+    /// Replies per request (unset = not sent).
+    pub n: Option<u32>,
+    /// Up to 4 stop strings (unset = not sent).
+    pub stop: Option<Vec<String>>,
+    /// Longest reply in tokens (unset = not sent).
+    pub max_tokens: Option<u32>,
+    /// -2..2 (unset = not sent; reasoning models refuse it).
+    pub presence_penalty: Option<f64>,
+    /// -2..2 (unset = not sent; reasoning models refuse it).
+    pub frequency_penalty: Option<f64>,
+    /// Per-model changes to the body parameters.
+    #[serde(default)]
+    pub overrides: HashMap<String, ModelOverride>,
+    /// Timeouts.
+    pub timeouts: TimeoutSettings,
+    /// Retries before the first token.
+    pub retry: RetrySettings,
+}
+
+/// `[llm.timeouts]`, in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutSettings {
+    /// Connecting to the API.
+    pub connect_secs: u64,
+    /// Waiting for the first token.
+    pub first_token_secs: u64,
+    /// Longest gap between two chunks.
+    pub idle_secs: u64,
+    /// The whole reply.
+    pub total_secs: u64,
+}
+
+/// `[llm.retry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff, in milliseconds.
+    pub initial_backoff_ms: u64,
+    /// Longest backoff, in milliseconds.
+    pub max_backoff_ms: u64,
+}
+
+/// `[access]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSettings {
+    /// Platform-qualified user ids (`telegram:123`, `discord:456`) that may change settings.
+    pub admins: Vec<String>,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://path`; the folder is created.
+    pub database_url: String,
+}
+
+/// `[history]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySettings {
+    /// Estimated tokens of history a request may carry.
+    pub budget_tokens: usize,
+}
+
+/// `[dispatch]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchSettings {
+    /// Completions in flight at once, over all conversations.
+    pub max_concurrent: usize,
+    /// Incoming messages waiting, over all conversations.
+    pub queue_capacity: usize,
+    /// Messages waiting in one conversation before "busy".
+    pub per_conversation: usize,
+}
+
+/// `[reply]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplySettings {
+    /// Seconds without text before a "thinking…" placeholder shows (0 = never).
+    pub thinking_after_secs: u64,
+}
+
+/// `[telegram]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramSettings {
+    /// Bot token from @BotFather; empty disables Telegram.
+    pub token: Secret,
+    /// Bot API server.
+    pub api_url: String,
+    /// Shortest gap between two sends or edits in one chat, in milliseconds.
+    pub edit_interval_ms: u64,
+    /// Sends and edits allowed per minute in one group.
+    pub group_per_minute: u32,
+    /// Chats the bot answers in (empty = all).
+    pub allowed_chats: Vec<String>,
+    /// Users the bot answers (empty = all).
+    pub allowed_users: Vec<String>,
+}
+
+/// `[discord]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordSettings {
+    /// Bot token from the developer portal; empty disables Discord.
+    pub token: Secret,
+    /// A base URL replacing https://discord.com for REST (empty = none).
+    pub proxy_url: String,
+    /// Shortest gap between two sends or edits in one channel, in milliseconds.
+    pub edit_interval_ms: u64,
+    /// Guilds the bot answers in (empty = all).
+    pub allowed_guilds: Vec<String>,
+    /// Channels the bot answers in (empty = all).
+    pub allowed_channels: Vec<String>,
+    /// Users the bot answers (empty = all).
+    pub allowed_users: Vec<String>,
+    /// Guilds to register slash commands in instantly (empty = global registration).
+    pub guild_ids: Vec<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Filter directive when RUST_LOG is unset (`info`, `parley=debug`, ...).
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+/// What the caller is about to do, which decides what the configuration must contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `parley run`: at least one platform, and an API key.
+    Run,
+    /// `parley chat`: an API key.
+    Chat,
+    /// `parley check`: what `run` needs.
+    Check,
+}
+
+impl LlmSettings {
+    /// The body parameters sent with every request, before per-model overrides.
+    pub fn params(&self) -> Params {
+        Params {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            n: self.n,
+            stop: self.stop.clone(),
+            max_tokens: self.max_tokens,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file`, then the process environment, and validates for `purpose`.
+    pub fn load(file: Option<&Path>, purpose: Purpose) -> Result<Self, SettingsError> {
+        Self::load_from(file, None, purpose)
+    }
+
+    /// Like [`Settings::load`], with the environment given as a map (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Option<HashMap<String, String>>,
+        purpose: Purpose,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(SettingsError::new(
+                    "--config",
+                    format!(
+                        "{} does not exist; give the path of a TOML file",
+                        path.display()
+                    ),
+                ));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let mut environment = config::Environment::with_prefix("PARLEY")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",");
+        for key in LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        builder = builder.add_source(environment.source(env));
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(SettingsError::from_config)?;
+        settings.validate(purpose)?;
+        Ok(settings)
+    }
+
+    /// True when Telegram is configured.
+    pub fn telegram_enabled(&self) -> bool {
+        !self.telegram.token.is_empty()
+    }
+
+    /// True when Discord is configured.
+    pub fn discord_enabled(&self) -> bool {
+        !self.discord.token.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests;

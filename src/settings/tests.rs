@@ -1,0 +1,155 @@
+//! Tests of loading and validating settings.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(pairs: &[(&str, &str)], purpose: Purpose) -> Result<Settings, SettingsError> {
+    Settings::load_from(None, Some(env(pairs)), purpose)
+}
+
+const KEY: (&str, &str) = ("PARLEY__LLM__API_KEY", "sk-test-secret");
+const TG: (&str, &str) = ("PARLEY__TELEGRAM__TOKEN", "123:tg-secret");
+
+#[test]
+fn defaults_load_with_an_api_key_for_chat() {
+    let s = load(&[KEY], Purpose::Chat).expect("defaults are valid");
+    assert_eq!(s.llm.base_url, "https://gateway.theturbo.ai/v1");
+    assert_eq!(s.llm.default_model, "grok-4-fast-non-reasoning");
+    assert_eq!(s.llm.models.len(), 4);
+    assert_eq!(s.llm.conversation_header, "X-Conversation-Id");
+    assert!(s.llm.stream);
+    assert_eq!(s.llm.temperature, None, "unset parameters stay unset");
+    assert_eq!(s.store.database_url, "sqlite://data/parley.db");
+    let strip = &s.llm.overrides["grok-4"].remove;
+    assert!(strip.contains(&crate::llm::ParamName::PresencePenalty));
+    assert!(s.llm.overrides.contains_key("grok-4-fast-reasoning"));
+}
+
+#[test]
+fn environment_overrides_the_defaults_and_splits_lists() {
+    let s = load(
+        &[
+            KEY,
+            TG,
+            ("PARLEY__LLM__MODELS", "grok-4,grok-3"),
+            ("PARLEY__LLM__DEFAULT_MODEL", "grok-3"),
+            ("PARLEY__LLM__TEMPERATURE", "0.5"),
+            ("PARLEY__ACCESS__ADMINS", "telegram:1,discord:2"),
+            ("PARLEY__STORE__DATABASE_URL", "sqlite:///data/x.db"),
+        ],
+        Purpose::Run,
+    )
+    .expect("valid");
+    assert_eq!(s.llm.models, ["grok-4", "grok-3"]);
+    assert_eq!(s.llm.temperature, Some(0.5));
+    assert_eq!(s.access.admins, ["telegram:1", "discord:2"]);
+    assert_eq!(s.store.database_url, "sqlite:///data/x.db");
+    assert!(s.telegram_enabled());
+    assert!(!s.discord_enabled());
+}
+
+#[test]
+fn a_config_file_sits_between_defaults_and_environment() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(
+        file,
+        "[llm]\nsystem_prompt = \"from file\"\ndefault_model = \"grok-4\""
+    )
+    .unwrap();
+    let s = Settings::load_from(
+        Some(file.path()),
+        Some(env(&[KEY, ("PARLEY__LLM__DEFAULT_MODEL", "grok-3")])),
+        Purpose::Chat,
+    )
+    .unwrap();
+    assert_eq!(s.llm.system_prompt, "from file");
+    assert_eq!(s.llm.default_model, "grok-3");
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "[llm]\ntemprature = 0.3").unwrap();
+    let err = Settings::load_from(Some(file.path()), Some(env(&[KEY])), Purpose::Chat).unwrap_err();
+    assert!(err.key.contains("temprature"), "{err}");
+    assert!(err.to_string().contains("unknown key"), "{err}");
+}
+
+#[test]
+fn a_wrong_type_is_named_with_its_key() {
+    let err = load(&[KEY, ("PARLEY__LLM__STREAM", "maybe")], Purpose::Chat).unwrap_err();
+    assert_eq!(err.key, "llm.stream", "{err}");
+}
+
+#[test]
+fn an_unknown_default_model_lists_the_valid_ones() {
+    let err = load(
+        &[KEY, ("PARLEY__LLM__DEFAULT_MODEL", "gpt-9")],
+        Purpose::Chat,
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "llm.default_model");
+    assert!(err.message.contains("grok-4-fast-reasoning"), "{err}");
+    assert!(
+        err.to_string().contains("PARLEY__LLM__DEFAULT_MODEL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_api_key_stops_chat_and_run() {
+    let err = load(&[TG], Purpose::Run).unwrap_err();
+    assert_eq!(err.key, "llm.api_key");
+    assert!(err.to_string().contains("PARLEY__LLM__API_KEY"));
+    assert_eq!(load(&[], Purpose::Chat).unwrap_err().key, "llm.api_key");
+}
+
+#[test]
+fn run_needs_a_platform() {
+    let err = load(&[KEY], Purpose::Run).unwrap_err();
+    assert!(err.message.contains("PARLEY__TELEGRAM__TOKEN"), "{err}");
+}
+
+#[test]
+fn out_of_range_parameters_and_bad_admins_are_refused() {
+    let err = load(&[KEY, ("PARLEY__LLM__TOP_P", "1.5")], Purpose::Chat).unwrap_err();
+    assert_eq!(err.key, "llm.top_p");
+    let err = load(&[KEY, ("PARLEY__ACCESS__ADMINS", "123")], Purpose::Chat).unwrap_err();
+    assert_eq!(err.key, "access.admins");
+    let err = load(&[KEY, ("PARLEY__LOG__FORMAT", "xml")], Purpose::Chat).unwrap_err();
+    assert_eq!(err.key, "log.format");
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let s = load(
+        &[KEY, TG, ("PARLEY__DISCORD__TOKEN", "dc-secret")],
+        Purpose::Run,
+    )
+    .unwrap();
+    let debug = format!("{s:?}");
+    for secret in ["sk-test-secret", "tg-secret", "dc-secret"] {
+        assert!(!debug.contains(secret), "{secret} leaked");
+    }
+    assert!(debug.contains("***"));
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let err = Settings::load_from(
+        Some(Path::new("/nonexistent/parley.toml")),
+        Some(env(&[KEY])),
+        Purpose::Chat,
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "--config");
+}
