@@ -1,1 +1,205 @@
-//! Wiring: store, client, platforms, dispatcher.
+//! Wiring: open the store, build the client and the engine, start the platforms, shut down in
+//! order. The only module that knows every other.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::command::Command;
+use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
+use crate::engine::ports::{ModelName, Store};
+use crate::engine::turn::{Engine, EngineConfig};
+use crate::llm::{ClientConfig, OpenAiClient, RetryPolicy, Timeouts};
+use crate::platform::console::ConsolePlatform;
+use crate::settings::Settings;
+use crate::store::SqliteStore;
+
+/// Options of `parley chat`.
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    /// The console chat's name: each name is its own conversation.
+    pub chat: String,
+    /// Switch the chat to this model first.
+    pub model: Option<String>,
+}
+
+/// The completion client's configuration, from the settings.
+pub fn client_config(settings: &Settings) -> ClientConfig {
+    let llm = &settings.llm;
+    ClientConfig {
+        base_url: llm.base_url.clone(),
+        api_key: llm.api_key.to_secret_string(),
+        conversation_header: llm.conversation_header.clone(),
+        stream: llm.stream,
+        params: llm.params(),
+        overrides: llm.overrides.clone(),
+        timeouts: Timeouts {
+            connect: Duration::from_secs(llm.timeouts.connect_secs),
+            first_token: Duration::from_secs(llm.timeouts.first_token_secs),
+            idle: Duration::from_secs(llm.timeouts.idle_secs),
+            total: Duration::from_secs(llm.timeouts.total_secs),
+        },
+        retry: RetryPolicy {
+            max_retries: llm.retry.max_retries,
+            initial_backoff: Duration::from_millis(llm.retry.initial_backoff_ms),
+            max_backoff: Duration::from_millis(llm.retry.max_backoff_ms),
+        },
+    }
+}
+
+/// The engine's configuration, from the settings.
+pub fn engine_config(settings: &Settings) -> EngineConfig {
+    let llm = &settings.llm;
+    let prompt = llm.system_prompt.trim();
+    EngineConfig {
+        models: llm.models.iter().map(ModelName::new).collect(),
+        default_model: ModelName::new(&llm.default_model),
+        system_prompt: (!prompt.is_empty()).then(|| llm.system_prompt.clone()),
+        history_budget: settings.history.budget_tokens,
+        max_concurrent: settings.dispatch.max_concurrent,
+        thinking_after: (settings.reply.thinking_after_secs > 0)
+            .then(|| Duration::from_secs(settings.reply.thinking_after_secs)),
+    }
+}
+
+/// Opens the database and marks replies a crash left streaming as interrupted.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<SqliteStore>> {
+    let store = SqliteStore::open(&settings.store.database_url)
+        .await
+        .with_context(|| format!("store.database_url = {}", settings.store.database_url))?;
+    let interrupted = store.recover_interrupted().await?;
+    if !interrupted.is_empty() {
+        tracing::warn!(
+            count = interrupted.len(),
+            "marked replies interrupted by the last stop as partial"
+        );
+    }
+    Ok(Arc::new(store))
+}
+
+/// Builds the engine over an open store.
+pub fn build_engine(settings: &Settings, store: Arc<SqliteStore>) -> anyhow::Result<Arc<Engine>> {
+    let client = OpenAiClient::new(client_config(settings)).context("building the HTTP client")?;
+    Ok(Arc::new(Engine::new(
+        store,
+        Arc::new(client),
+        engine_config(settings),
+    )))
+}
+
+/// `parley check`: validates what `run` would start, without connecting to any platform.
+pub async fn check(settings: &Settings) -> anyhow::Result<String> {
+    let store = open_store(settings).await?;
+    store.ping().await?;
+    store.close().await;
+    let mut lines = vec![
+        format!("config: ok"),
+        format!("database: ok ({})", settings.store.database_url),
+        format!(
+            "model API: {} (key {}), default model {}",
+            settings.llm.base_url, settings.llm.api_key, settings.llm.default_model
+        ),
+    ];
+    for (name, enabled) in [
+        ("telegram", settings.telegram_enabled()),
+        ("discord", settings.discord_enabled()),
+    ] {
+        lines.push(format!(
+            "{name}: {}",
+            if enabled {
+                "would start"
+            } else {
+                "disabled (no token)"
+            }
+        ));
+    }
+    Ok(lines.join("\n"))
+}
+
+/// `parley run`: every enabled platform until SIGINT/SIGTERM.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    if settings.telegram_enabled() {
+        missing.push("Telegram");
+    }
+    if settings.discord_enabled() {
+        missing.push("Discord");
+    }
+    bail!(
+        "{} is configured, but this build has no adapter for it yet; try `parley chat`",
+        missing.join(" and ")
+    )
+}
+
+/// `parley chat`: a conversation in the terminal, stored like any other.
+pub async fn chat(settings: Settings, options: ChatOptions) -> anyhow::Result<()> {
+    let store = open_store(&settings).await?;
+    let engine = build_engine(&settings, store.clone())?;
+    let key = ChatKey::new(PlatformKind::Console, &options.chat);
+    if let Some(model) = &options.model {
+        let known = settings.llm.models.contains(model);
+        if !known {
+            bail!(
+                "--model {model} is not in llm.models; use one of: {}",
+                settings.llm.models.join(", ")
+            );
+        }
+        store.set_model(&key, Some(&ModelName::new(model))).await?;
+    }
+    let conversation = store.conversation(&key).await?;
+    eprintln!(
+        "Parley chat `{}` (conversation {}). Type a message; /help for commands; Ctrl-D to quit.",
+        options.chat, conversation.id
+    );
+    let console = ConsolePlatform::stdout();
+    let cancel = CancellationToken::new();
+    let interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            interrupt.cancel();
+        }
+    });
+    let author = Author {
+        id: UserId::new("local"),
+        display_name: std::env::var("USER").unwrap_or_else(|_| "you".into()),
+    };
+    let prompt = std::io::stdin().is_terminal();
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        if prompt {
+            eprint!("> ");
+        }
+        let line = tokio::select! {
+            _ = cancel.cancelled() => break,
+            line = lines.next_line() => line.context("reading stdin")?,
+        };
+        let Some(line) = line else { break };
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let content = match Command::parse(text) {
+            Some(command) => Content::Command(command),
+            None => Content::Prompt(text.to_string()),
+        };
+        let incoming = Incoming {
+            key: key.clone(),
+            author: author.clone(),
+            content,
+            private: true,
+            may_configure: true,
+            reply_to: None,
+            received_at: std::time::Instant::now(),
+        };
+        engine.handle(&incoming, &console, &cancel).await;
+        if cancel.is_cancelled() {
+            break;
+        }
+    }
+    store.close().await;
+    Ok(())
+}

@@ -12,3 +12,4 @@ pub mod pace;
 pub mod ports;
 pub mod reply;
 pub mod split;
+pub mod turn;

@@ -1,1 +1,248 @@
-//! TODO
+//! Queues work per conversation: turns of one conversation run in order, different
+//! conversations run concurrently (the engine caps concurrent completions). Every queue is
+//! bounded; a full one gets a polite "busy" answer, never a silent drop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::event::{ChatKey, Incoming};
+use super::ports::Platform;
+use super::turn::Engine;
+
+/// Shown when a queue is full.
+pub const BUSY: &str = "I'm busy with other messages right now — please try again in a moment.";
+
+/// How long a conversation's worker waits for more work before it is retired.
+const WORKER_IDLE: Duration = Duration::from_secs(60);
+
+/// Queue sizes.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchConfig {
+    /// Messages waiting over all conversations.
+    pub queue_capacity: usize,
+    /// Messages waiting in one conversation.
+    pub per_conversation: usize,
+}
+
+/// Why a message was not queued (the user has been told).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The queue is full.
+    #[error("the bot is busy")]
+    Busy,
+    /// The bot is shutting down.
+    #[error("the bot is shutting down")]
+    Closed,
+}
+
+struct Job {
+    incoming: Incoming,
+    platform: Arc<dyn Platform>,
+}
+
+/// Cancellation for the two stages of shutdown.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    /// Stop taking new messages.
+    pub intake: CancellationToken,
+    /// Interrupt replies still streaming (after the grace period).
+    pub abort: CancellationToken,
+}
+
+/// The handle adapters push messages into; cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    queue: mpsc::Sender<Job>,
+    engine: Arc<Engine>,
+    tracker: TaskTracker,
+}
+
+struct Router {
+    engine: Arc<Engine>,
+    config: DispatchConfig,
+    tracker: TaskTracker,
+    shutdown: Shutdown,
+    workers: HashMap<ChatKey, WorkerHandle>,
+    idle_tx: mpsc::Sender<Idle>,
+}
+
+/// The router's side of a conversation's worker.
+struct WorkerHandle {
+    queue: mpsc::Sender<Job>,
+    /// Jobs handed to this worker so far.
+    routed: u64,
+}
+
+/// A worker saying it waited [`WORKER_IDLE`] with nothing to do after `done` jobs.
+struct Idle {
+    key: ChatKey,
+    done: u64,
+}
+
+impl Dispatcher {
+    /// Starts the router; its tasks are owned by `tracker` and stop with `shutdown`.
+    pub fn start(
+        engine: Arc<Engine>,
+        config: DispatchConfig,
+        tracker: TaskTracker,
+        shutdown: Shutdown,
+    ) -> Self {
+        let (queue, inbox) = mpsc::channel(config.queue_capacity.max(1));
+        let (idle_tx, idle_rx) = mpsc::channel(64);
+        let router = Router {
+            engine: engine.clone(),
+            config,
+            tracker: tracker.clone(),
+            shutdown,
+            workers: HashMap::new(),
+            idle_tx,
+        };
+        tracker.spawn(router.run(inbox, idle_rx));
+        Self {
+            queue,
+            engine,
+            tracker,
+        }
+    }
+
+    /// Queues a message for its conversation without waiting. When the queue is full the user
+    /// is told the bot is busy.
+    pub fn submit(
+        &self,
+        incoming: Incoming,
+        platform: Arc<dyn Platform>,
+    ) -> Result<(), SubmitError> {
+        match self.queue.try_send(Job { incoming, platform }) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                busy(&self.engine, &self.tracker, job);
+                Err(SubmitError::Busy)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Closed),
+        }
+    }
+
+    /// Messages waiting in the shared queue.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+}
+
+fn busy(engine: &Arc<Engine>, tracker: &TaskTracker, job: Job) {
+    let engine = engine.clone();
+    tracing::warn!(chat = %job.incoming.key, "queue full; answering busy");
+    tracker.spawn(async move {
+        let key = &job.incoming.key;
+        engine
+            .notify(
+                job.platform.as_ref(),
+                key,
+                job.incoming.reply_to.as_ref(),
+                BUSY,
+            )
+            .await;
+    });
+}
+
+impl Router {
+    async fn run(mut self, mut inbox: mpsc::Receiver<Job>, mut idle: mpsc::Receiver<Idle>) {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.intake.cancelled() => break,
+                Some(idle) = idle.recv() => self.retire(idle),
+                job = inbox.recv() => match job {
+                    Some(job) => self.route(job),
+                    None => break,
+                },
+            }
+        }
+        inbox.close();
+        tracing::debug!("dispatcher stopped taking messages");
+    }
+
+    fn route(&mut self, job: Job) {
+        let key = job.incoming.key.clone();
+        let Some(worker) = self.workers.get_mut(&key) else {
+            return self.spawn_worker(key, job);
+        };
+        match worker.queue.try_send(job) {
+            Ok(()) => worker.routed += 1,
+            Err(mpsc::error::TrySendError::Full(job)) => busy(&self.engine, &self.tracker, job),
+            Err(mpsc::error::TrySendError::Closed(job)) => {
+                self.workers.remove(&key);
+                self.spawn_worker(key, job);
+            }
+        }
+    }
+
+    fn spawn_worker(&mut self, key: ChatKey, first: Job) {
+        let (queue, jobs) = mpsc::channel(self.config.per_conversation.max(1));
+        // Invariant: a new channel has room for one job.
+        let _ = queue.try_send(first);
+        self.workers
+            .insert(key.clone(), WorkerHandle { queue, routed: 1 });
+        let worker = Worker {
+            engine: self.engine.clone(),
+            key,
+            idle: self.idle_tx.clone(),
+            abort: self.shutdown.abort.clone(),
+        };
+        self.tracker.spawn(worker.run(jobs));
+    }
+
+    /// Drops an idle worker's queue (ending it) when it has done every job it was given.
+    fn retire(&mut self, idle: Idle) {
+        if self
+            .workers
+            .get(&idle.key)
+            .is_some_and(|w| w.routed == idle.done)
+        {
+            self.workers.remove(&idle.key);
+        }
+    }
+}
+
+/// Runs one conversation's turns in order.
+struct Worker {
+    engine: Arc<Engine>,
+    key: ChatKey,
+    idle: mpsc::Sender<Idle>,
+    abort: CancellationToken,
+}
+
+impl Worker {
+    async fn run(self, mut jobs: mpsc::Receiver<Job>) {
+        let mut done = 0;
+        loop {
+            let next = tokio::select! {
+                _ = self.abort.cancelled() => break,
+                next = tokio::time::timeout(WORKER_IDLE, jobs.recv()) => next,
+            };
+            match next {
+                Ok(Some(job)) => {
+                    self.engine
+                        .handle(&job.incoming, job.platform.as_ref(), &self.abort)
+                        .await;
+                    done += 1;
+                }
+                Ok(None) => break,
+                Err(_elapsed) => {
+                    let idle = Idle {
+                        key: self.key.clone(),
+                        done,
+                    };
+                    let _ = self.idle.try_send(idle);
+                }
+            }
+        }
+        let dropped = jobs.len();
+        if dropped > 0 {
+            tracing::warn!(chat = %self.key, dropped, "shutting down with messages still queued");
+        }
+    }
+}

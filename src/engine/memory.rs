@@ -1,5 +1,9 @@
 //! In-memory implementations of the engine's ports, for engine tests and benchmarks.
 
+mod model;
 mod platform;
+mod store;
 
+pub use model::{Script, ScriptedModel};
 pub use platform::MemoryPlatform;
+pub use store::MemoryStore;

@@ -1,1 +1,118 @@
-//! The terminal platform behind `parley chat`.
+//! The terminal platform behind `parley chat`: replies stream to stdout as they arrive.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Mutex;
+
+use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
+use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError};
+
+/// Writes replies to a terminal (or any writer), appending as the text grows.
+pub struct ConsolePlatform {
+    out: Mutex<Output>,
+    next_id: AtomicU64,
+}
+
+struct Output {
+    writer: Box<dyn AsyncWrite + Send + Unpin>,
+    /// What each message has printed so far.
+    shown: HashMap<MessageRef, String>,
+}
+
+impl ConsolePlatform {
+    /// A console writing to stdout.
+    pub fn stdout() -> Self {
+        Self::new(Box::new(tokio::io::stdout()))
+    }
+
+    /// A console writing to `writer`.
+    pub fn new(writer: Box<dyn AsyncWrite + Send + Unpin>) -> Self {
+        Self {
+            out: Mutex::new(Output {
+                writer,
+                shown: HashMap::new(),
+            }),
+            next_id: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Output {
+    /// Prints what `text` adds to what `message` shows; a text that is not an extension (a
+    /// placeholder replaced by the answer) starts on a fresh line.
+    async fn show(
+        &mut self,
+        message: &MessageRef,
+        text: &str,
+        phase: Phase,
+    ) -> std::io::Result<()> {
+        let shown = self.shown.entry(message.clone()).or_default();
+        let addition = match text.strip_prefix(shown.as_str()) {
+            Some(rest) => rest.to_string(),
+            None => format!("\n{text}"),
+        };
+        *shown = text.to_string();
+        if phase == Phase::Final {
+            self.shown.remove(message);
+        }
+        self.writer.write_all(addition.as_bytes()).await?;
+        if phase == Phase::Final {
+            self.writer.write_all(b"\n").await?;
+        }
+        self.writer.flush().await
+    }
+}
+
+fn io_error(error: std::io::Error) -> PlatformError {
+    PlatformError::Unavailable(format!("terminal: {error}"))
+}
+
+#[async_trait]
+impl Platform for ConsolePlatform {
+    fn kind(&self) -> PlatformKind {
+        PlatformKind::Console
+    }
+
+    fn limits(&self, _chat: &ChatKey) -> Limits {
+        Limits {
+            max_len: 1 << 20,
+            unit: LengthUnit::Chars,
+            min_interval: Duration::ZERO,
+            window: None,
+            typing_every: Duration::from_secs(3600),
+        }
+    }
+
+    async fn send(
+        &self,
+        _chat: &ChatKey,
+        _reply_to: Option<&MessageRef>,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        let id = MessageRef::new(self.next_id.fetch_add(1, Ordering::Relaxed).to_string());
+        let mut out = self.out.lock().await;
+        out.show(&id, text, phase).await.map_err(io_error)?;
+        Ok(id)
+    }
+
+    async fn edit(
+        &self,
+        _chat: &ChatKey,
+        message: &MessageRef,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        let mut out = self.out.lock().await;
+        out.show(message, text, phase).await.map_err(io_error)?;
+        Ok(message.clone())
+    }
+
+    async fn typing(&self, _chat: &ChatKey) -> Result<(), PlatformError> {
+        Ok(())
+    }
+}

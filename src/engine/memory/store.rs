@@ -1,0 +1,290 @@
+//! An in-memory conversation store with the same contract as the SQLite one.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::engine::event::{Author, ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
+use crate::engine::ports::{
+    ChatSettings, Conversation, InterruptedReply, MessageRowId, ModelName, ReplyRecord,
+    ReplyStatus, Role, Store, StoreError, StoredMessage, Usage, UsageTotals,
+};
+
+#[derive(Debug, Clone)]
+struct Row {
+    conversation: ConversationId,
+    role: Role,
+    author: Option<Author>,
+    content: String,
+    status: ReplyStatus,
+    reason: Option<String>,
+    in_reply_to: Option<MessageRowId>,
+    platform_messages: Vec<MessageRef>,
+    usage: Usage,
+}
+
+#[derive(Default)]
+struct State {
+    conversations: Vec<(Conversation, bool)>,
+    rows: Vec<Row>,
+    settings: Vec<(ChatKey, ChatSettings)>,
+}
+
+/// A `Store` in memory: for engine tests and benchmarks.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T, StoreError> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| StoreError("memory store poisoned".into()))?;
+        Ok(f(&mut state))
+    }
+
+    /// Every stored reply's record so far, oldest first (for assertions).
+    pub fn replies(&self) -> Vec<(ReplyStatus, String, Option<String>)> {
+        self.with(|s| {
+            s.rows
+                .iter()
+                .filter(|r| r.role == Role::Assistant)
+                .map(|r| (r.status, r.content.clone(), r.reason.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+}
+
+fn totals<'a>(rows: impl Iterator<Item = &'a Row>) -> UsageTotals {
+    rows.fold(UsageTotals::default(), |mut t, r| {
+        t.replies += 1;
+        t.usage.prompt_tokens += r.usage.prompt_tokens;
+        t.usage.completion_tokens += r.usage.completion_tokens;
+        t.usage.cached_tokens += r.usage.cached_tokens;
+        t.usage.reasoning_tokens += r.usage.reasoning_tokens;
+        t
+    })
+}
+
+impl State {
+    fn active(&mut self, key: &ChatKey) -> Conversation {
+        if let Some((c, _)) = self.conversations.iter().find(|(c, a)| *a && c.key == *key) {
+            return c.clone();
+        }
+        let conversation = Conversation {
+            id: ConversationId::random(),
+            key: key.clone(),
+        };
+        self.conversations.push((conversation.clone(), true));
+        conversation
+    }
+
+    fn key_of(&self, id: ConversationId) -> Option<&ChatKey> {
+        self.conversations
+            .iter()
+            .find(|(c, _)| c.id == id)
+            .map(|(c, _)| &c.key)
+    }
+
+    fn settings_mut(&mut self, key: &ChatKey) -> &mut ChatSettings {
+        let index = match self.settings.iter().position(|(k, _)| k == key) {
+            Some(index) => index,
+            None => {
+                self.settings.push((key.clone(), ChatSettings::default()));
+                self.settings.len() - 1
+            }
+        };
+        &mut self.settings[index].1
+    }
+
+    fn push(&mut self, row: Row) -> MessageRowId {
+        self.rows.push(row);
+        MessageRowId(self.rows.len() as i64)
+    }
+
+    fn row(&mut self, id: MessageRowId) -> Result<&mut Row, StoreError> {
+        usize::try_from(id.0 - 1)
+            .ok()
+            .and_then(|i| self.rows.get_mut(i))
+            .ok_or_else(|| StoreError(format!("no message {}", id.0)))
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn conversation(&self, key: &ChatKey) -> Result<Conversation, StoreError> {
+        self.with(|s| s.active(key))
+    }
+
+    async fn reset(&self, key: &ChatKey) -> Result<Conversation, StoreError> {
+        self.with(|s| {
+            for (c, active) in &mut s.conversations {
+                if c.key == *key {
+                    *active = false;
+                }
+            }
+            s.active(key)
+        })
+    }
+
+    async fn history(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.with(|s| {
+            s.rows
+                .iter()
+                .filter(|r| r.conversation == conversation)
+                .filter(|r| matches!(r.status, ReplyStatus::Complete | ReplyStatus::Partial))
+                .map(|r| StoredMessage {
+                    role: r.role,
+                    author_name: r.author.as_ref().map(|a| a.display_name.clone()),
+                    content: r.content.clone(),
+                })
+                .collect()
+        })
+    }
+
+    async fn add_user_message(
+        &self,
+        conversation: ConversationId,
+        author: &Author,
+        content: &str,
+    ) -> Result<MessageRowId, StoreError> {
+        self.with(|s| {
+            s.push(Row {
+                conversation,
+                role: Role::User,
+                author: Some(author.clone()),
+                content: content.into(),
+                status: ReplyStatus::Complete,
+                reason: None,
+                in_reply_to: None,
+                platform_messages: Vec::new(),
+                usage: Usage::default(),
+            })
+        })
+    }
+
+    async fn start_reply(
+        &self,
+        conversation: ConversationId,
+        in_reply_to: MessageRowId,
+        _model: &ModelName,
+    ) -> Result<MessageRowId, StoreError> {
+        self.with(|s| {
+            s.push(Row {
+                conversation,
+                role: Role::Assistant,
+                author: None,
+                content: String::new(),
+                status: ReplyStatus::Streaming,
+                reason: None,
+                in_reply_to: Some(in_reply_to),
+                platform_messages: Vec::new(),
+                usage: Usage::default(),
+            })
+        })
+    }
+
+    async fn set_reply_messages(
+        &self,
+        reply: MessageRowId,
+        messages: &[MessageRef],
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.row(reply)
+                .map(|r| r.platform_messages = messages.to_vec())
+        })?
+    }
+
+    async fn finish_reply(
+        &self,
+        reply: MessageRowId,
+        record: &ReplyRecord,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.row(reply).map(|r| {
+                r.content = record.content.clone();
+                r.status = record.status;
+                r.reason = record.reason.clone();
+                r.platform_messages = record.platform_messages.clone();
+                r.usage = record.usage;
+            })
+        })?
+    }
+
+    async fn settings(&self, key: &ChatKey) -> Result<ChatSettings, StoreError> {
+        self.with(|s| s.settings_mut(key).clone())
+    }
+
+    async fn set_model(&self, key: &ChatKey, model: Option<&ModelName>) -> Result<(), StoreError> {
+        self.with(|s| s.settings_mut(key).model = model.cloned())
+    }
+
+    async fn set_system_prompt(
+        &self,
+        key: &ChatKey,
+        prompt: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.with(|s| s.settings_mut(key).system_prompt = prompt.map(str::to_string))
+    }
+
+    async fn chat_usage(&self, key: &ChatKey) -> Result<UsageTotals, StoreError> {
+        self.with(|s| {
+            totals(
+                s.rows
+                    .iter()
+                    .filter(|r| r.role == Role::Assistant && s.key_of(r.conversation) == Some(key)),
+            )
+        })
+    }
+
+    async fn user_usage(
+        &self,
+        platform: PlatformKind,
+        user: &UserId,
+    ) -> Result<UsageTotals, StoreError> {
+        self.with(|s| {
+            let asked = |r: &Row| {
+                r.in_reply_to
+                    .and_then(|id| s.rows.get(usize::try_from(id.0 - 1).ok()?))
+                    .and_then(|q| q.author.as_ref())
+                    .is_some_and(|a| a.id == *user)
+                    && s.key_of(r.conversation)
+                        .is_some_and(|k| k.platform == platform)
+            };
+            totals(
+                s.rows
+                    .iter()
+                    .filter(|r| r.role == Role::Assistant && asked(r)),
+            )
+        })
+    }
+
+    async fn recover_interrupted(&self) -> Result<Vec<InterruptedReply>, StoreError> {
+        self.with(|s| {
+            let mut found = Vec::new();
+            for (i, row) in s.rows.iter_mut().enumerate() {
+                if row.status == ReplyStatus::Streaming {
+                    row.status = ReplyStatus::Partial;
+                    row.reason = Some("interrupted: the bot restarted".into());
+                    found.push((i, row.conversation, row.platform_messages.clone()));
+                }
+            }
+            found
+                .into_iter()
+                .filter_map(|(i, conversation, platform_messages)| {
+                    Some(InterruptedReply {
+                        id: MessageRowId(i as i64 + 1),
+                        key: s.key_of(conversation)?.clone(),
+                        platform_messages,
+                    })
+                })
+                .collect()
+        })
+    }
+}

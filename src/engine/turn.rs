@@ -1,0 +1,368 @@
+//! One turn of a conversation: store the message, build the request, stream the reply and
+//! record how it ended; and the platform-neutral commands.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::command::{Command, HELP, SystemAction};
+use super::conversation::build_messages;
+use super::event::{ChatKey, Content, Incoming, MessageRef, PlatformKind};
+use super::pace::Pacer;
+use super::ports::{
+    CompletionRequest, MessageRowId, Model, ModelError, ModelName, Phase, Platform, PlatformError,
+    ReplyRecord, ReplyStatus, Role, Store, StoreError, StoredMessage, UsageTotals,
+};
+use super::reply::{ReplyObserver, ReplyOptions, ReplyOutcome, stream_reply};
+
+/// What the engine needs to know from the configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Models users may choose.
+    pub models: Vec<ModelName>,
+    /// The model of chats that did not choose one.
+    pub default_model: ModelName,
+    /// The default system prompt.
+    pub system_prompt: Option<String>,
+    /// Estimated tokens of history per request.
+    pub history_budget: usize,
+    /// Completions in flight at once.
+    pub max_concurrent: usize,
+    /// When a "thinking…" placeholder shows.
+    pub thinking_after: Option<Duration>,
+}
+
+/// The conversation engine, shared by every platform and conversation.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    model: Arc<dyn Model>,
+    config: EngineConfig,
+    completions: Semaphore,
+    pacers: HashMap<PlatformKind, Pacer>,
+    reply_options: ReplyOptions,
+}
+
+/// Shown when the database fails; the details go to the log.
+const STORE_TROUBLE: &str = "Sorry — I could not reach my database. Please try again in a moment.";
+
+/// The chat text for a model error; unknown models list the valid ones.
+pub fn describe_error(error: &ModelError, models: &[ModelName]) -> String {
+    match error {
+        ModelError::UnknownModel(name) => format!(
+            "Unknown model `{name}` — valid ones: {}. Switch with /model NAME.",
+            join_models(models)
+        ),
+        other => other.user_message(),
+    }
+}
+
+fn join_models(models: &[ModelName]) -> String {
+    models
+        .iter()
+        .map(ModelName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Records the platform messages of a streaming reply as they appear.
+struct StoreObserver<'a> {
+    store: &'a dyn Store,
+    reply: MessageRowId,
+}
+
+#[async_trait]
+impl ReplyObserver for StoreObserver<'_> {
+    async fn messages_changed(&self, messages: &[MessageRef]) {
+        if let Err(error) = self.store.set_reply_messages(self.reply, messages).await {
+            tracing::warn!(%error, "could not record the reply's platform messages");
+        }
+    }
+}
+
+impl Engine {
+    /// An engine over a store and a model.
+    pub fn new(store: Arc<dyn Store>, model: Arc<dyn Model>, config: EngineConfig) -> Self {
+        let models = config.models.clone();
+        let reply_options = ReplyOptions {
+            thinking_after: config.thinking_after,
+            error_text: Arc::new(move |error: &ModelError| describe_error(error, &models)),
+        };
+        let pacers = [
+            PlatformKind::Console,
+            PlatformKind::Telegram,
+            PlatformKind::Discord,
+        ]
+        .into_iter()
+        .map(|kind| (kind, Pacer::default()))
+        .collect();
+        Self {
+            store,
+            model,
+            completions: Semaphore::new(config.max_concurrent.max(1)),
+            config,
+            pacers,
+            reply_options,
+        }
+    }
+
+    /// The store the engine writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The pacer shared by every reply on `platform`.
+    pub fn pacer(&self, platform: PlatformKind) -> &Pacer {
+        // Invariant: `new` creates a pacer for every PlatformKind.
+        &self.pacers[&platform]
+    }
+
+    /// Handles one inbound message: a command is answered, a prompt is answered by the model.
+    pub async fn handle(
+        &self,
+        incoming: &Incoming,
+        platform: &dyn Platform,
+        cancel: &CancellationToken,
+    ) -> Option<ReplyOutcome> {
+        match &incoming.content {
+            Content::Command(command) => {
+                let answer = self.run_command(incoming, command).await;
+                self.notify(platform, &incoming.key, incoming.reply_to.as_ref(), &answer)
+                    .await;
+                None
+            }
+            Content::Prompt(text) => match self.answer(incoming, text, platform, cancel).await {
+                Ok(outcome) => Some(outcome),
+                Err(error) => {
+                    tracing::error!(%error, chat = %incoming.key, "turn failed in the store");
+                    self.notify(
+                        platform,
+                        &incoming.key,
+                        incoming.reply_to.as_ref(),
+                        STORE_TROUBLE,
+                    )
+                    .await;
+                    None
+                }
+            },
+        }
+    }
+
+    /// The model a chat uses: its own choice while that is still offered, else the default.
+    async fn chat_model(&self, key: &ChatKey) -> Result<(ModelName, Option<String>), StoreError> {
+        let settings = self.store.settings(key).await?;
+        let model = settings
+            .model
+            .filter(|m| self.config.models.contains(m))
+            .unwrap_or_else(|| self.config.default_model.clone());
+        let system = settings
+            .system_prompt
+            .or_else(|| self.config.system_prompt.clone());
+        Ok((model, system))
+    }
+
+    async fn answer(
+        &self,
+        incoming: &Incoming,
+        text: &str,
+        platform: &dyn Platform,
+        cancel: &CancellationToken,
+    ) -> Result<ReplyOutcome, StoreError> {
+        let key = &incoming.key;
+        let conversation = self.store.conversation(key).await?;
+        let (model, system) = self.chat_model(key).await?;
+        let history = self.store.history(conversation.id).await?;
+        let user_row = self
+            .store
+            .add_user_message(conversation.id, &incoming.author, text)
+            .await?;
+        let new_message = StoredMessage {
+            role: Role::User,
+            author_name: Some(incoming.author.display_name.clone()),
+            content: text.to_string(),
+        };
+        let request = CompletionRequest {
+            conversation: conversation.id,
+            model: model.clone(),
+            messages: build_messages(
+                system.as_deref(),
+                &history,
+                &new_message,
+                incoming.private,
+                self.config.history_budget,
+            ),
+        };
+        // Invariant: the semaphore is never closed.
+        let _permit = self.completions.acquire().await.ok();
+        let reply_row = self
+            .store
+            .start_reply(conversation.id, user_row, &model)
+            .await?;
+        let stream = self.model.complete(request).await;
+        let observer = StoreObserver {
+            store: self.store.as_ref(),
+            reply: reply_row,
+        };
+        let outcome = stream_reply(
+            platform,
+            self.pacer(key.platform),
+            key,
+            incoming.reply_to.as_ref(),
+            stream,
+            &self.reply_options,
+            &observer,
+            cancel,
+        )
+        .await;
+        let record = ReplyRecord {
+            content: outcome.text.clone(),
+            status: outcome.status,
+            reason: outcome.reason.clone(),
+            platform_messages: outcome.messages.clone(),
+            usage: outcome.usage,
+        };
+        self.store.finish_reply(reply_row, &record).await?;
+        tracing::info!(
+            chat = %key,
+            conversation = %conversation.id,
+            model = %model,
+            status = outcome.status.as_str(),
+            chars = outcome.text.chars().count(),
+            "reply finished"
+        );
+        Ok(outcome)
+    }
+
+    /// Runs a command and returns the answer to show.
+    pub async fn run_command(&self, incoming: &Incoming, command: &Command) -> String {
+        if command.changes_settings() && !incoming.may_configure {
+            return "Only admins can change this chat's settings here.".into();
+        }
+        match self.command_answer(&incoming.key, command).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::error!(%error, chat = %incoming.key, "command failed in the store");
+                STORE_TROUBLE.into()
+            }
+        }
+    }
+
+    async fn command_answer(&self, key: &ChatKey, command: &Command) -> Result<String, StoreError> {
+        Ok(match command {
+            Command::Help => HELP.into(),
+            Command::Reset => {
+                self.store.reset(key).await?;
+                "Started a new conversation: I have forgotten everything said before.".into()
+            }
+            Command::Model(None) => {
+                let (model, _) = self.chat_model(key).await?;
+                format!(
+                    "Model: {model}\nAvailable: {}",
+                    join_models(&self.config.models)
+                )
+            }
+            Command::Model(Some(name)) => self.switch_model(key, name).await?,
+            Command::System(action) => self.system_prompt(key, action).await?,
+            Command::Usage => describe_usage(&self.store.chat_usage(key).await?),
+        })
+    }
+
+    async fn switch_model(&self, key: &ChatKey, name: &str) -> Result<String, StoreError> {
+        let model = ModelName::new(name);
+        if !self.config.models.contains(&model) {
+            return Ok(format!(
+                "Unknown model `{name}` — valid ones: {}.",
+                join_models(&self.config.models)
+            ));
+        }
+        self.store.set_model(key, Some(&model)).await?;
+        Ok(format!("Model for this chat: {model}"))
+    }
+
+    async fn system_prompt(
+        &self,
+        key: &ChatKey,
+        action: &SystemAction,
+    ) -> Result<String, StoreError> {
+        Ok(match action {
+            SystemAction::Show => match self.chat_model(key).await?.1 {
+                Some(prompt) => format!("System prompt:\n{prompt}"),
+                None => "No system prompt is set.".into(),
+            },
+            SystemAction::Set(prompt) => {
+                self.store.set_system_prompt(key, Some(prompt)).await?;
+                "System prompt set for this chat.".into()
+            }
+            SystemAction::Clear => {
+                self.store.set_system_prompt(key, None).await?;
+                "System prompt reset to the default.".into()
+            }
+        })
+    }
+
+    /// Sends a short message (a command's answer, an error, "busy"), paced like any other call.
+    pub async fn notify(
+        &self,
+        platform: &dyn Platform,
+        key: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+    ) {
+        let limits = platform.limits(key);
+        let text = truncate(text, limits.max_len, limits.unit);
+        let pacer = self.pacer(platform.kind());
+        for _ in 0..3 {
+            pacer.acquire(key, &limits).await;
+            match platform.send(key, reply_to, &text, Phase::Final).await {
+                Ok(_) => return,
+                Err(PlatformError::RetryAfter(wait)) => pacer.pause(key, wait),
+                Err(error) => {
+                    tracing::warn!(%error, chat = %key, "could not send a notice");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn truncate(text: &str, max_len: usize, unit: super::ports::LengthUnit) -> String {
+    if unit.len(text) <= max_len {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 1; // room for the ellipsis
+    for c in text.chars() {
+        used += unit.char_len(c);
+        if used > max_len {
+            break;
+        }
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// The answer to `/usage`.
+pub fn describe_usage(totals: &UsageTotals) -> String {
+    let u = &totals.usage;
+    if totals.replies == 0 {
+        return "No replies in this chat yet.".into();
+    }
+    let cached_share = if u.prompt_tokens == 0 {
+        0.0
+    } else {
+        100.0 * u.cached_tokens as f64 / u.prompt_tokens as f64
+    };
+    format!(
+        "Usage in this chat over {} replies: {} prompt tokens ({} cached, {cached_share:.0}%), {} completion tokens ({} reasoning).",
+        totals.replies, u.prompt_tokens, u.cached_tokens, u.completion_tokens, u.reasoning_tokens
+    )
+}
+
+/// Whether a finished reply counts as answered, for metrics and tests.
+pub fn is_complete(outcome: &ReplyOutcome) -> bool {
+    outcome.status == ReplyStatus::Complete
+}
