@@ -479,3 +479,35 @@ async fn a_file_that_is_not_a_database_is_named_in_the_error() {
     let error = SqliteStore::open(&url).await.expect_err("refused");
     assert!(error.to_string().contains("garbage.db"), "{error}");
 }
+
+#[tokio::test]
+async fn concurrent_turns_in_many_chats_all_land() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir).await;
+    let chats = (0..20).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let key = telegram(&format!("chat-{n}"));
+            let id = store.conversation(&key).await?.id;
+            for i in 0..10 {
+                let ended = record(
+                    &format!("answer {i}"),
+                    ReplyStatus::Complete,
+                    usage(1, 1, 0, 0),
+                );
+                let asked = store.add_user_message(id, &author("7"), "q").await?;
+                let reply = store.start_reply(id, asked, &ModelName::new("m")).await?;
+                store.finish_reply(reply, &ended).await?;
+            }
+            store.chat_usage(&key).await
+        })
+    });
+    for chat in chats.collect::<Vec<_>>() {
+        let totals = chat.await.expect("task ran").expect("every write landed");
+        assert_eq!(totals.replies, 10);
+    }
+    let user = store
+        .user_usage(PlatformKind::Telegram, &UserId::new("7"))
+        .await;
+    assert_eq!(user.expect("user usage").replies, 200);
+}
