@@ -1,1 +1,86 @@
-//! SQLite conversation storage through sqlx.
+//! SQLite conversation storage through sqlx: the [`SqliteStore`] behind the engine's `Store` port.
+
+mod connect;
+mod conversations;
+mod messages;
+mod port;
+mod rows;
+mod settings;
+mod usage;
+
+pub use messages::INTERRUPTED;
+
+use sqlx::SqlitePool;
+
+use crate::engine::ports::StoreError;
+
+/// The connection settings SQLite reports, for health output and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pragmas {
+    /// `wal` for a file database, `memory` for an in-memory one.
+    pub journal_mode: String,
+    /// Whether foreign keys are enforced.
+    pub foreign_keys: bool,
+    /// How long a connection waits for a lock, in milliseconds.
+    pub busy_timeout_ms: i64,
+}
+
+/// The conversation store on one SQLite database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating file and folder if missing) and migrates the database at `database_url`:
+    /// `sqlite://path`, `sqlite:path`, a plain path, or `sqlite::memory:`.
+    pub async fn open(database_url: &str) -> Result<Self, StoreError> {
+        let pool = connect::open_pool(database_url).await?;
+        Ok(Self { pool })
+    }
+
+    /// Checks that the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(rows::failed("ping"))?;
+        Ok(())
+    }
+
+    /// Runs SQLite's integrity check; a healthy database answers `ok`.
+    pub async fn integrity_check(&self) -> Result<String, StoreError> {
+        let lines: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(rows::failed("integrity check"))?;
+        Ok(lines.join("\n"))
+    }
+
+    /// The journal mode, foreign-key and busy-timeout settings of a pooled connection.
+    pub async fn pragmas(&self) -> Result<Pragmas, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(rows::failed("pragmas"))?;
+        let journal_mode = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(rows::failed("pragma journal_mode"))?;
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(rows::failed("pragma foreign_keys"))?;
+        let busy_timeout_ms = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(rows::failed("pragma busy_timeout"))?;
+        Ok(Pragmas {
+            journal_mode,
+            foreign_keys: foreign_keys == 1,
+            busy_timeout_ms,
+        })
+    }
+
+    /// Waits for queries in flight, then closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,94 @@
+//! The engine's `Store` port, implemented by [`SqliteStore`] over the query modules.
+
+use async_trait::async_trait;
+
+use super::{SqliteStore, conversations, messages, settings, usage};
+use crate::engine::event::{Author, ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
+use crate::engine::ports::{
+    ChatSettings, Conversation, InterruptedReply, MessageRowId, ModelName, ReplyRecord, Store,
+    StoreError, StoredMessage, UsageTotals,
+};
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn conversation(&self, key: &ChatKey) -> Result<Conversation, StoreError> {
+        conversations::current(&self.pool, key).await
+    }
+
+    async fn reset(&self, key: &ChatKey) -> Result<Conversation, StoreError> {
+        conversations::reset(&self.pool, key).await
+    }
+
+    async fn history(
+        &self,
+        conversation: ConversationId,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        conversations::history(&self.pool, conversation).await
+    }
+
+    async fn add_user_message(
+        &self,
+        conversation: ConversationId,
+        author: &Author,
+        content: &str,
+    ) -> Result<MessageRowId, StoreError> {
+        messages::add_user(&self.pool, conversation, author, content).await
+    }
+
+    async fn start_reply(
+        &self,
+        conversation: ConversationId,
+        in_reply_to: MessageRowId,
+        model: &ModelName,
+    ) -> Result<MessageRowId, StoreError> {
+        messages::start_reply(&self.pool, conversation, in_reply_to, model).await
+    }
+
+    async fn set_reply_messages(
+        &self,
+        reply: MessageRowId,
+        messages: &[MessageRef],
+    ) -> Result<(), StoreError> {
+        messages::set_platform_messages(&self.pool, reply, messages).await
+    }
+
+    async fn finish_reply(
+        &self,
+        reply: MessageRowId,
+        record: &ReplyRecord,
+    ) -> Result<(), StoreError> {
+        messages::finish(&self.pool, reply, record).await
+    }
+
+    async fn settings(&self, key: &ChatKey) -> Result<ChatSettings, StoreError> {
+        settings::load(&self.pool, key).await
+    }
+
+    async fn set_model(&self, key: &ChatKey, model: Option<&ModelName>) -> Result<(), StoreError> {
+        settings::set_model(&self.pool, key, model).await
+    }
+
+    async fn set_system_prompt(
+        &self,
+        key: &ChatKey,
+        prompt: Option<&str>,
+    ) -> Result<(), StoreError> {
+        settings::set_system_prompt(&self.pool, key, prompt).await
+    }
+
+    async fn chat_usage(&self, key: &ChatKey) -> Result<UsageTotals, StoreError> {
+        usage::per_chat(&self.pool, key).await
+    }
+
+    async fn user_usage(
+        &self,
+        platform: PlatformKind,
+        user: &UserId,
+    ) -> Result<UsageTotals, StoreError> {
+        usage::per_user(&self.pool, platform, user).await
+    }
+
+    async fn recover_interrupted(&self) -> Result<Vec<InterruptedReply>, StoreError> {
+        messages::recover_interrupted(&self.pool).await
+    }
+}
