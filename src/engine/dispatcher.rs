@@ -246,3 +246,6 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

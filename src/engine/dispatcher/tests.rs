@@ -1,0 +1,286 @@
+//! Engine tests: turns, commands and dispatching over the in-memory ports, on a paused clock.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{DispatchConfig, Dispatcher, Shutdown};
+use crate::engine::command::{Command, SystemAction};
+use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
+use crate::engine::memory::{MemoryPlatform, MemoryStore, Script, ScriptedModel};
+use crate::engine::ports::{
+    LengthUnit, Limits, ModelError, ModelName, Platform, ReplyStatus, Role, Store,
+};
+use crate::engine::turn::{Engine, EngineConfig};
+
+struct Harness {
+    store: Arc<MemoryStore>,
+    model: Arc<ScriptedModel>,
+    platform: Arc<MemoryPlatform>,
+    engine: Arc<Engine>,
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_len: 4096,
+        unit: LengthUnit::Utf16,
+        min_interval: Duration::from_secs(1),
+        window: None,
+        typing_every: Duration::from_secs(4),
+    }
+}
+
+fn harness() -> Harness {
+    let store = Arc::new(MemoryStore::default());
+    let model = Arc::new(ScriptedModel::default());
+    let config = EngineConfig {
+        models: ["grok-4", "grok-3"].map(ModelName::new).to_vec(),
+        default_model: ModelName::new("grok-4"),
+        system_prompt: Some("be kind".into()),
+        history_budget: 10_000,
+        max_concurrent: 4,
+        thinking_after: None,
+    };
+    let engine = Arc::new(Engine::new(store.clone(), model.clone(), config));
+    Harness {
+        store,
+        model,
+        platform: Arc::new(MemoryPlatform::new(limits())),
+        engine,
+    }
+}
+
+fn group() -> ChatKey {
+    ChatKey::new(PlatformKind::Telegram, "-100")
+}
+
+fn message(key: &ChatKey, user: &str, content: Content, may_configure: bool) -> Incoming {
+    Incoming {
+        key: key.clone(),
+        author: Author {
+            id: UserId::new(user),
+            display_name: user.to_uppercase(),
+        },
+        content,
+        private: false,
+        may_configure,
+        reply_to: None,
+        received_at: Instant::now(),
+    }
+}
+
+fn prompt(key: &ChatKey, text: &str) -> Incoming {
+    message(key, "ann", Content::Prompt(text.into()), false)
+}
+
+impl Harness {
+    async fn send(&self, incoming: Incoming) {
+        let cancel = CancellationToken::new();
+        self.engine
+            .handle(&incoming, self.platform.as_ref(), &cancel)
+            .await;
+    }
+
+    async fn command(&self, command: Command, may_configure: bool) -> String {
+        let incoming = message(&group(), "ann", Content::Command(command.clone()), may_configure);
+        self.engine.run_command(&incoming, &command).await
+    }
+
+    fn last_text(&self) -> String {
+        self.platform.texts(&group()).pop().unwrap_or_default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prompt_is_answered_streamed_and_recorded() {
+    let h = harness();
+    h.send(prompt(&group(), "hello")).await;
+    assert_eq!(h.last_text(), "echo: ANN: hello");
+    assert_eq!(
+        h.store.replies(),
+        [(ReplyStatus::Complete, "echo: ANN: hello".to_string(), None)]
+    );
+    let conversation = h.store.conversation(&group()).await.unwrap();
+    let history = h.store.history(conversation.id).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].content, "hello", "the raw text is stored");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_next_turn_extends_the_previous_request_with_the_same_conversation_id() {
+    let h = harness();
+    h.send(prompt(&group(), "one")).await;
+    h.send(prompt(&group(), "two")).await;
+    let requests = h.model.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].conversation, requests[1].conversation);
+    assert_eq!(requests[1].messages[..2], requests[0].messages[..]);
+    let roles: Vec<Role> = requests[1].messages.iter().map(|m| m.role).collect();
+    assert_eq!(roles, [Role::System, Role::User, Role::Assistant, Role::User]);
+    assert_eq!(requests[1].messages[0].content, "be kind");
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_starts_a_conversation_with_a_new_id() {
+    let h = harness();
+    h.send(prompt(&group(), "one")).await;
+    h.command(Command::Reset, false).await;
+    h.send(prompt(&group(), "two")).await;
+    let requests = h.model.requests();
+    assert_ne!(requests[0].conversation, requests[1].conversation);
+    assert_eq!(requests[1].messages.len(), 2, "system prompt and the new message only");
+}
+
+#[tokio::test(start_paused = true)]
+async fn switching_the_model_changes_the_next_request() {
+    let h = harness();
+    let answer = h.command(Command::Model(Some("grok-3".into())), true).await;
+    assert!(answer.contains("grok-3"), "{answer}");
+    h.send(prompt(&group(), "hi")).await;
+    assert_eq!(h.model.requests()[0].model, ModelName::new("grok-3"));
+    let shown = h.command(Command::Model(None), false).await;
+    assert!(shown.starts_with("Model: grok-3"), "{shown}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_model_is_refused_with_the_valid_ones() {
+    let h = harness();
+    let answer = h.command(Command::Model(Some("gpt-9".into())), true).await;
+    assert!(answer.contains("grok-4, grok-3"), "{answer}");
+    assert_eq!(h.store.settings(&group()).await.unwrap().model, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn members_who_may_not_configure_cannot_change_settings() {
+    let h = harness();
+    let answer = h
+        .command(Command::System(SystemAction::Set("be rude".into())), false)
+        .await;
+    assert!(answer.contains("Only admins"), "{answer}");
+    assert_eq!(h.store.settings(&group()).await.unwrap().system_prompt, None);
+    h.command(Command::System(SystemAction::Set("be brief".into())), true)
+        .await;
+    let shown = h.command(Command::System(SystemAction::Show), false).await;
+    assert!(shown.contains("be brief"), "{shown}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn usage_reports_tokens_with_the_cached_share() {
+    let h = harness();
+    assert!(h.command(Command::Usage, false).await.contains("No replies"));
+    h.send(prompt(&group(), "hi")).await;
+    let usage = h.command(Command::Usage, false).await;
+    assert!(usage.contains("10 prompt tokens (5 cached, 50%)"), "{usage}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_request_gives_a_short_message_and_is_recorded_failed() {
+    let h = harness();
+    h.model.push(Script::Refuse(ModelError::Unauthorized));
+    h.send(prompt(&group(), "hi")).await;
+    assert!(h.last_text().contains("invalid API key"), "{}", h.last_text());
+    assert_eq!(h.store.replies()[0].0, ReplyStatus::Failed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_model_from_the_api_lists_the_valid_ones() {
+    let h = harness();
+    h.model
+        .push(Script::Refuse(ModelError::UnknownModel("grok-4".into())));
+    h.send(prompt(&group(), "hi")).await;
+    assert!(h.last_text().contains("valid ones: grok-4, grok-3"), "{}", h.last_text());
+}
+
+fn dispatcher(h: &Harness, per_conversation: usize) -> (Dispatcher, TaskTracker, Shutdown) {
+    let tracker = TaskTracker::new();
+    let shutdown = Shutdown::default();
+    let config = DispatchConfig {
+        queue_capacity: 64,
+        per_conversation,
+    };
+    let d = Dispatcher::start(h.engine.clone(), config, tracker.clone(), shutdown.clone());
+    (d, tracker, shutdown)
+}
+
+fn slow(text: &str) -> Script {
+    Script::Reply {
+        text: text.into(),
+        chunk: 5,
+        gap: Duration::from_millis(200),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn turns_of_one_conversation_run_in_order() {
+    let h = harness();
+    let (d, _tracker, _shutdown) = dispatcher(&h, 8);
+    let platform: Arc<dyn Platform> = h.platform.clone();
+    for i in 0..3 {
+        h.model.push(slow(&format!("answer {i}")));
+        d.submit(prompt(&group(), &format!("q{i}")), platform.clone())
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let requests = h.model.requests();
+    assert_eq!(requests.len(), 3);
+    for (i, request) in requests.iter().enumerate() {
+        let last = request.messages.last().unwrap();
+        assert_eq!(last.content, format!("ANN: q{i}"));
+        // Each turn sees every earlier turn's answer: they did not overlap.
+        assert_eq!(request.messages.len(), 2 + 2 * i);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn different_conversations_stream_at_the_same_time() {
+    let h = harness();
+    let (d, _tracker, _shutdown) = dispatcher(&h, 8);
+    let platform: Arc<dyn Platform> = h.platform.clone();
+    let chats: Vec<ChatKey> = (0..3)
+        .map(|i| ChatKey::new(PlatformKind::Telegram, format!("-{i}")))
+        .collect();
+    for chat in &chats {
+        h.model.push(slow("0123456789 0123456789"));
+        d.submit(prompt(chat, "go"), platform.clone()).unwrap();
+    }
+    // One reply alone takes about 1 s (5 chunks 200 ms apart); three in sequence would take 3 s.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    assert_eq!(h.store.replies().len(), 3);
+    assert!(h.store.replies().iter().all(|r| r.0 == ReplyStatus::Complete));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_conversation_queue_answers_busy() {
+    let h = harness();
+    let (d, _tracker, _shutdown) = dispatcher(&h, 1);
+    let platform: Arc<dyn Platform> = h.platform.clone();
+    for i in 0..4 {
+        h.model.push(slow("a long answer that takes a while"));
+        d.submit(prompt(&group(), &format!("q{i}")), platform.clone())
+            .unwrap();
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let texts = h.platform.texts(&group());
+    assert!(
+        texts.iter().any(|t| t == super::BUSY),
+        "a busy notice was sent: {texts:?}"
+    );
+    assert!(h.model.requests().len() < 4, "not every message was taken");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_taking_messages() {
+    let h = harness();
+    let (d, tracker, shutdown) = dispatcher(&h, 8);
+    shutdown.intake.cancel();
+    tokio::task::yield_now().await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let platform: Arc<dyn Platform> = h.platform.clone();
+    let result = d.submit(prompt(&group(), "late"), platform);
+    assert_eq!(result, Err(super::SubmitError::Closed));
+    tracker.close();
+    tracker.wait().await;
+}
