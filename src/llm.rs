@@ -1,1 +1,12 @@
-//! The OpenAI-compatible streaming completion client.
+//! The OpenAI-compatible streaming completion client: wire types, SSE decoding, errors, retries.
+
+mod client;
+mod config;
+mod error;
+mod retry;
+mod sse;
+mod whole;
+mod wire;
+
+pub use client::{ClientError, OpenAiClient};
+pub use config::{ClientConfig, ModelOverride, ParamName, Params, RetryPolicy, Timeouts};
