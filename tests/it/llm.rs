@@ -507,3 +507,32 @@ async fn debug_output_hides_the_key() {
     let shown = format!("{config:?} {:?}", client(config.clone()));
     assert!(!shown.contains(FAKE_KEY), "{shown}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn no_token_within_the_first_token_timeout_times_out() {
+    let fake = FakeLlm::start().await;
+    let script = Script::reply("late").end(End::StallAfter(0));
+    fake.push(script);
+    let result = client(config(&fake)).complete(request("grok-3", "x")).await;
+    let error = match result {
+        Ok(stream) => collect(stream).await.pop().and_then(Result::err),
+        Err(error) => Some(error),
+    };
+    assert_eq!(error, Some(ModelError::Timeout(TimeoutKind::FirstToken)));
+}
+
+#[tokio::test]
+async fn the_fake_refuses_a_body_without_model_or_messages() {
+    let fake = FakeLlm::start().await;
+    let url = format!("{}/chat/completions", fake.base_url());
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(FAKE_KEY)
+        .json(&serde_json::json!({ "messages": [] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("model"));
+}
