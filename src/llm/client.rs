@@ -1,0 +1,227 @@
+//! [`OpenAiClient`]: the [`Model`] that talks to an OpenAI-compatible chat-completions API.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use reqwest::{Response, Url};
+use secrecy::ExposeSecret;
+use tokio::time::{Instant, sleep, timeout};
+use tracing::{instrument, warn};
+
+use super::config::ClientConfig;
+use super::retry::{Decision, is_retryable};
+use super::wire::RequestBody;
+use super::{error, sse, whole};
+use crate::engine::ports::{CompletionRequest, Model, ModelError, TimeoutKind, TokenStream};
+
+/// Why a client could not be built from its config; names the key, never its value.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `base_url` does not parse as a URL.
+    #[error("llm.base_url is not a valid URL: {0}")]
+    BaseUrl(String),
+    /// `conversation_header` is not a valid HTTP header name.
+    #[error("llm.conversation_header is not a valid header name: {0}")]
+    HeaderName(String),
+    /// The API key cannot be sent in a header.
+    #[error("llm.api_key contains characters not allowed in an HTTP header")]
+    ApiKey,
+    /// The HTTP client could not be set up (TLS roots).
+    #[error("could not build the HTTP client")]
+    Build(#[source] reqwest::Error),
+}
+
+/// The chat-completions client: streaming (SSE) or whole answers, with retries.
+#[derive(Debug)]
+pub struct OpenAiClient {
+    http: reqwest::Client,
+    url: Url,
+    auth: HeaderValue,
+    conversation_header: HeaderName,
+    config: ClientConfig,
+}
+
+/// A failed attempt: the error to return and whether another attempt may help.
+struct Failure {
+    error: ModelError,
+    retryable: bool,
+    asked: Option<Duration>,
+    status: Option<u16>,
+}
+
+impl OpenAiClient {
+    /// Builds the client (rustls, connect timeout) and checks the URL, header name and key.
+    pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        let root = config.base_url.trim_end_matches('/');
+        let url = Url::parse(&format!("{root}/chat/completions"))
+            .map_err(|_| ClientError::BaseUrl(config.base_url.clone()))?;
+        let conversation_header = HeaderName::try_from(config.conversation_header.as_str())
+            .map_err(|_| ClientError::HeaderName(config.conversation_header.clone()))?;
+        let bearer = format!("Bearer {}", config.api_key.expose_secret());
+        let mut auth = HeaderValue::try_from(bearer).map_err(|_| ClientError::ApiKey)?;
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.timeouts.connect)
+            .build()
+            .map_err(ClientError::Build)?;
+        Ok(Self {
+            http,
+            url,
+            auth,
+            conversation_header,
+            config,
+        })
+    }
+
+    async fn attempt(
+        &self,
+        request: &CompletionRequest,
+        body: &[u8],
+    ) -> Result<TokenStream, Failure> {
+        let started = Instant::now();
+        let response = self.send(request, body).await?;
+        if !response.status().is_success() {
+            return Err(self.rejected(response, request).await);
+        }
+        self.events(response, started)
+            .await
+            .map_err(|error| Failure::fatal(error, None))
+    }
+
+    async fn send(&self, request: &CompletionRequest, body: &[u8]) -> Result<Response, Failure> {
+        let accept = if self.config.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let call = self
+            .http
+            .post(self.url.clone())
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(&self.conversation_header, request.conversation.to_string())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, accept)
+            .body(body.to_vec())
+            .send();
+        let (wait, kind) = self.header_wait();
+        match timeout(wait, call).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(Failure::transport(&error)),
+            Err(_) => Err(Failure::fatal(ModelError::Timeout(kind), None)),
+        }
+    }
+
+    /// How long to wait for the response headers: a stream sends them by its first token.
+    fn header_wait(&self) -> (Duration, TimeoutKind) {
+        let timeouts = self.config.timeouts;
+        if self.config.stream {
+            (
+                timeouts.first_token.min(timeouts.total),
+                TimeoutKind::FirstToken,
+            )
+        } else {
+            (timeouts.total, TimeoutKind::Total)
+        }
+    }
+
+    async fn rejected(&self, response: Response, request: &CompletionRequest) -> Failure {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = timeout(self.config.timeouts.idle, response.bytes()).await;
+        let body = match &body {
+            Ok(Ok(bytes)) => String::from_utf8_lossy(bytes),
+            _ => "".into(),
+        };
+        Failure {
+            error: error::from_status(status, &headers, &body, &request.model),
+            retryable: is_retryable(status),
+            asked: error::retry_after(&headers, std::time::SystemTime::now()),
+            status: Some(status.as_u16()),
+        }
+    }
+
+    /// The answer's events: decoded SSE, or a whole JSON answer replayed as events.
+    async fn events(
+        &self,
+        response: Response,
+        started: Instant,
+    ) -> Result<TokenStream, ModelError> {
+        let timeouts = self.config.timeouts;
+        if self.config.stream && !is_json(&response) {
+            return Ok(sse::decode(response.bytes_stream(), timeouts, started));
+        }
+        let deadline = started + timeouts.total;
+        let body = match tokio::time::timeout_at(deadline, response.bytes()).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) => return Err(ModelError::Incomplete),
+            Err(_) => return Err(ModelError::Timeout(TimeoutKind::Total)),
+        };
+        let events = whole::events(&body)?;
+        Ok(Box::pin(stream::iter(events.into_iter().map(Ok))))
+    }
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+impl Failure {
+    fn fatal(error: ModelError, status: Option<u16>) -> Self {
+        Self {
+            error,
+            retryable: false,
+            asked: None,
+            status,
+        }
+    }
+
+    /// A request that never got an answer; only connection failures are safe to resend.
+    fn transport(error: &reqwest::Error) -> Self {
+        let model_error = if error.is_timeout() {
+            ModelError::Timeout(TimeoutKind::Connect)
+        } else if error.is_connect() {
+            ModelError::Unavailable("could not connect to the model provider".into())
+        } else {
+            ModelError::Unavailable("the connection to the model provider failed".into())
+        };
+        Self {
+            retryable: error.is_connect(),
+            ..Self::fatal(model_error, None)
+        }
+    }
+}
+
+#[async_trait]
+impl Model for OpenAiClient {
+    #[instrument(skip_all, fields(conversation = %request.conversation, model = %request.model))]
+    async fn complete(&self, request: CompletionRequest) -> Result<TokenStream, ModelError> {
+        let params = self
+            .config
+            .params
+            .for_model(&request.model, &self.config.overrides);
+        let body = RequestBody::new(&request, &params, self.config.stream);
+        let body = serde_json::to_vec(&body)
+            .map_err(|_| ModelError::BadRequest("the request could not be encoded".into()))?;
+        let mut attempt = 0;
+        loop {
+            let failure = match self.attempt(&request, &body).await {
+                Ok(stream) => return Ok(stream),
+                Err(failure) if !failure.retryable => return Err(failure.error),
+                Err(failure) => failure,
+            };
+            let Decision::RetryAfter(wait) = self.config.retry.decide(attempt, failure.asked)
+            else {
+                return Err(failure.error);
+            };
+            attempt += 1;
+            warn!(status = ?failure.status, attempt, wait_ms = wait.as_millis() as u64, error = %failure.error, "retrying the completion request");
+            sleep(wait).await;
+        }
+    }
+}

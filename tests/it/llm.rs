@@ -1,0 +1,538 @@
+//! The completion client against the fake completion server: streams, errors, retries, params.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use parley::engine::event::ConversationId;
+use parley::engine::ports::{
+    ChatMessage, CompletionRequest, Model, ModelError, ModelName, Role, StreamEvent, TimeoutKind,
+    TokenStream, Usage,
+};
+use parley::llm::{
+    ClientConfig, ModelOverride, OpenAiClient, ParamName, Params, RetryPolicy, Timeouts,
+};
+use secrecy::SecretString;
+
+use crate::fake_llm::{End, FAKE_KEY, FakeLlm, Script};
+
+type Events = Vec<Result<StreamEvent, ModelError>>;
+
+fn config(fake: &FakeLlm) -> ClientConfig {
+    ClientConfig {
+        base_url: fake.base_url(),
+        api_key: SecretString::from(FAKE_KEY),
+        conversation_header: "X-Conversation-Id".into(),
+        stream: true,
+        params: Params::default(),
+        overrides: HashMap::new(),
+        timeouts: Timeouts {
+            connect: Duration::from_secs(2),
+            first_token: Duration::from_secs(5),
+            idle: Duration::from_secs(2),
+            total: Duration::from_secs(20),
+        },
+        retry: RetryPolicy {
+            max_retries: 2,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+        },
+    }
+}
+
+fn client(config: ClientConfig) -> OpenAiClient {
+    OpenAiClient::new(config).expect("a valid config")
+}
+
+fn request(model: &str, prompt: &str) -> CompletionRequest {
+    CompletionRequest {
+        conversation: ConversationId::random(),
+        model: ModelName::new(model),
+        messages: vec![
+            ChatMessage {
+                role: Role::System,
+                content: "Be brief.".into(),
+            },
+            ChatMessage {
+                role: Role::User,
+                content: prompt.into(),
+            },
+        ],
+    }
+}
+
+async fn collect(stream: TokenStream) -> Events {
+    stream.collect().await
+}
+
+async fn run(fake: &FakeLlm, script: Script) -> Events {
+    fake.push(script);
+    let stream = client(config(fake))
+        .complete(request("grok-3", "hi"))
+        .await
+        .expect("a stream");
+    collect(stream).await
+}
+
+async fn refused(fake: &FakeLlm, script: Script) -> ModelError {
+    fake.push(script);
+    let result = client(config(fake)).complete(request("grok-3", "hi")).await;
+    result.err().expect("an error")
+}
+
+fn content(events: &Events) -> String {
+    let texts = events.iter().filter_map(|e| match e {
+        Ok(StreamEvent::Content(text)) => Some(text.as_str()),
+        _ => None,
+    });
+    texts.collect()
+}
+
+fn finished(events: &Events) -> Option<&str> {
+    events.iter().find_map(|e| match e {
+        Ok(StreamEvent::Finished(reason)) => Some(reason.as_str()),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn the_default_script_streams_an_echo_with_finish_and_usage() {
+    let fake = FakeLlm::start().await;
+    let stream = client(config(&fake))
+        .complete(request("grok-3", "hello there"))
+        .await
+        .unwrap();
+    let events = collect(stream).await;
+    assert_eq!(content(&events), "echo: hello there");
+    assert_eq!(finished(&events), Some("stop"));
+    assert!(matches!(events.last(), Some(Ok(StreamEvent::Usage(u))) if u.prompt_tokens > 0));
+    assert!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Ok(StreamEvent::Content(_))))
+            .count()
+            > 2
+    );
+}
+
+#[tokio::test]
+async fn requests_carry_the_key_the_conversation_header_and_stream_options() {
+    let fake = FakeLlm::start().await;
+    let request = request("grok-3", "hi");
+    let id = request.conversation.to_string();
+    let _ = client(config(&fake)).complete(request).await.unwrap();
+    let sent = &fake.requests()[0];
+    assert_eq!(sent.header("x-conversation-id"), Some(id.as_str()));
+    assert_eq!(sent.header("authorization"), Some("Bearer test-key"));
+    assert_eq!(sent.header("accept"), Some("text/event-stream"));
+    assert_eq!(sent.body["stream"], true);
+    assert_eq!(sent.body["stream_options"]["include_usage"], true);
+    assert_eq!(sent.body["messages"][1]["content"], "hi");
+}
+
+#[tokio::test]
+async fn a_base_url_with_a_trailing_slash_works_too() {
+    let fake = FakeLlm::start().await;
+    let mut config = config(&fake);
+    config.base_url.push('/');
+    assert!(
+        client(config)
+            .complete(request("grok-3", "x"))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn unset_params_are_not_sent_and_set_ones_are() {
+    let fake = FakeLlm::start().await;
+    let mut config = config(&fake);
+    config.params.temperature = Some(0.5);
+    config.params.max_tokens = Some(64);
+    let _ = client(config)
+        .complete(request("grok-3", "x"))
+        .await
+        .unwrap();
+    let body = fake.requests()[0].body.as_object().cloned().unwrap();
+    assert_eq!(body["temperature"], 0.5);
+    assert_eq!(body["max_tokens"], 64);
+    for absent in [
+        "top_p",
+        "n",
+        "stop",
+        "presence_penalty",
+        "frequency_penalty",
+    ] {
+        assert!(!body.contains_key(absent), "{absent} was sent");
+    }
+}
+
+fn penalised(fake: &FakeLlm) -> ClientConfig {
+    let mut config = config(fake);
+    config.params.presence_penalty = Some(0.0);
+    config.params.frequency_penalty = Some(0.0);
+    config.params.stop = Some(vec!["END".into()]);
+    config
+}
+
+#[tokio::test]
+async fn reasoning_models_refuse_penalties_without_an_override() {
+    let fake = FakeLlm::start().await;
+    let error = client(penalised(&fake))
+        .complete(request("grok-4", "x"))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(error, ModelError::BadRequest(m) if m.contains("does not support")));
+}
+
+#[tokio::test]
+async fn overrides_strip_params_for_grok_4() {
+    let fake = FakeLlm::start().await;
+    let mut config = penalised(&fake);
+    let remove = vec![
+        ParamName::PresencePenalty,
+        ParamName::FrequencyPenalty,
+        ParamName::Stop,
+    ];
+    let over = ModelOverride {
+        remove,
+        ..ModelOverride::default()
+    };
+    config.overrides.insert("grok-4".into(), over);
+    let client = client(config);
+    assert!(client.complete(request("grok-4", "x")).await.is_ok());
+    assert!(client.complete(request("grok-3", "x")).await.is_ok());
+    let sent = fake.requests();
+    assert!(sent[0].body.get("presence_penalty").is_none());
+    assert_eq!(sent[1].body["stop"][0], "END");
+}
+
+#[tokio::test]
+async fn equal_requests_are_sent_as_equal_bytes_and_turns_extend_the_prefix() {
+    let fake = FakeLlm::start().await;
+    let client = client(config(&fake));
+    let first = request("grok-3", "one");
+    let mut second = first.clone();
+    second.messages.push(ChatMessage {
+        role: Role::Assistant,
+        content: "echo: one".into(),
+    });
+    for request in [first.clone(), first, second] {
+        let _ = client.complete(request).await.unwrap();
+    }
+    let sent = fake.requests();
+    assert_eq!(sent[0].raw, sent[1].raw);
+    let cut = sent[0].raw.windows(2).position(|w| w == b"}]").unwrap() + 1;
+    assert_eq!(sent[0].raw[..cut], sent[2].raw[..cut]);
+}
+
+#[tokio::test]
+async fn pings_crlf_and_multiline_data_are_decoded() {
+    let fake = FakeLlm::start().await;
+    let events = run(
+        &fake,
+        Script::reply("line one\nline two")
+            .pings()
+            .crlf()
+            .multiline_data(),
+    )
+    .await;
+    assert_eq!(content(&events), "line one\nline two");
+    assert_eq!(finished(&events), Some("stop"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reads_split_inside_events_and_utf8_characters_are_decoded() {
+    let fake = FakeLlm::start().await;
+    let text = "naïve 😀 café";
+    let cuts: Vec<usize> = (1..80).map(|i| i * 7).collect();
+    let script = Script::reply(text).chunk_chars(3).split_at(&cuts);
+    let events = run(&fake, script.delay(Duration::from_millis(5))).await;
+    assert_eq!(content(&events), text);
+}
+
+#[tokio::test]
+async fn reasoning_and_empty_deltas_are_thinking_never_content() {
+    let fake = FakeLlm::start().await;
+    let script = Script::reply("42")
+        .thinking(&["let me ", "think"])
+        .empty_deltas(2);
+    let events = run(&fake, script).await;
+    let thinking: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Ok(StreamEvent::Thinking(t)) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(thinking, ["let me ", "think", "", ""]);
+    assert_eq!(content(&events), "42");
+}
+
+#[tokio::test]
+async fn usage_reports_cached_and_reasoning_tokens() {
+    let fake = FakeLlm::start().await;
+    let events = run(
+        &fake,
+        Script::reply("ok").cached_tokens(7).reasoning_tokens(3),
+    )
+    .await;
+    let usage = events.iter().find_map(|e| match e {
+        Ok(StreamEvent::Usage(u)) => Some(*u),
+        _ => None,
+    });
+    let usage: Usage = usage.expect("a usage event");
+    assert_eq!((usage.cached_tokens, usage.reasoning_tokens), (7, 3));
+}
+
+#[tokio::test]
+async fn any_finish_reason_is_passed_on() {
+    let fake = FakeLlm::start().await;
+    let events = run(&fake, Script::reply("cut").finish_reason("length")).await;
+    assert_eq!(finished(&events), Some("length"));
+}
+
+#[tokio::test]
+async fn an_error_object_mid_stream_ends_it_with_an_upstream_error() {
+    let fake = FakeLlm::start().await;
+    let script = Script::reply("abcdefgh").end(End::ErrorAfter(1, "overloaded".into()));
+    let events = run(&fake, script).await;
+    assert_eq!(content(&events), "abcd");
+    assert_eq!(
+        events.last(),
+        Some(&Err(ModelError::Upstream("overloaded".into())))
+    );
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "no retry once the stream is handed out"
+    );
+}
+
+#[tokio::test]
+async fn a_finished_stream_without_done_is_fine() {
+    let fake = FakeLlm::start().await;
+    let events = run(&fake, Script::reply("fine").end(End::NoDone)).await;
+    assert!(events.iter().all(Result::is_ok));
+    assert_eq!(finished(&events), Some("stop"));
+}
+
+#[tokio::test]
+async fn a_stream_without_finish_reason_is_incomplete() {
+    let fake = FakeLlm::start().await;
+    let events = run(&fake, Script::reply("half a rep").end(End::NoFinish)).await;
+    assert_eq!(content(&events), "half a rep");
+    assert_eq!(events.last(), Some(&Err(ModelError::Incomplete)));
+}
+
+#[tokio::test]
+async fn a_connection_cut_mid_stream_is_incomplete() {
+    let fake = FakeLlm::start().await;
+    let events = run(
+        &fake,
+        Script::reply("abcdefgh")
+            .delay(Duration::from_millis(20))
+            .end(End::AbortAfter(1)),
+    )
+    .await;
+    assert_eq!(events.last(), Some(&Err(ModelError::Incomplete)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stall_after_tokens_times_out_as_idle() {
+    let fake = FakeLlm::start().await;
+    let events = run(&fake, Script::reply("abcdefgh").end(End::StallAfter(1))).await;
+    assert_eq!(content(&events), "abcd");
+    assert_eq!(
+        events.last(),
+        Some(&Err(ModelError::Timeout(TimeoutKind::Idle)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reply_longer_than_the_total_timeout_is_cut() {
+    let fake = FakeLlm::start().await;
+    let script = Script::reply("x".repeat(80)).delay(Duration::from_millis(1500));
+    let events = run(&fake, script).await;
+    assert_eq!(
+        events.last(),
+        Some(&Err(ModelError::Timeout(TimeoutKind::Total)))
+    );
+}
+
+#[tokio::test]
+async fn the_non_streaming_path_yields_content_usage_and_finish() {
+    let fake = FakeLlm::start().await;
+    fake.push(Script::reply("whole answer").finish_reason("stop"));
+    let mut config = config(&fake);
+    config.stream = false;
+    let stream = client(config)
+        .complete(request("grok-3", "x"))
+        .await
+        .unwrap();
+    let events = collect(stream).await;
+    assert_eq!(events[0], Ok(StreamEvent::Content("whole answer".into())));
+    assert!(matches!(events[1], Ok(StreamEvent::Usage(_))));
+    assert_eq!(events[2], Ok(StreamEvent::Finished("stop".into())));
+    assert_eq!(fake.requests()[0].body["stream"], false);
+    assert!(fake.requests()[0].body.get("stream_options").is_none());
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_unauthorized() {
+    let fake = FakeLlm::start_with_key("the-right-key").await;
+    let error = client(config(&fake)).complete(request("grok-3", "x")).await;
+    assert_eq!(error.err(), Some(ModelError::Unauthorized));
+}
+
+#[tokio::test]
+async fn an_unknown_model_is_named() {
+    let fake = FakeLlm::start().await;
+    let error = client(config(&fake)).complete(request("grok-9", "x")).await;
+    assert_eq!(error.err(), Some(ModelError::UnknownModel("grok-9".into())));
+}
+
+#[tokio::test]
+async fn an_xai_model_not_found_body_is_an_unknown_model() {
+    let fake = FakeLlm::start().await;
+    let script = Script::xai_error(
+        400,
+        "Client specified an invalid argument",
+        "Model not found: grok-3",
+    );
+    assert_eq!(
+        refused(&fake, script).await,
+        ModelError::UnknownModel("grok-3".into())
+    );
+}
+
+#[tokio::test]
+async fn an_xai_error_body_gives_its_message() {
+    let fake = FakeLlm::start().await;
+    let script = Script::xai_error(
+        400,
+        "Client specified an invalid argument",
+        "bad temperature",
+    );
+    assert_eq!(
+        refused(&fake, script).await,
+        ModelError::BadRequest("bad temperature".into())
+    );
+}
+
+#[tokio::test]
+async fn an_openai_error_body_gives_its_message() {
+    let fake = FakeLlm::start().await;
+    let script = Script::openai_error(400, "messages too long", "invalid_request_error", "x");
+    assert_eq!(
+        refused(&fake, script).await,
+        ModelError::BadRequest("messages too long".into())
+    );
+}
+
+#[tokio::test]
+async fn an_html_502_is_unavailable_without_the_html() {
+    let fake = FakeLlm::start().await;
+    for _ in 0..3 {
+        fake.push(Script::html(502));
+    }
+    let error = refused(&fake, Script::html(502)).await;
+    assert_eq!(error, ModelError::Unavailable("HTTP 502".into()));
+    assert_eq!(fake.requests().len(), 3, "retried twice, then gave up");
+}
+
+#[tokio::test]
+async fn a_retryable_failure_is_retried_until_success() {
+    let fake = FakeLlm::start().await;
+    fake.push(Script::openai_error(503, "busy", "server_error", "busy"));
+    fake.push(Script::rate_limited().header("retry-after-ms", "10"));
+    let stream = client(config(&fake))
+        .complete(request("grok-3", "again"))
+        .await
+        .unwrap();
+    assert_eq!(content(&collect(stream).await), "echo: again");
+    assert_eq!(fake.requests().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_honoured_before_retrying() {
+    let fake = FakeLlm::start().await;
+    fake.push(Script::rate_limited().header("retry-after", "3"));
+    let started = tokio::time::Instant::now();
+    let result = client(config(&fake)).complete(request("grok-3", "x")).await;
+    assert!(result.is_ok());
+    assert!(started.elapsed() >= Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_rate_limit_still_refused_after_the_retries_reports_its_wait() {
+    let fake = FakeLlm::start().await;
+    for _ in 0..3 {
+        fake.push(Script::rate_limited().header("retry-after-ms", "5"));
+    }
+    let error = client(config(&fake))
+        .complete(request("grok-3", "x"))
+        .await
+        .err();
+    let retry_after = Some(Duration::from_millis(5));
+    assert_eq!(error, Some(ModelError::RateLimited { retry_after }));
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_cap_is_not_waited_for() {
+    let fake = FakeLlm::start().await;
+    let error = refused(&fake, Script::rate_limited().header("retry-after", "120")).await;
+    let retry_after = Some(Duration::from_secs(120));
+    assert_eq!(error, ModelError::RateLimited { retry_after });
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_then_unavailable() {
+    let fake = FakeLlm::start().await;
+    let mut config = config(&fake);
+    config.base_url = "http://127.0.0.1:9/v1".into();
+    let error = client(config).complete(request("grok-3", "x")).await.err();
+    assert!(
+        matches!(error, Some(ModelError::Unavailable(_))),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn debug_output_hides_the_key() {
+    let fake = FakeLlm::start().await;
+    let config = config(&fake);
+    let shown = format!("{config:?} {:?}", client(config.clone()));
+    assert!(!shown.contains(FAKE_KEY), "{shown}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_token_within_the_first_token_timeout_times_out() {
+    let fake = FakeLlm::start().await;
+    let script = Script::reply("late").end(End::StallAfter(0));
+    fake.push(script);
+    let result = client(config(&fake)).complete(request("grok-3", "x")).await;
+    let error = match result {
+        Ok(stream) => collect(stream).await.pop().and_then(Result::err),
+        Err(error) => Some(error),
+    };
+    assert_eq!(error, Some(ModelError::Timeout(TimeoutKind::FirstToken)));
+}
+
+#[tokio::test]
+async fn the_fake_refuses_a_body_without_model_or_messages() {
+    let fake = FakeLlm::start().await;
+    let url = format!("{}/chat/completions", fake.base_url());
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(FAKE_KEY)
+        .json(&serde_json::json!({ "messages": [] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("model"));
+}
