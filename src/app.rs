@@ -94,10 +94,13 @@ pub fn build_engine(settings: &Settings, store: Arc<SqliteStore>) -> anyhow::Res
 /// `parley check`: validates what `run` would start, without connecting to any platform.
 pub async fn check(settings: &Settings) -> anyhow::Result<String> {
     let store = open_store(settings).await?;
-    store.ping().await?;
+    let integrity = store.integrity_check().await?;
     store.close().await;
+    if integrity != "ok" {
+        bail!("store.database_url: the database failed its integrity check: {integrity}");
+    }
     let mut lines = vec![
-        format!("config: ok"),
+        "config: ok".to_string(),
         format!("database: ok ({})", settings.store.database_url),
         format!(
             "model API: {} (key {}), default model {}",

@@ -361,8 +361,3 @@ pub fn describe_usage(totals: &UsageTotals) -> String {
         totals.replies, u.prompt_tokens, u.cached_tokens, u.completion_tokens, u.reasoning_tokens
     )
 }
-
-/// Whether a finished reply counts as answered, for metrics and tests.
-pub fn is_complete(outcome: &ReplyOutcome) -> bool {
-    outcome.status == ReplyStatus::Complete
-}
