@@ -187,6 +187,10 @@ pub async fn chat(settings: Settings, options: ChatOptions) -> anyhow::Result<()
         }
         let content = match Command::parse(text) {
             Some(command) => Content::Command(command),
+            None if text.starts_with('/') => {
+                println!("Unknown command {text}; /help lists the commands.");
+                continue;
+            }
             None => Content::Prompt(text.to_string()),
         };
         let incoming = Incoming {

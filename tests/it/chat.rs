@@ -264,3 +264,11 @@ async fn check_validates_without_printing_secrets() {
     assert_ne!(run.code, Some(0), "nothing would start without a platform");
     assert!(run.stderr.contains("PARLEY__TELEGRAM__TOKEN"), "{}", run.stderr);
 }
+
+#[tokio::test]
+async fn an_unknown_command_is_not_sent_to_the_model() {
+    let chat = Chat::new().await;
+    let run = chat.run("/frobnicate now\n", &[]).await;
+    assert!(run.stdout.contains("Unknown command /frobnicate"), "{}", run.stdout);
+    assert!(chat.fake.requests().is_empty());
+}
