@@ -2,4 +2,4 @@
 
 mod platform;
 
-pub use platform::MemoryPlatform;
+pub use platform::{Call, CallKind, MemoryPlatform, StoredMessage};
