@@ -5,5 +5,5 @@ mod platform;
 mod store;
 
 pub use model::{Script, ScriptedModel};
-pub use platform::MemoryPlatform;
+pub use platform::{Call, CallKind, MemoryPlatform, StoredMessage};
 pub use store::MemoryStore;

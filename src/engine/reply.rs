@@ -1,1 +1,113 @@
-//! TODO
+//! The streaming reply engine: turns a model's token stream into paced sends and edits that
+//! end with every message showing its exact final text.
+//!
+//! Invariant: the texts of all messages of a reply, with the fence markup [`split`] added and
+//! the interruption marker removed, put together equal [`ReplyOutcome::text`].
+//!
+//! [`split`]: super::split
+
+mod run;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::event::{ChatKey, MessageRef};
+use super::pace::Pacer;
+use super::ports::{ModelError, Platform, ReplyStatus, TokenStream, Usage};
+
+/// The marker that starts the text appended to an interrupted reply.
+pub const INTERRUPTED: &str = "⚠️ reply interrupted: ";
+
+/// What the engine says when a shutdown interrupts a reply.
+pub const RESTARTED: &str = "the bot restarted";
+
+/// How a reply looks while it streams.
+#[derive(Clone)]
+pub struct ReplyOptions {
+    /// After this long without content, show a "thinking… Ns" placeholder; `None` never does.
+    /// The default is 3 s: long enough that fast models never show it.
+    pub thinking_after: Option<Duration>,
+    /// The short sentence shown for a model error; the default is [`ModelError::user_message`].
+    pub error_text: Arc<dyn Fn(&ModelError) -> String + Send + Sync>,
+}
+
+impl Default for ReplyOptions {
+    fn default() -> Self {
+        Self {
+            thinking_after: Some(Duration::from_secs(3)),
+            error_text: Arc::new(ModelError::user_message),
+        }
+    }
+}
+
+impl fmt::Debug for ReplyOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplyOptions")
+            .field("thinking_after", &self.thinking_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Told about the platform messages a reply occupies, so the caller can store them early.
+#[async_trait]
+pub trait ReplyObserver: Send + Sync {
+    /// The reply's messages changed (one was created, replaced or lost); all of them, in order.
+    async fn messages_changed(&self, messages: &[MessageRef]);
+}
+
+#[async_trait]
+impl ReplyObserver for () {
+    async fn messages_changed(&self, _messages: &[MessageRef]) {}
+}
+
+/// Everything a reply needs besides its token stream.
+#[derive(Clone, Copy)]
+pub struct ReplyContext<'a> {
+    /// Where the reply is shown.
+    pub platform: &'a dyn Platform,
+    /// The platform's pacer, shared by every reply on it.
+    pub pacer: &'a Pacer,
+    /// The chat the reply goes to.
+    pub chat: &'a ChatKey,
+    /// The user message the first message of the reply answers.
+    pub reply_to: Option<&'a MessageRef>,
+    /// Placeholder and error wording.
+    pub options: &'a ReplyOptions,
+    /// Told about the messages as they appear.
+    pub observer: &'a dyn ReplyObserver,
+    /// Shutdown: stop reading and mark the reply interrupted.
+    pub cancel: &'a CancellationToken,
+}
+
+/// How a reply ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyOutcome {
+    /// The model's full visible text (no markers, no fence markup).
+    pub text: String,
+    /// Complete, partial or failed.
+    pub status: ReplyStatus,
+    /// Why it is partial or failed.
+    pub reason: Option<String>,
+    /// The platform messages the reply occupies, in order.
+    pub messages: Vec<MessageRef>,
+    /// Token usage the model reported, summed.
+    pub usage: Usage,
+    /// The model error that ended it, if one did.
+    pub error: Option<ModelError>,
+}
+
+/// Streams `stream` into the chat of `ctx` and returns once the final state has landed (or
+/// could not: then the outcome says why).
+pub async fn stream_reply(
+    ctx: &ReplyContext<'_>,
+    stream: Result<TokenStream, ModelError>,
+) -> ReplyOutcome {
+    run::Reply::new(ctx).run(stream).await
+}
+
+#[cfg(test)]
+mod tests;

@@ -17,7 +17,7 @@ use super::ports::{
     CompletionRequest, MessageRowId, Model, ModelError, ModelName, Phase, Platform, PlatformError,
     ReplyRecord, ReplyStatus, Role, Store, StoreError, StoredMessage, UsageTotals,
 };
-use super::reply::{ReplyObserver, ReplyOptions, ReplyOutcome, stream_reply};
+use super::reply::{ReplyContext, ReplyObserver, ReplyOptions, ReplyOutcome, stream_reply};
 
 /// What the engine needs to know from the configuration.
 #[derive(Debug, Clone)]
@@ -206,17 +206,16 @@ impl Engine {
             store: self.store.as_ref(),
             reply: reply_row,
         };
-        let outcome = stream_reply(
+        let context = ReplyContext {
             platform,
-            self.pacer(key.platform),
-            key,
-            incoming.reply_to.as_ref(),
-            stream,
-            &self.reply_options,
-            &observer,
+            pacer: self.pacer(key.platform),
+            chat: key,
+            reply_to: incoming.reply_to.as_ref(),
+            options: &self.reply_options,
+            observer: &observer,
             cancel,
-        )
-        .await;
+        };
+        let outcome = stream_reply(&context, stream).await;
         let record = ReplyRecord {
             content: outcome.text.clone(),
             status: outcome.status,

@@ -1,4 +1,319 @@
 //! An in-memory chat platform that enforces a length limit and a rate limit.
 
-/// TODO(reply helper): an in-memory `Platform`.
-pub struct MemoryPlatform;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
+use crate::engine::ports::{Limits, Phase, Platform, PlatformError};
+
+/// Which platform method a recorded call used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// `send`.
+    Send,
+    /// `edit`.
+    Edit,
+    /// `typing`.
+    Typing,
+}
+
+/// One call the platform received, whatever its outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// The method.
+    pub kind: CallKind,
+    /// The chat it was for.
+    pub chat: ChatKey,
+    /// The message edited, or the message a send created.
+    pub message: Option<MessageRef>,
+    /// The text sent (empty for typing).
+    pub text: String,
+    /// The phase given (none for typing).
+    pub phase: Option<Phase>,
+    /// When it arrived (tokio's clock).
+    pub at: Instant,
+    /// What the platform answered.
+    pub outcome: Result<(), PlatformError>,
+}
+
+/// A message as the platform stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Where it lives.
+    pub chat: ChatKey,
+    /// What it shows now.
+    pub text: String,
+    /// The phase of the last accepted send or edit.
+    pub phase: Phase,
+    /// The message it replies to.
+    pub reply_to: Option<MessageRef>,
+}
+
+/// A [`Platform`] in memory that answers like a strict real one: too long → `Rejected`, too
+/// fast → `RetryAfter` (counted as a 429), identical edit → `Rejected("message is not
+/// modified")`, deleted message → `MessageGone`; faults can be injected.
+///
+/// An identical edit is accepted once when it turns a `Streaming` message `Final`, as a
+/// platform that finalizes drafts would.
+#[derive(Debug)]
+pub struct MemoryPlatform {
+    kind: PlatformKind,
+    limits: Limits,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    calls: Vec<Call>,
+    messages: HashMap<MessageRef, StoredMessage>,
+    order: Vec<MessageRef>,
+    accepted: HashMap<ChatKey, VecDeque<Instant>>,
+    rate_limited: usize,
+    forbidden: Option<String>,
+    faults: VecDeque<PlatformError>,
+    next_id: u64,
+}
+
+impl MemoryPlatform {
+    /// A Telegram-like platform with these limits.
+    pub fn new(limits: Limits) -> Self {
+        Self::with_kind(PlatformKind::Telegram, limits)
+    }
+
+    /// A platform of the given kind with these limits.
+    pub fn with_kind(kind: PlatformKind, limits: Limits) -> Self {
+        Self {
+            kind,
+            limits,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Every call received so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// The message as it stands now; `None` if unknown or deleted.
+    pub fn message(&self, message: &MessageRef) -> Option<StoredMessage> {
+        self.lock().messages.get(message).cloned()
+    }
+
+    /// The texts of the live messages in `chat`, oldest first.
+    pub fn texts(&self, chat: &ChatKey) -> Vec<String> {
+        let state = self.lock();
+        let live = state.order.iter().filter_map(|id| state.messages.get(id));
+        live.filter(|m| &m.chat == chat)
+            .map(|m| m.text.clone())
+            .collect()
+    }
+
+    /// How many calls were answered with a rate-limit error (429) by the limit checks.
+    pub fn rate_limited(&self) -> usize {
+        self.lock().rate_limited
+    }
+
+    /// Deletes a message, as a user would; the next edit of it fails with `MessageGone`.
+    pub fn delete(&self, message: &MessageRef) {
+        self.lock().messages.remove(message);
+    }
+
+    /// Answers every later call with `Forbidden(reason)`.
+    pub fn forbid(&self, reason: &str) {
+        self.lock().forbidden = Some(reason.to_string());
+    }
+
+    /// Fails the next `count` sends and edits with `error`.
+    pub fn fail_next(&self, count: usize, error: PlatformError) {
+        let mut state = self.lock();
+        state.faults.extend(std::iter::repeat_n(error, count));
+    }
+
+    /// Fails the next `count` sends and edits with `RetryAfter(wait)`.
+    pub fn fail_next_with_retry_after(&self, count: usize, wait: Duration) {
+        self.fail_next(count, PlatformError::RetryAfter(wait));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent even if a test panicked while holding the lock.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    /// The checks every send and edit goes through before its own.
+    fn admit(&mut self, limits: &Limits, chat: &ChatKey, text: &str) -> Result<(), PlatformError> {
+        if let Some(reason) = &self.forbidden {
+            return Err(PlatformError::Forbidden(reason.clone()));
+        }
+        if let Some(fault) = self.faults.pop_front() {
+            return Err(fault);
+        }
+        let now = Instant::now();
+        if let Some(wait) = self.too_soon(limits, chat, now) {
+            self.rate_limited += 1;
+            return Err(PlatformError::RetryAfter(wait));
+        }
+        self.accepted
+            .entry(chat.clone())
+            .or_default()
+            .push_back(now);
+        if text.is_empty() {
+            return Err(PlatformError::Rejected("message text is empty".into()));
+        }
+        if limits.unit.len(text) > limits.max_len {
+            return Err(PlatformError::Rejected("message is too long".into()));
+        }
+        Ok(())
+    }
+
+    /// How long a call in `chat` at `now` must still wait, if it comes too soon.
+    fn too_soon(&mut self, limits: &Limits, chat: &ChatKey, now: Instant) -> Option<Duration> {
+        let calls = self.accepted.entry(chat.clone()).or_default();
+        let keep = limits
+            .window
+            .map_or(Duration::ZERO, |w| w.per)
+            .max(limits.min_interval);
+        while calls.front().is_some_and(|&t| t + keep <= now) {
+            calls.pop_front();
+        }
+        let mut ready = calls.back().map_or(now, |&last| last + limits.min_interval);
+        if let Some(window) = limits.window.filter(|w| w.count > 0) {
+            let count = window.count as usize;
+            if calls.len() >= count {
+                ready = ready.max(calls[calls.len() - count] + window.per);
+            }
+        }
+        (ready > now).then(|| ready - now)
+    }
+
+    fn create(
+        &mut self,
+        chat: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+        phase: Phase,
+    ) -> MessageRef {
+        self.next_id += 1;
+        let id = MessageRef::new(self.next_id.to_string());
+        let stored = StoredMessage {
+            chat: chat.clone(),
+            text: text.to_string(),
+            phase,
+            reply_to: reply_to.cloned(),
+        };
+        self.messages.insert(id.clone(), stored);
+        self.order.push(id.clone());
+        id
+    }
+
+    fn change(
+        &mut self,
+        message: &MessageRef,
+        text: &str,
+        phase: Phase,
+    ) -> Result<(), PlatformError> {
+        let stored = self
+            .messages
+            .get_mut(message)
+            .ok_or(PlatformError::MessageGone)?;
+        let finalizes = phase == Phase::Final && stored.phase == Phase::Streaming;
+        if stored.text == text && !finalizes {
+            return Err(PlatformError::Rejected("message is not modified".into()));
+        }
+        stored.text = text.to_string();
+        stored.phase = phase;
+        Ok(())
+    }
+
+    fn record(
+        &mut self,
+        kind: CallKind,
+        chat: &ChatKey,
+        message: Option<MessageRef>,
+        text: &str,
+        phase: Option<Phase>,
+        outcome: Result<(), PlatformError>,
+    ) {
+        let at = Instant::now();
+        let text = text.to_string();
+        self.calls.push(Call {
+            kind,
+            chat: chat.clone(),
+            message,
+            text,
+            phase,
+            at,
+            outcome,
+        });
+    }
+}
+
+#[async_trait]
+impl Platform for MemoryPlatform {
+    fn kind(&self) -> PlatformKind {
+        self.kind
+    }
+
+    fn limits(&self, _chat: &ChatKey) -> Limits {
+        self.limits
+    }
+
+    async fn send(
+        &self,
+        chat: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        let mut state = self.lock();
+        let result = state
+            .admit(&self.limits, chat, text)
+            .map(|()| state.create(chat, reply_to, text, phase));
+        let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
+        state.record(
+            CallKind::Send,
+            chat,
+            result.clone().ok(),
+            text,
+            Some(phase),
+            outcome,
+        );
+        result
+    }
+
+    async fn edit(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        let mut state = self.lock();
+        let outcome = state
+            .admit(&self.limits, chat, text)
+            .and_then(|()| state.change(message, text, phase));
+        let id = Some(message.clone());
+        state.record(CallKind::Edit, chat, id, text, Some(phase), outcome.clone());
+        outcome.map(|()| message.clone())
+    }
+
+    async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {
+        let mut state = self.lock();
+        let outcome = match &state.forbidden {
+            Some(reason) => Err(PlatformError::Forbidden(reason.clone())),
+            None => Ok(()),
+        };
+        state.record(CallKind::Typing, chat, None, "", None, outcome.clone());
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests;

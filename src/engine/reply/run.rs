@@ -1,0 +1,301 @@
+//! One reply in progress: the read loop, coalesced previews, continuation and final landing.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::time::{Instant, sleep, sleep_until};
+
+use super::{ReplyContext, ReplyOutcome};
+use crate::engine::event::MessageRef;
+use crate::engine::ports::{
+    Limits, ModelError, Phase, PlatformError, StreamEvent, TokenStream, Usage,
+};
+use crate::engine::split::{self, Position};
+
+/// How often the thinking placeholder's seconds are updated.
+const THINKING_EVERY: Duration = Duration::from_secs(5);
+/// Retry-afters a final edit sits out before the engine gives up on it.
+const MAX_RETRY_AFTERS: u32 = 20;
+/// Attempts of a final edit while the platform is unavailable.
+const MAX_UNAVAILABLE: u32 = 4;
+/// Attempts of a final edit the platform rejected.
+const MAX_REJECTED: u32 = 2;
+
+/// The bot may not write in the chat any more; the reply stops.
+struct Forbidden(String);
+
+/// How reading the stream ended.
+enum End {
+    Complete,
+    Failed(ModelError),
+    Cancelled,
+}
+
+mod finish;
+
+/// The state of one reply.
+pub(super) struct Reply<'a> {
+    ctx: ReplyContext<'a>,
+    limits: Limits,
+    /// The model's visible text so far.
+    text: String,
+    /// Where the current message starts in `text`.
+    at: Position,
+    /// The message being written, once sent.
+    current: Option<MessageRef>,
+    /// What `current` shows.
+    shown: String,
+    /// A preview the platform rejected; not retried until the text changes.
+    skipped: Option<String>,
+    /// The "thinking…" text wanted while there is no content.
+    placeholder: Option<String>,
+    /// Every message of the reply, in order.
+    messages: Vec<MessageRef>,
+    /// True once content is visible: typing stops.
+    content_shown: bool,
+    finished: bool,
+    usage: Usage,
+    /// Why a final text could not be delivered.
+    trouble: Option<String>,
+}
+
+impl<'a> Reply<'a> {
+    pub(super) fn new(ctx: &ReplyContext<'a>) -> Self {
+        Self {
+            ctx: *ctx,
+            limits: ctx.platform.limits(ctx.chat),
+            text: String::new(),
+            at: Position::default(),
+            current: None,
+            shown: String::new(),
+            skipped: None,
+            placeholder: None,
+            messages: Vec::new(),
+            content_shown: false,
+            finished: false,
+            usage: Usage::default(),
+            trouble: None,
+        }
+    }
+
+    /// Reads the stream to its end, then lands the final state and reports it.
+    pub(super) async fn run(mut self, stream: Result<TokenStream, ModelError>) -> ReplyOutcome {
+        let end = match stream {
+            Ok(stream) => self.read(stream).await,
+            Err(error) => Ok(End::Failed(error)),
+        };
+        let result = match end {
+            Ok(end) => self.finish(end).await,
+            Err(forbidden) => Err(forbidden),
+        };
+        match result {
+            Ok(outcome) => outcome,
+            Err(Forbidden(reason)) => self.forbidden_outcome(reason),
+        }
+    }
+
+    /// The read loop: typing, placeholder, coalesced previews and continuations.
+    async fn read(&mut self, mut stream: TokenStream) -> Result<End, Forbidden> {
+        let ctx = self.ctx;
+        let limits = self.limits;
+        let start = Instant::now();
+        let typing_every = limits.typing_every.max(Duration::from_secs(1));
+        let mut typing_at = start;
+        let mut thinking_at = ctx.options.thinking_after.map(|wait| start + wait);
+        loop {
+            let dirty = self.dirty();
+            let typing = !self.content_shown;
+            let thinking = thinking_at.filter(|_| self.text.is_empty());
+            tokio::select! {
+                biased;
+                () = ctx.cancel.cancelled() => return Ok(End::Cancelled),
+                () = ctx.pacer.acquire(ctx.chat, &limits), if dirty => self.preview().await?,
+                () = sleep_until(typing_at), if typing => {
+                    // Typing is a courtesy; its failures change nothing.
+                    let _ = ctx.platform.typing(ctx.chat).await;
+                    typing_at = Instant::now() + typing_every;
+                }
+                () = sleep_until(thinking.unwrap_or(start)), if thinking.is_some() => {
+                    let seconds = start.elapsed().as_secs();
+                    self.placeholder = Some(format!("thinking… {seconds}s"));
+                    thinking_at = Some(Instant::now() + THINKING_EVERY);
+                }
+                item = stream.next() => match item {
+                    Some(Ok(event)) => self.absorb(event).await?,
+                    Some(Err(error)) => return Ok(End::Failed(error)),
+                    None if self.finished => return Ok(End::Complete),
+                    None => return Ok(End::Failed(ModelError::Incomplete)),
+                },
+            }
+        }
+    }
+
+    /// Takes in one stream event; content past the length limit finalizes the current message.
+    async fn absorb(&mut self, event: StreamEvent) -> Result<(), Forbidden> {
+        match event {
+            StreamEvent::Content(text) if !text.is_empty() => {
+                self.text.push_str(&text);
+                self.placeholder = None;
+                self.roll_over().await?;
+            }
+            StreamEvent::Content(_) | StreamEvent::Thinking(_) => {}
+            StreamEvent::Usage(usage) => add_usage(&mut self.usage, usage),
+            StreamEvent::Finished(_) => self.finished = true,
+        }
+        Ok(())
+    }
+
+    /// While the current message cannot hold the rest, lands its final piece and moves on.
+    async fn roll_over(&mut self) -> Result<(), Forbidden> {
+        let (max_len, unit) = (self.limits.max_len, self.limits.unit);
+        while let Some((piece, next)) = split::cut(&self.text, &self.at, max_len, unit) {
+            self.land(piece.text).await?;
+            self.next_message(next);
+        }
+        Ok(())
+    }
+
+    /// Starts a new message at `at`.
+    fn next_message(&mut self, at: Position) {
+        self.at = at;
+        self.current = None;
+        self.shown.clear();
+        self.skipped = None;
+    }
+
+    /// What the current message should show now.
+    fn target(&self) -> Option<String> {
+        if self.text.len() > self.at.offset {
+            Some(split::tail(&self.text, &self.at).text)
+        } else {
+            self.placeholder.clone()
+        }
+    }
+
+    /// True when a preview would change what the current message shows.
+    fn dirty(&self) -> bool {
+        self.target()
+            .is_some_and(|t| t != self.shown && Some(&t) != self.skipped.as_ref())
+    }
+
+    /// Sends the newest text as a preview; the caller holds a pacer slot.
+    async fn preview(&mut self) -> Result<(), Forbidden> {
+        let Some(text) = self.target() else {
+            return Ok(());
+        };
+        match self.call(&text, Phase::Streaming).await {
+            Err(PlatformError::RetryAfter(wait)) => self.ctx.pacer.pause(self.ctx.chat, wait),
+            Err(PlatformError::Forbidden(reason)) => return Err(Forbidden(reason)),
+            Err(PlatformError::Rejected(_)) => self.skipped = Some(text),
+            // Gone: the next preview starts a new message. Unavailable: the next slot retries.
+            Ok(()) | Err(PlatformError::MessageGone | PlatformError::Unavailable(_)) => {}
+        }
+        Ok(())
+    }
+
+    /// Makes `text` the final text of the current message, retrying until it lands or
+    /// retrying cannot help (then `trouble` says why).
+    async fn land(&mut self, text: String) -> Result<(), Forbidden> {
+        let (mut limited, mut unavailable, mut rejected) = (0, 0, 0);
+        loop {
+            self.ctx.pacer.acquire(self.ctx.chat, &self.limits).await;
+            let error = match self.call(&text, Phase::Final).await {
+                Ok(()) => return Ok(()),
+                // The message already shows exactly this text: the final state is there.
+                Err(PlatformError::Rejected(_)) if self.current.is_some() && self.shown == text => {
+                    return Ok(());
+                }
+                Err(error) => error,
+            };
+            let give_up = match &error {
+                PlatformError::Forbidden(reason) => return Err(Forbidden(reason.clone())),
+                PlatformError::MessageGone => false,
+                PlatformError::RetryAfter(wait) => {
+                    self.ctx.pacer.pause(self.ctx.chat, *wait);
+                    bump(&mut limited) > MAX_RETRY_AFTERS
+                }
+                PlatformError::Unavailable(_) => {
+                    let tries = bump(&mut unavailable);
+                    sleep(Duration::from_secs(1 << tries.min(5))).await;
+                    tries >= MAX_UNAVAILABLE
+                }
+                PlatformError::Rejected(_) => bump(&mut rejected) >= MAX_REJECTED,
+            };
+            if give_up {
+                self.trouble = Some(format!("the final text could not be delivered: {error}"));
+                return Ok(());
+            }
+        }
+    }
+
+    /// One send (no current message) or edit of the current message, without pacing.
+    async fn call(&mut self, text: &str, phase: Phase) -> Result<(), PlatformError> {
+        let (platform, chat) = (self.ctx.platform, self.ctx.chat);
+        let result = match &self.current {
+            Some(message) => platform.edit(chat, message, text, phase).await,
+            None => {
+                let reply_to = self.ctx.reply_to.filter(|_| self.messages.is_empty());
+                platform.send(chat, reply_to, text, phase).await
+            }
+        };
+        match result {
+            Ok(message) => {
+                self.shown_as(message, text).await;
+                Ok(())
+            }
+            Err(PlatformError::MessageGone) => {
+                self.lost().await;
+                Err(PlatformError::MessageGone)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Records that `message` now shows `text`.
+    async fn shown_as(&mut self, message: MessageRef, text: &str) {
+        self.shown = text.to_string();
+        self.content_shown |= !self.text.is_empty();
+        let changed = match &self.current {
+            Some(current) if *current == message => false,
+            Some(current) => {
+                let old = current.clone();
+                self.messages
+                    .iter_mut()
+                    .filter(|m| **m == old)
+                    .for_each(|m| *m = message.clone());
+                true
+            }
+            None => {
+                self.messages.push(message.clone());
+                true
+            }
+        };
+        self.current = Some(message);
+        if changed {
+            self.ctx.observer.messages_changed(&self.messages).await;
+        }
+    }
+
+    /// The current message was deleted: forget it; the next call sends a new one.
+    async fn lost(&mut self) {
+        if let Some(gone) = self.current.take() {
+            self.messages.retain(|m| *m != gone);
+            self.shown.clear();
+            self.ctx.observer.messages_changed(&self.messages).await;
+        }
+    }
+}
+
+/// Increments a counter and returns its new value.
+fn bump(counter: &mut u32) -> u32 {
+    *counter += 1;
+    *counter
+}
+
+/// Sums reported usage.
+fn add_usage(total: &mut Usage, more: Usage) {
+    total.prompt_tokens += more.prompt_tokens;
+    total.completion_tokens += more.completion_tokens;
+    total.cached_tokens += more.cached_tokens;
+    total.reasoning_tokens += more.reasoning_tokens;
+}

@@ -1,0 +1,113 @@
+//! How a reply ends: the last message's final text, the interruption marker, the outcome.
+
+use super::{End, Forbidden, Reply};
+use crate::engine::ports::{LengthUnit, ModelError, ReplyStatus};
+use crate::engine::reply::{INTERRUPTED, RESTARTED, ReplyOutcome};
+use crate::engine::split;
+
+impl Reply<'_> {
+    /// Lands the final state for how reading ended and builds the outcome.
+    pub(super) async fn finish(&mut self, end: End) -> Result<ReplyOutcome, Forbidden> {
+        let (status, error, reason) = match end {
+            End::Complete if !self.text.is_empty() => (ReplyStatus::Complete, None, None),
+            End::Complete => (
+                ReplyStatus::Failed,
+                None,
+                Some("the model sent no text".into()),
+            ),
+            End::Failed(error) => {
+                let reason = error.to_string();
+                let status = self.interrupted_status();
+                (status, Some(error), Some(reason))
+            }
+            End::Cancelled => (self.interrupted_status(), None, Some(RESTARTED.to_string())),
+        };
+        let notice = match (&error, status) {
+            (_, ReplyStatus::Complete) => None,
+            (Some(error), _) => Some((self.ctx.options.error_text)(error)),
+            (None, _) if reason.as_deref() == Some(RESTARTED) => Some(RESTARTED.to_string()),
+            (None, _) => Some("The model sent an empty answer.".to_string()),
+        };
+        self.land_end(notice).await?;
+        Ok(self.outcome(status, reason, error))
+    }
+
+    fn interrupted_status(&self) -> ReplyStatus {
+        if self.text.is_empty() {
+            ReplyStatus::Failed
+        } else {
+            ReplyStatus::Partial
+        }
+    }
+
+    /// Lands the last message: the remaining text, with `notice` as an interruption marker
+    /// when text was shown, or `notice` alone when there was none.
+    async fn land_end(&mut self, notice: Option<String>) -> Result<(), Forbidden> {
+        let (max_len, unit) = (self.limits.max_len, self.limits.unit);
+        let has_text = self.text.len() > self.at.offset;
+        let last = has_text.then(|| split::tail(&self.text, &self.at).text);
+        let marker = notice.map(|n| match self.text.is_empty() {
+            true if n == RESTARTED => format!("{INTERRUPTED}{n}"),
+            true => n,
+            false => format!("\n\n{INTERRUPTED}{n}"),
+        });
+        match (last, marker) {
+            (Some(last), None) => self.land(last).await,
+            (Some(last), Some(marker)) if unit.len(&last) + unit.len(&marker) <= max_len => {
+                self.land(last + &marker).await
+            }
+            (Some(last), Some(marker)) => {
+                self.land(last).await?;
+                self.next_message(self.at.clone());
+                self.land(truncate(marker.trim_start(), max_len, unit))
+                    .await
+            }
+            (None, Some(marker)) => {
+                if self.text.is_empty() {
+                    return self.land(truncate(&marker, max_len, unit)).await;
+                }
+                // Everything already landed in finished messages: the marker goes alone.
+                self.land(truncate(marker.trim_start(), max_len, unit))
+                    .await
+            }
+            (None, None) => Ok(()),
+        }
+    }
+
+    fn outcome(
+        &mut self,
+        status: ReplyStatus,
+        reason: Option<String>,
+        error: Option<ModelError>,
+    ) -> ReplyOutcome {
+        let (status, reason) = match (status, self.trouble.take()) {
+            (ReplyStatus::Complete, Some(trouble)) => (ReplyStatus::Partial, Some(trouble)),
+            (status, trouble) => (status, reason.or(trouble)),
+        };
+        ReplyOutcome {
+            text: std::mem::take(&mut self.text),
+            status,
+            reason,
+            messages: std::mem::take(&mut self.messages),
+            usage: self.usage,
+            error,
+        }
+    }
+
+    pub(super) fn forbidden_outcome(mut self, reason: String) -> ReplyOutcome {
+        let status = self.interrupted_status();
+        self.trouble = None;
+        self.outcome(status, Some(format!("forbidden: {reason}")), None)
+    }
+}
+
+/// `text` cut to `max_len` units at a character boundary.
+fn truncate(text: &str, max_len: usize, unit: LengthUnit) -> String {
+    let mut used = 0;
+    text.chars()
+        .take_while(|&c| {
+            used += unit.char_len(c);
+            used <= max_len
+        })
+        .collect()
+}

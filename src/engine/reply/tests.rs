@@ -1,0 +1,506 @@
+//! Tests of the reply engine against the in-memory platform, on tokio's paused clock.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::time::{Instant, sleep};
+
+use super::*;
+use crate::engine::event::PlatformKind;
+use crate::engine::memory::{Call, CallKind, MemoryPlatform};
+use crate::engine::ports::{LengthUnit, Limits, Phase, PlatformError, StreamEvent, Window};
+use crate::engine::split;
+
+type Step = (u64, Result<StreamEvent, ModelError>);
+
+fn limits(max_len: usize) -> Limits {
+    Limits {
+        max_len,
+        unit: LengthUnit::Utf16,
+        min_interval: Duration::from_secs(1),
+        window: Some(Window {
+            count: 20,
+            per: Duration::from_secs(60),
+        }),
+        typing_every: Duration::from_secs(5),
+    }
+}
+
+fn chat() -> ChatKey {
+    ChatKey::new(PlatformKind::Telegram, "42")
+}
+
+fn content(ms: u64, text: &str) -> Step {
+    (ms, Ok(StreamEvent::Content(text.to_string())))
+}
+
+fn finished(ms: u64) -> Step {
+    (ms, Ok(StreamEvent::Finished("stop".into())))
+}
+
+/// A token stream that waits `ms` before each event.
+fn script(steps: Vec<Step>) -> TokenStream {
+    Box::pin(
+        futures_util::stream::iter(steps).then(|(ms, item)| async move {
+            sleep(Duration::from_millis(ms)).await;
+            item
+        }),
+    )
+}
+
+/// Words streamed one every `every_ms`, then finished.
+fn words(count: usize, every_ms: u64) -> (String, Vec<Step>) {
+    let tokens: Vec<String> = (0..count).map(|i| format!("word{i} ")).collect();
+    let mut steps: Vec<Step> = tokens.iter().map(|t| content(every_ms, t)).collect();
+    steps.push(finished(0));
+    (tokens.concat(), steps)
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Vec<MessageRef>>>);
+
+#[async_trait]
+impl ReplyObserver for Recorder {
+    async fn messages_changed(&self, messages: &[MessageRef]) {
+        self.0.lock().unwrap().push(messages.to_vec());
+    }
+}
+
+struct Harness {
+    platform: Arc<MemoryPlatform>,
+    pacer: Pacer,
+    options: ReplyOptions,
+    cancel: CancellationToken,
+    observer: Recorder,
+    reply_to: MessageRef,
+}
+
+impl Harness {
+    fn new(max_len: usize) -> Self {
+        Self::with(MemoryPlatform::new(limits(max_len)))
+    }
+
+    fn with(platform: MemoryPlatform) -> Self {
+        Self {
+            platform: Arc::new(platform),
+            pacer: Pacer::new(),
+            options: ReplyOptions::default(),
+            cancel: CancellationToken::new(),
+            observer: Recorder::default(),
+            reply_to: MessageRef::new("user-7"),
+        }
+    }
+
+    async fn reply(&self, stream: Result<TokenStream, ModelError>) -> ReplyOutcome {
+        let chat = chat();
+        let ctx = ReplyContext {
+            platform: self.platform.as_ref(),
+            pacer: &self.pacer,
+            chat: &chat,
+            reply_to: Some(&self.reply_to),
+            options: &self.options,
+            observer: &self.observer,
+            cancel: &self.cancel,
+        };
+        stream_reply(&ctx, stream).await
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.platform.texts(&chat())
+    }
+
+    /// Sends and edits the platform accepted.
+    fn writes(&self) -> Vec<Call> {
+        let calls = self.platform.calls().into_iter();
+        calls
+            .filter(|c| c.kind != CallKind::Typing && c.outcome.is_ok())
+            .collect()
+    }
+}
+
+fn pieces(text: &str, max_len: usize) -> Vec<String> {
+    split::split(text, max_len, LengthUnit::Utf16)
+        .into_iter()
+        .map(|p| p.text)
+        .collect()
+}
+
+fn assert_paced(writes: &[Call], gap: Duration) {
+    for pair in writes.windows(2) {
+        assert!(
+            pair[1].at - pair[0].at >= gap,
+            "{:?} then {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_token_is_visible_without_waiting() {
+    let h = Harness::new(100);
+    let start = Instant::now();
+    let outcome = h
+        .reply(Ok(script(vec![
+            content(0, "Hello"),
+            content(9000, "!"),
+            finished(0),
+        ])))
+        .await;
+    let calls = h.platform.calls();
+    assert_eq!(calls[0].kind, CallKind::Typing);
+    assert_eq!(
+        (calls[1].kind, calls[1].text.as_str()),
+        (CallKind::Send, "Hello")
+    );
+    assert_eq!(calls[1].at, start);
+    assert_eq!(calls[1].phase, Some(Phase::Streaming));
+    assert_eq!(outcome.status, ReplyStatus::Complete);
+    assert_eq!(h.texts(), ["Hello!"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn edits_are_paced_and_carry_the_newest_text() {
+    let h = Harness::new(1000);
+    let start = Instant::now();
+    let (text, steps) = words(30, 100);
+    let outcome = h.reply(Ok(script(steps))).await;
+    let writes = h.writes();
+    assert_paced(&writes, Duration::from_secs(1));
+    let upto = |n: usize| (0..n).map(|i| format!("word{i} ")).collect::<String>();
+    for call in writes.iter().filter(|c| c.phase == Some(Phase::Streaming)) {
+        // Word i arrives at (i + 1) * 100 ms; one arriving at the very instant may miss it.
+        let arrived = ((call.at - start).as_millis() / 100) as usize;
+        let newest = [upto(arrived), upto(arrived.saturating_sub(1))];
+        assert!(
+            newest.contains(&call.text),
+            "{:?}: {}",
+            call.at - start,
+            call.text
+        );
+    }
+    assert!(writes.len() <= 5, "{} writes", writes.len());
+    assert_eq!(writes.last().map(|c| c.phase), Some(Some(Phase::Final)));
+    assert_eq!(h.texts(), std::slice::from_ref(&text));
+    assert_eq!(outcome.text, text);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unchanged_text_is_not_edited_again() {
+    let h = Harness::new(100);
+    let mut steps = vec![content(0, "abc")];
+    steps.extend((0..10).map(|_| (500, Ok(StreamEvent::Thinking(String::new())))));
+    steps.extend([content(0, ""), finished(0)]);
+    h.reply(Ok(script(steps))).await;
+    let writes = h.writes();
+    let phases: Vec<_> = writes.iter().map(|c| (c.text.as_str(), c.phase)).collect();
+    assert_eq!(
+        phases,
+        [("abc", Some(Phase::Streaming)), ("abc", Some(Phase::Final))]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn long_reply_continues_in_a_second_message() {
+    let h = Harness::new(60);
+    let (text, steps) = words(25, 50);
+    let outcome = h.reply(Ok(script(steps))).await;
+    assert_eq!(h.texts(), pieces(&text, 60));
+    assert!(h.texts().len() >= 3);
+    assert_eq!(outcome.messages.len(), h.texts().len());
+    let first = h.platform.message(&outcome.messages[0]).unwrap();
+    assert_eq!(first.reply_to, Some(h.reply_to.clone()));
+    for message in &outcome.messages {
+        let stored = h.platform.message(message).unwrap();
+        assert_eq!(stored.phase, Phase::Final);
+        assert_eq!(stored.reply_to.is_some(), *message == outcome.messages[0]);
+    }
+    assert_eq!(h.platform.rate_limited(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_code_block_split_across_messages_reopens_and_reassembles() {
+    let h = Harness::new(80);
+    let code: String = (0..12).map(|i| format!("let v{i} = {i};\n")).collect();
+    let text = format!("Look:\n```rust\n{code}```\nThat is all.");
+    let steps = text
+        .split_inclusive('\n')
+        .map(|line| content(30, line))
+        .chain([finished(0)]);
+    let outcome = h.reply(Ok(script(steps.collect()))).await;
+    let texts = h.texts();
+    assert_eq!(texts, pieces(&text, 80));
+    assert!(texts[1].starts_with("```rust\n"));
+    let rebuilt = split::join(&split::split(&outcome.text, 80, LengthUnit::Utf16));
+    assert_eq!(rebuilt, text);
+}
+
+#[tokio::test(start_paused = true)]
+async fn final_text_lands_after_a_retry_after() {
+    let h = Harness::new(100);
+    let start = Instant::now();
+    h.platform
+        .fail_next_with_retry_after(2, Duration::from_secs(5));
+    let outcome = h
+        .reply(Ok(script(vec![
+            content(0, "Hello"),
+            content(500, " world"),
+            finished(0),
+        ])))
+        .await;
+    let writes = h.writes();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].text, "Hello world");
+    assert_eq!(writes[0].phase, Some(Phase::Final));
+    assert!(writes[0].at - start >= Duration::from_secs(10));
+    let attempts = h
+        .platform
+        .calls()
+        .into_iter()
+        .filter(|c| c.kind != CallKind::Typing);
+    assert!(
+        attempts
+            .clone()
+            .all(|c| c.at == start || c.at - start >= Duration::from_secs(5))
+    );
+    assert_eq!(attempts.count(), 3);
+    assert_eq!(outcome.status, ReplyStatus::Complete);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleted_message_continues_in_a_new_one() {
+    let h = Harness::new(100);
+    let platform = h.platform.clone();
+    tokio::spawn(async move {
+        sleep(Duration::from_millis(1500)).await;
+        platform.delete(&MessageRef::new("1"));
+    });
+    let steps = vec![
+        content(0, "First part. "),
+        content(3000, "Second part."),
+        finished(0),
+    ];
+    let outcome = h.reply(Ok(script(steps))).await;
+    assert_eq!(h.texts(), ["First part. Second part."]);
+    assert_eq!(outcome.messages, [MessageRef::new("2")]);
+    assert_eq!(outcome.status, ReplyStatus::Complete);
+    let seen = h.observer.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            vec![MessageRef::new("1")],
+            vec![],
+            vec![MessageRef::new("2")]
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn midstream_failure_leaves_partial_text_with_marker() {
+    let h = Harness::new(100);
+    let steps = vec![
+        content(0, "Partial answer"),
+        (2000, Err(ModelError::Incomplete)),
+    ];
+    let outcome = h.reply(Ok(script(steps))).await;
+    let shown = "Partial answer\n\n⚠️ reply interrupted: upstream closed the stream";
+    assert_eq!(h.texts(), [shown]);
+    assert_eq!(outcome.text, "Partial answer");
+    assert_eq!(outcome.status, ReplyStatus::Partial);
+    assert_eq!(outcome.error, Some(ModelError::Incomplete));
+    assert!(outcome.reason.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_marker_that_does_not_fit_goes_into_its_own_message() {
+    let h = Harness::new(40);
+    let text = "x".repeat(35);
+    let steps = vec![content(0, &text), (100, Err(ModelError::Incomplete))];
+    let outcome = h.reply(Ok(script(steps))).await;
+    let texts = h.texts();
+    assert_eq!(texts[0], text);
+    assert!(texts[1].starts_with(INTERRUPTED));
+    assert!(texts.iter().all(|t| t.encode_utf16().count() <= 40));
+    assert_eq!(outcome.status, ReplyStatus::Partial);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failure_before_any_token_sends_a_short_message() {
+    let h = Harness::new(200);
+    let outcome = h.reply(Err(ModelError::Unauthorized)).await;
+    assert_eq!(h.texts(), [ModelError::Unauthorized.user_message()]);
+    assert_eq!(outcome.status, ReplyStatus::Failed);
+    assert_eq!(outcome.text, "");
+
+    let h = Harness::new(200);
+    let limited = ModelError::RateLimited {
+        retry_after: Some(Duration::from_secs(20)),
+    };
+    let outcome = h.reply(Ok(script(vec![(100, Err(limited.clone()))]))).await;
+    assert_eq!(
+        h.texts(),
+        ["The model provider is rate limiting us — try again in 20 s."]
+    );
+    assert_eq!(
+        (outcome.status, outcome.error),
+        (ReplyStatus::Failed, Some(limited))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn forbidden_stops_without_retrying() {
+    let h = Harness::new(100);
+    let start = Instant::now();
+    h.platform.forbid("bot was blocked by the user");
+    let steps = vec![content(0, "abc"), content(60_000, "def"), finished(0)];
+    let outcome = h.reply(Ok(script(steps))).await;
+    let attempts = h
+        .platform
+        .calls()
+        .into_iter()
+        .filter(|c| c.kind != CallKind::Typing);
+    assert_eq!(attempts.count(), 1);
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(outcome.status, ReplyStatus::Partial);
+    assert!(outcome.reason.unwrap().contains("forbidden"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_replies_in_one_chat_share_the_budget() {
+    let h = Harness::new(300);
+    let (first, steps_a) = words(40, 100);
+    let (_, steps_b) = words(40, 130);
+    let (a, b) = tokio::join!(h.reply(Ok(script(steps_a))), h.reply(Ok(script(steps_b))));
+    assert_eq!(h.platform.rate_limited(), 0);
+    assert_paced(&h.writes(), Duration::from_secs(1));
+    assert_eq!(a.text, first);
+    assert_eq!(
+        (a.status, b.status),
+        (ReplyStatus::Complete, ReplyStatus::Complete)
+    );
+    assert_eq!(h.texts().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn platform_answers_no_429_when_the_engine_paces() {
+    let h = Harness::new(200);
+    let (text, steps) = words(400, 40);
+    let outcome = h.reply(Ok(script(steps))).await;
+    assert_eq!(h.platform.rate_limited(), 0);
+    assert_eq!(h.texts(), pieces(&text, 200));
+    assert_eq!(outcome.text, text);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_marks_the_reply_interrupted() {
+    let h = Harness::new(200);
+    let cancel = h.cancel.clone();
+    tokio::spawn(async move {
+        sleep(Duration::from_secs(2)).await;
+        cancel.cancel();
+    });
+    let outcome = h
+        .reply(Ok(script(vec![content(0, "Half"), content(60_000, "way")])))
+        .await;
+    assert_eq!(
+        h.texts(),
+        ["Half\n\n⚠️ reply interrupted: the bot restarted"]
+    );
+    assert_eq!(
+        (outcome.status, outcome.text.as_str()),
+        (ReplyStatus::Partial, "Half")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_before_any_text_still_tells_the_user() {
+    let h = Harness::new(200);
+    h.cancel.cancel();
+    let outcome = h.reply(Ok(script(vec![content(60_000, "late")]))).await;
+    assert_eq!(h.texts(), ["⚠️ reply interrupted: the bot restarted"]);
+    assert_eq!(outcome.status, ReplyStatus::Failed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn thinking_placeholder_is_replaced_by_the_answer() {
+    let h = Harness::new(200);
+    let mut steps: Vec<Step> = (0..20)
+        .map(|_| (500, Ok(StreamEvent::Thinking("hm".into()))))
+        .collect();
+    steps.extend([content(0, "Answer"), finished(0)]);
+    let outcome = h.reply(Ok(script(steps))).await;
+    let writes = h.writes();
+    assert_eq!(writes[0].text, "thinking… 3s");
+    assert!(writes.iter().any(|c| c.text == "thinking… 8s"));
+    assert!(
+        writes
+            .iter()
+            .all(|c| c.message == Some(MessageRef::new("1")))
+    );
+    assert_eq!(h.texts(), ["Answer"]);
+    assert_eq!(outcome.messages, [MessageRef::new("1")]);
+    let typing = h
+        .platform
+        .calls()
+        .into_iter()
+        .filter(|c| c.kind == CallKind::Typing)
+        .count();
+    assert!(typing >= 2, "typing refreshed while thinking: {typing}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn usage_is_summed_into_the_outcome() {
+    let h = Harness::new(200);
+    let usage = Usage {
+        prompt_tokens: 10,
+        completion_tokens: 5,
+        cached_tokens: 8,
+        reasoning_tokens: 2,
+    };
+    let steps = vec![
+        content(0, "ok"),
+        finished(0),
+        (0, Ok(StreamEvent::Usage(usage))),
+    ];
+    let outcome = h.reply(Ok(script(steps))).await;
+    assert_eq!(outcome.usage, usage);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_ends_without_finishing_is_partial() {
+    let h = Harness::new(200);
+    let outcome = h.reply(Ok(script(vec![content(0, "cut")]))).await;
+    assert_eq!(outcome.status, ReplyStatus::Partial);
+    assert_eq!(outcome.error, Some(ModelError::Incomplete));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unavailable_platform_is_retried_for_the_final_text() {
+    let h = Harness::new(200);
+    h.platform
+        .fail_next(3, PlatformError::Unavailable("502".into()));
+    let outcome = h
+        .reply(Ok(script(vec![content(0, "done"), finished(0)])))
+        .await;
+    assert_eq!(h.texts(), ["done"]);
+    assert_eq!(outcome.status, ReplyStatus::Complete);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejected_final_is_tried_once_more_then_reported() {
+    let h = Harness::new(200);
+    h.platform
+        .fail_next(5, PlatformError::Rejected("can't parse entities".into()));
+    let outcome = h
+        .reply(Ok(script(vec![content(0, "bad *markup"), finished(0)])))
+        .await;
+    let attempts = h
+        .platform
+        .calls()
+        .into_iter()
+        .filter(|c| c.kind != CallKind::Typing);
+    assert_eq!(attempts.count(), 3, "one preview, two finals");
+    assert_eq!(outcome.status, ReplyStatus::Partial);
+    assert!(outcome.reason.unwrap().contains("could not be delivered"));
+}
