@@ -15,7 +15,7 @@ use super::event::{ChatKey, Content, Incoming, MessageRef, PlatformKind};
 use super::pace::Pacer;
 use super::ports::{
     CompletionRequest, MessageRowId, Model, ModelError, ModelName, Phase, Platform, PlatformError,
-    ReplyRecord, ReplyStatus, Role, Store, StoreError, StoredMessage, UsageTotals,
+    ReplyRecord, Role, Store, StoreError, StoredMessage, UsageTotals,
 };
 use super::reply::{ReplyContext, ReplyObserver, ReplyOptions, ReplyOutcome, stream_reply};
 

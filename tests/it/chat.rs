@@ -112,9 +112,16 @@ async fn a_second_run_continues_with_the_same_conversation_id_and_history() {
     assert_eq!(headers[0], headers[1]);
     let requests = chat.fake.requests();
     let messages = requests[1].body["messages"].as_array().unwrap().clone();
-    let contents: Vec<&str> = messages.iter().map(|m| m["content"].as_str().unwrap()).collect();
-    assert_eq!(&contents[1..], ["first question", "echo: first question", "second question"]);
-    let first = serde_json::to_string(&requests[0].body["messages"].as_array().unwrap()[..2]).unwrap();
+    let contents: Vec<&str> = messages
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &contents[1..],
+        ["first question", "echo: first question", "second question"]
+    );
+    let first =
+        serde_json::to_string(&requests[0].body["messages"].as_array().unwrap()[..2]).unwrap();
     let second = serde_json::to_string(&messages[..2]).unwrap();
     assert_eq!(first, second, "the earlier turn is sent byte for byte");
 }
@@ -123,21 +130,36 @@ async fn a_second_run_continues_with_the_same_conversation_id_and_history() {
 async fn reset_starts_a_new_conversation_id() {
     let chat = Chat::new().await;
     let run = chat.run("one\n/reset\ntwo\n", &[]).await;
-    assert!(run.stdout.contains("Started a new conversation"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Started a new conversation"),
+        "{}",
+        run.stdout
+    );
     let headers = chat.conversation_headers();
     assert_eq!(headers.len(), 2);
     assert_ne!(headers[0], headers[1]);
     let second = &chat.fake.requests()[1].body["messages"];
-    assert_eq!(second.as_array().unwrap().len(), 2, "system prompt and the new message");
+    assert_eq!(
+        second.as_array().unwrap().len(),
+        2,
+        "system prompt and the new message"
+    );
 }
 
 #[tokio::test]
 async fn commands_switch_the_model_and_set_the_system_prompt() {
     let chat = Chat::new().await;
     let run = chat
-        .run("/model grok-3\n/system answer in French\nhi\n/model\n/usage\n", &[])
+        .run(
+            "/model grok-3\n/system answer in French\nhi\n/model\n/usage\n",
+            &[],
+        )
         .await;
-    assert!(run.stdout.contains("Model for this chat: grok-3"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Model for this chat: grok-3"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("Model: grok-3"), "{}", run.stdout);
     assert!(run.stdout.contains("over 1 replies"), "{}", run.stdout);
     let request = &chat.fake.requests()[0].body;
@@ -148,12 +170,18 @@ async fn commands_switch_the_model_and_set_the_system_prompt() {
 #[tokio::test]
 async fn the_model_option_switches_the_chat_model() {
     let chat = Chat::new().await;
-    let run = chat.run_args(&["chat", "--model", "grok-4"], "hi\n", &[]).await;
+    let run = chat
+        .run_args(&["chat", "--model", "grok-4"], "hi\n", &[])
+        .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(chat.fake.requests()[0].body["model"], "grok-4");
     let run = chat.run_args(&["chat", "--model", "gpt-9"], "", &[]).await;
     assert_ne!(run.code, Some(0));
-    assert!(run.stderr.contains("grok-4-fast-reasoning"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("grok-4-fast-reasoning"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test]
@@ -170,7 +198,8 @@ async fn a_refused_api_key_is_explained() {
 #[tokio::test]
 async fn a_rate_limit_says_when_to_try_again() {
     let chat = Chat::new().await;
-    chat.fake.push(Script::rate_limited().header("retry-after", "7"));
+    chat.fake
+        .push(Script::rate_limited().header("retry-after", "7"));
     let run = chat
         .run("hi\n", &[("PARLEY__LLM__RETRY__MAX_RETRIES", "0")])
         .await;
@@ -186,7 +215,11 @@ async fn an_unavailable_upstream_is_explained_after_retries() {
     let run = chat
         .run("hi\n", &[("PARLEY__LLM__RETRY__MAX_RETRIES", "2")])
         .await;
-    assert!(run.stdout.contains("upstream unavailable"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("upstream unavailable"),
+        "{}",
+        run.stdout
+    );
     assert!(!run.stdout.contains("<html>"));
     assert_eq!(chat.fake.requests().len(), 3, "one try and two retries");
 }
@@ -200,7 +233,8 @@ async fn an_unknown_model_lists_the_valid_ones() {
     ];
     let run = chat.run("hi\n", &env).await;
     assert!(
-        run.stdout.contains("Unknown model `grok-9` — valid ones: grok-4, grok-9"),
+        run.stdout
+            .contains("Unknown model `grok-9` — valid ones: grok-4, grok-9"),
         "{}",
         run.stdout
     );
@@ -218,7 +252,8 @@ async fn a_stream_cut_midway_keeps_the_text_and_says_so() {
         run.stdout
     );
     assert!(
-        run.stdout.contains("⚠️ reply interrupted: upstream closed the stream"),
+        run.stdout
+            .contains("⚠️ reply interrupted: upstream closed the stream"),
         "{}",
         run.stdout
     );
@@ -228,12 +263,15 @@ async fn a_stream_cut_midway_keeps_the_text_and_says_so() {
 async fn an_error_in_the_middle_of_the_stream_is_shown_after_the_partial_text() {
     let chat = Chat::new().await;
     chat.fake.push(
-        Script::reply("Partial answer here")
-            .end(End::ErrorAfter(2, "backend overloaded".into())),
+        Script::reply("Partial answer here").end(End::ErrorAfter(2, "backend overloaded".into())),
     );
     let run = chat.run("hi\n", &[]).await;
     assert!(run.stdout.starts_with("Partial "), "{}", run.stdout);
-    assert!(run.stdout.contains("⚠️ reply interrupted"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("⚠️ reply interrupted"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[tokio::test]
@@ -245,7 +283,11 @@ async fn a_bad_config_stops_start_up_with_one_line_naming_the_key() {
     assert_eq!(run.code, Some(2));
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert!(run.stderr.contains("llm.default_model"), "{}", run.stderr);
-    assert!(run.stderr.contains("PARLEY__LLM__DEFAULT_MODEL"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("PARLEY__LLM__DEFAULT_MODEL"),
+        "{}",
+        run.stderr
+    );
     assert!(chat.fake.requests().is_empty());
 }
 
@@ -255,20 +297,32 @@ async fn check_validates_without_printing_secrets() {
     let env = [("PARLEY__TELEGRAM__TOKEN", "123456:telegram-secret")];
     let run = chat.run_args(&["check"], "", &env).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert!(run.stdout.contains("telegram: would start"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("telegram: would start"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("***"), "{}", run.stdout);
     for secret in [FAKE_KEY, "telegram-secret"] {
         assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
     }
     let run = chat.run_args(&["check"], "", &[]).await;
     assert_ne!(run.code, Some(0), "nothing would start without a platform");
-    assert!(run.stderr.contains("PARLEY__TELEGRAM__TOKEN"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("PARLEY__TELEGRAM__TOKEN"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_command_is_not_sent_to_the_model() {
     let chat = Chat::new().await;
     let run = chat.run("/frobnicate now\n", &[]).await;
-    assert!(run.stdout.contains("Unknown command /frobnicate"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Unknown command /frobnicate"),
+        "{}",
+        run.stdout
+    );
     assert!(chat.fake.requests().is_empty());
 }

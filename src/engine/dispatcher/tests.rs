@@ -84,7 +84,12 @@ impl Harness {
     }
 
     async fn command(&self, command: Command, may_configure: bool) -> String {
-        let incoming = message(&group(), "ann", Content::Command(command.clone()), may_configure);
+        let incoming = message(
+            &group(),
+            "ann",
+            Content::Command(command.clone()),
+            may_configure,
+        );
         self.engine.run_command(&incoming, &command).await
     }
 
@@ -118,7 +123,10 @@ async fn the_next_turn_extends_the_previous_request_with_the_same_conversation_i
     assert_eq!(requests[0].conversation, requests[1].conversation);
     assert_eq!(requests[1].messages[..2], requests[0].messages[..]);
     let roles: Vec<Role> = requests[1].messages.iter().map(|m| m.role).collect();
-    assert_eq!(roles, [Role::System, Role::User, Role::Assistant, Role::User]);
+    assert_eq!(
+        roles,
+        [Role::System, Role::User, Role::Assistant, Role::User]
+    );
     assert_eq!(requests[1].messages[0].content, "be kind");
 }
 
@@ -130,7 +138,11 @@ async fn reset_starts_a_conversation_with_a_new_id() {
     h.send(prompt(&group(), "two")).await;
     let requests = h.model.requests();
     assert_ne!(requests[0].conversation, requests[1].conversation);
-    assert_eq!(requests[1].messages.len(), 2, "system prompt and the new message only");
+    assert_eq!(
+        requests[1].messages.len(),
+        2,
+        "system prompt and the new message only"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -159,7 +171,10 @@ async fn members_who_may_not_configure_cannot_change_settings() {
         .command(Command::System(SystemAction::Set("be rude".into())), false)
         .await;
     assert!(answer.contains("Only admins"), "{answer}");
-    assert_eq!(h.store.settings(&group()).await.unwrap().system_prompt, None);
+    assert_eq!(
+        h.store.settings(&group()).await.unwrap().system_prompt,
+        None
+    );
     h.command(Command::System(SystemAction::Set("be brief".into())), true)
         .await;
     let shown = h.command(Command::System(SystemAction::Show), false).await;
@@ -169,10 +184,17 @@ async fn members_who_may_not_configure_cannot_change_settings() {
 #[tokio::test(start_paused = true)]
 async fn usage_reports_tokens_with_the_cached_share() {
     let h = harness();
-    assert!(h.command(Command::Usage, false).await.contains("No replies"));
+    assert!(
+        h.command(Command::Usage, false)
+            .await
+            .contains("No replies")
+    );
     h.send(prompt(&group(), "hi")).await;
     let usage = h.command(Command::Usage, false).await;
-    assert!(usage.contains("10 prompt tokens (5 cached, 50%)"), "{usage}");
+    assert!(
+        usage.contains("10 prompt tokens (5 cached, 50%)"),
+        "{usage}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -180,7 +202,11 @@ async fn a_refused_request_gives_a_short_message_and_is_recorded_failed() {
     let h = harness();
     h.model.push(Script::Refuse(ModelError::Unauthorized));
     h.send(prompt(&group(), "hi")).await;
-    assert!(h.last_text().contains("invalid API key"), "{}", h.last_text());
+    assert!(
+        h.last_text().contains("invalid API key"),
+        "{}",
+        h.last_text()
+    );
     assert_eq!(h.store.replies()[0].0, ReplyStatus::Failed);
 }
 
@@ -190,7 +216,11 @@ async fn an_unknown_model_from_the_api_lists_the_valid_ones() {
     h.model
         .push(Script::Refuse(ModelError::UnknownModel("grok-4".into())));
     h.send(prompt(&group(), "hi")).await;
-    assert!(h.last_text().contains("valid ones: grok-4, grok-3"), "{}", h.last_text());
+    assert!(
+        h.last_text().contains("valid ones: grok-4, grok-3"),
+        "{}",
+        h.last_text()
+    );
 }
 
 fn dispatcher(h: &Harness, per_conversation: usize) -> (Dispatcher, TaskTracker, Shutdown) {
@@ -248,7 +278,12 @@ async fn different_conversations_stream_at_the_same_time() {
     // One reply alone takes about 1 s (5 chunks 200 ms apart); three in sequence would take 3 s.
     tokio::time::sleep(Duration::from_millis(1_600)).await;
     assert_eq!(h.store.replies().len(), 3);
-    assert!(h.store.replies().iter().all(|r| r.0 == ReplyStatus::Complete));
+    assert!(
+        h.store
+            .replies()
+            .iter()
+            .all(|r| r.0 == ReplyStatus::Complete)
+    );
 }
 
 #[tokio::test(start_paused = true)]
