@@ -8,8 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::engine::command::Command;
+use crate::engine::dispatcher::{DispatchConfig, Dispatcher, Shutdown};
 use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
 use crate::engine::ports::{ModelName, Store};
 use crate::engine::turn::{Engine, EngineConfig};
@@ -123,8 +125,65 @@ pub async fn check(settings: &Settings) -> anyhow::Result<String> {
     Ok(lines.join("\n"))
 }
 
-/// `parley run`: every enabled platform until SIGINT/SIGTERM.
+/// How long in-flight replies may finish after a stop signal before they are interrupted.
+const GRACE: Duration = Duration::from_secs(8);
+
+/// The dispatcher's queue sizes, from the settings.
+pub fn dispatch_config(settings: &Settings) -> DispatchConfig {
+    DispatchConfig {
+        queue_capacity: settings.dispatch.queue_capacity,
+        per_conversation: settings.dispatch.per_conversation,
+    }
+}
+
+/// What every platform adapter is started with.
+pub struct Runtime {
+    /// The conversation engine.
+    pub engine: Arc<Engine>,
+    /// Where adapters queue inbound messages.
+    pub dispatcher: Dispatcher,
+    /// Owns every task; `run` waits for it on shutdown.
+    pub tracker: TaskTracker,
+    /// Stop signals: adapters stop polling on `intake`.
+    pub shutdown: Shutdown,
+}
+
+/// `parley run`: every enabled platform until SIGINT/SIGTERM, then an orderly stop.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let store = open_store(&settings).await?;
+    let engine = build_engine(&settings, store.clone())?;
+    let tracker = TaskTracker::new();
+    let shutdown = Shutdown::default();
+    let dispatcher = Dispatcher::start(
+        engine.clone(),
+        dispatch_config(&settings),
+        tracker.clone(),
+        shutdown.clone(),
+    );
+    let runtime = Runtime {
+        engine,
+        dispatcher,
+        tracker: tracker.clone(),
+        shutdown: shutdown.clone(),
+    };
+    start_platforms(&settings, &runtime).await?;
+    stop_signal().await;
+    tracing::info!("stopping: no new messages; letting replies finish");
+    shutdown.intake.cancel();
+    tracker.close();
+    if tokio::time::timeout(GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!("interrupting replies still streaming");
+        shutdown.abort.cancel();
+        tracker.wait().await;
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Starts each enabled platform's adapter; a bad token fails here, before anything else runs.
+async fn start_platforms(settings: &Settings, runtime: &Runtime) -> anyhow::Result<()> {
+    let _ = runtime;
     let mut missing = Vec::new();
     if settings.telegram_enabled() {
         missing.push("Telegram");
@@ -132,10 +191,37 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if settings.discord_enabled() {
         missing.push("Discord");
     }
-    bail!(
-        "{} is configured, but this build has no adapter for it yet; try `parley chat`",
-        missing.join(" and ")
-    )
+    if !missing.is_empty() {
+        bail!(
+            "{} is configured, but this build has no adapter for it yet; try `parley chat`",
+            missing.join(" and ")
+        );
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }
 
 /// `parley chat`: a conversation in the terminal, stored like any other.
