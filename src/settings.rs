@@ -91,6 +91,10 @@ pub struct Settings {
     pub discord: DiscordSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The health and metrics listener.
+    pub http: HttpSettings,
+    /// Stopping.
+    pub shutdown: ShutdownSettings,
 }
 
 /// `[llm]`: the OpenAI-compatible completion API.
@@ -252,6 +256,22 @@ pub struct LogSettings {
     pub format: String,
 }
 
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `host:port` serving /healthz and /metrics; empty disables the listener.
+    pub listen: String,
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// Seconds in-flight replies may finish after SIGTERM before they are interrupted.
+    pub grace_secs: u64,
+}
+
 /// What the caller is about to do, which decides what the configuration must contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -261,6 +281,8 @@ pub enum Purpose {
     Chat,
     /// `parley check`: what `run` needs.
     Check,
+    /// `parley healthcheck`: only what finding the health endpoint needs.
+    Healthcheck,
 }
 
 impl LlmSettings {

@@ -82,7 +82,10 @@ fn an_unknown_key_is_named() {
     let err = Settings::load_from(Some(file.path()), Some(env(&[KEY])), Purpose::Chat).unwrap_err();
     assert!(err.key.contains("temprature"), "{err}");
     assert!(err.to_string().contains("unknown key"), "{err}");
-    assert!(!err.to_string().contains("PARLEY__"), "no hint to set the misspelt key: {err}");
+    assert!(
+        !err.to_string().contains("PARLEY__"),
+        "no hint to set the misspelt key: {err}"
+    );
 }
 
 #[test]
@@ -153,4 +156,33 @@ fn a_missing_config_file_is_named() {
     )
     .unwrap_err();
     assert_eq!(err.key, "--config");
+}
+
+#[test]
+fn the_http_listener_and_grace_have_defaults_that_fit_docker() {
+    let s = load(&[KEY], Purpose::Chat).expect("defaults are valid");
+    assert_eq!(s.http.listen, "127.0.0.1:9464");
+    assert!(
+        s.shutdown.grace_secs < 10,
+        "inside Docker's 10 s stop timeout"
+    );
+    let s = load(&[KEY, ("PARLEY__HTTP__LISTEN", "")], Purpose::Chat).expect("empty disables");
+    assert!(s.http.listen.is_empty());
+}
+
+#[test]
+fn a_bad_listen_address_or_grace_is_named() {
+    let err = load(&[KEY, ("PARLEY__HTTP__LISTEN", "localhost")], Purpose::Chat).unwrap_err();
+    assert_eq!(err.key, "http.listen");
+    let err = load(&[KEY, ("PARLEY__SHUTDOWN__GRACE_SECS", "0")], Purpose::Chat).unwrap_err();
+    assert_eq!(err.key, "shutdown.grace_secs");
+}
+
+#[test]
+fn the_healthcheck_needs_neither_a_key_nor_a_platform() {
+    let s = load(
+        &[("PARLEY__HTTP__LISTEN", "0.0.0.0:9000")],
+        Purpose::Healthcheck,
+    );
+    assert_eq!(s.expect("loads").http.listen, "0.0.0.0:9000");
 }

@@ -132,6 +132,10 @@ fn check_url(value: &str, key: &str) -> Result<(), SettingsError> {
 impl Settings {
     /// Checks everything that can be checked before connecting anything.
     pub(super) fn validate(&self, purpose: Purpose) -> Result<(), SettingsError> {
+        self.validate_http()?;
+        if purpose == Purpose::Healthcheck {
+            return Ok(());
+        }
         self.validate_llm(purpose)?;
         self.validate_platforms(purpose)?;
         self.validate_rest()
@@ -241,6 +245,24 @@ impl Settings {
             })?;
         }
         Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), SettingsError> {
+        let listen = &self.http.listen;
+        check(
+            listen.is_empty() || listen.parse::<std::net::SocketAddr>().is_ok(),
+            "http.listen",
+            || {
+                format!(
+                    "`{listen}` is not an address; write it like 127.0.0.1:9464, or \"\" to disable"
+                )
+            },
+        )?;
+        check(
+            (1..=3600).contains(&self.shutdown.grace_secs),
+            "shutdown.grace_secs",
+            || "must be between 1 and 3600".into(),
+        )
     }
 
     fn validate_rest(&self) -> Result<(), SettingsError> {
