@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -13,12 +14,24 @@ use tokio_util::task::TaskTracker;
 use crate::engine::command::Command;
 use crate::engine::dispatcher::{DispatchConfig, Dispatcher, Shutdown};
 use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
-use crate::engine::ports::{ModelName, Store};
+use crate::engine::ports::{InterruptedReply, ModelName, Store};
 use crate::engine::turn::{Engine, EngineConfig};
+use crate::health::Health;
+use crate::http::HttpState;
 use crate::llm::{ClientConfig, OpenAiClient, RetryPolicy, Timeouts};
+use crate::metrics;
 use crate::platform::console::ConsolePlatform;
+use crate::platform::registry::Platforms;
 use crate::settings::Settings;
 use crate::store::SqliteStore;
+
+mod check;
+mod healthcheck;
+mod recovery;
+mod serve;
+
+pub use check::{CheckReport, check};
+pub use healthcheck::healthcheck;
 
 /// Options of `parley chat`.
 #[derive(Debug, Clone)]
@@ -68,11 +81,16 @@ pub fn engine_config(settings: &Settings) -> EngineConfig {
     }
 }
 
-/// Opens the database and marks replies a crash left streaming as interrupted.
+/// Opens and migrates the database.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<SqliteStore>> {
     let store = SqliteStore::open(&settings.store.database_url)
         .await
         .with_context(|| format!("store.database_url = {}", settings.store.database_url))?;
+    Ok(Arc::new(store))
+}
+
+/// Marks replies a crash left streaming as partial and returns them.
+pub async fn recover_store(store: &SqliteStore) -> anyhow::Result<Vec<InterruptedReply>> {
     let interrupted = store.recover_interrupted().await?;
     if !interrupted.is_empty() {
         tracing::warn!(
@@ -80,7 +98,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<SqliteStore>>
             "marked replies interrupted by the last stop as partial"
         );
     }
-    Ok(Arc::new(store))
+    Ok(interrupted)
 }
 
 /// Builds the engine over an open store.
@@ -92,41 +110,6 @@ pub fn build_engine(settings: &Settings, store: Arc<SqliteStore>) -> anyhow::Res
         engine_config(settings),
     )))
 }
-
-/// `parley check`: validates what `run` would start, without connecting to any platform.
-pub async fn check(settings: &Settings) -> anyhow::Result<String> {
-    let store = open_store(settings).await?;
-    let integrity = store.integrity_check().await?;
-    store.close().await;
-    if integrity != "ok" {
-        bail!("store.database_url: the database failed its integrity check: {integrity}");
-    }
-    let mut lines = vec![
-        "config: ok".to_string(),
-        format!("database: ok ({})", settings.store.database_url),
-        format!(
-            "model API: {} (key {}), default model {}",
-            settings.llm.base_url, settings.llm.api_key, settings.llm.default_model
-        ),
-    ];
-    for (name, enabled) in [
-        ("telegram", settings.telegram_enabled()),
-        ("discord", settings.discord_enabled()),
-    ] {
-        lines.push(format!(
-            "{name}: {}",
-            if enabled {
-                "would start"
-            } else {
-                "disabled (no token)"
-            }
-        ));
-    }
-    Ok(lines.join("\n"))
-}
-
-/// How long in-flight replies may finish after a stop signal before they are interrupted.
-const GRACE: Duration = Duration::from_secs(8);
 
 /// The dispatcher's queue sizes, from the settings.
 pub fn dispatch_config(settings: &Settings) -> DispatchConfig {
@@ -146,12 +129,27 @@ pub struct Runtime {
     pub tracker: TaskTracker,
     /// Stop signals: adapters stop polling on `intake`.
     pub shutdown: Shutdown,
+    /// `/healthz`: each adapter registers its component and beats on every successful poll or
+    /// heartbeat.
+    pub health: Health,
+    /// Each adapter registers its `Platform` once up, so replies a crash interrupted can be
+    /// marked in the chat.
+    pub platforms: Platforms,
 }
 
 /// `parley run`: every enabled platform until SIGINT/SIGTERM, then an orderly stop.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let metrics = install_metrics();
     let store = open_store(&settings).await?;
+    let interrupted = recover_store(&store).await?;
     let engine = build_engine(&settings, store.clone())?;
+    let health = Health::new();
+    let state = HttpState {
+        health: health.clone(),
+        store: store.clone(),
+        metrics,
+    };
+    let http = serve::start(&settings.http.listen, state).await?;
     let tracker = TaskTracker::new();
     let shutdown = Shutdown::default();
     let dispatcher = Dispatcher::start(
@@ -165,20 +163,47 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         dispatcher,
         tracker: tracker.clone(),
         shutdown: shutdown.clone(),
+        health,
+        platforms: Platforms::new(),
     };
     start_platforms(&settings, &runtime).await?;
+    recovery::spawn(&runtime, interrupted);
     stop_signal().await;
-    tracing::info!("stopping: no new messages; letting replies finish");
+    let grace = Duration::from_secs(settings.shutdown.grace_secs);
+    stop(&shutdown, &tracker, grace).await;
+    http.stop().await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Stops taking messages, lets replies finish for `grace`, then interrupts the rest (the reply
+/// engine marks them "⚠️ reply interrupted: the bot restarted" and they are stored partial).
+async fn stop(shutdown: &Shutdown, tracker: &TaskTracker, grace: Duration) {
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "stopping: no new messages; letting replies finish"
+    );
     shutdown.intake.cancel();
     tracker.close();
-    if tokio::time::timeout(GRACE, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("interrupting replies still streaming");
         shutdown.abort.cancel();
         tracker.wait().await;
     }
-    store.close().await;
-    tracing::info!("stopped");
-    Ok(())
+}
+
+/// Installs the Prometheus recorder; a second install (tests) renders an empty registry.
+fn install_metrics() -> PrometheusHandle {
+    match metrics::install() {
+        Ok(handle) => handle,
+        Err(error) => {
+            tracing::warn!(%error, "metrics recorder not installed; /metrics stays empty");
+            let recorder =
+                metrics::recorder().unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            recorder.handle()
+        }
+    }
 }
 
 /// Starts each enabled platform's adapter; a bad token fails here, before anything else runs.
@@ -227,6 +252,7 @@ async fn stop_signal() {
 /// `parley chat`: a conversation in the terminal, stored like any other.
 pub async fn chat(settings: Settings, options: ChatOptions) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
+    recover_store(&store).await?;
     let engine = build_engine(&settings, store.clone())?;
     let key = ChatKey::new(PlatformKind::Console, &options.chat);
     if let Some(model) = &options.model {

@@ -10,6 +10,7 @@ pub mod event;
 pub mod memory;
 pub mod pace;
 pub mod ports;
+pub mod recover;
 pub mod reply;
 pub mod split;
 pub mod turn;

@@ -3,7 +3,10 @@
 
 pub mod app;
 pub mod engine;
+pub mod health;
+pub mod http;
 pub mod llm;
+pub mod metrics;
 pub mod platform;
 pub mod settings;
 pub mod store;

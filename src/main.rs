@@ -38,7 +38,14 @@ enum Cmd {
         model: Option<String>,
     },
     /// Validate the config, open and migrate the database, and print what would start.
-    Check,
+    Check {
+        /// Also call the completion API and each enabled platform once.
+        #[arg(long)]
+        online: bool,
+    },
+    /// Ask the running bot's /healthz (for Docker's HEALTHCHECK); exits 0 when healthy.
+    #[command(hide = true)]
+    Healthcheck,
 }
 
 fn main() -> ExitCode {
@@ -47,7 +54,8 @@ fn main() -> ExitCode {
     let purpose = match command {
         Cmd::Run => Purpose::Run,
         Cmd::Chat { .. } => Purpose::Chat,
-        Cmd::Check => Purpose::Check,
+        Cmd::Check { .. } => Purpose::Check,
+        Cmd::Healthcheck => Purpose::Healthcheck,
     };
     let settings = match Settings::load(cli.config.as_deref(), purpose) {
         Ok(settings) => settings,
@@ -70,9 +78,16 @@ fn main() -> ExitCode {
             Cmd::Chat { chat, model } => {
                 app::chat(settings, app::ChatOptions { chat, model }).await
             }
-            Cmd::Check => app::check(&settings)
+            Cmd::Check { online } => app::check(&settings, online).await.and_then(|report| {
+                println!("{}", report.lines.join("\n"));
+                match report.ok {
+                    true => Ok(()),
+                    false => Err(anyhow::anyhow!("an online check failed")),
+                }
+            }),
+            Cmd::Healthcheck => app::healthcheck(&settings)
                 .await
-                .map(|report| println!("{report}")),
+                .map(|body| println!("{body}")),
         }
     });
     match result {

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use super::event::{ChatKey, Incoming};
 use super::ports::Platform;
 use super::turn::Engine;
+use crate::metrics;
 
 /// Shown when a queue is full.
 pub const BUSY: &str = "I'm busy with other messages right now — please try again in a moment.";
@@ -117,7 +118,10 @@ impl Dispatcher {
         incoming: Incoming,
         platform: Arc<dyn Platform>,
     ) -> Result<(), SubmitError> {
-        match self.queue.try_send(Job { incoming, platform }) {
+        metrics::incoming(incoming.key.platform);
+        let sent = self.queue.try_send(Job { incoming, platform });
+        metrics::queue_depth(self.queue_depth());
+        match sent {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(job)) => {
                 busy(&self.engine, &self.tracker, job);
@@ -156,7 +160,10 @@ impl Router {
                 _ = self.shutdown.intake.cancelled() => break,
                 Some(idle) = idle.recv() => self.retire(idle),
                 job = inbox.recv() => match job {
-                    Some(job) => self.route(job),
+                    Some(job) => {
+                        metrics::queue_depth(inbox.len());
+                        self.route(job);
+                    }
                     None => break,
                 },
             }

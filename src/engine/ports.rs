@@ -271,6 +271,23 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// A short stable name for metrics and logs: `rate_limited`, `timeout_idle`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unauthorized => "unauthorized",
+            Self::UnknownModel(_) => "unknown_model",
+            Self::BadRequest(_) => "bad_request",
+            Self::Unavailable(_) => "unavailable",
+            Self::Timeout(TimeoutKind::Connect) => "timeout_connect",
+            Self::Timeout(TimeoutKind::FirstToken) => "timeout_first_token",
+            Self::Timeout(TimeoutKind::Idle) => "timeout_idle",
+            Self::Timeout(TimeoutKind::Total) => "timeout_total",
+            Self::Incomplete => "incomplete",
+            Self::Upstream(_) => "upstream",
+        }
+    }
+
     /// A short sentence for the chat: no stack trace, no secret.
     pub fn user_message(&self) -> String {
         match self {
@@ -423,6 +440,8 @@ pub struct InterruptedReply {
     pub key: ChatKey,
     /// The platform messages it occupied, so they can be marked as interrupted.
     pub platform_messages: Vec<MessageRef>,
+    /// The text recorded while it streamed (it may lag what was shown by a few seconds).
+    pub content: String,
 }
 
 /// A failure of the store; the text names what failed, never a secret.
@@ -470,6 +489,9 @@ pub trait Store: Send + Sync {
         reply: MessageRowId,
         messages: &[MessageRef],
     ) -> Result<(), StoreError>;
+
+    /// Records the text of a reply still streaming, so a crash keeps what was shown.
+    async fn set_reply_text(&self, reply: MessageRowId, text: &str) -> Result<(), StoreError>;
 
     /// Records how a reply ended.
     async fn finish_reply(

@@ -13,11 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{ChatKey, MessageRef};
 use super::pace::Pacer;
 use super::ports::{ModelError, Platform, ReplyStatus, TokenStream, Usage};
+use crate::metrics;
 
 /// The marker that starts the text appended to an interrupted reply.
 pub const INTERRUPTED: &str = "⚠️ reply interrupted: ";
@@ -52,11 +54,15 @@ impl fmt::Debug for ReplyOptions {
     }
 }
 
-/// Told about the platform messages a reply occupies, so the caller can store them early.
+/// Told how a reply progresses, so the caller can store it early and a crash loses little.
 #[async_trait]
 pub trait ReplyObserver: Send + Sync {
     /// The reply's messages changed (one was created, replaced or lost); all of them, in order.
     async fn messages_changed(&self, messages: &[MessageRef]);
+
+    /// The model's text so far: told when a message is finished and at most every few seconds
+    /// while one streams, never per token.
+    async fn text_so_far(&self, _text: &str) {}
 }
 
 #[async_trait]
@@ -81,6 +87,8 @@ pub struct ReplyContext<'a> {
     pub observer: &'a dyn ReplyObserver,
     /// Shutdown: stop reading and mark the reply interrupted.
     pub cancel: &'a CancellationToken,
+    /// When the model was asked: the start of the time-to-first-token and reply-time metrics.
+    pub asked_at: Instant,
 }
 
 /// How a reply ended.
@@ -106,7 +114,15 @@ pub async fn stream_reply(
     ctx: &ReplyContext<'_>,
     stream: Result<TokenStream, ModelError>,
 ) -> ReplyOutcome {
-    run::Reply::new(ctx).run(stream).await
+    let platform = ctx.platform.kind();
+    let _streaming = metrics::stream_started();
+    let outcome = run::Reply::new(ctx).run(stream).await;
+    let took = ctx.asked_at.elapsed();
+    metrics::reply_finished(platform, outcome.status, took, &outcome.usage);
+    if let Some(error) = &outcome.error {
+        metrics::completion_error(error.kind());
+    }
+    outcome
 }
 
 #[cfg(test)]

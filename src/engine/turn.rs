@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::command::{Command, HELP, SystemAction};
@@ -79,6 +80,12 @@ impl ReplyObserver for StoreObserver<'_> {
     async fn messages_changed(&self, messages: &[MessageRef]) {
         if let Err(error) = self.store.set_reply_messages(self.reply, messages).await {
             tracing::warn!(%error, "could not record the reply's platform messages");
+        }
+    }
+
+    async fn text_so_far(&self, text: &str) {
+        if let Err(error) = self.store.set_reply_text(self.reply, text).await {
+            tracing::warn!(%error, "could not record the reply's text so far");
         }
     }
 }
@@ -164,6 +171,10 @@ impl Engine {
         Ok((model, system))
     }
 
+    #[tracing::instrument(
+        skip_all,
+        fields(platform = %incoming.key.platform, chat = %incoming.key, conversation)
+    )]
     async fn answer(
         &self,
         incoming: &Incoming,
@@ -173,6 +184,8 @@ impl Engine {
     ) -> Result<ReplyOutcome, StoreError> {
         let key = &incoming.key;
         let conversation = self.store.conversation(key).await?;
+        tracing::Span::current().record("conversation", tracing::field::display(conversation.id));
+        tracing::debug!(text, "prompt");
         let (model, system) = self.chat_model(key).await?;
         let history = self.store.history(conversation.id).await?;
         let user_row = self
@@ -201,6 +214,7 @@ impl Engine {
             .store
             .start_reply(conversation.id, user_row, &model)
             .await?;
+        let asked_at = Instant::now();
         let stream = self.model.complete(request).await;
         let observer = StoreObserver {
             store: self.store.as_ref(),
@@ -214,6 +228,7 @@ impl Engine {
             options: &self.reply_options,
             observer: &observer,
             cancel,
+            asked_at,
         };
         let outcome = stream_reply(&context, stream).await;
         let record = ReplyRecord {

@@ -15,6 +15,9 @@ use super::retry::{Decision, is_retryable};
 use super::wire::RequestBody;
 use super::{error, sse, whole};
 use crate::engine::ports::{CompletionRequest, Model, ModelError, TimeoutKind, TokenStream};
+use crate::metrics;
+
+mod ping;
 
 /// Why a client could not be built from its config; names the key, never its value.
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +223,7 @@ impl Model for OpenAiClient {
                 return Err(failure.error);
             };
             attempt += 1;
+            metrics::completion_retry();
             warn!(status = ?failure.status, attempt, wait_ms = wait.as_millis() as u64, error = %failure.error, "retrying the completion request");
             sleep(wait).await;
         }

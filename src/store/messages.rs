@@ -22,6 +22,9 @@ const INSERT_REPLY: &str = "INSERT INTO messages \
 const SET_PLATFORM_MESSAGES: &str = "UPDATE messages SET platform_messages = ?2, updated_at = ?3 \
      WHERE id = ?1 AND role = 'assistant'";
 
+const SET_TEXT: &str = "UPDATE messages SET content = ?2, updated_at = ?3 \
+     WHERE id = ?1 AND role = 'assistant' AND status = 'streaming'";
+
 const FINISH: &str = "UPDATE messages SET content = ?2, status = ?3, failure_reason = ?4, \
      platform_messages = ?5, prompt_tokens = ?6, completion_tokens = ?7, cached_tokens = ?8, \
      reasoning_tokens = ?9, updated_at = ?10 \
@@ -30,7 +33,7 @@ const FINISH: &str = "UPDATE messages SET content = ?2, status = ?3, failure_rea
 /// One statement, so a crash cannot leave some rows marked and others not.
 const RECOVER: &str = "UPDATE messages SET status = 'partial', failure_reason = ?1, updated_at = ?2 \
      WHERE status = 'streaming' \
-     RETURNING id, platform_messages, \
+     RETURNING id, platform_messages, content, \
      (SELECT platform FROM conversations c WHERE c.id = messages.conversation), \
      (SELECT chat FROM conversations c WHERE c.id = messages.conversation), \
      (SELECT thread FROM conversations c WHERE c.id = messages.conversation)";
@@ -88,6 +91,22 @@ pub(super) async fn set_platform_messages(
     expect_one(done.rows_affected(), reply)
 }
 
+/// Records the text of a reply still streaming; a reply that already ended is left alone.
+pub(super) async fn set_text(
+    pool: &SqlitePool,
+    reply: MessageRowId,
+    text: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(SET_TEXT)
+        .bind(reply.0)
+        .bind(text)
+        .bind(rows::now_ms())
+        .execute(pool)
+        .await
+        .map_err(failed("record the reply's text so far"))?;
+    Ok(())
+}
+
 /// Records how a reply ended.
 pub(super) async fn finish(
     pool: &SqlitePool,
@@ -116,7 +135,7 @@ pub(super) async fn finish(
 pub(super) async fn recover_interrupted(
     pool: &SqlitePool,
 ) -> Result<Vec<InterruptedReply>, StoreError> {
-    let marked: Vec<(i64, String, String, String, String)> = sqlx::query_as(RECOVER)
+    let marked: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(RECOVER)
         .bind(INTERRUPTED)
         .bind(rows::now_ms())
         .fetch_all(pool)
@@ -124,11 +143,12 @@ pub(super) async fn recover_interrupted(
         .map_err(failed("mark interrupted replies"))?;
     let mut replies = marked
         .into_iter()
-        .map(|(id, refs, platform, chat, thread)| {
+        .map(|(id, refs, content, platform, chat, thread)| {
             Ok(InterruptedReply {
                 id: MessageRowId(id),
                 key: rows::chat_key(&platform, chat, thread)?,
                 platform_messages: rows::refs_from_json(&refs)?,
+                content,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

@@ -52,6 +52,10 @@ impl Store for SqliteStore {
         messages::set_platform_messages(&self.pool, reply, messages).await
     }
 
+    async fn set_reply_text(&self, reply: MessageRowId, text: &str) -> Result<(), StoreError> {
+        messages::set_text(&self.pool, reply, text).await
+    }
+
     async fn finish_reply(
         &self,
         reply: MessageRowId,

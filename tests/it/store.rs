@@ -233,6 +233,10 @@ async fn recover_interrupted_marks_streaming_replies_partial_once() {
             .set_reply_messages(reply, &refs(&["101", "102"]))
             .await
             .expect("recorded");
+        store
+            .set_reply_text(reply, "half of the")
+            .await
+            .expect("text so far");
         store.close().await;
         (reply, finished)
     };
@@ -244,6 +248,10 @@ async fn recover_interrupted_marks_streaming_replies_partial_once() {
     assert_ne!(recovered[0].id, finished);
     assert_eq!(recovered[0].key, topic);
     assert_eq!(recovered[0].platform_messages, refs(&["101", "102"]));
+    assert_eq!(
+        recovered[0].content, "half of the",
+        "the text streamed so far is kept"
+    );
     assert!(
         store
             .recover_interrupted()

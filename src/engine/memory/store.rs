@@ -201,6 +201,10 @@ impl Store for MemoryStore {
         })?
     }
 
+    async fn set_reply_text(&self, reply: MessageRowId, text: &str) -> Result<(), StoreError> {
+        self.with(|s| s.row(reply).map(|r| r.content = text.to_string()))?
+    }
+
     async fn finish_reply(
         &self,
         reply: MessageRowId,
@@ -272,16 +276,18 @@ impl Store for MemoryStore {
                 if row.status == ReplyStatus::Streaming {
                     row.status = ReplyStatus::Partial;
                     row.reason = Some("interrupted: the bot restarted".into());
-                    found.push((i, row.conversation, row.platform_messages.clone()));
+                    let messages = row.platform_messages.clone();
+                    found.push((i, row.conversation, messages, row.content.clone()));
                 }
             }
             found
                 .into_iter()
-                .filter_map(|(i, conversation, platform_messages)| {
+                .filter_map(|(i, conversation, platform_messages, content)| {
                     Some(InterruptedReply {
                         id: MessageRowId(i as i64 + 1),
                         key: s.key_of(conversation)?.clone(),
                         platform_messages,
+                        content,
                     })
                 })
                 .collect()

@@ -11,6 +11,7 @@ use crate::engine::ports::{
     Limits, ModelError, Phase, PlatformError, StreamEvent, TokenStream, Usage,
 };
 use crate::engine::split::{self, Position};
+use crate::metrics::{self, CallKind::Edit, CallKind::Send};
 
 /// How often the thinking placeholder's seconds are updated.
 const THINKING_EVERY: Duration = Duration::from_secs(5);
@@ -20,6 +21,8 @@ const MAX_RETRY_AFTERS: u32 = 20;
 const MAX_UNAVAILABLE: u32 = 4;
 /// Attempts of a final edit the platform rejected.
 const MAX_REJECTED: u32 = 2;
+/// Shortest gap between two recordings of the text so far while a message streams.
+const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 
 /// The bot may not write in the chat any more; the reply stops.
 struct Forbidden(String);
@@ -32,6 +35,7 @@ enum End {
 }
 
 mod finish;
+mod progress;
 
 /// The state of one reply.
 pub(super) struct Reply<'a> {
@@ -57,6 +61,8 @@ pub(super) struct Reply<'a> {
     usage: Usage,
     /// Why a final text could not be delivered.
     trouble: Option<String>,
+    /// When the text so far was last told to the observer.
+    saved_at: Instant,
 }
 
 impl<'a> Reply<'a> {
@@ -75,6 +81,7 @@ impl<'a> Reply<'a> {
             finished: false,
             usage: Usage::default(),
             trouble: None,
+            saved_at: Instant::now(),
         }
     }
 
@@ -112,7 +119,7 @@ impl<'a> Reply<'a> {
                 () = ctx.pacer.acquire(ctx.chat, &limits), if dirty => self.preview().await?,
                 () = sleep_until(typing_at), if typing => {
                     // Typing is a courtesy; its failures change nothing.
-                    let _ = ctx.platform.typing(ctx.chat).await;
+                    let _ = self.typing().await;
                     typing_at = Instant::now() + typing_every;
                 }
                 () = sleep_until(thinking.unwrap_or(start)), if thinking.is_some() => {
@@ -151,6 +158,7 @@ impl<'a> Reply<'a> {
         while let Some((piece, next)) = split::cut(&self.text, &self.at, max_len, unit) {
             self.land(piece.text).await?;
             self.next_message(next);
+            self.save_progress().await;
         }
         Ok(())
     }
@@ -183,6 +191,7 @@ impl<'a> Reply<'a> {
         let Some(text) = self.target() else {
             return Ok(());
         };
+        self.save_progress_every(PROGRESS_EVERY).await;
         match self.call(&text, Phase::Streaming).await {
             Err(PlatformError::RetryAfter(wait)) => self.ctx.pacer.pause(self.ctx.chat, wait),
             Err(PlatformError::Forbidden(reason)) => return Err(Forbidden(reason)),
@@ -231,13 +240,14 @@ impl<'a> Reply<'a> {
     /// One send (no current message) or edit of the current message, without pacing.
     async fn call(&mut self, text: &str, phase: Phase) -> Result<(), PlatformError> {
         let (platform, chat) = (self.ctx.platform, self.ctx.chat);
-        let result = match &self.current {
-            Some(message) => platform.edit(chat, message, text, phase).await,
+        let (kind, result) = match &self.current {
+            Some(message) => (Edit, platform.edit(chat, message, text, phase).await),
             None => {
                 let reply_to = self.ctx.reply_to.filter(|_| self.messages.is_empty());
-                platform.send(chat, reply_to, text, phase).await
+                (Send, platform.send(chat, reply_to, text, phase).await)
             }
         };
+        self.count_call(kind, result.as_ref().err());
         match result {
             Ok(message) => {
                 self.shown_as(message, text).await;
@@ -254,7 +264,11 @@ impl<'a> Reply<'a> {
     /// Records that `message` now shows `text`.
     async fn shown_as(&mut self, message: MessageRef, text: &str) {
         self.shown = text.to_string();
-        self.content_shown |= !self.text.is_empty();
+        if !self.content_shown && !self.text.is_empty() {
+            self.content_shown = true;
+            let after = self.ctx.asked_at.elapsed();
+            metrics::first_token(self.ctx.platform.kind(), after);
+        }
         let changed = match &self.current {
             Some(current) if *current == message => false,
             Some(current) => {

@@ -57,13 +57,18 @@ fn words(count: usize, every_ms: u64) -> (String, Vec<Step>) {
     (tokens.concat(), steps)
 }
 
+/// The messages and the texts so far the reply reported.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<Vec<MessageRef>>>);
+struct Recorder(Mutex<Vec<Vec<MessageRef>>>, Mutex<Vec<String>>);
 
 #[async_trait]
 impl ReplyObserver for Recorder {
     async fn messages_changed(&self, messages: &[MessageRef]) {
         self.0.lock().unwrap().push(messages.to_vec());
+    }
+
+    async fn text_so_far(&self, text: &str) {
+        self.1.lock().unwrap().push(text.to_string());
     }
 }
 
@@ -102,6 +107,7 @@ impl Harness {
             options: &self.options,
             observer: &self.observer,
             cancel: &self.cancel,
+            asked_at: tokio::time::Instant::now(),
         };
         stream_reply(&ctx, stream).await
     }
@@ -503,4 +509,30 @@ async fn a_rejected_final_is_tried_once_more_then_reported() {
     assert_eq!(attempts.count(), 3, "one preview, two finals");
     assert_eq!(outcome.status, ReplyStatus::Partial);
     assert!(outcome.reason.unwrap().contains("could not be delivered"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finished_message_records_the_text_so_far() {
+    let h = Harness::new(60);
+    let (text, steps) = words(25, 50);
+    h.reply(Ok(script(steps))).await;
+    let saved = h.observer.1.lock().unwrap().clone();
+    assert!(!saved.is_empty(), "each roll-over records the text");
+    assert!(saved.len() < 10, "not per token: {}", saved.len());
+    assert!(saved.iter().all(|t| text.starts_with(t.as_str())));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_message_records_its_text_every_few_seconds() {
+    let h = Harness::new(1000);
+    let (text, steps) = words(30, 500);
+    h.reply(Ok(script(steps))).await;
+    let saved = h.observer.1.lock().unwrap().clone();
+    assert!(
+        (3..=6).contains(&saved.len()),
+        "{} records over 15 s",
+        saved.len()
+    );
+    assert!(saved.windows(2).all(|w| w[1].len() > w[0].len()));
+    assert!(saved.iter().all(|t| text.starts_with(t.as_str())));
 }

@@ -1,0 +1,47 @@
+//! Starting and stopping the health and metrics listener beside the bot.
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{self, HttpState};
+
+/// The running listener, or nothing when `http.listen` is empty.
+pub(super) struct Listener {
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Binds `listen` (failing before any platform connects) and serves in the background.
+pub(super) async fn start(listen: &str, state: HttpState) -> anyhow::Result<Listener> {
+    let stop = CancellationToken::new();
+    if listen.is_empty() {
+        return Ok(Listener { stop, task: None });
+    }
+    let listener = http::bind(listen)
+        .await
+        .context("starting /healthz and /metrics")?;
+    tracing::info!(address = listen, "serving /healthz and /metrics");
+    let task = tokio::spawn(http::serve(listener, state, stop.clone()));
+    Ok(Listener {
+        stop,
+        task: Some(task),
+    })
+}
+
+impl Listener {
+    /// Stops serving and waits for the requests in flight.
+    pub(super) async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Listener {
+    /// An early return (a platform failed to start) stops the listener too.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

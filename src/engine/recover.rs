@@ -1,0 +1,65 @@
+//! After a crash: the last message of each reply the crash interrupted is edited to say so,
+//! keeping the text recorded while it streamed.
+
+use std::time::Duration;
+
+use super::pace::Pacer;
+use super::ports::{InterruptedReply, Limits, Phase, Platform, PlatformError};
+use super::reply::{INTERRUPTED, RESTARTED};
+use super::split;
+
+/// Attempts before giving up on one reply.
+const MAX_TRIES: u32 = 5;
+
+/// What the last message of an interrupted reply becomes: its text and the marker, or `None`
+/// when they do not fit in one message (the marker is then sent on its own).
+pub fn marked_text(reply: &InterruptedReply, limits: &Limits) -> Option<String> {
+    let marker = format!("{INTERRUPTED}{RESTARTED}");
+    if reply.content.is_empty() {
+        return Some(marker);
+    }
+    let mut pieces = split::split(&reply.content, limits.max_len, limits.unit);
+    // The text recorded may run past the last message that was sent: mark that one.
+    let last = reply.platform_messages.len().clamp(1, pieces.len().max(1));
+    pieces.truncate(last);
+    let text = pieces.pop().map(|piece| piece.text).unwrap_or_default();
+    let marked = format!("{text}\n\n{marker}");
+    (limits.unit.len(&marked) <= limits.max_len).then_some(marked)
+}
+
+/// Marks `reply` as interrupted in the chat: edits its last message, or answers it with the
+/// marker when the text leaves no room. Paced like any reply; retries rate limits.
+pub async fn mark_interrupted(
+    platform: &dyn Platform,
+    pacer: &Pacer,
+    reply: &InterruptedReply,
+) -> Result<(), PlatformError> {
+    let Some(last) = reply.platform_messages.last() else {
+        return Ok(());
+    };
+    let (chat, limits) = (&reply.key, platform.limits(&reply.key));
+    let marked = marked_text(reply, &limits);
+    let mut tries = 0;
+    loop {
+        pacer.acquire(chat, &limits).await;
+        let result = match &marked {
+            Some(text) => platform.edit(chat, last, text, Phase::Final).await,
+            None => {
+                let marker = format!("{INTERRUPTED}{RESTARTED}");
+                platform.send(chat, Some(last), &marker, Phase::Final).await
+            }
+        };
+        tries += 1;
+        match result {
+            Ok(_) => return Ok(()),
+            Err(PlatformError::RetryAfter(wait)) if tries < MAX_TRIES => pacer.pause(chat, wait),
+            Err(PlatformError::Unavailable(_)) if tries < MAX_TRIES => {
+                tokio::time::sleep(Duration::from_secs(1 << tries)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

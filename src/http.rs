@@ -1,0 +1,127 @@
+//! The health and metrics listener: `GET /healthz` (JSON, 200 or 503 naming what fails) and
+//! `GET /metrics` (Prometheus text), on `http.listen`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::{ComponentReport, Health};
+use crate::store::SqliteStore;
+
+/// How long `/healthz` waits for the database before calling it failing.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why the listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// `http.listen` is not a socket address.
+    #[error("http.listen: `{0}` is not an address like 127.0.0.1:9464")]
+    Address(String),
+    /// The address is taken or not allowed.
+    #[error("http.listen: cannot listen on {address}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// The system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The platform components.
+    pub health: Health,
+    /// Pinged on every `/healthz`.
+    pub store: Arc<SqliteStore>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// The `/healthz` body.
+#[derive(Debug, Serialize)]
+struct HealthBody {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failing: Vec<String>,
+    components: BTreeMap<String, ComponentReport>,
+}
+
+/// Binds `listen` (`host:port`).
+pub async fn bind(listen: &str) -> Result<TcpListener, HttpError> {
+    let address: SocketAddr = listen
+        .parse()
+        .map_err(|_| HttpError::Address(listen.to_string()))?;
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| HttpError::Bind {
+            address: listen.to_string(),
+            source,
+        })
+}
+
+/// The routes.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Serves until `stop` is cancelled, then finishes the requests in flight.
+pub async fn serve(listener: TcpListener, state: HttpState, stop: CancellationToken) {
+    let app = router(state);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Err(error) = served {
+        tracing::error!(%error, "the health and metrics listener failed");
+    }
+}
+
+async fn healthz(State(state): State<HttpState>) -> Response {
+    let mut components = state.health.report();
+    let database = match tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => ComponentReport::ok(),
+        Ok(Err(error)) => ComponentReport::failing(error.to_string()),
+        Err(_) => ComponentReport::failing("the database did not answer in time"),
+    };
+    components.insert("database".into(), database);
+    let failing: Vec<String> = components
+        .iter()
+        .filter(|(_, c)| !c.is_ok())
+        .map(|(name, _)| name.clone())
+        .collect();
+    let (code, status) = match failing.is_empty() {
+        true => (StatusCode::OK, "ok"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "failing"),
+    };
+    let body = HealthBody {
+        status,
+        failing,
+        components,
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    state.metrics.run_upkeep();
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        state.metrics.render(),
+    )
+        .into_response()
+}

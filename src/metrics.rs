@@ -1,0 +1,231 @@
+//! The metric names and the small functions the engine, the client and the app record them with,
+//! through the `metrics` facade; `install` renders them in the Prometheus text format.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::engine::event::PlatformKind;
+use crate::engine::ports::{ReplyStatus, Usage};
+
+/// Inbound messages queued, by `platform`.
+pub const INCOMING: &str = "parley_incoming_messages_total";
+/// Finished replies, by `platform` and `outcome` (complete, partial, failed).
+pub const REPLIES: &str = "parley_replies_total";
+/// Seconds from asking the model to the first visible text, by `platform`.
+pub const FIRST_TOKEN: &str = "parley_reply_first_token_seconds";
+/// Seconds from asking the model to the reply's final state, by `platform`.
+pub const REPLY_TIME: &str = "parley_reply_duration_seconds";
+/// Prompt tokens the API reported.
+pub const TOKENS_IN: &str = "parley_prompt_tokens_total";
+/// Completion tokens the API reported (reasoning included).
+pub const TOKENS_OUT: &str = "parley_completion_tokens_total";
+/// Prompt tokens served from the provider's cache (divide by prompt tokens for the hit ratio).
+pub const TOKENS_CACHED: &str = "parley_cached_prompt_tokens_total";
+/// Completions that failed, by `kind` (rate_limited, unauthorized, timeout, ...).
+pub const API_ERRORS: &str = "parley_completion_errors_total";
+/// Completion requests sent again after a retryable failure.
+pub const API_RETRIES: &str = "parley_completion_retries_total";
+/// Calls to a platform, by `platform` and `kind` (send, edit, typing).
+pub const PLATFORM_CALLS: &str = "parley_platform_calls_total";
+/// Platform calls answered 429, by `platform` and `kind`.
+pub const RATE_LIMITED: &str = "parley_platform_rate_limited_total";
+/// Seconds the platforms asked to wait (its `_sum` is the total retry_after), by `platform`.
+pub const RETRY_AFTER: &str = "parley_platform_retry_after_seconds";
+/// Replies streaming right now.
+pub const ACTIVE_STREAMS: &str = "parley_active_streams";
+/// Inbound messages waiting in the dispatcher's shared queue.
+pub const QUEUE_DEPTH: &str = "parley_queue_depth";
+
+/// Histogram buckets for reply latencies, in seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0,
+];
+/// Histogram buckets for platform retry_after waits, in seconds.
+const WAIT_BUCKETS: &[f64] = &[0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+/// A platform call, as counted in [`PLATFORM_CALLS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// A new message.
+    Send,
+    /// An edit of a message.
+    Edit,
+    /// The typing indicator.
+    Typing,
+}
+
+impl CallKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Send => "send",
+            Self::Edit => "edit",
+            Self::Typing => "typing",
+        }
+    }
+}
+
+/// A recorder that renders Prometheus text, not installed globally (tests, and `install`).
+pub fn recorder() -> Result<metrics_exporter_prometheus::PrometheusRecorder, BuildError> {
+    Ok(PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(RETRY_AFTER.into()), WAIT_BUCKETS)?
+        .build_recorder())
+}
+
+/// Installs the global recorder and describes every metric; the handle renders `/metrics`.
+pub fn install() -> Result<PrometheusHandle, BuildError> {
+    let recorder = recorder()?;
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder)?;
+    describe();
+    Ok(handle)
+}
+
+/// The `# HELP` lines.
+fn describe() {
+    describe_counter!(INCOMING, "Inbound messages queued, by platform.");
+    describe_counter!(REPLIES, "Finished replies, by platform and outcome.");
+    describe_histogram!(
+        FIRST_TOKEN,
+        "Seconds from asking the model to the first visible text."
+    );
+    describe_histogram!(
+        REPLY_TIME,
+        "Seconds from asking the model to the reply's final state."
+    );
+    describe_counter!(TOKENS_IN, "Prompt tokens the API reported.");
+    describe_counter!(TOKENS_OUT, "Completion tokens the API reported.");
+    describe_counter!(
+        TOKENS_CACHED,
+        "Prompt tokens served from the provider's cache."
+    );
+    describe_counter!(API_ERRORS, "Completions that failed, by kind.");
+    describe_counter!(API_RETRIES, "Completion requests retried.");
+    describe_counter!(PLATFORM_CALLS, "Platform calls, by platform and kind.");
+    describe_counter!(
+        RATE_LIMITED,
+        "Platform calls answered 429, by platform and kind."
+    );
+    describe_histogram!(RETRY_AFTER, "Seconds platforms asked to wait after a 429.");
+    describe_gauge!(ACTIVE_STREAMS, "Replies streaming right now.");
+    describe_gauge!(QUEUE_DEPTH, "Inbound messages waiting in the shared queue.");
+}
+
+/// An inbound message was queued.
+pub fn incoming(platform: PlatformKind) {
+    counter!(INCOMING, "platform" => platform.as_str()).increment(1);
+}
+
+/// The reply's first text became visible `after` the model was asked.
+pub fn first_token(platform: PlatformKind, after: Duration) {
+    histogram!(FIRST_TOKEN, "platform" => platform.as_str()).record(after.as_secs_f64());
+}
+
+/// A reply ended with `status` after `took`, having used `usage`.
+pub fn reply_finished(platform: PlatformKind, status: ReplyStatus, took: Duration, usage: &Usage) {
+    let outcome = status.as_str();
+    counter!(REPLIES, "platform" => platform.as_str(), "outcome" => outcome).increment(1);
+    histogram!(REPLY_TIME, "platform" => platform.as_str()).record(took.as_secs_f64());
+    counter!(TOKENS_IN).increment(usage.prompt_tokens);
+    counter!(TOKENS_OUT).increment(usage.completion_tokens);
+    counter!(TOKENS_CACHED).increment(usage.cached_tokens);
+}
+
+/// A completion failed with an error of this `kind`.
+pub fn completion_error(kind: &'static str) {
+    counter!(API_ERRORS, "kind" => kind).increment(1);
+}
+
+/// A completion request is sent again.
+pub fn completion_retry() {
+    counter!(API_RETRIES).increment(1);
+}
+
+/// A call was made to a platform.
+pub fn platform_call(platform: PlatformKind, kind: CallKind) {
+    counter!(PLATFORM_CALLS, "platform" => platform.as_str(), "kind" => kind.as_str()).increment(1);
+}
+
+/// A platform answered 429, asking to wait `retry_after`.
+pub fn rate_limited(platform: PlatformKind, kind: CallKind, retry_after: Duration) {
+    let name = platform.as_str();
+    counter!(RATE_LIMITED, "platform" => name, "kind" => kind.as_str()).increment(1);
+    histogram!(RETRY_AFTER, "platform" => name).record(retry_after.as_secs_f64());
+}
+
+/// Counts a reply as streaming until the guard is dropped.
+pub fn stream_started() -> StreamGuard {
+    gauge!(ACTIVE_STREAMS).increment(1.0);
+    StreamGuard(())
+}
+
+/// Decrements [`ACTIVE_STREAMS`] when dropped, however the reply ended.
+#[derive(Debug)]
+pub struct StreamGuard(());
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        gauge!(ACTIVE_STREAMS).decrement(1.0);
+    }
+}
+
+/// The shared queue holds `depth` messages.
+pub fn queue_depth(depth: usize) {
+    gauge!(QUEUE_DEPTH).set(depth as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_metrics_render_in_the_prometheus_text_format() {
+        let recorder = recorder().expect("valid buckets");
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            incoming(PlatformKind::Telegram);
+            let usage = Usage {
+                prompt_tokens: 100,
+                completion_tokens: 20,
+                cached_tokens: 80,
+                reasoning_tokens: 0,
+            };
+            reply_finished(
+                PlatformKind::Telegram,
+                ReplyStatus::Partial,
+                Duration::from_secs(3),
+                &usage,
+            );
+            rate_limited(
+                PlatformKind::Discord,
+                CallKind::Edit,
+                Duration::from_secs(2),
+            );
+            drop(stream_started());
+        });
+        let text = handle.render();
+        assert!(
+            text.contains(r#"parley_incoming_messages_total{platform="telegram"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"parley_replies_total{platform="telegram",outcome="partial"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("parley_cached_prompt_tokens_total 80"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"parley_reply_duration_seconds_bucket{platform="telegram",le="4"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"parley_platform_retry_after_seconds_sum{platform="discord"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains("parley_active_streams 0"), "{text}");
+    }
+}
