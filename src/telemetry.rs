@@ -1,6 +1,8 @@
 //! Logging: a tracing subscriber writing to stderr, human-readable or JSON, filtered by
 //! RUST_LOG or `log.level`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::LogSettings;
@@ -13,6 +15,8 @@ pub fn init(log: &LogSettings) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: `docker logs` and log files get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let result = if log.format == "json" {
         builder.json().flatten_event(true).try_init()

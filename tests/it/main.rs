@@ -3,4 +3,5 @@
 mod chat;
 mod fake_llm;
 mod llm;
+mod ops;
 mod store;
