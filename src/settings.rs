@@ -217,9 +217,36 @@ pub struct TelegramSettings {
     /// Sends and edits allowed per minute in one group.
     pub group_per_minute: u32,
     /// Chats the bot answers in (empty = all).
+    #[serde(deserialize_with = "ids")]
     pub allowed_chats: Vec<String>,
     /// Users the bot answers (empty = all).
+    #[serde(deserialize_with = "ids")]
     pub allowed_users: Vec<String>,
+}
+
+/// A list of ids, written as strings or numbers. A single id from the environment arrives as a
+/// number (`config` parses `PARLEY__TELEGRAM__ALLOWED_CHATS=-100123` before splitting lists).
+fn ids<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(i64),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ids {
+        Many(Vec<Id>),
+        One(Id),
+    }
+    let text = |id: Id| match id {
+        Id::Text(text) => text,
+        Id::Number(number) => number.to_string(),
+    };
+    Ok(match Ids::deserialize(deserializer)? {
+        Ids::Many(ids) => ids.into_iter().map(text).collect(),
+        Ids::One(id) => vec![text(id)],
+    })
 }
 
 /// `[discord]`.

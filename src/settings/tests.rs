@@ -153,3 +153,19 @@ fn a_missing_config_file_is_named() {
     .unwrap_err();
     assert_eq!(err.key, "--config");
 }
+
+#[test]
+fn telegram_ids_load_from_one_number_or_a_list() {
+    let one = load(
+        &[KEY, TG, ("PARLEY__TELEGRAM__ALLOWED_CHATS", "-100123")],
+        Purpose::Run,
+    )
+    .expect("valid");
+    assert_eq!(one.telegram.allowed_chats, ["-100123"]);
+    let many = load(
+        &[KEY, TG, ("PARLEY__TELEGRAM__ALLOWED_USERS", "5,6")],
+        Purpose::Run,
+    )
+    .expect("valid");
+    assert_eq!(many.telegram.allowed_users, ["5", "6"]);
+}
