@@ -17,6 +17,7 @@ use crate::engine::ports::{ModelName, Store};
 use crate::engine::turn::{Engine, EngineConfig};
 use crate::llm::{ClientConfig, OpenAiClient, RetryPolicy, Timeouts};
 use crate::platform::console::ConsolePlatform;
+use crate::platform::telegram;
 use crate::settings::Settings;
 use crate::store::SqliteStore;
 
@@ -183,10 +184,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
 /// Starts each enabled platform's adapter; a bad token fails here, before anything else runs.
 async fn start_platforms(settings: &Settings, runtime: &Runtime) -> anyhow::Result<()> {
-    let _ = runtime;
     let mut missing = Vec::new();
     if settings.telegram_enabled() {
-        missing.push("Telegram");
+        let services = telegram::Services {
+            engine: runtime.engine.clone(),
+            dispatcher: runtime.dispatcher.clone(),
+            tracker: runtime.tracker.clone(),
+            stop: runtime.shutdown.intake.clone(),
+        };
+        telegram::start(telegram::TelegramConfig::from_settings(settings), services).await?;
     }
     if settings.discord_enabled() {
         missing.push("Discord");
