@@ -2,5 +2,7 @@
 
 mod chat;
 mod fake_llm;
+mod fake_telegram;
 mod llm;
 mod store;
+mod telegram;

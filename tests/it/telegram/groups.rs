@@ -1,0 +1,79 @@
+//! Groups and forum topics: what is answered, what is ignored, which conversation it joins.
+
+use std::time::Duration;
+
+use super::{Harness, user_contents};
+use crate::fake_telegram::{FakeLimits, User, group, private};
+
+#[tokio::test]
+async fn group_mentions_and_replies_to_the_bot_are_answered_and_chatter_ignored() {
+    let mut harness = Harness::new().await;
+    let (bob, room) = (User::new(701, "Bob"), group(-2001, None));
+    let tg = &harness.tg;
+    tg.user_writes(&room, &bob, "just chatting among humans");
+    let asked = tg.user_writes(&room, &bob, "@parley_bot what is up?");
+    let expected = "echo: Bob: what is up?";
+    tg.wait_for(10, "the answer", |tg| {
+        tg.messages(-2001)
+            .first()
+            .is_some_and(|m| m.text == expected)
+    })
+    .await;
+    let answer = &tg.messages(-2001)[0];
+    assert_eq!(answer.reply_to, Some(asked), "answers as a reply");
+    tg.user_replies(&room, &bob, "and then?", answer.id);
+    tg.wait_for(10, "the second answer", |tg| tg.messages(-2001).len() == 2)
+        .await;
+    let bodies = harness.llm_bodies();
+    assert_eq!(bodies.len(), 2, "the chatter never reached the model");
+    let users = user_contents(&bodies[1]);
+    assert_eq!(
+        users,
+        ["Bob: what is up?", "Bob: and then?"],
+        "nothing else stored"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn each_forum_topic_is_its_own_conversation() {
+    let mut harness = Harness::new().await;
+    let bob = User::new(702, "Bob");
+    let (topic_a, topic_b) = (group(-2002, Some(11)), group(-2002, Some(22)));
+    let tg = &harness.tg;
+    tg.user_writes(&topic_a, &bob, "@parley_bot in topic a");
+    tg.wait_for(10, "answer a", |tg| tg.messages(-2002).len() == 1)
+        .await;
+    tg.user_writes(&topic_b, &bob, "@parley_bot in topic b");
+    tg.wait_for(10, "answer b", |tg| tg.messages(-2002).len() == 2)
+        .await;
+    let threads: Vec<_> = tg.messages(-2002).iter().map(|m| m.thread).collect();
+    assert_eq!(threads, [Some(11), Some(22)], "answers stay in their topic");
+    let headers = harness.conversation_headers();
+    assert_eq!(headers.len(), 2);
+    assert_ne!(headers[0], headers[1], "different conversations");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn chats_not_allowed_get_one_refusal_and_never_reach_the_model() {
+    let env = [("TELEGRAM__ALLOWED_CHATS", "-2003")];
+    let mut harness = Harness::with_limits(FakeLimits::default(), &env).await;
+    let eve = User::new(703, "Eve");
+    let tg = &harness.tg;
+    tg.user_writes(&private(&eve), &eve, "hello?");
+    tg.user_writes(&private(&eve), &eve, "hello again?");
+    tg.wait_for(10, "the refusal", |tg| !tg.messages(703).is_empty())
+        .await;
+    let room = group(-2003, None);
+    tg.user_writes(&room, &eve, "@parley_bot allowed here");
+    tg.wait_for(10, "the allowed answer", |tg| {
+        !tg.messages(-2003).is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(tg.messages(703).len(), 1, "one refusal per hour");
+    assert!(tg.messages(703)[0].text.contains("not available"));
+    assert_eq!(harness.llm.requests().len(), 1);
+    harness.stop().await;
+}
