@@ -3,6 +3,7 @@
 
 mod access;
 mod api;
+mod budget;
 mod callbacks;
 mod commands;
 pub mod format;
@@ -48,6 +49,8 @@ pub struct TelegramConfig {
     pub refusal_every: Duration,
     /// How long one getUpdates call waits for updates.
     pub poll_timeout: Duration,
+    /// The first wait after a failed getUpdates; it doubles up to 30 s.
+    pub poll_backoff: Duration,
 }
 
 impl TelegramConfig {
@@ -71,6 +74,7 @@ impl TelegramConfig {
             default_model: ModelName::new(&settings.llm.default_model),
             refusal_every: Duration::from_secs(3600),
             poll_timeout: Duration::from_secs(30),
+            poll_backoff: Duration::from_millis(500),
         }
     }
 }

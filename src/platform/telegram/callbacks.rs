@@ -36,7 +36,8 @@ impl Adapter {
                     request = request.message_thread_id(thread);
                 }
                 if let Some(id) = message_id(addressed.reply_to.as_ref().map(|m| m.as_str())) {
-                    request = request.reply_parameters(ReplyParameters::new(id));
+                    request = request
+                        .reply_parameters(ReplyParameters::new(id).allow_sending_without_reply());
                 }
                 async move { request.await.map(|_| ()) }
             })

@@ -13,6 +13,7 @@ use teloxide::types::{ChatAction, ChatId, MessageId, ParseMode, ReplyParameters,
 use teloxide::{Bot, RequestError};
 
 use super::api::{self, SendMessageDraft};
+use super::budget::Budget;
 use super::{format, html};
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
 use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Window};
@@ -40,6 +41,7 @@ pub struct TelegramPlatform {
     /// Private chats where drafts were refused: they stream with edits.
     no_drafts: Mutex<HashSet<i64>>,
     next_draft: AtomicI64,
+    budget: Budget,
 }
 
 /// Where a message goes.
@@ -96,6 +98,7 @@ impl TelegramPlatform {
             pace,
             no_drafts: Mutex::new(HashSet::new()),
             next_draft: AtomicI64::new(1),
+            budget: Budget::default(),
         }
     }
 
@@ -122,6 +125,7 @@ impl TelegramPlatform {
         F: Fn(String, Option<ParseMode>) -> Fut,
         Fut: Future<Output = Result<T, RequestError>>,
     {
+        self.budget.acquire().await;
         if let Some(html) = &text.html {
             match call(html.clone(), Some(ParseMode::Html)).await {
                 Err(error) if api::is_parse_error(&error) => {
@@ -152,7 +156,8 @@ impl TelegramPlatform {
                     request = request.message_thread_id(ThreadId(MessageId(thread)));
                 }
                 if let Some(id) = reply_to {
-                    request = request.reply_parameters(ReplyParameters::new(id));
+                    request = request
+                        .reply_parameters(ReplyParameters::new(id).allow_sending_without_reply());
                 }
                 async move { request.await }
             })

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use teloxide::Bot;
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::prelude::Requester;
 use teloxide::requests::Request;
 use teloxide::types::{AllowedUpdate, Update, UpdateKind};
+use teloxide::{Bot, RequestError};
 use tokio_util::sync::CancellationToken;
 
 use super::access::{Access, REFUSAL};
@@ -17,8 +17,7 @@ use super::{Services, TelegramConfig, TelegramPlatform, commands};
 use crate::engine::event::{Content, Incoming};
 use crate::engine::ports::{ModelName, Platform};
 
-/// The first wait after a failed poll; it doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(500);
+/// The longest wait between failed polls.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long stopping waits to confirm the handled updates.
 const CONFIRM_WAIT: Duration = Duration::from_secs(2);
@@ -33,6 +32,7 @@ pub(super) struct Adapter {
     pub(super) models: Vec<ModelName>,
     pub(super) default_model: ModelName,
     poll_timeout: Duration,
+    poll_backoff: Duration,
 }
 
 impl Adapter {
@@ -57,6 +57,7 @@ impl Adapter {
             models: config.models.clone(),
             default_model: config.default_model.clone(),
             poll_timeout: config.poll_timeout,
+            poll_backoff: config.poll_backoff,
         }
     }
 
@@ -64,7 +65,7 @@ impl Adapter {
     pub(super) async fn run(self, stop: CancellationToken) {
         let adapter = Arc::new(self);
         let mut offset = 0;
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = adapter.poll_backoff;
         loop {
             let request = adapter
                 .bot
@@ -78,17 +79,21 @@ impl Adapter {
             };
             match result {
                 Ok(updates) => {
-                    backoff = MIN_BACKOFF;
+                    backoff = adapter.poll_backoff;
                     for update in updates {
                         offset = offset.max(update.id.0 as i32 + 1);
                         adapter.handle(update).await;
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, retry_in = ?backoff, "telegram polling failed");
+                    let wait = match &error {
+                        RequestError::RetryAfter(after) => after.duration().max(backoff),
+                        _ => backoff,
+                    };
+                    tracing::warn!(%error, retry_in = ?wait, "telegram polling failed");
                     tokio::select! {
                         () = stop.cancelled() => break,
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(wait) => {}
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
