@@ -123,6 +123,8 @@ struct St {
     blocked: HashSet<i64>,
     callbacks: HashMap<String, bool>,
     too_many: usize,
+    reject_html: bool,
+    broken_polls: usize,
 }
 
 struct Shared {
@@ -306,6 +308,21 @@ impl FakeTelegram {
         self.st().no_drafts = true;
     }
 
+    /// Answers every HTML text with "can't parse entities", like a server with stricter rules.
+    pub fn reject_html(&self) {
+        self.st().reject_html = true;
+    }
+
+    /// Answers the next `count` getUpdates calls with an HTML error page (a broken proxy).
+    pub fn break_polls(&self, count: usize) {
+        self.st().broken_polls = count;
+    }
+
+    /// A user deletes their own message `id` in `chat`.
+    pub fn user_deletes(&self, chat: i64, id: i64) {
+        self.st().user_messages.remove(&(chat, id));
+    }
+
     /// Floods `chat`: every counted call gets 429 until `wait` has passed.
     pub fn flood(&self, chat: i64, wait: Duration) {
         self.st().floods.insert(chat, Instant::now() + wait);
@@ -327,7 +344,12 @@ impl FakeTelegram {
     pub async fn wait_for(&self, secs: u64, what: &str, check: impl Fn(&FakeTelegram) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !check(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            if Instant::now() >= deadline {
+                for call in self.calls().iter().filter(|c| c.method != "getupdates") {
+                    eprintln!("{} {} -> {:?}", call.method, call.body, call.error);
+                }
+                panic!("timed out waiting for {what}");
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -353,6 +375,23 @@ async fn handle(
         return reply(Err((401, "Unauthorized".into(), None)));
     }
     if method == "getupdates" {
+        let broken = {
+            let mut st = shared.state.lock().unwrap();
+            let broken = st.broken_polls > 0;
+            st.broken_polls = st.broken_polls.saturating_sub(1);
+            let error = broken.then_some(502);
+            let at = Instant::now();
+            st.calls.push(Call {
+                method,
+                body: body.clone(),
+                at,
+                error,
+            });
+            broken
+        };
+        if broken {
+            return (StatusCode::OK, "<html>502 Bad Gateway</html>").into_response();
+        }
         return reply(methods::get_updates(&shared, &body).await);
     }
     let answer = {

@@ -117,9 +117,13 @@ fn chat_id(body: &Value) -> Result<i64, (i64, String, Option<u64>)> {
 }
 
 /// The text after entity parsing, checked like Telegram does.
-fn parsed_text(body: &Value) -> Result<(String, bool), (i64, String, Option<u64>)> {
+fn parsed_text(st: &St, body: &Value) -> Result<(String, bool), (i64, String, Option<u64>)> {
     let raw = body["text"].as_str().unwrap_or("");
     let html = body["parse_mode"].as_str() == Some("HTML");
+    if html && st.reject_html {
+        let refusal = "Bad Request: can't parse entities: unsupported start tag at byte offset 0";
+        return Err((400, refusal.into(), None));
+    }
     let text = if html {
         html::parse(raw).map_err(|e| (400, format!("Bad Request: {e}"), None))?
     } else {
@@ -183,17 +187,17 @@ fn send_message(st: &mut St, body: &Value) -> Answer {
     if st.blocked.contains(&chat) {
         return forbidden(chat);
     }
-    let (text, html) = parsed_text(body)?;
+    let (text, html) = parsed_text(st, body)?;
     let markup = check_markup(body)?;
-    let reply_to = body["reply_parameters"]["message_id"]
-        .as_i64()
-        .or(body["reply_to_message_id"].as_i64());
+    let mut reply_to = body["reply_parameters"]["message_id"].as_i64();
     if let Some(to) = reply_to {
         let known =
             st.user_messages.contains_key(&(chat, to)) || st.messages.contains_key(&(chat, to));
-        if !known {
+        let anyway = body["reply_parameters"]["allow_sending_without_reply"] == json!(true);
+        if !known && !anyway {
             return bad("message to be replied not found");
         }
+        reply_to = reply_to.filter(|_| known);
     }
     spend(st, chat)?;
     let id = st.next_message;
@@ -221,7 +225,7 @@ fn edit_message(st: &mut St, body: &Value) -> Answer {
         return forbidden(chat);
     }
     let id = body["message_id"].as_i64().unwrap_or(0);
-    let (text, html) = parsed_text(body)?;
+    let (text, html) = parsed_text(st, body)?;
     let markup = check_markup(body)?;
     let raw = body["text"].as_str().unwrap_or("").to_string();
     let Some(sent) = st.messages.get(&(chat, id)) else {
@@ -258,7 +262,7 @@ fn send_draft(st: &mut St, body: &Value) -> Answer {
     if draft == 0 {
         return bad("draft_id must be non-zero");
     }
-    let (text, _) = parsed_text(body)?;
+    let (text, _) = parsed_text(st, body)?;
     spend(st, chat)?;
     st.drafts.insert((chat, draft), text);
     Ok(json!(true))

@@ -126,3 +126,30 @@ async fn a_restart_keeps_the_conversation_header_and_history() {
     assert_eq!(user_contents(body), ["remember me", "still there?"]);
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn usage_reports_this_chats_tokens_with_the_cached_share() {
+    let mut harness = Harness::new().await;
+    let alice = User::new(807, "Alice");
+    let chat = private(&alice);
+    harness
+        .llm
+        .push(crate::fake_llm::Script::reply("counted").cached_tokens(3));
+    harness.tg.user_writes(&chat, &alice, "count me");
+    let tg = &harness.tg;
+    tg.wait_for(10, "the answer", |tg| {
+        tg.messages(807)
+            .first()
+            .is_some_and(|m| m.text == "counted")
+    })
+    .await;
+    tg.user_writes(&chat, &alice, "/usage");
+    tg.wait_for(10, "the usage", |tg| tg.messages(807).len() == 2)
+        .await;
+    let usage = &tg.messages(807)[1].text;
+    assert!(
+        usage.contains("1 replies") && usage.contains("3 cached"),
+        "{usage}"
+    );
+    harness.stop().await;
+}

@@ -77,3 +77,44 @@ async fn chats_not_allowed_get_one_refusal_and_never_reach_the_model() {
     assert_eq!(harness.llm.requests().len(), 1);
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn a_question_deleted_before_the_answer_is_still_answered() {
+    let mut harness = Harness::new().await;
+    let (bob, room) = (User::new(704, "Bob"), group(-2004, None));
+    let script = crate::fake_llm::Script::reply("late answer").delay(Duration::from_millis(50));
+    harness.llm.push(script);
+    let asked = harness.tg.user_writes(&room, &bob, "@parley_bot quick");
+    harness.tg.user_deletes(-2004, asked);
+    let tg = &harness.tg;
+    tg.wait_for(10, "the answer", |tg| {
+        tg.messages(-2004)
+            .first()
+            .is_some_and(|m| m.text == "late answer")
+    })
+    .await;
+    assert_eq!(tg.messages(-2004)[0].reply_to, None);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn polling_survives_a_broken_bot_api_and_answers_afterwards() {
+    let mut harness = Harness::unstarted(FakeLimits::default(), &[]).await;
+    harness.tg.break_polls(3);
+    let mut config = harness.config();
+    config.poll_backoff = Duration::from_millis(20);
+    harness.start_with(config).await.expect("the bot starts");
+    let alice = User::new(705, "Alice");
+    harness
+        .tg
+        .user_writes(&private(&alice), &alice, "are you there?");
+    let tg = &harness.tg;
+    tg.wait_for(10, "the answer", |tg| {
+        tg.messages(705)
+            .first()
+            .is_some_and(|m| m.text == "echo: are you there?")
+    })
+    .await;
+    assert!(tg.calls_of("getUpdates").len() >= 4, "it kept polling");
+    harness.stop().await;
+}

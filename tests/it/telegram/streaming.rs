@@ -320,3 +320,49 @@ async fn telegram_benchmark_counts_calls_and_429s_for_a_3000_character_reply() {
     }
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn typing_shows_while_the_model_thinks() {
+    let mut harness = Harness::new().await;
+    let alice = User::new(507, "Alice");
+    let script = Script::reply("done thinking")
+        .thinking(&["hmm", "let me see"])
+        .delay(Duration::from_millis(300));
+    harness.llm.push(script);
+    harness
+        .tg
+        .user_writes(&private(&alice), &alice, "think hard");
+    let tg = &harness.tg;
+    tg.wait_for(10, "the answer", |tg| {
+        tg.messages(507)
+            .first()
+            .is_some_and(|m| m.text == "done thinking")
+    })
+    .await;
+    let calls = tg.calls();
+    let typing = calls.iter().position(|c| c.method == "sendchataction");
+    let first_text = calls.iter().position(|c| c.method == "sendmessagedraft");
+    assert!(
+        typing.is_some() && typing < first_text,
+        "typing before the first text"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn html_refused_by_telegram_is_resent_as_plain_text() {
+    let mut harness = Harness::new().await;
+    harness.tg.reject_html();
+    let alice = User::new(508, "Alice");
+    harness.llm.push(Script::reply("**bold** and `code`"));
+    harness
+        .tg
+        .user_writes(&private(&alice), &alice, "format please");
+    let tg = &harness.tg;
+    tg.wait_for(10, "the plain answer", |tg| !tg.messages(508).is_empty())
+        .await;
+    let message = &tg.messages(508)[0];
+    assert!(!message.html);
+    assert_eq!(message.text, "**bold** and `code`", "nothing lost");
+    harness.stop().await;
+}
