@@ -3,6 +3,7 @@
 
 mod commands;
 mod groups;
+mod run;
 mod streaming;
 
 use std::collections::HashMap;
