@@ -214,15 +214,13 @@ impl TelegramPlatform {
             .await;
         match result {
             Ok(()) => Some(Ok(MessageRef::new(format!("{DRAFT}{draft}")))),
-            Err(error @ (RequestError::RetryAfter(_) | RequestError::Network(_))) => {
-                Some(Err(api::platform_error(error)))
-            }
+            // A refusal of the method itself (an older server answers 404): edits from now on.
             Err(error) => match api::platform_error(error.clone()) {
-                forbidden @ PlatformError::Forbidden(_) => Some(Err(forbidden)),
-                _ => {
+                PlatformError::Rejected(_) => {
                     self.refuse_drafts(target, &error);
                     None
                 }
+                other => Some(Err(other)),
             },
         }
     }
