@@ -7,6 +7,7 @@ mod budget;
 mod callbacks;
 mod commands;
 pub mod format;
+mod group_pace;
 pub mod html;
 mod inbound;
 mod outbound;

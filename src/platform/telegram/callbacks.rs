@@ -115,9 +115,11 @@ impl Adapter {
         let mut last = PlatformError::Unavailable("not attempted".into());
         for _ in 0..ATTEMPTS {
             pacer.acquire(key, &limits).await;
+            self.platform.group_slot(key).await;
             match call().await.map_err(api::platform_error) {
                 Err(PlatformError::RetryAfter(wait)) => {
                     pacer.pause(key, wait);
+                    self.platform.pause_group(key, wait);
                     last = PlatformError::RetryAfter(wait);
                 }
                 other => return other,

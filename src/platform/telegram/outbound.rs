@@ -1,19 +1,22 @@
 //! The engine's [`Platform`] on Telegram: drafts in private chats (with a fallback to edits),
 //! sendMessage and editMessageText elsewhere, HTML with a plain-text fallback.
 
+mod calls;
+
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use teloxide::payloads::{EditMessageTextSetters, SendChatActionSetters, SendMessageSetters};
+use teloxide::payloads::SendChatActionSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatAction, ChatId, MessageId, ParseMode, ReplyParameters, ThreadId};
+use teloxide::types::{ChatAction, ChatId, MessageId, ThreadId};
 use teloxide::{Bot, RequestError};
 
-use super::api::{self, SendMessageDraft};
+use super::api;
 use super::budget::Budget;
+use super::group_pace::GroupPace;
 use super::{format, html};
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
 use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Window};
@@ -42,6 +45,7 @@ pub struct TelegramPlatform {
     no_drafts: Mutex<HashSet<i64>>,
     next_draft: AtomicI64,
     budget: Budget,
+    groups: GroupPace,
 }
 
 /// Where a message goes.
@@ -99,12 +103,27 @@ impl TelegramPlatform {
             no_drafts: Mutex::new(HashSet::new()),
             next_draft: AtomicI64::new(1),
             budget: Budget::default(),
+            groups: GroupPace::new(pace),
         }
     }
 
     /// The bot it sends with.
     pub fn bot(&self) -> &Bot {
         &self.bot
+    }
+
+    /// Waits for a slot in the group budget of `chat` (for calls made beside the engine).
+    pub(super) async fn group_slot(&self, chat: &ChatKey) {
+        if let Ok(target) = Target::parse(chat) {
+            self.groups.acquire(target.chat).await;
+        }
+    }
+
+    /// Pauses the whole group of `chat` after a retry-after.
+    pub(super) fn pause_group(&self, chat: &ChatKey, wait: Duration) {
+        if let Ok(target) = Target::parse(chat) {
+            self.groups.pause(target.chat, wait);
+        }
     }
 
     fn drafts_allowed(&self, target: Target) -> bool {
@@ -116,112 +135,6 @@ impl TelegramPlatform {
         tracing::info!(chat = target.chat, %error, "drafts refused; streaming with edits here");
         if let Ok(mut set) = self.no_drafts.lock() {
             set.insert(target.chat);
-        }
-    }
-
-    /// Sends the HTML form, then the plain form if Telegram cannot parse the HTML.
-    async fn with_fallback<T, F, Fut>(&self, text: &Rendered, call: F) -> Result<T, RequestError>
-    where
-        F: Fn(String, Option<ParseMode>) -> Fut,
-        Fut: Future<Output = Result<T, RequestError>>,
-    {
-        self.budget.acquire().await;
-        if let Some(html) = &text.html {
-            match call(html.clone(), Some(ParseMode::Html)).await {
-                Err(error) if api::is_parse_error(&error) => {
-                    tracing::warn!(%error, "Telegram refused the HTML; sending plain text");
-                }
-                other => return other,
-            }
-        }
-        call(text.plain.clone(), None).await
-    }
-
-    async fn send_message(
-        &self,
-        target: Target,
-        reply_to: Option<&MessageRef>,
-        text: &Rendered,
-    ) -> Result<MessageRef, PlatformError> {
-        let reply_to = reply_to
-            .and_then(|m| m.as_str().parse().ok())
-            .map(MessageId);
-        let sent = self
-            .with_fallback(text, |body, mode| {
-                let mut request = self.bot.send_message(ChatId(target.chat), body);
-                if let Some(mode) = mode {
-                    request = request.parse_mode(mode);
-                }
-                if let Some(thread) = target.thread {
-                    request = request.message_thread_id(ThreadId(MessageId(thread)));
-                }
-                if let Some(id) = reply_to {
-                    request = request
-                        .reply_parameters(ReplyParameters::new(id).allow_sending_without_reply());
-                }
-                async move { request.await }
-            })
-            .await
-            .map_err(api::platform_error)?;
-        Ok(MessageRef::new(sent.id.0.to_string()))
-    }
-
-    async fn edit_message(
-        &self,
-        target: Target,
-        message: &MessageRef,
-        text: &Rendered,
-    ) -> Result<MessageRef, PlatformError> {
-        let id: i32 = message
-            .as_str()
-            .parse()
-            .map_err(|_| PlatformError::MessageGone)?;
-        let result = self
-            .with_fallback(text, |body, mode| {
-                let mut request =
-                    self.bot
-                        .edit_message_text(ChatId(target.chat), MessageId(id), body);
-                if let Some(mode) = mode {
-                    request = request.parse_mode(mode);
-                }
-                async move { request.await }
-            })
-            .await;
-        match result {
-            Ok(_) => Ok(message.clone()),
-            Err(error) if api::is_not_modified(&error) => Ok(message.clone()),
-            Err(error) => Err(api::platform_error(error)),
-        }
-    }
-
-    /// Streams `text` as draft `draft`; `None` when drafts are refused here.
-    async fn draft(
-        &self,
-        target: Target,
-        draft: i64,
-        text: &Rendered,
-    ) -> Option<Result<MessageRef, PlatformError>> {
-        let result = self
-            .with_fallback(text, |body, parse_mode| {
-                let payload = SendMessageDraft {
-                    chat_id: target.chat,
-                    draft_id: draft,
-                    text: body,
-                    parse_mode,
-                };
-                api::send_draft(&self.bot, payload)
-            })
-            .await;
-        match result {
-            Ok(()) => Some(Ok(MessageRef::new(format!("{DRAFT}{draft}")))),
-            // A refusal of the method itself (an older server answers 404): edits from now on.
-            Err(error) => match api::platform_error(error.clone()) {
-                PlatformError::Rejected(_) => {
-                    self.refuse_drafts(target, &error);
-                    None
-                }
-                other => Some(Err(other)),
-            },
         }
     }
 }
@@ -251,14 +164,10 @@ impl Platform for TelegramPlatform {
         phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
         let target = Target::parse(chat)?;
-        let rendered = render(text, phase);
-        if phase == Phase::Streaming && self.drafts_allowed(target) {
-            let draft = self.next_draft.fetch_add(1, Ordering::Relaxed);
-            if let Some(result) = self.draft(target, draft, &rendered).await {
-                return result;
-            }
-        }
-        self.send_message(target, reply_to, &rendered).await
+        self.groups.acquire(target.chat).await;
+        let result = self.send_to(target, reply_to, text, phase).await;
+        self.note(target, &result);
+        result
     }
 
     async fn edit(
@@ -269,18 +178,10 @@ impl Platform for TelegramPlatform {
         phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
         let target = Target::parse(chat)?;
-        let rendered = render(text, phase);
-        let Some(draft) = message.as_str().strip_prefix(DRAFT) else {
-            return self.edit_message(target, message, &rendered).await;
-        };
-        if phase == Phase::Streaming && self.drafts_allowed(target) {
-            let draft = draft.parse().unwrap_or(1);
-            if let Some(result) = self.draft(target, draft, &rendered).await {
-                return result;
-            }
-        }
-        // The final text of a draft (or a draft no longer allowed) becomes a real message.
-        self.send_message(target, None, &rendered).await
+        self.groups.acquire(target.chat).await;
+        let result = self.edit_in(target, message, text, phase).await;
+        self.note(target, &result);
+        result
     }
 
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {

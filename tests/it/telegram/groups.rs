@@ -118,3 +118,37 @@ async fn polling_survives_a_broken_bot_api_and_answers_afterwards() {
     assert!(tg.calls_of("getUpdates").len() >= 4, "it kept polling");
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn topics_streaming_at_once_share_the_groups_budget() {
+    let mut harness = Harness::new().await;
+    let bob = User::new(706, "Bob");
+    let answers: Vec<String> = (0..3)
+        .map(|t| {
+            (0..60)
+                .map(|i| format!("t{t}w{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    for answer in &answers {
+        let script = crate::fake_llm::Script::reply(answer.as_str())
+            .chunk_chars(8)
+            .delay(Duration::from_millis(10));
+        harness.llm.push(script);
+    }
+    for topic in [31, 32, 33] {
+        harness
+            .tg
+            .user_writes(&group(-2006, Some(topic)), &bob, "@parley_bot go");
+        harness.wait_for_requests((topic - 30) as usize).await;
+    }
+    let tg = &harness.tg;
+    tg.wait_for(20, "three full answers", |tg| {
+        let shown: Vec<String> = tg.messages(-2006).into_iter().map(|m| m.text).collect();
+        answers.iter().all(|a| shown.contains(a))
+    })
+    .await;
+    assert_eq!(tg.too_many_requests(), 0, "the topics kept to one budget");
+    harness.stop().await;
+}
