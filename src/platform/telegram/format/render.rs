@@ -85,7 +85,8 @@ impl Renderer {
     }
 
     fn open(&mut self, open: &str, close: &'static str) {
-        if self.table.is_some() {
+        // Inside a table everything is plain text; a style already open is not opened twice.
+        if self.table.is_some() || self.closers.contains(&close) {
             return self.closers.push("");
         }
         self.flush();

@@ -35,6 +35,12 @@ fn headings_lists_and_quotes_become_text_structure() {
 }
 
 #[test]
+fn a_style_already_open_is_not_nested_again() {
+    assert_eq!(to_html("# A **big** title"), "<b>A big title</b>");
+    assert_eq!(to_html("*a *b* c*"), "<i>a b c</i>");
+}
+
+#[test]
 fn tables_become_preformatted_text() {
     let markdown = "| a | bb |\n|---|---|\n| **1** | 2 |";
     assert_eq!(to_html(markdown), "<pre>a | bb\n--+---\n1 | 2</pre>");
