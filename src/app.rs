@@ -183,13 +183,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
 /// Starts each enabled platform's adapter; a bad token fails here, before anything else runs.
 async fn start_platforms(settings: &Settings, runtime: &Runtime) -> anyhow::Result<()> {
-    let _ = runtime;
     let mut missing = Vec::new();
     if settings.telegram_enabled() {
         missing.push("Telegram");
     }
     if settings.discord_enabled() {
-        missing.push("Discord");
+        crate::platform::discord::start(
+            settings,
+            runtime.engine.clone(),
+            runtime.dispatcher.clone(),
+            &runtime.tracker,
+            runtime.shutdown.intake.clone(),
+        )
+        .await?;
     }
     if !missing.is_empty() {
         bail!(

@@ -1,3 +1,4 @@
 //! Chat platforms: adapters that turn platform events into engine events.
 
 pub mod console;
+pub mod discord;
