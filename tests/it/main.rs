@@ -1,6 +1,7 @@
 //! The integration tests: real SQLite files, fakes of the outside world.
 
 mod chat;
+mod discord;
 mod fake_discord;
 mod fake_llm;
 mod llm;
