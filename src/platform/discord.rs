@@ -10,7 +10,7 @@ mod handler;
 mod inbound;
 mod interaction;
 mod outbound;
-pub mod rest;
+mod rest;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -43,7 +43,7 @@ pub enum DiscordError {
     )]
     TokenRefused(String),
     /// Discord (or the proxy) did not answer.
-    #[error("could not reach Discord at {url} (discord.proxy_url): {reason}")]
+    #[error("could not reach Discord at {url}: {reason}")]
     Unreachable {
         /// The base URL tried.
         url: String,
@@ -104,7 +104,7 @@ pub async fn start(
     let base = if proxy.is_empty() { DISCORD } else { proxy };
     let client = DiscordRest::http_client().map_err(|e| DiscordError::Client(e.to_string()))?;
     let rest = DiscordRest::new(client.clone(), base, discord.token.to_secret_string());
-    check_token(&rest, base).await?;
+    check_token(&rest, &describe(proxy)).await?;
     let pace = Pace {
         min_interval: Duration::from_millis(discord.edit_interval_ms),
         bucket_size: discord.bucket_size,
@@ -134,15 +134,24 @@ pub async fn start(
     Ok(())
 }
 
+/// Where REST calls go, for error lines: the proxy names its key.
+fn describe(proxy: &str) -> String {
+    if proxy.is_empty() {
+        DISCORD.to_string()
+    } else {
+        format!("{proxy} (discord.proxy_url)")
+    }
+}
+
 /// Checks the token before connecting, so a bad one stops start-up with a clear line.
-async fn check_token(rest: &DiscordRest, base: &str) -> Result<(), DiscordError> {
+async fn check_token(rest: &DiscordRest, url: &str) -> Result<(), DiscordError> {
     match rest.current_user().await {
         Ok(_) => Ok(()),
         Err(error @ RestError::Api { status: 401, .. }) => {
             Err(DiscordError::TokenRefused(error.to_string()))
         }
         Err(error) => Err(DiscordError::Unreachable {
-            url: base.to_string(),
+            url: url.to_string(),
             reason: error.to_string(),
         }),
     }
