@@ -1,6 +1,7 @@
 //! The Discord adapter end to end: the real engine, a real SQLite file, the fake completion
 //! server and the fake Discord (REST and gateway).
 
+mod bench;
 mod commands;
 mod lifecycle;
 mod limits;
