@@ -82,6 +82,10 @@ fn an_unknown_key_is_named() {
     let err = Settings::load_from(Some(file.path()), Some(env(&[KEY])), Purpose::Chat).unwrap_err();
     assert!(err.key.contains("temprature"), "{err}");
     assert!(err.to_string().contains("unknown key"), "{err}");
+    assert!(
+        !err.to_string().contains("PARLEY__"),
+        "no hint to set the misspelt key: {err}"
+    );
 }
 
 #[test]

@@ -92,7 +92,8 @@ impl SettingsError {
 impl fmt::Display for SettingsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "config error: {}: {}", self.key, self.message)?;
-        if let Some(var) = self.env_var() {
+        let unknown = self.message.starts_with("unknown key");
+        if let Some(var) = self.env_var().filter(|_| !unknown) {
             write!(f, " (file key {} or env {var})", self.key)?;
         }
         Ok(())
