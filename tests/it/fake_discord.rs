@@ -207,6 +207,11 @@ impl FakeDiscord {
         token
     }
 
+    /// Closes every gateway session with code 4009, as Discord does when a session times out.
+    pub fn close_sessions(&self) {
+        self.dispatch(gateway::CLOSE, Value::Null);
+    }
+
     /// Deletes a message, as a user or moderator would.
     pub fn delete(&self, id: &str) {
         if let Some(m) = self.lock().messages.iter_mut().find(|m| m.id == id) {

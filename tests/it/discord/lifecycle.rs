@@ -30,6 +30,16 @@ async fn a_restart_keeps_the_conversation_header_and_its_history() {
 }
 
 #[tokio::test]
+async fn the_bot_keeps_answering_after_the_gateway_drops_the_session() {
+    let bot = Bot::start().await;
+    bot.discord.close_sessions();
+    bot.discord.wait_ready(2).await;
+    bot.discord
+        .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "still here?"));
+    bot.until_texts(CHANNEL, &[echo("still here?")]).await;
+}
+
+#[tokio::test]
 async fn a_bad_token_stops_start_up_with_a_line_naming_the_key() {
     let fake = FakeDiscord::with_bucket(5, Duration::from_millis(500)).await;
     let mut bot = Bot::new(fake, &[("PARLEY__DISCORD__TOKEN", "wrong-token")]).await;

@@ -4,13 +4,18 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Shared, payload};
+
+/// The pseudo-event that makes every session close (tests of reconnection).
+pub const CLOSE: &str = "__CLOSE__";
+/// Discord's close code for a session that timed out: the client must identify again.
+const SESSION_TIMEOUT: u16 = 4009;
 
 /// The route `GET /api/v10/gateway` points at.
 pub fn routes(shared: Arc<Shared>) -> Router {
@@ -37,6 +42,8 @@ async fn identify(socket: &mut WebSocket, shared: &Shared) -> bool {
         };
         match payload["op"].as_u64() {
             Some(1) if !send(socket, json!({ "op": 11 })).await => return false,
+            // RESUME: this fake keeps no sessions, so it is refused; the client identifies.
+            Some(6) if !send(socket, json!({ "op": 9, "d": false })).await => return false,
             Some(2) => {
                 shared.lock().identify.push(payload["d"].clone());
                 return true;
@@ -74,6 +81,11 @@ async fn session(mut socket: WebSocket, shared: Arc<Shared>) {
                 Some(Ok(_)) => {}
             },
             event = dispatches.recv() => match event {
+                Ok((t, _)) if t == CLOSE => {
+                    let frame = CloseFrame { code: SESSION_TIMEOUT, reason: "session timed out".into() };
+                    let _ = socket.send(Frame::Close(Some(frame))).await;
+                    return;
+                }
                 Ok((t, d)) => {
                     seq += 1;
                     if !send(&mut socket, json!({ "op": 0, "s": seq, "t": t, "d": d })).await {
