@@ -184,7 +184,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
 /// Starts each enabled platform's adapter; a bad token fails here, before anything else runs.
 async fn start_platforms(settings: &Settings, runtime: &Runtime) -> anyhow::Result<()> {
-    let mut missing = Vec::new();
     if settings.telegram_enabled() {
         let services = telegram::Services {
             engine: runtime.engine.clone(),
@@ -195,13 +194,14 @@ async fn start_platforms(settings: &Settings, runtime: &Runtime) -> anyhow::Resu
         telegram::start(telegram::TelegramConfig::from_settings(settings), services).await?;
     }
     if settings.discord_enabled() {
-        missing.push("Discord");
-    }
-    if !missing.is_empty() {
-        bail!(
-            "{} is configured, but this build has no adapter for it yet; try `parley chat`",
-            missing.join(" and ")
-        );
+        crate::platform::discord::start(
+            settings,
+            runtime.engine.clone(),
+            runtime.dispatcher.clone(),
+            &runtime.tracker,
+            runtime.shutdown.intake.clone(),
+        )
+        .await?;
     }
     Ok(())
 }

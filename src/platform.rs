@@ -1,4 +1,5 @@
 //! Chat platforms: adapters that turn platform events into engine events.
 
 pub mod console;
+pub mod discord;
 pub mod telegram;

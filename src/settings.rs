@@ -259,6 +259,10 @@ pub struct DiscordSettings {
     pub proxy_url: String,
     /// Shortest gap between two sends or edits in one channel, in milliseconds.
     pub edit_interval_ms: u64,
+    /// Message creates and edits Discord allows in one channel per window.
+    pub bucket_size: u32,
+    /// That window's length, in milliseconds.
+    pub bucket_window_ms: u64,
     /// Guilds the bot answers in (empty = all).
     pub allowed_guilds: Vec<String>,
     /// Channels the bot answers in (empty = all).

@@ -1,6 +1,8 @@
 //! The integration tests: real SQLite files, fakes of the outside world.
 
 mod chat;
+mod discord;
+mod fake_discord;
 mod fake_llm;
 mod fake_telegram;
 mod llm;
