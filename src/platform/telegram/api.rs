@@ -80,3 +80,31 @@ fn api_error(api: ApiError) -> PlatformError {
         other => PlatformError::Rejected(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use teloxide::types::Seconds;
+
+    use super::*;
+
+    #[test]
+    fn bot_api_errors_map_to_what_the_engine_does_next() {
+        let retry = platform_error(RequestError::RetryAfter(Seconds::from_seconds(7)));
+        assert_eq!(
+            retry,
+            PlatformError::RetryAfter(std::time::Duration::from_secs(7))
+        );
+        let gone = platform_error(RequestError::Api(ApiError::MessageToEditNotFound));
+        assert_eq!(gone, PlatformError::MessageGone);
+        for blocked in [ApiError::BotBlocked, ApiError::BotKickedFromSupergroup] {
+            let error = platform_error(RequestError::Api(blocked));
+            assert!(matches!(error, PlatformError::Forbidden(_)), "{error:?}");
+        }
+        let parse = RequestError::Api(ApiError::CantParseEntities("x".into()));
+        assert!(is_parse_error(&parse));
+        assert!(matches!(platform_error(parse), PlatformError::Rejected(_)));
+        assert!(is_not_modified(&RequestError::Api(
+            ApiError::MessageNotModified
+        )));
+    }
+}
