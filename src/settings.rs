@@ -264,12 +264,16 @@ pub struct DiscordSettings {
     /// That window's length, in milliseconds.
     pub bucket_window_ms: u64,
     /// Guilds the bot answers in (empty = all).
+    #[serde(deserialize_with = "ids")]
     pub allowed_guilds: Vec<String>,
     /// Channels the bot answers in (empty = all).
+    #[serde(deserialize_with = "ids")]
     pub allowed_channels: Vec<String>,
     /// Users the bot answers (empty = all).
+    #[serde(deserialize_with = "ids")]
     pub allowed_users: Vec<String>,
     /// Guilds to register slash commands in instantly (empty = global registration).
+    #[serde(deserialize_with = "ids")]
     pub guild_ids: Vec<String>,
 }
 

@@ -173,3 +173,20 @@ fn telegram_ids_load_from_one_number_or_a_list() {
     .expect("valid");
     assert_eq!(many.telegram.allowed_users, ["5", "6"]);
 }
+
+#[test]
+fn discord_ids_load_from_one_number_or_a_list() {
+    let env = [
+        KEY,
+        ("PARLEY__DISCORD__TOKEN", "dc"),
+        ("PARLEY__DISCORD__GUILD_IDS", "80351110224678912"),
+        ("PARLEY__DISCORD__ALLOWED_CHANNELS", "1,2"),
+        ("PARLEY__DISCORD__ALLOWED_USERS", "7"),
+        ("PARLEY__DISCORD__ALLOWED_GUILDS", "9"),
+    ];
+    let s = load(&env, Purpose::Run).expect("valid");
+    assert_eq!(s.discord.guild_ids, ["80351110224678912"]);
+    assert_eq!(s.discord.allowed_channels, ["1", "2"]);
+    assert_eq!(s.discord.allowed_users, ["7"]);
+    assert_eq!(s.discord.allowed_guilds, ["9"]);
+}
