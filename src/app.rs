@@ -22,6 +22,7 @@ use crate::llm::{ClientConfig, OpenAiClient, RetryPolicy, Timeouts};
 use crate::metrics;
 use crate::platform::console::ConsolePlatform;
 use crate::platform::registry::Platforms;
+use crate::platform::telegram;
 use crate::settings::Settings;
 use crate::store::SqliteStore;
 
@@ -208,19 +209,24 @@ fn install_metrics() -> PrometheusHandle {
 
 /// Starts each enabled platform's adapter; a bad token fails here, before anything else runs.
 async fn start_platforms(settings: &Settings, runtime: &Runtime) -> anyhow::Result<()> {
-    let _ = runtime;
-    let mut missing = Vec::new();
     if settings.telegram_enabled() {
-        missing.push("Telegram");
+        let services = telegram::Services {
+            engine: runtime.engine.clone(),
+            dispatcher: runtime.dispatcher.clone(),
+            tracker: runtime.tracker.clone(),
+            stop: runtime.shutdown.intake.clone(),
+        };
+        telegram::start(telegram::TelegramConfig::from_settings(settings), services).await?;
     }
     if settings.discord_enabled() {
-        missing.push("Discord");
-    }
-    if !missing.is_empty() {
-        bail!(
-            "{} is configured, but this build has no adapter for it yet; try `parley chat`",
-            missing.join(" and ")
-        );
+        crate::platform::discord::start(
+            settings,
+            runtime.engine.clone(),
+            runtime.dispatcher.clone(),
+            &runtime.tracker,
+            runtime.shutdown.intake.clone(),
+        )
+        .await?;
     }
     Ok(())
 }

@@ -2,5 +2,7 @@
 //! reaches running platforms through, and the online check each adapter offers.
 
 pub mod console;
+pub mod discord;
 pub mod probe;
 pub mod registry;
+pub mod telegram;

@@ -221,9 +221,36 @@ pub struct TelegramSettings {
     /// Sends and edits allowed per minute in one group.
     pub group_per_minute: u32,
     /// Chats the bot answers in (empty = all).
+    #[serde(deserialize_with = "ids")]
     pub allowed_chats: Vec<String>,
     /// Users the bot answers (empty = all).
+    #[serde(deserialize_with = "ids")]
     pub allowed_users: Vec<String>,
+}
+
+/// A list of ids, written as strings or numbers. A single id from the environment arrives as a
+/// number (`config` parses `PARLEY__TELEGRAM__ALLOWED_CHATS=-100123` before splitting lists).
+fn ids<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(i64),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Ids {
+        Many(Vec<Id>),
+        One(Id),
+    }
+    let text = |id: Id| match id {
+        Id::Text(text) => text,
+        Id::Number(number) => number.to_string(),
+    };
+    Ok(match Ids::deserialize(deserializer)? {
+        Ids::Many(ids) => ids.into_iter().map(text).collect(),
+        Ids::One(id) => vec![text(id)],
+    })
 }
 
 /// `[discord]`.
@@ -236,13 +263,21 @@ pub struct DiscordSettings {
     pub proxy_url: String,
     /// Shortest gap between two sends or edits in one channel, in milliseconds.
     pub edit_interval_ms: u64,
+    /// Message creates and edits Discord allows in one channel per window.
+    pub bucket_size: u32,
+    /// That window's length, in milliseconds.
+    pub bucket_window_ms: u64,
     /// Guilds the bot answers in (empty = all).
+    #[serde(deserialize_with = "ids")]
     pub allowed_guilds: Vec<String>,
     /// Channels the bot answers in (empty = all).
+    #[serde(deserialize_with = "ids")]
     pub allowed_channels: Vec<String>,
     /// Users the bot answers (empty = all).
+    #[serde(deserialize_with = "ids")]
     pub allowed_users: Vec<String>,
     /// Guilds to register slash commands in instantly (empty = global registration).
+    #[serde(deserialize_with = "ids")]
     pub guild_ids: Vec<String>,
 }
 

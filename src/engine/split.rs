@@ -225,6 +225,13 @@ fn is_joining(c: char) -> bool {
     matches!(c, '\u{0300}'..='\u{036F}' | '\u{200D}' | '\u{FE0F}')
 }
 
+/// True when a code block is still open at the end of `text` (a marker appended to it would
+/// render as code).
+pub fn ends_in_code_block(text: &str) -> bool {
+    let closed_line = format!("{text}\n");
+    fence_at(&closed_line, closed_line.len()).is_some()
+}
+
 /// The info string of the code block open at byte `end`, counting complete lines only.
 fn fence_at(text: &str, end: usize) -> Option<&str> {
     let mut open: Option<&str> = None;

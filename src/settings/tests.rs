@@ -186,3 +186,36 @@ fn the_healthcheck_needs_neither_a_key_nor_a_platform() {
     );
     assert_eq!(s.expect("loads").http.listen, "0.0.0.0:9000");
 }
+
+#[test]
+fn telegram_ids_load_from_one_number_or_a_list() {
+    let one = load(
+        &[KEY, TG, ("PARLEY__TELEGRAM__ALLOWED_CHATS", "-100123")],
+        Purpose::Run,
+    )
+    .expect("valid");
+    assert_eq!(one.telegram.allowed_chats, ["-100123"]);
+    let many = load(
+        &[KEY, TG, ("PARLEY__TELEGRAM__ALLOWED_USERS", "5,6")],
+        Purpose::Run,
+    )
+    .expect("valid");
+    assert_eq!(many.telegram.allowed_users, ["5", "6"]);
+}
+
+#[test]
+fn discord_ids_load_from_one_number_or_a_list() {
+    let env = [
+        KEY,
+        ("PARLEY__DISCORD__TOKEN", "dc"),
+        ("PARLEY__DISCORD__GUILD_IDS", "80351110224678912"),
+        ("PARLEY__DISCORD__ALLOWED_CHANNELS", "1,2"),
+        ("PARLEY__DISCORD__ALLOWED_USERS", "7"),
+        ("PARLEY__DISCORD__ALLOWED_GUILDS", "9"),
+    ];
+    let s = load(&env, Purpose::Run).expect("valid");
+    assert_eq!(s.discord.guild_ids, ["80351110224678912"]);
+    assert_eq!(s.discord.allowed_channels, ["1", "2"]);
+    assert_eq!(s.discord.allowed_users, ["7"]);
+    assert_eq!(s.discord.allowed_guilds, ["9"]);
+}

@@ -1,7 +1,11 @@
 //! The integration tests: real SQLite files, fakes of the outside world.
 
 mod chat;
+mod discord;
+mod fake_discord;
 mod fake_llm;
+mod fake_telegram;
 mod llm;
 mod ops;
 mod store;
+mod telegram;

@@ -319,6 +319,23 @@ async fn midstream_failure_leaves_partial_text_with_marker() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_marker_after_an_open_code_block_closes_the_block_first() {
+    let h = Harness::new(200);
+    let steps = vec![
+        content(0, "Look:\n```rust\nfn main() {"),
+        (2000, Err(ModelError::Incomplete)),
+    ];
+    let outcome = h.reply(Ok(script(steps))).await;
+    let shown =
+        "Look:\n```rust\nfn main() {\n```\n\n⚠️ reply interrupted: upstream closed the stream";
+    assert_eq!(h.texts(), [shown]);
+    assert_eq!(
+        outcome.text, "Look:\n```rust\nfn main() {",
+        "the stored text has no markup"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_marker_that_does_not_fit_goes_into_its_own_message() {
     let h = Harness::new(40);
     let text = "x".repeat(35);

@@ -51,6 +51,16 @@ impl Reply<'_> {
             true => n,
             false => format!("\n\n{INTERRUPTED}{n}"),
         });
+        // A marker after a code block cut short must not render as code: close the block.
+        let last = last.map(|last| match &marker {
+            Some(_)
+                if split::ends_in_code_block(&last)
+                    && unit.len(&last) + unit.len(split::FENCE_CLOSE) <= max_len =>
+            {
+                last + split::FENCE_CLOSE
+            }
+            _ => last,
+        });
         match (last, marker) {
             (Some(last), None) => self.land(last).await,
             (Some(last), Some(marker)) if unit.len(&last) + unit.len(&marker) <= max_len => {

@@ -1,0 +1,173 @@
+//! The Discord adapter: serenity's gateway for events, slash commands registered at start,
+//! and replies streamed through the engine's `Platform` port.
+//!
+//! With `discord.proxy_url` set, serenity's `Http` goes through the proxy with its ratelimiter
+//! off (serenity ignores a proxy otherwise); the calls replies make read 429s themselves (see
+//! [`rest`]), so the engine pauses a channel for exactly the `retry_after` Discord asks.
+
+mod commands;
+mod handler;
+mod inbound;
+mod interaction;
+mod outbound;
+mod rest;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use serenity::all::{Client, ClientBuilder, GatewayIntents, GuildId, HttpBuilder};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use commands::Slash;
+pub use inbound::{Access, Identity};
+pub use interaction::InteractionPlatform;
+pub use outbound::{DiscordPlatform, Pace};
+
+use crate::engine::dispatcher::Dispatcher;
+use crate::engine::turn::Engine;
+use crate::settings::Settings;
+use handler::Handler;
+use rest::{DiscordRest, RestError};
+
+/// Discord's REST base when no proxy is configured.
+const DISCORD: &str = "https://discord.com";
+
+/// Why the Discord adapter could not start; each names the key to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscordError {
+    /// Discord refused the token.
+    #[error(
+        "discord.token was refused by Discord ({0}); copy the bot token from the developer portal into PARLEY__DISCORD__TOKEN"
+    )]
+    TokenRefused(String),
+    /// Discord (or the proxy) did not answer.
+    #[error("could not reach Discord at {url}: {reason}")]
+    Unreachable {
+        /// The base URL tried.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A configured id is not a Discord snowflake.
+    #[error("discord.guild_ids: `{0}` is not a Discord id")]
+    BadGuildId(String),
+    /// serenity could not build its client.
+    #[error("could not start the Discord gateway client: {0}")]
+    Client(String),
+}
+
+/// The intents the bot needs: guild and DM messages with their content.
+pub fn intents() -> GatewayIntents {
+    GatewayIntents::GUILDS
+        | GatewayIntents::GUILD_MESSAGES
+        | GatewayIntents::DIRECT_MESSAGES
+        | GatewayIntents::MESSAGE_CONTENT
+}
+
+/// The settings' access lists, as sets.
+fn access(settings: &Settings) -> Access {
+    let set = |list: &[String]| list.iter().map(|s| s.trim().to_string()).collect();
+    let admins = settings.access.admins.iter();
+    Access {
+        guilds: set(&settings.discord.allowed_guilds),
+        channels: set(&settings.discord.allowed_channels),
+        users: set(&settings.discord.allowed_users),
+        admins: admins
+            .filter(|a| a.starts_with("discord:"))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn guild_ids(settings: &Settings) -> Result<Vec<GuildId>, DiscordError> {
+    let ids = settings.discord.guild_ids.iter();
+    ids.map(|id| match id.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(GuildId::new(n)),
+        _ => Err(DiscordError::BadGuildId(id.clone())),
+    })
+    .collect()
+}
+
+/// Checks the token, connects to the gateway and serves until `stop` is cancelled. The
+/// gateway task belongs to `tracker`; serenity reconnects on its own.
+pub async fn start(
+    settings: &Settings,
+    engine: Arc<Engine>,
+    dispatcher: Dispatcher,
+    tracker: &TaskTracker,
+    stop: CancellationToken,
+) -> Result<(), DiscordError> {
+    let discord = &settings.discord;
+    let proxy = discord.proxy_url.trim();
+    let base = if proxy.is_empty() { DISCORD } else { proxy };
+    let client = DiscordRest::http_client().map_err(|e| DiscordError::Client(e.to_string()))?;
+    let rest = DiscordRest::new(client.clone(), base, discord.token.to_secret_string());
+    check_token(&rest, &describe(proxy)).await?;
+    let pace = Pace {
+        min_interval: Duration::from_millis(discord.edit_interval_ms),
+        bucket_size: discord.bucket_size,
+        bucket_window: Duration::from_millis(discord.bucket_window_ms),
+    };
+    let handler = Handler {
+        engine,
+        dispatcher,
+        platform: Arc::new(DiscordPlatform::new(rest.clone(), pace)),
+        rest,
+        pace,
+        access: access(settings),
+        models: settings.llm.models.clone(),
+        guild_ids: guild_ids(settings)?,
+        registered: AtomicBool::new(false),
+    };
+    let token = discord.token.expose();
+    let mut http = HttpBuilder::new(token).client(client);
+    if !proxy.is_empty() {
+        http = http.proxy(proxy).ratelimiter_disabled(true);
+    }
+    let gateway = ClientBuilder::new_with_http(http.build(), intents())
+        .event_handler(handler)
+        .await
+        .map_err(|e| DiscordError::Client(e.to_string()))?;
+    tracker.spawn(serve(gateway, stop));
+    Ok(())
+}
+
+/// Where REST calls go, for error lines: the proxy names its key.
+fn describe(proxy: &str) -> String {
+    if proxy.is_empty() {
+        DISCORD.to_string()
+    } else {
+        format!("{proxy} (discord.proxy_url)")
+    }
+}
+
+/// Checks the token before connecting, so a bad one stops start-up with a clear line.
+async fn check_token(rest: &DiscordRest, url: &str) -> Result<(), DiscordError> {
+    match rest.current_user().await {
+        Ok(_) => Ok(()),
+        Err(error @ RestError::Api { status: 401, .. }) => {
+            Err(DiscordError::TokenRefused(error.to_string()))
+        }
+        Err(error) => Err(DiscordError::Unreachable {
+            url: url.to_string(),
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// Runs the gateway until `stop`, then closes every shard.
+async fn serve(mut gateway: Client, stop: CancellationToken) {
+    let shards = gateway.shard_manager.clone();
+    tokio::select! {
+        result = gateway.start() => {
+            if let Err(error) = result {
+                tracing::error!(%error, "the Discord gateway stopped");
+            }
+        }
+        () = stop.cancelled() => {}
+    }
+    shards.shutdown_all().await;
+    tracing::info!("disconnected from the Discord gateway");
+}

@@ -1,0 +1,191 @@
+//! The gateway event handler: registers slash commands on READY, queues addressed messages,
+//! answers slash commands.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use serenity::all::{
+    ChannelId, Command as DiscordCommand, CommandInteraction, Context, EventHandler, GuildId,
+    Interaction, Message, Permissions, Ready,
+};
+
+use super::commands::{self, Slash};
+use super::inbound::{self, Access, Identity};
+use super::interaction::InteractionPlatform;
+use super::outbound::{DiscordPlatform, MAX_CONTENT, Pace};
+use super::rest::DiscordRest;
+use crate::engine::dispatcher::Dispatcher;
+use crate::engine::event::{Author, Content, Incoming, UserId};
+use crate::engine::turn::Engine;
+
+/// Everything the handler needs; shared by every event.
+pub struct Handler {
+    /// The conversation engine (commands).
+    pub engine: Arc<Engine>,
+    /// Where prompts are queued.
+    pub dispatcher: Dispatcher,
+    /// Replies in channels.
+    pub platform: Arc<DiscordPlatform>,
+    /// REST calls for interactions.
+    pub rest: DiscordRest,
+    /// Channel pacing, for interaction replies.
+    pub pace: Pace,
+    /// Where the bot answers, and its admins.
+    pub access: Access,
+    /// `/model`'s choices.
+    pub models: Vec<String>,
+    /// Guilds to register commands in (empty = global).
+    pub guild_ids: Vec<GuildId>,
+    /// Set once the commands are registered.
+    pub registered: AtomicBool,
+}
+
+/// Shown when a slash command comes from a place the bot does not serve.
+const NOT_HERE: &str = "I don't answer here.";
+
+#[async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        tracing::info!(user = %ready.user.name, "connected to the Discord gateway");
+        if !self.registered.swap(true, Ordering::SeqCst) {
+            self.register(&ctx).await;
+        }
+    }
+
+    async fn message(&self, ctx: Context, message: Message) {
+        let (me, parent) = identity(&ctx, message.guild_id, message.channel_id);
+        let Some(incoming) = inbound::to_incoming(&message, &me, &self.access, parent) else {
+            return;
+        };
+        tracing::debug!(chat = %incoming.key, "queueing a Discord message");
+        if let Err(error) = self.dispatcher.submit(incoming, self.platform.clone()) {
+            tracing::warn!(%error, "could not queue a Discord message");
+        }
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        if let Interaction::Command(command) = interaction {
+            self.slash(&ctx, command).await;
+        }
+    }
+}
+
+/// The bot's identity in a guild and a thread's parent channel, from the cache when known.
+fn identity(
+    ctx: &Context,
+    guild: Option<GuildId>,
+    channel: ChannelId,
+) -> (Identity, Option<ChannelId>) {
+    let user = ctx.cache.current_user().id;
+    let mut me = Identity {
+        user,
+        roles: Vec::new(),
+    };
+    let Some(guild) = guild.and_then(|g| ctx.cache.guild(g)) else {
+        return (me, None);
+    };
+    if let Some(member) = guild.members.get(&user) {
+        me.roles = member.roles.clone();
+    }
+    let thread = guild.threads.iter().find(|t| t.id == channel);
+    (me, thread.and_then(|t| t.parent_id))
+}
+
+impl Handler {
+    async fn register(&self, ctx: &Context) {
+        let definitions = commands::definitions(&self.models);
+        if self.guild_ids.is_empty() {
+            match DiscordCommand::set_global_commands(&ctx.http, definitions).await {
+                Ok(_) => tracing::info!("registered slash commands globally"),
+                Err(error) => tracing::error!(%error, "could not register slash commands"),
+            }
+            return;
+        }
+        for guild in &self.guild_ids {
+            match guild.set_commands(&ctx.http, definitions.clone()).await {
+                Ok(_) => tracing::info!(%guild, "registered slash commands in a guild"),
+                Err(error) => tracing::error!(%error, %guild, "could not register slash commands"),
+            }
+        }
+    }
+
+    /// Defers within Discord's 3 s, then answers: ephemeral for commands, streamed for /ask.
+    async fn slash(&self, ctx: &Context, command: CommandInteraction) {
+        let parsed = commands::parse(&command.data.name, &command.data.options);
+        let (_, parent) = identity(ctx, command.guild_id, command.channel_id);
+        let served = self.access.allows(
+            command.guild_id,
+            command.channel_id,
+            parent,
+            command.user.id,
+        );
+        let ephemeral = !(served && matches!(parsed, Some(Slash::Ask(_))));
+        let id = command.id.to_string();
+        if let Err(error) = self.rest.defer(&id, &command.token, ephemeral).await {
+            tracing::warn!(%error, "could not acknowledge a slash command");
+            return;
+        }
+        let token = SecretString::from(command.token.clone());
+        let app = command.application_id.to_string();
+        let answer = match parsed {
+            _ if !served => NOT_HERE.to_string(),
+            None => "Unknown command.".to_string(),
+            Some(Slash::Command(neutral)) => {
+                let incoming = self.incoming(&command, Content::Command(neutral.clone()));
+                self.engine.run_command(&incoming, &neutral).await
+            }
+            Some(Slash::Ask(prompt)) => {
+                let incoming = self.incoming(&command, Content::Prompt(prompt));
+                let platform = InteractionPlatform::new(self.rest.clone(), self.pace, app, token);
+                if let Err(error) = self.dispatcher.submit(incoming, Arc::new(platform)) {
+                    tracing::warn!(%error, "could not queue /ask");
+                }
+                return;
+            }
+        };
+        let answer = truncate(&answer);
+        let edit = self
+            .rest
+            .edit_response(&app, &command.token, "@original", &answer);
+        if let Err(error) = edit.await {
+            tracing::warn!(%error, "could not answer a slash command");
+        }
+    }
+
+    /// The engine's view of a slash command.
+    fn incoming(&self, command: &CommandInteraction, content: Content) -> Incoming {
+        let private = command.guild_id.is_none();
+        let manager = command
+            .member
+            .as_ref()
+            .and_then(|m| m.permissions)
+            .is_some_and(|p| p.contains(Permissions::MANAGE_GUILD));
+        let user = &command.user;
+        let name = command.member.as_ref().and_then(|m| m.nick.clone());
+        Incoming {
+            key: inbound::chat_key(command.channel_id),
+            author: Author {
+                id: UserId::new(user.id.to_string()),
+                display_name: name.unwrap_or_else(|| user.display_name().to_string()),
+            },
+            content,
+            private,
+            may_configure: private || manager || self.access.is_admin(user.id),
+            reply_to: None,
+            received_at: Instant::now(),
+        }
+    }
+}
+
+/// Cuts a command's answer to Discord's content limit.
+fn truncate(text: &str) -> String {
+    if text.chars().count() <= MAX_CONTENT {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(MAX_CONTENT - 1).collect();
+    out.push('…');
+    out
+}

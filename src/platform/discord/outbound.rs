@@ -1,0 +1,158 @@
+//! Replies in channels: the engine's `Platform` over Discord's channel-message REST calls.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::rest::{DiscordRest, MISSING_PERMISSIONS, RestError, UNKNOWN_MESSAGE};
+use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
+use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Window};
+
+/// Discord's content limit, in characters.
+pub const MAX_CONTENT: usize = 2000;
+/// Discord shows typing for about 10 s.
+const TYPING_EVERY: Duration = Duration::from_secs(8);
+
+/// How fast the bot may write in one channel.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Shortest gap between two calls in one channel.
+    pub min_interval: Duration,
+    /// Calls allowed per window in one channel.
+    pub bucket_size: u32,
+    /// The window.
+    pub bucket_window: Duration,
+}
+
+impl Pace {
+    /// The limits the engine paces a channel by.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_len: MAX_CONTENT,
+            unit: LengthUnit::Chars,
+            min_interval: self.min_interval,
+            window: Some(Window {
+                count: self.bucket_size,
+                per: self.bucket_window,
+            }),
+            typing_every: TYPING_EVERY,
+        }
+    }
+}
+
+/// Maps a REST failure onto what the engine does next.
+pub fn platform_error(error: RestError) -> PlatformError {
+    match error {
+        RestError::RateLimited(wait) => PlatformError::RetryAfter(wait),
+        RestError::Api {
+            code: UNKNOWN_MESSAGE,
+            ..
+        } => PlatformError::MessageGone,
+        RestError::Api {
+            status: 401 | 403 | 404,
+            ..
+        } => PlatformError::Forbidden(error.to_string()),
+        RestError::Api { status, .. } if status >= 500 => {
+            PlatformError::Unavailable(error.to_string())
+        }
+        RestError::Api { .. } => PlatformError::Rejected(error.to_string()),
+        RestError::Network(_) => PlatformError::Unavailable(error.to_string()),
+    }
+}
+
+/// The bot's messages in guild channels, threads and DMs.
+#[derive(Debug)]
+pub struct DiscordPlatform {
+    rest: DiscordRest,
+    pace: Pace,
+    /// Channels where missing permissions were already logged.
+    warned: Mutex<HashSet<String>>,
+}
+
+impl DiscordPlatform {
+    /// A platform writing through `rest`, paced by `pace`.
+    pub fn new(rest: DiscordRest, pace: Pace) -> Self {
+        Self {
+            rest,
+            pace,
+            warned: Mutex::default(),
+        }
+    }
+
+    /// Maps an error, logging missing permissions once per channel.
+    fn failed(&self, channel: &str, error: RestError) -> PlatformError {
+        if let RestError::Api {
+            code: MISSING_PERMISSIONS,
+            ..
+        } = error
+        {
+            let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+            if warned.insert(channel.to_string()) {
+                tracing::warn!(
+                    channel,
+                    "missing permissions to write in this channel (50013)"
+                );
+            }
+        }
+        platform_error(error)
+    }
+}
+
+/// The channel to write in: the chat (threads are channels of their own).
+fn channel(chat: &ChatKey) -> &str {
+    chat.thread
+        .as_ref()
+        .map_or(chat.chat.as_str(), |t| t.as_str())
+}
+
+#[async_trait]
+impl Platform for DiscordPlatform {
+    fn kind(&self) -> PlatformKind {
+        PlatformKind::Discord
+    }
+
+    fn limits(&self, _chat: &ChatKey) -> Limits {
+        self.pace.limits()
+    }
+
+    async fn send(
+        &self,
+        chat: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+        _phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        let channel = channel(chat);
+        let reply_to = reply_to.map(MessageRef::as_str);
+        match self.rest.create_message(channel, reply_to, text).await {
+            Ok(id) => Ok(MessageRef::new(id)),
+            Err(error) => Err(self.failed(channel, error)),
+        }
+    }
+
+    async fn edit(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        text: &str,
+        _phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        let channel = channel(chat);
+        match self
+            .rest
+            .edit_message(channel, message.as_str(), text)
+            .await
+        {
+            Ok(id) => Ok(MessageRef::new(id)),
+            Err(error) => Err(self.failed(channel, error)),
+        }
+    }
+
+    async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {
+        let channel = channel(chat);
+        let result = self.rest.typing(channel).await;
+        result.map_err(|error| self.failed(channel, error))
+    }
+}

@@ -1,0 +1,158 @@
+//! Telegram through the Bot API (teloxide): long polling, inbound mapping, streamed replies with
+//! drafts and edits, HTML formatting, commands.
+
+mod access;
+mod api;
+mod budget;
+mod callbacks;
+mod commands;
+pub mod format;
+mod group_pace;
+pub mod html;
+mod inbound;
+mod outbound;
+mod polling;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use teloxide::prelude::Requester;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::engine::dispatcher::Dispatcher;
+use crate::engine::ports::{ModelName, Window};
+use crate::engine::turn::Engine;
+use crate::settings::{Secret, Settings};
+
+pub use outbound::{Pace, TelegramPlatform};
+
+/// What the Telegram adapter needs, resolved from the settings.
+#[derive(Debug, Clone)]
+pub struct TelegramConfig {
+    /// The bot token (never logged).
+    pub token: Secret,
+    /// The Bot API server.
+    pub api_url: String,
+    /// Pacing of sends and edits.
+    pub pace: Pace,
+    /// Chats answered (empty = all).
+    pub allowed_chats: Vec<String>,
+    /// Users answered (empty = all).
+    pub allowed_users: Vec<String>,
+    /// `access.admins`, platform-qualified.
+    pub admins: Vec<String>,
+    /// Models offered by the /model keyboard.
+    pub models: Vec<ModelName>,
+    /// The model of chats that chose none.
+    pub default_model: ModelName,
+    /// A refused chat is told so at most once in this period.
+    pub refusal_every: Duration,
+    /// How long one getUpdates call waits for updates.
+    pub poll_timeout: Duration,
+    /// The first wait after a failed getUpdates; it doubles up to 30 s.
+    pub poll_backoff: Duration,
+}
+
+impl TelegramConfig {
+    /// The configuration from `settings`.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let telegram = &settings.telegram;
+        Self {
+            token: telegram.token.clone(),
+            api_url: telegram.api_url.clone(),
+            pace: Pace {
+                min_interval: Duration::from_millis(telegram.edit_interval_ms),
+                group_window: Window {
+                    count: telegram.group_per_minute,
+                    per: Duration::from_secs(60),
+                },
+            },
+            allowed_chats: telegram.allowed_chats.clone(),
+            allowed_users: telegram.allowed_users.clone(),
+            admins: settings.access.admins.clone(),
+            models: settings.llm.models.iter().map(ModelName::new).collect(),
+            default_model: ModelName::new(&settings.llm.default_model),
+            refusal_every: Duration::from_secs(3600),
+            poll_timeout: Duration::from_secs(30),
+            poll_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why the adapter could not start; each names the setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The API URL does not parse.
+    #[error("telegram.api_url is not a URL: {0}")]
+    BadUrl(String),
+    /// getMe refused the token.
+    #[error("telegram.token was refused by the Bot API ({0}); check PARLEY__TELEGRAM__TOKEN")]
+    BadToken(String),
+    /// The Bot API could not be reached.
+    #[error("telegram.api_url: the Bot API did not answer getMe: {0}")]
+    Unreachable(String),
+    /// Removing the webhook failed; polling would fail too.
+    #[error("telegram: could not remove the webhook set for this bot: {0}")]
+    Webhook(String),
+}
+
+/// What the adapter runs on, shared with the rest of the app.
+#[derive(Clone)]
+pub struct Services {
+    /// The conversation engine (commands, notices, pacing).
+    pub engine: Arc<Engine>,
+    /// Where prompts and commands are queued.
+    pub dispatcher: Dispatcher,
+    /// Owns the polling task and the notices it sends.
+    pub tracker: TaskTracker,
+    /// Stops polling.
+    pub stop: CancellationToken,
+}
+
+/// Connects (getMe, webhook removal, setMyCommands) and starts polling under `services`.
+pub async fn start(
+    config: TelegramConfig,
+    services: Services,
+) -> Result<Arc<TelegramPlatform>, StartError> {
+    let bot = api::bot(config.token.expose(), &config.api_url).map_err(StartError::BadUrl)?;
+    let me = get_me(&bot).await?;
+    let webhook = bot.get_webhook_info().await;
+    if webhook.is_ok_and(|info| info.url.is_some()) {
+        tracing::info!("removing the bot's webhook to poll for updates");
+        bot.delete_webhook()
+            .await
+            .map_err(|e| StartError::Webhook(e.to_string()))?;
+    }
+    if let Err(error) = bot.set_my_commands(commands::bot_commands()).await {
+        tracing::warn!(%error, "could not register the command menu");
+    }
+    let platform = Arc::new(TelegramPlatform::new(bot.clone(), config.pace));
+    tracing::info!(bot = %me.username, "telegram connected; polling for updates");
+    let adapter = polling::Adapter::new(&config, me, platform.clone(), services.clone());
+    services.tracker.spawn(adapter.run(services.stop));
+    Ok(platform)
+}
+
+async fn get_me(bot: &teloxide::Bot) -> Result<inbound::Me, StartError> {
+    let mut wait = Duration::from_millis(500);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match bot.get_me().await {
+            Ok(me) => {
+                return Ok(inbound::Me {
+                    id: me.id.0,
+                    username: me.username.clone().unwrap_or_default(),
+                });
+            }
+            Err(teloxide::RequestError::Api(error)) => {
+                return Err(StartError::BadToken(error.to_string()));
+            }
+            Err(error) if attempt >= 3 => return Err(StartError::Unreachable(error.to_string())),
+            Err(error) => tracing::warn!(%error, "getMe failed; retrying"),
+        }
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+}

@@ -1,0 +1,197 @@
+//! The engine's [`Platform`] on Telegram: drafts in private chats (with a fallback to edits),
+//! sendMessage and editMessageText elsewhere, HTML with a plain-text fallback.
+
+mod calls;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicI64;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use teloxide::payloads::SendChatActionSetters;
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatAction, ChatId, MessageId, ThreadId};
+use teloxide::{Bot, RequestError};
+
+use super::api;
+use super::budget::Budget;
+use super::group_pace::GroupPace;
+use super::{format, html};
+use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
+use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Window};
+
+/// Longest text after entity parsing, in UTF-16 units.
+pub const MAX_LEN: usize = 4096;
+/// How long Telegram shows "typing…" after one sendChatAction.
+const TYPING_EVERY: Duration = Duration::from_secs(4);
+/// Message references of drafts start with this.
+const DRAFT: &str = "draft:";
+
+/// Pacing the platform reports to the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Shortest gap between two sends or edits in one chat.
+    pub min_interval: Duration,
+    /// The rolling budget of a group.
+    pub group_window: Window,
+}
+
+/// Telegram as the reply engine sees it.
+pub struct TelegramPlatform {
+    bot: Bot,
+    pace: Pace,
+    /// Private chats where drafts were refused: they stream with edits.
+    no_drafts: Mutex<HashSet<i64>>,
+    next_draft: AtomicI64,
+    budget: Budget,
+    groups: GroupPace,
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    chat: i64,
+    thread: Option<i32>,
+}
+
+impl Target {
+    fn parse(key: &ChatKey) -> Result<Self, PlatformError> {
+        let chat = key.chat.as_str().parse().map_err(|_| not_ours(key))?;
+        let thread = match &key.thread {
+            Some(thread) => Some(thread.as_str().parse().map_err(|_| not_ours(key))?),
+            None => None,
+        };
+        Ok(Self { chat, thread })
+    }
+
+    /// Private chats have positive ids (the user's), groups negative ones.
+    fn private(self) -> bool {
+        self.chat > 0
+    }
+}
+
+fn not_ours(key: &ChatKey) -> PlatformError {
+    PlatformError::Rejected(format!("{key} is not a Telegram chat"))
+}
+
+/// A text in both forms: HTML when it converts within the limits, else plain.
+struct Rendered {
+    html: Option<String>,
+    plain: String,
+}
+
+fn render(markdown: &str, phase: Phase) -> Rendered {
+    let html = match phase {
+        Phase::Streaming => format::preview(markdown),
+        Phase::Final => format::to_html(markdown),
+    };
+    let fits = html::parse(&html)
+        .is_ok_and(|text| !text.trim().is_empty() && text.encode_utf16().count() <= MAX_LEN);
+    Rendered {
+        html: fits.then_some(html),
+        plain: markdown.to_string(),
+    }
+}
+
+impl TelegramPlatform {
+    /// A platform sending through `bot`, paced by `pace`.
+    pub fn new(bot: Bot, pace: Pace) -> Self {
+        Self {
+            bot,
+            pace,
+            no_drafts: Mutex::new(HashSet::new()),
+            next_draft: AtomicI64::new(1),
+            budget: Budget::default(),
+            groups: GroupPace::new(pace),
+        }
+    }
+
+    /// The bot it sends with.
+    pub fn bot(&self) -> &Bot {
+        &self.bot
+    }
+
+    /// Waits for a slot in the group budget of `chat` (for calls made beside the engine).
+    pub(super) async fn group_slot(&self, chat: &ChatKey) {
+        if let Ok(target) = Target::parse(chat) {
+            self.groups.acquire(target.chat).await;
+        }
+    }
+
+    /// Pauses the whole group of `chat` after a retry-after.
+    pub(super) fn pause_group(&self, chat: &ChatKey, wait: Duration) {
+        if let Ok(target) = Target::parse(chat) {
+            self.groups.pause(target.chat, wait);
+        }
+    }
+
+    fn drafts_allowed(&self, target: Target) -> bool {
+        let refused = self.no_drafts.lock().map(|set| set.contains(&target.chat));
+        target.private() && target.thread.is_none() && !refused.unwrap_or(true)
+    }
+
+    fn refuse_drafts(&self, target: Target, error: &RequestError) {
+        tracing::info!(chat = target.chat, %error, "drafts refused; streaming with edits here");
+        if let Ok(mut set) = self.no_drafts.lock() {
+            set.insert(target.chat);
+        }
+    }
+}
+
+#[async_trait]
+impl Platform for TelegramPlatform {
+    fn kind(&self) -> PlatformKind {
+        PlatformKind::Telegram
+    }
+
+    fn limits(&self, chat: &ChatKey) -> Limits {
+        let group = Target::parse(chat).is_ok_and(|t| !t.private());
+        Limits {
+            max_len: MAX_LEN,
+            unit: LengthUnit::Utf16,
+            min_interval: self.pace.min_interval,
+            window: group.then_some(self.pace.group_window),
+            typing_every: TYPING_EVERY,
+        }
+    }
+
+    async fn send(
+        &self,
+        chat: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        let target = Target::parse(chat)?;
+        self.groups.acquire(target.chat).await;
+        let result = self.send_to(target, reply_to, text, phase).await;
+        self.note(target, &result);
+        result
+    }
+
+    async fn edit(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        let target = Target::parse(chat)?;
+        self.groups.acquire(target.chat).await;
+        let result = self.edit_in(target, message, text, phase).await;
+        self.note(target, &result);
+        result
+    }
+
+    async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {
+        let target = Target::parse(chat)?;
+        let mut request = self
+            .bot
+            .send_chat_action(ChatId(target.chat), ChatAction::Typing);
+        if let Some(thread) = target.thread {
+            request = request.message_thread_id(ThreadId(MessageId(thread)));
+        }
+        request.await.map(|_| ()).map_err(api::platform_error)
+    }
+}

@@ -1,0 +1,169 @@
+//! The Bot API calls behind [`TelegramPlatform`]'s sends and edits: drafts, messages, edits,
+//! each in HTML first and in plain text when Telegram cannot parse the HTML.
+
+use std::sync::atomic::Ordering;
+
+use teloxide::RequestError;
+use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatId, MessageId, ParseMode, ReplyParameters, ThreadId};
+
+use super::{DRAFT, Rendered, Target, TelegramPlatform, render};
+use crate::engine::event::MessageRef;
+use crate::engine::ports::{Phase, PlatformError};
+use crate::platform::telegram::api::{self, SendMessageDraft};
+
+impl TelegramPlatform {
+    /// A new message: a draft while streaming in a private chat, else sendMessage.
+    pub(super) async fn send_to(
+        &self,
+        target: Target,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        let rendered = render(text, phase);
+        if phase == Phase::Streaming && self.drafts_allowed(target) {
+            let draft = self.next_draft.fetch_add(1, Ordering::Relaxed);
+            if let Some(result) = self.draft(target, draft, &rendered).await {
+                return result;
+            }
+        }
+        self.send_message(target, reply_to, &rendered).await
+    }
+
+    /// A new text for `message`: the next draft, the final message of a draft, or an edit.
+    pub(super) async fn edit_in(
+        &self,
+        target: Target,
+        message: &MessageRef,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        let rendered = render(text, phase);
+        let Some(draft) = message.as_str().strip_prefix(DRAFT) else {
+            return self.edit_message(target, message, &rendered).await;
+        };
+        if phase == Phase::Streaming && self.drafts_allowed(target) {
+            let draft = draft.parse().unwrap_or(1);
+            if let Some(result) = self.draft(target, draft, &rendered).await {
+                return result;
+            }
+        }
+        // The final text of a draft (or a draft no longer allowed) becomes a real message.
+        self.send_message(target, None, &rendered).await
+    }
+
+    /// A retry-after in one topic pauses the whole group.
+    pub(super) fn note(&self, target: Target, result: &Result<MessageRef, PlatformError>) {
+        if let Err(PlatformError::RetryAfter(wait)) = result {
+            self.groups.pause(target.chat, *wait);
+        }
+    }
+
+    /// Sends the HTML form, then the plain form if Telegram cannot parse the HTML.
+    async fn with_fallback<T, F, Fut>(&self, text: &Rendered, call: F) -> Result<T, RequestError>
+    where
+        F: Fn(String, Option<ParseMode>) -> Fut,
+        Fut: Future<Output = Result<T, RequestError>>,
+    {
+        self.budget.acquire().await;
+        if let Some(html) = &text.html {
+            match call(html.clone(), Some(ParseMode::Html)).await {
+                Err(error) if api::is_parse_error(&error) => {
+                    tracing::warn!(%error, "Telegram refused the HTML; sending plain text");
+                }
+                other => return other,
+            }
+        }
+        call(text.plain.clone(), None).await
+    }
+
+    async fn send_message(
+        &self,
+        target: Target,
+        reply_to: Option<&MessageRef>,
+        text: &Rendered,
+    ) -> Result<MessageRef, PlatformError> {
+        let reply_to = reply_to
+            .and_then(|m| m.as_str().parse().ok())
+            .map(MessageId);
+        let sent = self
+            .with_fallback(text, |body, mode| {
+                let mut request = self.bot.send_message(ChatId(target.chat), body);
+                if let Some(mode) = mode {
+                    request = request.parse_mode(mode);
+                }
+                if let Some(thread) = target.thread {
+                    request = request.message_thread_id(ThreadId(MessageId(thread)));
+                }
+                if let Some(id) = reply_to {
+                    request = request
+                        .reply_parameters(ReplyParameters::new(id).allow_sending_without_reply());
+                }
+                async move { request.await }
+            })
+            .await
+            .map_err(api::platform_error)?;
+        Ok(MessageRef::new(sent.id.0.to_string()))
+    }
+
+    async fn edit_message(
+        &self,
+        target: Target,
+        message: &MessageRef,
+        text: &Rendered,
+    ) -> Result<MessageRef, PlatformError> {
+        let id: i32 = message
+            .as_str()
+            .parse()
+            .map_err(|_| PlatformError::MessageGone)?;
+        let result = self
+            .with_fallback(text, |body, mode| {
+                let mut request =
+                    self.bot
+                        .edit_message_text(ChatId(target.chat), MessageId(id), body);
+                if let Some(mode) = mode {
+                    request = request.parse_mode(mode);
+                }
+                async move { request.await }
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(message.clone()),
+            Err(error) if api::is_not_modified(&error) => Ok(message.clone()),
+            Err(error) => Err(api::platform_error(error)),
+        }
+    }
+
+    /// Streams `text` as draft `draft`; `None` when drafts are refused here.
+    async fn draft(
+        &self,
+        target: Target,
+        draft: i64,
+        text: &Rendered,
+    ) -> Option<Result<MessageRef, PlatformError>> {
+        let result = self
+            .with_fallback(text, |body, parse_mode| {
+                let payload = SendMessageDraft {
+                    chat_id: target.chat,
+                    draft_id: draft,
+                    text: body,
+                    parse_mode,
+                };
+                api::send_draft(&self.bot, payload)
+            })
+            .await;
+        match result {
+            Ok(()) => Some(Ok(MessageRef::new(format!("{DRAFT}{draft}")))),
+            // A refusal of the method itself (an older server answers 404): edits from now on.
+            Err(error) => match api::platform_error(error.clone()) {
+                PlatformError::Rejected(_) => {
+                    self.refuse_drafts(target, &error);
+                    None
+                }
+                other => Some(Err(other)),
+            },
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! A fake Discord: REST under `/api/v10` and a `ws://` gateway, strict like the real one.
+//!
+//! `FakeDiscord::start().await` serves both on 127.0.0.1; `proxy_url()` is what
+//! `discord.proxy_url` should be. The gateway sends HELLO, waits for IDENTIFY, sends READY (bot
+//! user [`BOT_ID`], application [`APP_ID`]) and answers heartbeats; tests then push
+//! MESSAGE_CREATE and INTERACTION_CREATE dispatches. REST checks the bot token (401), the
+//! 2,000-character limit (400, code 50035), empty messages (400, 50006), the per-channel bucket
+//! of create and edit calls (429 with a `Retry-After` header and `retry_after` in the body),
+//! deleted messages (404, 10008), missing permissions (403, 50013), edits of messages the bot
+//! did not write (403, 50005) and interactions answered too late (404, 10062). Every call is
+//! recorded, with its JSON body.
+
+#![allow(dead_code)]
+
+mod gateway;
+mod payload;
+mod rest;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use payload::{SlashCommand, UserMessage};
+
+/// The token the fake accepts.
+pub const FAKE_TOKEN: &str = "fake-bot-token.discord.test";
+/// The bot user's id, as sent in READY.
+pub const BOT_ID: &str = "1000";
+/// The bot's application id, as sent in READY.
+pub const APP_ID: &str = "2000";
+
+/// One REST call as the fake received it, with the status it answered.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path after `/api/v10`.
+    pub path: String,
+    /// The JSON body (`Null` when none).
+    pub body: Value,
+    /// The status answered.
+    pub status: u16,
+    /// When it arrived.
+    pub at: Instant,
+    /// The wait a 429 asked for.
+    pub retry_after: Option<Duration>,
+}
+
+/// A message the fake stores: a user's, or one the bot (or an interaction) wrote.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The snowflake.
+    pub id: String,
+    /// The channel (or thread) it lives in.
+    pub channel_id: String,
+    /// Who wrote it.
+    pub author_id: String,
+    /// What it shows now.
+    pub content: String,
+    /// `allowed_mentions` of the last create or edit that set it.
+    pub allowed_mentions: Option<Value>,
+    /// The `message_reference` it was created with.
+    pub reply_to: Option<String>,
+    /// Message flags (64 = ephemeral).
+    pub flags: u64,
+    /// Accepted edits.
+    pub edits: u32,
+    /// Deleted by a user or the bot.
+    pub deleted: bool,
+}
+
+/// An interaction the fake dispatched.
+#[derive(Debug, Clone)]
+struct Interaction {
+    channel_id: String,
+    dispatched_at: Instant,
+    /// The callback body, once answered.
+    callback: Option<Value>,
+    /// The original response message, once it has content.
+    original: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    messages: Vec<Message>,
+    calls: Vec<Call>,
+    buckets: HashMap<String, VecDeque<Instant>>,
+    rate_limited: usize,
+    forbidden: HashSet<String>,
+    interactions: HashMap<String, Interaction>,
+    identify: Vec<Value>,
+    sessions: usize,
+}
+
+struct Shared {
+    addr: SocketAddr,
+    bucket: (usize, Duration),
+    state: Mutex<State>,
+    dispatch: broadcast::Sender<(String, Value)>,
+    ready: watch::Sender<usize>,
+}
+
+/// A running fake Discord; stops when dropped.
+pub struct FakeDiscord {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl FakeDiscord {
+    /// Starts a fake with Discord's real bucket: 5 message creates or edits per 5 s per channel.
+    pub async fn start() -> Self {
+        Self::with_bucket(5, Duration::from_secs(5)).await
+    }
+
+    /// Starts a fake allowing `count` message creates or edits per `per` in each channel.
+    pub async fn with_bucket(count: usize, per: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            addr,
+            bucket: (count, per),
+            state: Mutex::new(State {
+                next_id: 100_000,
+                ..State::default()
+            }),
+            dispatch: broadcast::channel(256).0,
+            ready: watch::channel(0).0,
+        });
+        let app: Router = rest::routes(shared.clone()).merge(gateway::routes(shared.clone()));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { shared, task }
+    }
+
+    /// What `discord.proxy_url` should be.
+    pub fn proxy_url(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+
+    /// Waits until `count` gateway sessions have received READY.
+    pub async fn wait_ready(&self, count: usize) {
+        let mut ready = self.shared.ready.subscribe();
+        let wait = ready.wait_for(|sessions| *sessions >= count);
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("the bot connects to the gateway")
+            .unwrap();
+    }
+
+    /// Every IDENTIFY payload received.
+    pub fn identifies(&self) -> Vec<Value> {
+        self.lock().identify.clone()
+    }
+
+    /// Sends a user's message through the gateway (MESSAGE_CREATE) and returns its id.
+    pub fn user_message(&self, message: UserMessage) -> String {
+        let id = self.lock().new_id();
+        let reply_to = message.reply_to.clone();
+        self.lock().messages.push(Message {
+            id: id.clone(),
+            channel_id: message.channel_id.clone(),
+            author_id: message.author_id.clone(),
+            content: message.content.clone(),
+            allowed_mentions: None,
+            reply_to,
+            flags: 0,
+            edits: 0,
+            deleted: false,
+        });
+        let referenced = message.reply_to.as_ref().and_then(|r| self.message(r));
+        let d = payload::message_create(&id, &message, referenced.as_ref());
+        self.dispatch("MESSAGE_CREATE", d);
+        id
+    }
+
+    /// Dispatches a slash command (INTERACTION_CREATE) and returns its token.
+    pub fn slash_command(&self, command: SlashCommand) -> String {
+        let (id, token) = {
+            let mut state = self.lock();
+            let id = state.new_id();
+            let token = format!("itoken-{id}");
+            state.interactions.insert(
+                token.clone(),
+                Interaction {
+                    channel_id: command.channel_id.clone(),
+                    dispatched_at: Instant::now(),
+                    callback: None,
+                    original: None,
+                },
+            );
+            (id, token)
+        };
+        self.dispatch(
+            "INTERACTION_CREATE",
+            payload::interaction(&id, &token, &command),
+        );
+        token
+    }
+
+    /// Closes every gateway session with code 4009, as Discord does when a session times out.
+    pub fn close_sessions(&self) {
+        self.dispatch(gateway::CLOSE, Value::Null);
+    }
+
+    /// Deletes a message, as a user or moderator would.
+    pub fn delete(&self, id: &str) {
+        if let Some(m) = self.lock().messages.iter_mut().find(|m| m.id == id) {
+            m.deleted = true;
+        }
+    }
+
+    /// Makes every later create or edit in `channel` fail with 403, code 50013.
+    pub fn forbid(&self, channel: &str) {
+        self.lock().forbidden.insert(channel.to_string());
+    }
+
+    /// Every REST call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// REST calls whose method and path match.
+    pub fn calls_to(&self, method: &str, path_prefix: &str) -> Vec<Call> {
+        let calls = self.calls().into_iter();
+        calls
+            .filter(|c| c.method == method && c.path.starts_with(path_prefix))
+            .collect()
+    }
+
+    /// How many calls were answered 429.
+    pub fn rate_limited(&self) -> usize {
+        self.lock().rate_limited
+    }
+
+    /// A stored message by id.
+    pub fn message(&self, id: &str) -> Option<Message> {
+        self.lock().messages.iter().find(|m| m.id == id).cloned()
+    }
+
+    /// The bot's live messages in `channel`, oldest first.
+    pub fn bot_messages(&self, channel: &str) -> Vec<Message> {
+        let state = self.lock();
+        let mine = state.messages.iter().filter(|m| m.author_id == BOT_ID);
+        mine.filter(|m| m.channel_id == channel && !m.deleted)
+            .cloned()
+            .collect()
+    }
+
+    /// The texts of the bot's live messages in `channel`, oldest first.
+    pub fn texts(&self, channel: &str) -> Vec<String> {
+        let messages = self.bot_messages(channel).into_iter();
+        messages.map(|m| m.content).collect()
+    }
+
+    /// The callback body the interaction with `token` was answered with.
+    pub fn interaction_callback(&self, token: &str) -> Option<Value> {
+        self.lock().interactions.get(token)?.callback.clone()
+    }
+
+    /// The original response message of the interaction with `token`, once it exists.
+    pub fn original(&self, token: &str) -> Option<Message> {
+        let id = self.lock().interactions.get(token)?.original.clone()?;
+        self.message(&id)
+    }
+
+    fn dispatch(&self, event: &str, d: Value) {
+        let _ = self.shared.dispatch.send((event.to_string(), d));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+}
+
+impl Drop for FakeDiscord {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl State {
+    fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        self.next_id.to_string()
+    }
+}

@@ -1,0 +1,227 @@
+//! Gateway and REST JSON as Discord writes it, with the fields serenity requires.
+
+use serde_json::{Value, json};
+
+use super::{BOT_ID, Message};
+
+/// When every fake message was written.
+const TIMESTAMP: &str = "2026-01-01T00:00:00.000000+00:00";
+
+/// A message a user writes, to be dispatched as MESSAGE_CREATE.
+#[derive(Debug, Clone)]
+pub struct UserMessage {
+    /// Channel, thread or DM channel.
+    pub channel_id: String,
+    /// The guild; `None` for a DM.
+    pub guild_id: Option<String>,
+    /// The author.
+    pub author_id: String,
+    /// The author's user name.
+    pub author_name: String,
+    /// The author's server nickname.
+    pub nick: Option<String>,
+    /// True when the author is a bot.
+    pub bot: bool,
+    /// The text, mention markup included.
+    pub content: String,
+    /// Users mentioned.
+    pub mentions: Vec<String>,
+    /// Roles mentioned.
+    pub mention_roles: Vec<String>,
+    /// The message this one replies to.
+    pub reply_to: Option<String>,
+}
+
+impl UserMessage {
+    /// A message in a guild channel.
+    pub fn guild(guild: &str, channel: &str, author: &str, content: &str) -> Self {
+        Self {
+            channel_id: channel.into(),
+            guild_id: Some(guild.into()),
+            author_id: author.into(),
+            author_name: format!("user{author}"),
+            nick: None,
+            bot: false,
+            content: content.into(),
+            mentions: Vec::new(),
+            mention_roles: Vec::new(),
+            reply_to: None,
+        }
+    }
+
+    /// A direct message.
+    pub fn dm(channel: &str, author: &str, content: &str) -> Self {
+        Self {
+            guild_id: None,
+            ..Self::guild("0", channel, author, content)
+        }
+    }
+
+    /// A guild message that mentions the bot as Discord writes it: `<@BOT_ID> text`.
+    pub fn mention(guild: &str, channel: &str, author: &str, text: &str) -> Self {
+        Self::guild(guild, channel, author, &format!("<@{BOT_ID}> {text}")).mentioning(BOT_ID)
+    }
+
+    /// Adds a user to `mentions`.
+    pub fn mentioning(mut self, user: &str) -> Self {
+        self.mentions.push(user.into());
+        self
+    }
+
+    /// Sets the author's nickname.
+    pub fn nick(mut self, nick: &str) -> Self {
+        self.nick = Some(nick.into());
+        self
+    }
+
+    /// Marks the author as a bot.
+    pub fn by_a_bot(mut self) -> Self {
+        self.bot = true;
+        self
+    }
+
+    /// Makes it a reply to `message`.
+    pub fn replying_to(mut self, message: &str) -> Self {
+        self.reply_to = Some(message.into());
+        self
+    }
+}
+
+/// A slash command a user runs, to be dispatched as INTERACTION_CREATE.
+#[derive(Debug, Clone)]
+pub struct SlashCommand {
+    /// The command's name.
+    pub name: String,
+    /// String options, by name.
+    pub options: Vec<(String, String)>,
+    /// Where it was run.
+    pub channel_id: String,
+    /// The guild; `None` in a DM.
+    pub guild_id: Option<String>,
+    /// Who ran it.
+    pub user_id: String,
+    /// The member's permissions in the channel (a decimal bit set), in guilds.
+    pub permissions: String,
+}
+
+impl SlashCommand {
+    /// `/name` run in a guild channel by a member without special permissions.
+    pub fn guild(guild: &str, channel: &str, user: &str, name: &str) -> Self {
+        Self {
+            name: name.into(),
+            options: Vec::new(),
+            channel_id: channel.into(),
+            guild_id: Some(guild.into()),
+            user_id: user.into(),
+            // VIEW_CHANNEL | SEND_MESSAGES
+            permissions: (1u64 << 10 | 1 << 11).to_string(),
+        }
+    }
+
+    /// Adds a string option.
+    pub fn option(mut self, name: &str, value: &str) -> Self {
+        self.options.push((name.into(), value.into()));
+        self
+    }
+
+    /// Gives the member the Manage Server permission.
+    pub fn manager(mut self) -> Self {
+        self.permissions = (1u64 << 5 | 1 << 10 | 1 << 11).to_string();
+        self
+    }
+}
+
+/// A user object.
+pub fn user(id: &str, name: &str, bot: bool) -> Value {
+    json!({ "id": id, "username": name, "discriminator": "0", "global_name": null,
+        "avatar": null, "bot": bot })
+}
+
+/// The bot user, as in READY and on its own messages.
+pub fn bot_user() -> Value {
+    user(BOT_ID, "parley", true)
+}
+
+/// A full Message object for a stored message.
+pub fn message(m: &Message) -> Value {
+    let author = if m.author_id == BOT_ID {
+        bot_user()
+    } else {
+        user(&m.author_id, &format!("user{}", m.author_id), false)
+    };
+    let mut value = json!({
+        "id": m.id, "channel_id": m.channel_id, "author": author, "content": m.content,
+        "timestamp": TIMESTAMP, "edited_timestamp": (m.edits > 0).then_some(TIMESTAMP),
+        "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [],
+        "attachments": [], "embeds": [], "pinned": false, "type": 0, "flags": m.flags,
+    });
+    if let Some(reply_to) = &m.reply_to {
+        value["type"] = json!(19);
+        value["message_reference"] = json!({ "message_id": reply_to, "channel_id": m.channel_id });
+    }
+    value
+}
+
+/// The `d` of MESSAGE_CREATE.
+pub fn message_create(id: &str, m: &UserMessage, referenced: Option<&Message>) -> Value {
+    let mentions: Vec<Value> = m
+        .mentions
+        .iter()
+        .map(|u| user(u, "someone", false))
+        .collect();
+    let mut d = json!({
+        "id": id, "channel_id": m.channel_id,
+        "author": user(&m.author_id, &m.author_name, m.bot), "content": m.content,
+        "timestamp": TIMESTAMP, "edited_timestamp": null, "tts": false,
+        "mention_everyone": false, "mentions": mentions, "mention_roles": m.mention_roles,
+        "attachments": [], "embeds": [], "pinned": false, "type": 0,
+    });
+    if let Some(guild) = &m.guild_id {
+        d["guild_id"] = json!(guild);
+        d["member"] = json!({ "nick": m.nick, "roles": [], "joined_at": TIMESTAMP,
+            "deaf": false, "mute": false, "flags": 0 });
+    }
+    if let Some(referenced) = referenced {
+        d["type"] = json!(19);
+        d["message_reference"] = json!({ "message_id": referenced.id,
+            "channel_id": referenced.channel_id });
+        d["referenced_message"] = message(referenced);
+    }
+    d
+}
+
+/// The `d` of INTERACTION_CREATE for a slash command.
+pub fn interaction(id: &str, token: &str, c: &SlashCommand) -> Value {
+    let options: Vec<Value> = c
+        .options
+        .iter()
+        .map(|(name, value)| json!({ "name": name, "type": 3, "value": value }))
+        .collect();
+    let mut d = json!({
+        "id": id, "application_id": super::APP_ID, "type": 2, "token": token, "version": 1,
+        "channel_id": c.channel_id, "locale": "en-US", "entitlements": [],
+        "attachment_size_limit": 26_214_400, "app_permissions": "2147483647",
+        "data": { "id": "3000", "name": c.name, "type": 1, "options": options },
+    });
+    let author = user(&c.user_id, &format!("user{}", c.user_id), false);
+    match &c.guild_id {
+        Some(guild) => {
+            d["guild_id"] = json!(guild);
+            d["guild_locale"] = json!("en-US");
+            d["member"] = json!({ "user": author, "nick": null, "roles": [],
+                "joined_at": TIMESTAMP, "deaf": false, "mute": false, "flags": 0,
+                "permissions": c.permissions });
+        }
+        None => d["user"] = author,
+    }
+    d
+}
+
+/// The `d` of READY.
+pub fn ready(addr: &str) -> Value {
+    json!({
+        "v": 10, "user": bot_user(), "guilds": [], "session_id": "fake-session",
+        "resume_gateway_url": format!("ws://{addr}/gw"),
+        "application": { "id": super::APP_ID, "flags": 0 },
+    })
+}

@@ -1,0 +1,349 @@
+//! The fake REST API under `/api/v10`, with Discord's checks and error shapes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::{APP_ID, BOT_ID, Call, FAKE_TOKEN, Message, Shared, State, payload};
+
+/// The longest message content Discord accepts, in characters.
+const MAX_CONTENT: usize = 2000;
+/// How long an interaction may wait for its callback.
+const CALLBACK_WITHIN: Duration = Duration::from_secs(3);
+
+/// What one call answers.
+struct Reply {
+    status: u16,
+    body: Option<Value>,
+    headers: Vec<(&'static str, String)>,
+}
+
+fn ok(body: Value) -> Reply {
+    Reply {
+        status: 200,
+        body: Some(body),
+        headers: Vec::new(),
+    }
+}
+
+fn no_content() -> Reply {
+    Reply {
+        status: 204,
+        body: None,
+        headers: Vec::new(),
+    }
+}
+
+fn error(status: u16, code: u64, message: &str) -> Reply {
+    Reply {
+        status,
+        body: Some(json!({ "code": code, "message": message })),
+        headers: Vec::new(),
+    }
+}
+
+fn rate_limited(wait: Duration) -> Reply {
+    let secs = wait.as_secs_f64();
+    Reply {
+        status: 429,
+        body: Some(
+            json!({ "message": "You are being rate limited.", "retry_after": secs,
+            "global": false }),
+        ),
+        headers: vec![
+            ("retry-after", (secs.ceil() as u64).max(1).to_string()),
+            ("x-ratelimit-limit", "5".into()),
+            ("x-ratelimit-remaining", "0".into()),
+            ("x-ratelimit-reset-after", format!("{secs:.3}")),
+            ("x-ratelimit-scope", "user".into()),
+        ],
+    }
+}
+
+/// Every REST route, as one fallback handler.
+pub fn routes(shared: Arc<Shared>) -> Router {
+    Router::new().fallback(handle).with_state(shared)
+}
+
+async fn handle(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let path = uri.path();
+    let path = path.strip_prefix("/api/v10").unwrap_or(path).to_string();
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let reply = {
+        let mut state = shared.lock();
+        let reply = route(&shared, &mut state, method.as_str(), &path, &headers, &body);
+        state.calls.push(Call {
+            method: method.to_string(),
+            path,
+            body,
+            status: reply.status,
+            at: Instant::now(),
+            retry_after: reply
+                .body
+                .as_ref()
+                .and_then(|b| b["retry_after"].as_f64())
+                .map(Duration::from_secs_f64),
+        });
+        reply
+    };
+    let mut response = Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        response = response.header(*name, value);
+    }
+    match reply.body {
+        Some(body) => response
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string())),
+        None => response.body(Body::empty()),
+    }
+    .unwrap()
+}
+
+fn route(
+    shared: &Shared,
+    state: &mut State,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Reply {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let tokened = matches!(segments.first(), Some(&("webhooks" | "interactions")));
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if !tokened && auth != Some(format!("Bot {FAKE_TOKEN}").as_str()) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let bucket = shared.bucket;
+    match (method, segments.as_slice()) {
+        ("GET", ["gateway"]) => ok(json!({ "url": format!("ws://{}/gw", shared.addr) })),
+        ("GET", ["users", "@me"]) => ok(payload::bot_user()),
+        ("POST", ["channels", _, "typing"]) => no_content(),
+        ("POST", ["channels", c, "messages"]) => state.create(bucket, c, c, body),
+        ("PATCH", ["channels", c, "messages", m]) => state.edit(bucket, c, c, m, body),
+        ("DELETE", ["channels", _, "messages", m]) => state.remove(m),
+        ("POST", ["interactions", _, token, "callback"]) => state.callback(token, body),
+        ("PATCH", ["webhooks", app, token, "messages", m]) if *app == APP_ID => {
+            state.webhook_edit(bucket, token, m, body)
+        }
+        ("POST", ["webhooks", app, token]) if *app == APP_ID => {
+            state.follow_up(bucket, token, body)
+        }
+        ("PUT", ["applications", app, "commands"]) if *app == APP_ID => register(None, body),
+        ("PUT", ["applications", app, "guilds", guild, "commands"]) if *app == APP_ID => {
+            register(Some(guild), body)
+        }
+        _ => error(404, 0, "404: Not Found"),
+    }
+}
+
+/// The registered commands as Discord returns them.
+fn register(guild: Option<&str>, body: &Value) -> Reply {
+    let Some(commands) = body.as_array() else {
+        return error(400, 50035, "Invalid Form Body");
+    };
+    let registered = commands.iter().enumerate().map(|(i, c)| {
+        let mut c = c.clone();
+        c["id"] = json!((4000 + i).to_string());
+        c["application_id"] = json!(APP_ID);
+        c["version"] = json!("1");
+        c["guild_id"] = json!(guild);
+        if c.get("type").is_none() {
+            c["type"] = json!(1);
+        }
+        c
+    });
+    ok(Value::Array(registered.collect()))
+}
+
+/// Why a content field is refused, as Discord answers it.
+fn check_content(body: &Value) -> Result<String, Reply> {
+    let content = body["content"].as_str().unwrap_or("");
+    if content.chars().count() > MAX_CONTENT {
+        let mut reply = error(400, 50035, "Invalid Form Body");
+        reply.body = Some(json!({ "code": 50035, "message": "Invalid Form Body",
+            "errors": { "content": { "_errors": [{ "code": "BASE_TYPE_MAX_LENGTH",
+                "message": "Must be 2000 or fewer in length." }] } } }));
+        return Err(reply);
+    }
+    if content.trim().is_empty() {
+        return Err(error(400, 50006, "Cannot send an empty message"));
+    }
+    Ok(content.to_string())
+}
+
+impl State {
+    /// Takes a slot of `key`'s bucket, or says how long to wait.
+    fn take(&mut self, (count, per): (usize, Duration), key: &str) -> Option<Duration> {
+        let now = Instant::now();
+        let calls = self.buckets.entry(key.to_string()).or_default();
+        while calls.front().is_some_and(|&t| t + per <= now) {
+            calls.pop_front();
+        }
+        if calls.len() >= count {
+            self.rate_limited += 1;
+            return Some(calls[0] + per - now);
+        }
+        calls.push_back(now);
+        None
+    }
+
+    /// Permission and rate checks shared by creates and edits.
+    fn admit(&mut self, bucket: (usize, Duration), key: &str, channel: &str) -> Option<Reply> {
+        if self.forbidden.contains(channel) {
+            return Some(error(403, 50013, "Missing Permissions"));
+        }
+        self.take(bucket, key).map(rate_limited)
+    }
+
+    fn create(
+        &mut self,
+        bucket: (usize, Duration),
+        key: &str,
+        channel: &str,
+        body: &Value,
+    ) -> Reply {
+        if let Some(refusal) = self.admit(bucket, key, channel) {
+            return refusal;
+        }
+        let content = match check_content(body) {
+            Ok(content) => content,
+            Err(reply) => return reply,
+        };
+        let reply_to = body["message_reference"]["message_id"].as_str();
+        let message = Message {
+            id: self.new_id(),
+            channel_id: channel.to_string(),
+            author_id: BOT_ID.to_string(),
+            content,
+            allowed_mentions: body.get("allowed_mentions").cloned(),
+            reply_to: reply_to.map(str::to_string),
+            flags: body["flags"].as_u64().unwrap_or(0),
+            edits: 0,
+            deleted: false,
+        };
+        let answer = payload::message(&message);
+        self.messages.push(message);
+        ok(answer)
+    }
+
+    fn edit(
+        &mut self,
+        bucket: (usize, Duration),
+        key: &str,
+        channel: &str,
+        id: &str,
+        body: &Value,
+    ) -> Reply {
+        if let Some(refusal) = self.admit(bucket, key, channel) {
+            return refusal;
+        }
+        let content = check_content(body);
+        let found = self.messages.iter_mut().find(|m| m.id == id);
+        let Some(message) = found.filter(|m| !m.deleted && m.channel_id == channel) else {
+            return error(404, 10008, "Unknown Message");
+        };
+        if message.author_id != BOT_ID {
+            return error(403, 50005, "Cannot edit a message authored by another user");
+        }
+        match content {
+            Ok(content) => message.content = content,
+            Err(reply) => return reply,
+        }
+        message.allowed_mentions = body.get("allowed_mentions").cloned();
+        message.edits += 1;
+        ok(payload::message(message))
+    }
+
+    fn remove(&mut self, id: &str) -> Reply {
+        match self.messages.iter_mut().find(|m| m.id == id && !m.deleted) {
+            Some(message) => {
+                message.deleted = true;
+                no_content()
+            }
+            None => error(404, 10008, "Unknown Message"),
+        }
+    }
+
+    /// `POST /interactions/{id}/{token}/callback`: within 3 s, once.
+    fn callback(&mut self, token: &str, body: &Value) -> Reply {
+        let Some(interaction) = self.interactions.get(token) else {
+            return error(404, 10062, "Unknown interaction");
+        };
+        if interaction.dispatched_at.elapsed() > CALLBACK_WITHIN {
+            return error(404, 10062, "Unknown interaction");
+        }
+        if interaction.callback.is_some() {
+            return error(400, 40060, "Interaction has already been acknowledged.");
+        }
+        let channel = interaction.channel_id.clone();
+        let kind = body["type"].as_u64();
+        if !matches!(kind, Some(4 | 5)) {
+            return error(400, 50035, "Invalid Form Body");
+        }
+        let id = self.new_id();
+        self.messages.push(Message {
+            id: id.clone(),
+            channel_id: channel,
+            author_id: BOT_ID.to_string(),
+            content: body["data"]["content"].as_str().unwrap_or("").to_string(),
+            allowed_mentions: body["data"].get("allowed_mentions").cloned(),
+            reply_to: None,
+            flags: body["data"]["flags"].as_u64().unwrap_or(0),
+            edits: 0,
+            deleted: false,
+        });
+        if let Some(interaction) = self.interactions.get_mut(token) {
+            interaction.callback = Some(body.clone());
+            interaction.original = Some(id);
+        }
+        no_content()
+    }
+
+    /// `PATCH /webhooks/{app}/{token}/messages/{id or @original}`.
+    fn webhook_edit(
+        &mut self,
+        bucket: (usize, Duration),
+        token: &str,
+        id: &str,
+        body: &Value,
+    ) -> Reply {
+        let Some(interaction) = self.interactions.get(token) else {
+            return error(404, 10015, "Unknown Webhook");
+        };
+        let (Some(original), channel) = (&interaction.original, interaction.channel_id.clone())
+        else {
+            return error(404, 10008, "Unknown Message");
+        };
+        let id = if id == "@original" {
+            original.clone()
+        } else {
+            id.to_string()
+        };
+        self.edit(bucket, &format!("webhook:{token}"), &channel, &id, body)
+    }
+
+    /// `POST /webhooks/{app}/{token}`: a follow-up message of an answered interaction.
+    fn follow_up(&mut self, bucket: (usize, Duration), token: &str, body: &Value) -> Reply {
+        let Some(interaction) = self.interactions.get(token) else {
+            return error(404, 10015, "Unknown Webhook");
+        };
+        if interaction.callback.is_none() {
+            return error(404, 10015, "Unknown Webhook");
+        }
+        let channel = interaction.channel_id.clone();
+        self.create(bucket, &format!("webhook:{token}"), &channel, body)
+    }
+}

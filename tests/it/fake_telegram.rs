@@ -1,0 +1,427 @@
+//! A fake Telegram Bot API: `POST /bot{token}/{method}` with case-insensitive method names and
+//! JSON bodies, enforcing what the real one enforces.
+//!
+//! It checks the token (401), valid HTML of Telegram's subset (400 "can't parse entities", with
+//! the same parser the bot uses), 1..4096 UTF-16 units after entity parsing, "message is not
+//! modified", deleted messages, blocked chats (403), and the flood limits: a minimum gap between
+//! two sends/edits/drafts in one chat and a rolling window per group, answered with 429 and
+//! `retry_after`. Tests push updates (`private_text`, `group_text`, `callback`), read what every
+//! chat shows (`messages`, `drafts`) and every call made (`calls`).
+
+#![allow(dead_code)]
+
+mod methods;
+mod updates;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use updates::{User, group, private};
+
+/// The token the fake accepts.
+pub const FAKE_TOKEN: &str = "123456:fake-secret-token";
+/// The bot's user id.
+pub const BOT_ID: i64 = 777_000;
+/// The bot's username.
+pub const BOT_USERNAME: &str = "parley_bot";
+
+/// Flood limits the fake enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct FakeLimits {
+    /// Shortest gap between two counted calls in one chat.
+    pub min_gap: Duration,
+    /// Counted calls allowed per `group_per` in a group.
+    pub group_count: usize,
+    /// The group window.
+    pub group_per: Duration,
+}
+
+impl Default for FakeLimits {
+    fn default() -> Self {
+        Self {
+            min_gap: Duration::from_millis(35),
+            group_count: 20,
+            group_per: Duration::from_millis(900),
+        }
+    }
+}
+
+/// One API call as the fake received it and answered it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The method, lowercased.
+    pub method: String,
+    /// The JSON body.
+    pub body: Value,
+    /// When it arrived.
+    pub at: Instant,
+    /// `None` when it succeeded, else the error code.
+    pub error: Option<i64>,
+}
+
+impl Call {
+    /// The `chat_id` it addressed.
+    pub fn chat(&self) -> Option<i64> {
+        self.body["chat_id"].as_i64()
+    }
+}
+
+/// A message the bot sent, as the chat shows it now.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// Its id.
+    pub id: i64,
+    /// Its chat.
+    pub chat: i64,
+    /// The forum topic it is in.
+    pub thread: Option<i64>,
+    /// The message it replies to.
+    pub reply_to: Option<i64>,
+    /// The text as sent (HTML when `html`).
+    pub raw: String,
+    /// The text after entity parsing.
+    pub text: String,
+    /// Sent with `parse_mode: HTML`.
+    pub html: bool,
+    /// Its inline keyboard, if any.
+    pub markup: Option<Value>,
+    /// Edits it received.
+    pub edits: u32,
+}
+
+#[derive(Default)]
+struct St {
+    updates: Vec<Value>,
+    next_update: i64,
+    next_message: i64,
+    messages: BTreeMap<(i64, i64), Sent>,
+    user_messages: HashMap<(i64, i64), Value>,
+    drafts: BTreeMap<(i64, i64), String>,
+    calls: Vec<Call>,
+    commands: Vec<Value>,
+    webhook: String,
+    admins: HashSet<(i64, i64)>,
+    no_drafts: bool,
+    limits: FakeLimits,
+    floods: HashMap<i64, Instant>,
+    recent: HashMap<i64, Vec<Instant>>,
+    deleted: HashSet<(i64, i64)>,
+    blocked: HashSet<i64>,
+    callbacks: HashMap<String, bool>,
+    too_many: usize,
+    reject_html: bool,
+    broken_polls: usize,
+}
+
+struct Shared {
+    state: Mutex<St>,
+    new_update: Notify,
+}
+
+/// A running fake Bot API; stops when dropped.
+pub struct FakeTelegram {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl FakeTelegram {
+    /// Starts the fake with the default limits.
+    pub async fn start() -> Self {
+        Self::start_with(FakeLimits::default()).await
+    }
+
+    /// Starts the fake with these flood limits.
+    pub async fn start_with(limits: FakeLimits) -> Self {
+        let state = St {
+            next_update: 1,
+            next_message: 100,
+            limits,
+            webhook: "https://old.example/hook".into(),
+            ..St::default()
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            new_update: Notify::new(),
+        });
+        let app = Router::new()
+            .route("/{bot}/{method}", post(handle))
+            .with_state(shared.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, shared, task }
+    }
+
+    /// The Bot API root to configure as `telegram.api_url`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn st(&self) -> MutexGuard<'_, St> {
+        self.shared.state.lock().unwrap()
+    }
+
+    /// Queues an update (an object with one of `message`, `callback_query`); returns its id.
+    pub fn push_update(&self, mut update: Value) -> i64 {
+        let id = {
+            let mut st = self.st();
+            let id = st.next_update;
+            st.next_update += 1;
+            update["update_id"] = json!(id);
+            st.updates.push(update);
+            id
+        };
+        self.shared.new_update.notify_waiters();
+        id
+    }
+
+    /// A user writes `text` in `chat`; returns the message id.
+    pub fn user_writes(&self, chat: &updates::ChatRef, from: &User, text: &str) -> i64 {
+        self.user_message(chat, from, text, None)
+    }
+
+    /// A user replies to the bot's message `to` in `chat`; returns the message id.
+    pub fn user_replies(&self, chat: &updates::ChatRef, from: &User, text: &str, to: i64) -> i64 {
+        self.user_message(chat, from, text, Some(to))
+    }
+
+    fn user_message(
+        &self,
+        chat: &updates::ChatRef,
+        from: &User,
+        text: &str,
+        to: Option<i64>,
+    ) -> i64 {
+        let (id, message) = {
+            let mut st = self.st();
+            let id = st.next_message;
+            st.next_message += 1;
+            let replied = to.and_then(|to| st.messages.get(&(chat.id, to)).cloned());
+            let message = updates::message(id, chat, from, text, replied.as_ref());
+            st.user_messages.insert((chat.id, id), message.clone());
+            (id, message)
+        };
+        self.push_update(json!({ "message": message }));
+        id
+    }
+
+    /// A user presses an inline button with `data` under the bot's message `message`.
+    pub fn press(&self, chat: &updates::ChatRef, from: &User, message: i64, data: &str) -> String {
+        let (id, sent) = {
+            let mut st = self.st();
+            let id = format!("cb{}", st.next_update);
+            st.callbacks.insert(id.clone(), false);
+            (id, st.messages.get(&(chat.id, message)).cloned())
+        };
+        let message = sent
+            .map(|s| updates::bot_message(&s, chat))
+            .unwrap_or(Value::Null);
+        let query = json!({ "id": id, "from": from.json(), "chat_instance": "ci",
+            "data": data, "message": message });
+        self.push_update(json!({ "callback_query": query }));
+        id
+    }
+
+    /// True once the callback query `id` was answered.
+    pub fn callback_answered(&self, id: &str) -> bool {
+        self.st().callbacks.get(id).copied().unwrap_or(false)
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.st().calls.clone()
+    }
+
+    /// The calls of `method` (any case) so far.
+    pub fn calls_of(&self, method: &str) -> Vec<Call> {
+        let method = method.to_ascii_lowercase();
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == method)
+            .collect()
+    }
+
+    /// The bot's messages in `chat`, oldest first.
+    pub fn messages(&self, chat: i64) -> Vec<Sent> {
+        let st = self.st();
+        st.messages
+            .values()
+            .filter(|m| m.chat == chat)
+            .cloned()
+            .collect()
+    }
+
+    /// The bot's message `id` in `chat`.
+    pub fn message(&self, chat: i64, id: i64) -> Option<Sent> {
+        self.st().messages.get(&(chat, id)).cloned()
+    }
+
+    /// The last draft text per draft id in `chat`.
+    pub fn drafts(&self, chat: i64) -> Vec<String> {
+        let st = self.st();
+        st.drafts
+            .iter()
+            .filter(|((c, _), _)| *c == chat)
+            .map(|(_, t)| t.clone())
+            .collect()
+    }
+
+    /// The commands registered with setMyCommands.
+    pub fn commands(&self) -> Vec<Value> {
+        self.st().commands.clone()
+    }
+
+    /// The webhook URL now set ("" = none).
+    pub fn webhook(&self) -> String {
+        self.st().webhook.clone()
+    }
+
+    /// How many 429s the fake answered.
+    pub fn too_many_requests(&self) -> usize {
+        self.st().too_many
+    }
+
+    /// Makes `user` an administrator of `chat`.
+    pub fn make_admin(&self, chat: i64, user: i64) {
+        self.st().admins.insert((chat, user));
+    }
+
+    /// Answers sendMessageDraft with 404, like a Bot API server older than 9.3.
+    pub fn refuse_drafts(&self) {
+        self.st().no_drafts = true;
+    }
+
+    /// Answers every HTML text with "can't parse entities", like a server with stricter rules.
+    pub fn reject_html(&self) {
+        self.st().reject_html = true;
+    }
+
+    /// Answers the next `count` getUpdates calls with an HTML error page (a broken proxy).
+    pub fn break_polls(&self, count: usize) {
+        self.st().broken_polls = count;
+    }
+
+    /// A user deletes their own message `id` in `chat`.
+    pub fn user_deletes(&self, chat: i64, id: i64) {
+        self.st().user_messages.remove(&(chat, id));
+    }
+
+    /// Floods `chat`: every counted call gets 429 until `wait` has passed.
+    pub fn flood(&self, chat: i64, wait: Duration) {
+        self.st().floods.insert(chat, Instant::now() + wait);
+    }
+
+    /// A user deletes the bot's message `id` in `chat`.
+    pub fn delete(&self, chat: i64, id: i64) {
+        let mut st = self.st();
+        st.messages.remove(&(chat, id));
+        st.deleted.insert((chat, id));
+    }
+
+    /// The user blocks the bot (private chat) or kicks it (group).
+    pub fn block(&self, chat: i64) {
+        self.st().blocked.insert(chat);
+    }
+
+    /// Waits until `check` holds, or panics after `secs` seconds with `what`.
+    pub async fn wait_for(&self, secs: u64, what: &str, check: impl Fn(&FakeTelegram) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !check(self) {
+            if Instant::now() >= deadline {
+                for call in self.calls().iter().filter(|c| c.method != "getupdates") {
+                    eprintln!("{} {} -> {:?}", call.method, call.body, call.error);
+                }
+                panic!("timed out waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An API answer: the result or an error with its code and description.
+pub(crate) type Answer = Result<Value, (i64, String, Option<u64>)>;
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    Path((bot, method)): Path<(String, String)>,
+    raw: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(json!({}));
+    let method = method.to_ascii_lowercase();
+    if bot.strip_prefix("bot") != Some(FAKE_TOKEN) {
+        return reply(Err((401, "Unauthorized".into(), None)));
+    }
+    if method == "getupdates" {
+        let broken = {
+            let mut st = shared.state.lock().unwrap();
+            let broken = st.broken_polls > 0;
+            st.broken_polls = st.broken_polls.saturating_sub(1);
+            let error = broken.then_some(502);
+            let at = Instant::now();
+            st.calls.push(Call {
+                method,
+                body: body.clone(),
+                at,
+                error,
+            });
+            broken
+        };
+        if broken {
+            return (StatusCode::OK, "<html>502 Bad Gateway</html>").into_response();
+        }
+        return reply(methods::get_updates(&shared, &body).await);
+    }
+    let answer = {
+        let mut st = shared.state.lock().unwrap();
+        let answer = methods::dispatch(&mut st, &method, &body);
+        if matches!(answer, Err((429, _, _))) {
+            st.too_many += 1;
+        }
+        let error = answer.as_ref().err().map(|e| e.0);
+        st.calls.push(Call {
+            method,
+            body,
+            at: Instant::now(),
+            error,
+        });
+        answer
+    };
+    reply(answer)
+}
+
+fn reply(answer: Answer) -> Response {
+    let (status, body) = match answer {
+        Ok(result) => (200, json!({ "ok": true, "result": result })),
+        Err((code, description, retry)) => {
+            let mut body = json!({ "ok": false, "error_code": code, "description": description });
+            if let Some(secs) = retry {
+                body["parameters"] = json!({ "retry_after": secs });
+            }
+            (code as u16, body)
+        }
+    };
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}

@@ -1,0 +1,321 @@
+//! The Bot API methods the fake serves, with the real API's checks and error texts.
+
+use std::time::Duration;
+
+use parley::platform::telegram::html;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::updates::{bot_user, chat_for};
+use super::{Answer, Sent, Shared, St};
+
+const NOT_MODIFIED: &str = "Bad Request: message is not modified: specified new message content \
+    and reply markup are exactly the same as a current content and reply markup of the message";
+const LONGEST_POLL: u64 = 50;
+
+fn bad(description: &str) -> Answer {
+    Err((400, format!("Bad Request: {description}"), None))
+}
+
+/// Long polling: updates from `offset` on, waiting up to `timeout` seconds for the first.
+pub(super) async fn get_updates(shared: &Shared, body: &Value) -> Answer {
+    let offset = body["offset"].as_i64().unwrap_or(0);
+    let timeout = body["timeout"].as_u64().unwrap_or(0).min(LONGEST_POLL);
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let notified = shared.new_update.notified();
+        {
+            let mut st = shared.state.lock().unwrap();
+            st.updates
+                .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+            if !st.updates.is_empty() || Instant::now() >= deadline {
+                return Ok(json!(st.updates));
+            }
+        }
+        let _ = tokio::time::timeout_at(deadline, notified).await;
+    }
+}
+
+/// Every other method.
+pub(super) fn dispatch(st: &mut St, method: &str, body: &Value) -> Answer {
+    match method {
+        "getme" => Ok(me()),
+        "getwebhookinfo" => Ok(json!({ "url": st.webhook, "has_custom_certificate": false,
+            "pending_update_count": st.updates.len() })),
+        "deletewebhook" => {
+            st.webhook.clear();
+            Ok(json!(true))
+        }
+        "setmycommands" => set_commands(st, body),
+        "sendchataction" => chat_action(st, body),
+        "sendmessage" => send_message(st, body),
+        "editmessagetext" => edit_message(st, body),
+        "sendmessagedraft" => send_draft(st, body),
+        "answercallbackquery" => answer_callback(st, body),
+        "getchatmember" => chat_member(st, body),
+        _ => Err((404, "Not Found".into(), None)),
+    }
+}
+
+fn me() -> Value {
+    let mut me = bot_user();
+    for field in ["can_join_groups", "can_read_all_group_messages"] {
+        me[field] = json!(true);
+    }
+    for field in [
+        "supports_inline_queries",
+        "has_main_web_app",
+        "can_connect_to_business",
+    ] {
+        me[field] = json!(false);
+    }
+    me
+}
+
+fn set_commands(st: &mut St, body: &Value) -> Answer {
+    let commands = body["commands"].as_array().cloned().unwrap_or_default();
+    for command in &commands {
+        let name = command["command"].as_str().unwrap_or("");
+        let name = name.strip_prefix('/').unwrap_or(name);
+        let valid = (1..=32).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        let description = command["description"].as_str().unwrap_or("");
+        if !valid || !(1..=256).contains(&description.chars().count()) {
+            return bad("BOT_COMMAND_INVALID");
+        }
+    }
+    st.commands = commands;
+    Ok(json!(true))
+}
+
+fn chat_action(st: &mut St, body: &Value) -> Answer {
+    let chat = chat_id(body)?;
+    if st.blocked.contains(&chat) {
+        return forbidden(chat);
+    }
+    if body["action"].as_str().is_none() {
+        return bad("wrong parameter action in request");
+    }
+    Ok(json!(true))
+}
+
+fn forbidden(chat: i64) -> Answer {
+    let what = if chat > 0 {
+        "Forbidden: bot was blocked by the user"
+    } else {
+        "Forbidden: bot was kicked from the supergroup chat"
+    };
+    Err((403, what.into(), None))
+}
+
+fn chat_id(body: &Value) -> Result<i64, (i64, String, Option<u64>)> {
+    body["chat_id"]
+        .as_i64()
+        .ok_or((400, "Bad Request: chat not found".into(), None))
+}
+
+/// The text after entity parsing, checked like Telegram does.
+fn parsed_text(st: &St, body: &Value) -> Result<(String, bool), (i64, String, Option<u64>)> {
+    let raw = body["text"].as_str().unwrap_or("");
+    let html = body["parse_mode"].as_str() == Some("HTML");
+    if html && st.reject_html {
+        let refusal = "Bad Request: can't parse entities: unsupported start tag at byte offset 0";
+        return Err((400, refusal.into(), None));
+    }
+    let text = if html {
+        html::parse(raw).map_err(|e| (400, format!("Bad Request: {e}"), None))?
+    } else {
+        raw.to_string()
+    };
+    if text.trim().is_empty() {
+        return Err((400, "Bad Request: message text is empty".into(), None));
+    }
+    if text.encode_utf16().count() > 4096 {
+        return Err((400, "Bad Request: message is too long".into(), None));
+    }
+    Ok((text, html))
+}
+
+/// The flood checks for one counted call in `chat`; records it when allowed.
+fn spend(st: &mut St, chat: i64) -> Result<(), (i64, String, Option<u64>)> {
+    let now = Instant::now();
+    let limits = st.limits;
+    let mut wait = st
+        .floods
+        .get(&chat)
+        .map_or(Duration::ZERO, |until| *until - now);
+    let recent = st.recent.entry(chat).or_default();
+    recent.retain(|at| now.duration_since(*at) < limits.group_per.max(limits.min_gap));
+    if let Some(last) = recent.last() {
+        wait = wait.max(limits.min_gap.saturating_sub(now.duration_since(*last)));
+    }
+    if chat < 0 && recent.len() >= limits.group_count {
+        let oldest = recent[recent.len() - limits.group_count];
+        wait = wait.max(limits.group_per.saturating_sub(now.duration_since(oldest)));
+    }
+    if wait.is_zero() {
+        recent.push(now);
+        return Ok(());
+    }
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let description = format!("Too Many Requests: retry after {secs}");
+    Err((429, description, Some(secs)))
+}
+
+fn check_markup(body: &Value) -> Result<Option<Value>, (i64, String, Option<u64>)> {
+    let markup = body.get("reply_markup").cloned();
+    let rows = markup
+        .as_ref()
+        .and_then(|m| m["inline_keyboard"].as_array());
+    for button in rows
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r.as_array().cloned().unwrap_or_default())
+    {
+        let data = button["callback_data"].as_str().unwrap_or("");
+        if button["text"].as_str().unwrap_or("").is_empty() || data.is_empty() || data.len() > 64 {
+            return Err((400, "Bad Request: BUTTON_DATA_INVALID".into(), None));
+        }
+    }
+    Ok(markup)
+}
+
+fn send_message(st: &mut St, body: &Value) -> Answer {
+    let chat = chat_id(body)?;
+    if st.blocked.contains(&chat) {
+        return forbidden(chat);
+    }
+    let (text, html) = parsed_text(st, body)?;
+    let markup = check_markup(body)?;
+    let mut reply_to = body["reply_parameters"]["message_id"].as_i64();
+    if let Some(to) = reply_to {
+        let known =
+            st.user_messages.contains_key(&(chat, to)) || st.messages.contains_key(&(chat, to));
+        let anyway = body["reply_parameters"]["allow_sending_without_reply"] == json!(true);
+        if !known && !anyway {
+            return bad("message to be replied not found");
+        }
+        reply_to = reply_to.filter(|_| known);
+    }
+    spend(st, chat)?;
+    let id = st.next_message;
+    st.next_message += 1;
+    let thread = body["message_thread_id"].as_i64();
+    st.drafts.retain(|(c, _), _| *c != chat);
+    let sent = Sent {
+        id,
+        chat,
+        thread,
+        reply_to,
+        raw: body["text"].as_str().unwrap_or("").to_string(),
+        text,
+        html,
+        markup,
+        edits: 0,
+    };
+    st.messages.insert((chat, id), sent.clone());
+    Ok(message_json(&sent))
+}
+
+fn edit_message(st: &mut St, body: &Value) -> Answer {
+    let chat = chat_id(body)?;
+    if st.blocked.contains(&chat) {
+        return forbidden(chat);
+    }
+    let id = body["message_id"].as_i64().unwrap_or(0);
+    let (text, html) = parsed_text(st, body)?;
+    let markup = check_markup(body)?;
+    let raw = body["text"].as_str().unwrap_or("").to_string();
+    let Some(sent) = st.messages.get(&(chat, id)) else {
+        return bad("message to edit not found");
+    };
+    if sent.raw == raw && sent.html == html && sent.markup == markup {
+        return Err((400, NOT_MODIFIED.into(), None));
+    }
+    spend(st, chat)?;
+    let sent = st
+        .messages
+        .get_mut(&(chat, id))
+        .ok_or((400, "gone".into(), None))?;
+    sent.raw = raw;
+    sent.text = text;
+    sent.html = html;
+    sent.markup = markup;
+    sent.edits += 1;
+    Ok(message_json(sent))
+}
+
+fn send_draft(st: &mut St, body: &Value) -> Answer {
+    if st.no_drafts {
+        return Err((404, "Not Found".into(), None));
+    }
+    let chat = chat_id(body)?;
+    if st.blocked.contains(&chat) {
+        return forbidden(chat);
+    }
+    if chat < 0 {
+        return bad("TEXTDRAFT_PEER_INVALID");
+    }
+    let draft = body["draft_id"].as_i64().unwrap_or(0);
+    if draft == 0 {
+        return bad("draft_id must be non-zero");
+    }
+    let (text, _) = parsed_text(st, body)?;
+    spend(st, chat)?;
+    st.drafts.insert((chat, draft), text);
+    Ok(json!(true))
+}
+
+fn answer_callback(st: &mut St, body: &Value) -> Answer {
+    let id = body["callback_query_id"].as_str().unwrap_or("");
+    match st.callbacks.get_mut(id) {
+        Some(answered) if !*answered => {
+            *answered = true;
+            Ok(json!(true))
+        }
+        _ => bad("query is too old and response timeout expired or query id is invalid"),
+    }
+}
+
+fn chat_member(st: &mut St, body: &Value) -> Answer {
+    let chat = chat_id(body)?;
+    let user = body["user_id"].as_i64().unwrap_or(0);
+    let who = json!({ "id": user, "is_bot": false, "first_name": "Member" });
+    if !st.admins.contains(&(chat, user)) {
+        return Ok(json!({ "status": "member", "user": who }));
+    }
+    let mut admin = json!({ "status": "administrator", "user": who, "can_be_edited": false,
+        "is_anonymous": false });
+    for right in [
+        "can_manage_chat",
+        "can_delete_messages",
+        "can_manage_video_chats",
+        "can_restrict_members",
+        "can_promote_members",
+        "can_change_info",
+        "can_invite_users",
+        "can_post_stories",
+        "can_edit_stories",
+        "can_delete_stories",
+        "can_pin_messages",
+        "can_manage_topics",
+    ] {
+        admin[right] = json!(true);
+    }
+    Ok(admin)
+}
+
+fn message_json(sent: &Sent) -> Value {
+    let mut message = json!({ "message_id": sent.id, "date": 1_760_000_000,
+        "chat": chat_for(sent.chat, sent.thread), "from": bot_user(), "text": sent.text });
+    if let Some(thread) = sent.thread {
+        message["message_thread_id"] = json!(thread);
+        message["is_topic_message"] = json!(true);
+    }
+    if let Some(markup) = &sent.markup {
+        message["reply_markup"] = markup.clone();
+    }
+    message
+}

@@ -1,0 +1,83 @@
+//! `parley run` as a subprocess with Telegram configured: it answers, and stops on SIGTERM.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::fake_llm::{FAKE_KEY, FakeLlm};
+use crate::fake_telegram::{FAKE_TOKEN, FakeTelegram, User, private};
+
+fn parley_run(tg: &FakeTelegram, llm: &FakeLlm, dir: &std::path::Path, token: &str) -> Child {
+    let db = dir.join("parley.db");
+    Command::new(env!("CARGO_BIN_EXE_parley"))
+        .arg("run")
+        .env_clear()
+        .env("PARLEY__LLM__API_KEY", FAKE_KEY)
+        .env("PARLEY__LLM__BASE_URL", llm.base_url())
+        .env(
+            "PARLEY__STORE__DATABASE_URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .env("PARLEY__TELEGRAM__TOKEN", token)
+        .env("PARLEY__TELEGRAM__API_URL", tg.api_url())
+        .env("PARLEY__TELEGRAM__EDIT_INTERVAL_MS", "50")
+        .env("PARLEY__REPLY__THINKING_AFTER_SECS", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start parley run")
+}
+
+async fn finish(child: Child) -> (Option<i32>, String) {
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("parley run exits")
+        .unwrap();
+    let logs = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code(), logs)
+}
+
+#[tokio::test]
+async fn parley_run_answers_on_telegram_and_stops_on_sigterm() {
+    let (tg, llm) = (FakeTelegram::start().await, FakeLlm::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let child = parley_run(&tg, &llm, dir.path(), FAKE_TOKEN);
+    tg.wait_for(20, "the first poll", |tg| {
+        !tg.calls_of("getUpdates").is_empty()
+    })
+    .await;
+    let alice = User::new(901, "Alice");
+    tg.user_writes(&private(&alice), &alice, "hello from run");
+    tg.wait_for(20, "the answer", |tg| {
+        tg.messages(901)
+            .first()
+            .is_some_and(|m| m.text == "echo: hello from run")
+    })
+    .await;
+    let pid = child.id().expect("a running child").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(killed.unwrap().success());
+    let (code, logs) = finish(child).await;
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("telegram polling stopped"), "{logs}");
+    assert!(
+        !logs.contains("fake-secret-token"),
+        "the token leaks: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn parley_run_with_a_bad_token_exits_naming_the_setting() {
+    let (tg, llm) = (FakeTelegram::start().await, FakeLlm::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let child = parley_run(&tg, &llm, dir.path(), "42:not-the-token");
+    let (code, logs) = finish(child).await;
+    assert_ne!(code, Some(0));
+    assert!(logs.contains("telegram.token"), "{logs}");
+    assert!(!logs.contains("not-the-token"), "the token leaks: {logs}");
+}
