@@ -22,7 +22,7 @@ use crate::llm::{ClientConfig, OpenAiClient, RetryPolicy, Timeouts};
 use crate::metrics;
 use crate::platform::console::ConsolePlatform;
 use crate::platform::registry::Platforms;
-use crate::platform::telegram;
+use crate::platform::{discord, telegram};
 use crate::settings::Settings;
 use crate::store::SqliteStore;
 
@@ -215,18 +215,26 @@ async fn start_platforms(settings: &Settings, runtime: &Runtime) -> anyhow::Resu
             dispatcher: runtime.dispatcher.clone(),
             tracker: runtime.tracker.clone(),
             stop: runtime.shutdown.intake.clone(),
+            health: runtime.health.register("telegram"),
         };
-        telegram::start(telegram::TelegramConfig::from_settings(settings), services).await?;
+        let health = services.health.clone();
+        let config = telegram::TelegramConfig::from_settings(settings);
+        let platform = telegram::start(config, services).await?;
+        // getMe answered: connected, until a poll says otherwise.
+        health.beat();
+        runtime.platforms.register(platform);
     }
     if settings.discord_enabled() {
-        crate::platform::discord::start(
+        let platform = discord::start(
             settings,
             runtime.engine.clone(),
             runtime.dispatcher.clone(),
             &runtime.tracker,
             runtime.shutdown.intake.clone(),
+            runtime.health.register("discord"),
         )
         .await?;
+        runtime.platforms.register(platform);
     }
     Ok(())
 }

@@ -6,7 +6,9 @@ use anyhow::bail;
 use crate::engine::event::PlatformKind;
 use crate::engine::ports::ModelName;
 use crate::llm::OpenAiClient;
+use crate::platform::discord::DiscordProbe;
 use crate::platform::probe::Probe;
+use crate::platform::telegram::{TelegramConfig, TelegramProbe};
 use crate::settings::Settings;
 
 use super::{client_config, open_store};
@@ -38,9 +40,9 @@ pub async fn check(settings: &Settings, online: bool) -> anyhow::Result<CheckRep
             let line = format!("{kind} online");
             match probe(settings, kind) {
                 Some(probe) => report.add(&line, probe.probe().await.map_err(|e| e.to_string())),
-                None => report
-                    .lines
-                    .push(format!("{line}: not checked (adapter not built)")),
+                None => report.lines.push(format!(
+                    "{line}: not checked (the adapter could not be set up)"
+                )),
             }
         }
     }
@@ -103,8 +105,20 @@ async fn api_online(settings: &Settings) -> Result<String, String> {
     }
 }
 
-/// The adapter's online check for `kind`, once the adapter exists.
+/// The adapter's online check for `kind`; `None` when the adapter cannot be set up.
 fn probe(settings: &Settings, kind: PlatformKind) -> Option<Box<dyn Probe>> {
-    let _ = (settings, kind);
-    None
+    match kind {
+        PlatformKind::Telegram => {
+            let config = TelegramConfig::from_settings(settings);
+            Some(Box::new(TelegramProbe::new(&config)))
+        }
+        PlatformKind::Discord => match DiscordProbe::new(settings) {
+            Ok(probe) => Some(Box::new(probe)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot check Discord");
+                None
+            }
+        },
+        PlatformKind::Console => None,
+    }
 }

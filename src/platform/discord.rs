@@ -9,7 +9,9 @@ mod commands;
 mod handler;
 mod inbound;
 mod interaction;
+mod liveness;
 mod outbound;
+mod probe;
 mod rest;
 
 use std::sync::Arc;
@@ -24,9 +26,11 @@ pub use commands::Slash;
 pub use inbound::{Access, Identity};
 pub use interaction::InteractionPlatform;
 pub use outbound::{DiscordPlatform, Pace};
+pub use probe::DiscordProbe;
 
 use crate::engine::dispatcher::Dispatcher;
 use crate::engine::turn::Engine;
+use crate::health::HealthHandle;
 use crate::settings::Settings;
 use handler::Handler;
 use rest::{DiscordRest, RestError};
@@ -91,14 +95,16 @@ fn guild_ids(settings: &Settings) -> Result<Vec<GuildId>, DiscordError> {
 }
 
 /// Checks the token, connects to the gateway and serves until `stop` is cancelled. The
-/// gateway task belongs to `tracker`; serenity reconnects on its own.
+/// gateway task belongs to `tracker`; serenity reconnects on its own. `health` beats while a
+/// shard is connected. Returns the channel platform, for marking interrupted replies.
 pub async fn start(
     settings: &Settings,
     engine: Arc<Engine>,
     dispatcher: Dispatcher,
     tracker: &TaskTracker,
     stop: CancellationToken,
-) -> Result<(), DiscordError> {
+    health: HealthHandle,
+) -> Result<Arc<DiscordPlatform>, DiscordError> {
     let discord = &settings.discord;
     let proxy = discord.proxy_url.trim();
     let base = if proxy.is_empty() { DISCORD } else { proxy };
@@ -110,10 +116,11 @@ pub async fn start(
         bucket_size: discord.bucket_size,
         bucket_window: Duration::from_millis(discord.bucket_window_ms),
     };
+    let platform = Arc::new(DiscordPlatform::new(rest.clone(), pace));
     let handler = Handler {
         engine,
         dispatcher,
-        platform: Arc::new(DiscordPlatform::new(rest.clone(), pace)),
+        platform: platform.clone(),
         rest,
         pace,
         access: access(settings),
@@ -130,8 +137,8 @@ pub async fn start(
         .event_handler(handler)
         .await
         .map_err(|e| DiscordError::Client(e.to_string()))?;
-    tracker.spawn(serve(gateway, stop));
-    Ok(())
+    tracker.spawn(serve(gateway, stop, health));
+    Ok(platform)
 }
 
 /// Where REST calls go, for error lines: the proxy names its key.
@@ -158,14 +165,16 @@ async fn check_token(rest: &DiscordRest, url: &str) -> Result<(), DiscordError> 
 }
 
 /// Runs the gateway until `stop`, then closes every shard.
-async fn serve(mut gateway: Client, stop: CancellationToken) {
+async fn serve(mut gateway: Client, stop: CancellationToken, health: HealthHandle) {
     let shards = gateway.shard_manager.clone();
     tokio::select! {
         result = gateway.start() => {
             if let Err(error) = result {
                 tracing::error!(%error, "the Discord gateway stopped");
+                health.down(format!("the gateway stopped: {error}"));
             }
         }
+        () = liveness::watch(shards.clone(), health.clone()) => {}
         () = stop.cancelled() => {}
     }
     shards.shutdown_all().await;

@@ -12,6 +12,7 @@ pub mod html;
 mod inbound;
 mod outbound;
 mod polling;
+mod probe;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +24,11 @@ use tokio_util::task::TaskTracker;
 use crate::engine::dispatcher::Dispatcher;
 use crate::engine::ports::{ModelName, Window};
 use crate::engine::turn::Engine;
+use crate::health::HealthHandle;
 use crate::settings::{Secret, Settings};
 
 pub use outbound::{Pace, TelegramPlatform};
+pub use probe::TelegramProbe;
 
 /// What the Telegram adapter needs, resolved from the settings.
 #[derive(Debug, Clone)]
@@ -108,6 +111,8 @@ pub struct Services {
     pub tracker: TaskTracker,
     /// Stops polling.
     pub stop: CancellationToken,
+    /// Beats after every successful getUpdates, for `/healthz`.
+    pub health: HealthHandle,
 }
 
 /// Connects (getMe, webhook removal, setMyCommands) and starts polling under `services`.

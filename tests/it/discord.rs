@@ -108,7 +108,8 @@ impl Bot {
         let dispatcher =
             Dispatcher::start(engine.clone(), config, tracker.clone(), shutdown.clone());
         let intake = shutdown.intake.clone();
-        discord::start(&settings, engine, dispatcher, &tracker, intake).await?;
+        let health = parley::health::Health::new().register("discord");
+        discord::start(&settings, engine, dispatcher, &tracker, intake, health).await?;
         self.starts += 1;
         self.discord.wait_ready(self.starts).await;
         self.running = Some(Running {

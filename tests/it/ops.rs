@@ -5,15 +5,18 @@ mod check;
 mod crash;
 mod health;
 mod image;
+mod lifecycle;
 mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
 use crate::fake_llm::{FAKE_KEY, FakeLlm};
+use crate::fake_telegram::{FAKE_TOKEN, FakeTelegram};
 
 /// A temporary installation: a data folder and the fake completion server.
 struct Install {
@@ -98,4 +101,92 @@ async fn open_db(path: &Path) -> sqlx::SqlitePool {
     sqlx::SqlitePool::connect(&db_url(path))
         .await
         .expect("opens the database")
+}
+
+/// `parley run` as a subprocess, on Telegram (a fake), with its health listener on a free port.
+struct Bot {
+    tg: Arc<FakeTelegram>,
+    child: Child,
+    listen: String,
+    port: u16,
+}
+
+impl Bot {
+    /// Starts `parley run` in `cwd` (or the test's) with `env` on top of the install's.
+    async fn start(install: &Install, cwd: Option<&Path>, env: &[(&str, &str)]) -> Self {
+        Self::start_with(install, Arc::new(FakeTelegram::start().await), cwd, env).await
+    }
+
+    /// Like [`Bot::start`], on an existing fake Telegram.
+    async fn start_with(
+        install: &Install,
+        tg: Arc<FakeTelegram>,
+        cwd: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let port = free_port();
+        let listen = format!("0.0.0.0:{port}");
+        let api_url = tg.api_url();
+        let mut all = vec![
+            ("PARLEY__HTTP__LISTEN", listen.as_str()),
+            ("PARLEY__TELEGRAM__TOKEN", FAKE_TOKEN),
+            ("PARLEY__TELEGRAM__API_URL", api_url.as_str()),
+        ];
+        all.extend_from_slice(env);
+        let mut command = install.command(&["run"], &all);
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let child = command.spawn().expect("start parley run");
+        Self {
+            tg,
+            child,
+            listen,
+            port,
+        }
+    }
+
+    fn listen_env(&self) -> [(&str, &str); 1] {
+        [("PARLEY__HTTP__LISTEN", self.listen.as_str())]
+    }
+
+    async fn status(&self) -> Option<u16> {
+        let url = format!("http://127.0.0.1:{}/healthz", self.port);
+        let response = reqwest::get(url).await.ok()?;
+        Some(response.status().as_u16())
+    }
+
+    async fn get(&self, path: &str) -> String {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let response = reqwest::get(url).await.expect("answers");
+        response.text().await.expect("body")
+    }
+
+    /// Waits (up to 30 s) until /healthz answers 200.
+    async fn wait_healthy(&self) {
+        for _ in 0..300 {
+            if self.status().await == Some(200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("/healthz never answered 200");
+    }
+
+    /// SIGTERM, then waits for the exit.
+    async fn terminate(self) -> Output {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+        finish(self.child, "").await
+    }
+
+    /// SIGKILL, then waits for the exit.
+    async fn kill(mut self) {
+        self.child.start_kill().expect("kill -9");
+        self.child.wait().await.expect("killed");
+    }
 }

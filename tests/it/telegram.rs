@@ -119,6 +119,7 @@ impl Harness {
             dispatcher,
             tracker: tracker.clone(),
             stop: shutdown.intake.clone(),
+            health: parley::health::Health::new().register("telegram"),
         };
         telegram::start(config, services).await?;
         self.running = Some(Running {

@@ -79,6 +79,7 @@ impl Adapter {
             };
             match result {
                 Ok(updates) => {
+                    adapter.services.health.beat();
                     backoff = adapter.poll_backoff;
                     for update in updates {
                         offset = offset.max(update.id.0 as i32 + 1);
@@ -91,6 +92,7 @@ impl Adapter {
                         _ => backoff,
                     };
                     tracing::warn!(%error, retry_in = ?wait, "telegram polling failed");
+                    adapter.services.health.fail(format!("getUpdates: {error}"));
                     tokio::select! {
                         () = stop.cancelled() => break,
                         () = tokio::time::sleep(wait) => {}
