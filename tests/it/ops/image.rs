@@ -4,6 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::{Bot, Install};
+use crate::fake_discord::{self, FakeDiscord};
 
 /// A read-only working directory, like `/` in the image for the `parley` user.
 fn read_only_dir() -> tempfile::TempDir {
@@ -55,4 +56,39 @@ async fn the_healthcheck_fails_when_nothing_listens() {
         .await;
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("/healthz"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn healthz_counts_discord_once_its_shard_is_connected() {
+    let install = Install::new().await;
+    let discord = FakeDiscord::start().await;
+    let port = super::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let proxy = discord.proxy_url();
+    let env = [
+        ("PARLEY__HTTP__LISTEN", listen.as_str()),
+        ("PARLEY__DISCORD__TOKEN", fake_discord::FAKE_TOKEN),
+        ("PARLEY__DISCORD__PROXY_URL", proxy.as_str()),
+    ];
+    let child = install.command(&["run"], &env).spawn().expect("start");
+    let url = format!("http://{listen}/healthz");
+    let mut body = String::new();
+    for _ in 0..300 {
+        if let Ok(response) = reqwest::get(&url).await {
+            let ok = response.status().as_u16() == 200;
+            body = response.text().await.unwrap_or_default();
+            if ok {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(body.contains(r#""discord":{"status":"ok"}"#), "{body}");
+    let pid = child.id().expect("running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(sent.expect("kill -TERM").success());
+    let run = super::finish(child, "").await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
 }
