@@ -90,9 +90,15 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<SqliteStore>>
     Ok(Arc::new(store))
 }
 
-/// Marks replies a crash left streaming as partial and returns them.
-pub async fn recover_store(store: &SqliteStore) -> anyhow::Result<Vec<InterruptedReply>> {
-    let interrupted = store.recover_interrupted().await?;
+/// Marks replies a crash left streaming on `platforms` as partial and returns them.
+pub async fn recover_store(
+    store: &SqliteStore,
+    platforms: &[PlatformKind],
+) -> anyhow::Result<Vec<InterruptedReply>> {
+    let mut interrupted = Vec::new();
+    for platform in platforms {
+        interrupted.extend(store.recover_interrupted(*platform).await?);
+    }
     if !interrupted.is_empty() {
         tracing::warn!(
             count = interrupted.len(),
@@ -142,7 +148,8 @@ pub struct Runtime {
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let metrics = install_metrics();
     let store = open_store(&settings).await?;
-    let interrupted = recover_store(&store).await?;
+    let interrupted =
+        recover_store(&store, &[PlatformKind::Telegram, PlatformKind::Discord]).await?;
     let engine = build_engine(&settings, store.clone())?;
     let health = Health::new();
     let state = HttpState {
@@ -266,7 +273,7 @@ async fn stop_signal() {
 /// `parley chat`: a conversation in the terminal, stored like any other.
 pub async fn chat(settings: Settings, options: ChatOptions) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
-    recover_store(&store).await?;
+    recover_store(&store, &[PlatformKind::Console]).await?;
     let engine = build_engine(&settings, store.clone())?;
     let key = ChatKey::new(PlatformKind::Console, &options.chat);
     if let Some(model) = &options.model {

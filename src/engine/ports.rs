@@ -523,6 +523,10 @@ pub trait Store: Send + Sync {
         user: &UserId,
     ) -> Result<UsageTotals, StoreError>;
 
-    /// Marks every reply still `streaming` as `partial` (interrupted) and returns them.
-    async fn recover_interrupted(&self) -> Result<Vec<InterruptedReply>, StoreError>;
+    /// Marks every reply on `platform` still `streaming` as `partial` (interrupted) and returns
+    /// them. Per platform, so `parley chat` on a live database leaves a running bot's replies be.
+    async fn recover_interrupted(
+        &self,
+        platform: PlatformKind,
+    ) -> Result<Vec<InterruptedReply>, StoreError>;
 }

@@ -3,7 +3,7 @@
 use sqlx::SqlitePool;
 
 use super::rows::{self, failed};
-use crate::engine::event::{Author, ConversationId, MessageRef};
+use crate::engine::event::{Author, ConversationId, MessageRef, PlatformKind};
 use crate::engine::ports::{InterruptedReply, MessageRowId, ModelName, ReplyRecord, StoreError};
 
 /// The failure reason stored on replies a restart interrupted.
@@ -33,6 +33,7 @@ const FINISH: &str = "UPDATE messages SET content = ?2, status = ?3, failure_rea
 /// One statement, so a crash cannot leave some rows marked and others not.
 const RECOVER: &str = "UPDATE messages SET status = 'partial', failure_reason = ?1, updated_at = ?2 \
      WHERE status = 'streaming' \
+     AND conversation IN (SELECT id FROM conversations WHERE platform = ?3) \
      RETURNING id, platform_messages, content, \
      (SELECT platform FROM conversations c WHERE c.id = messages.conversation), \
      (SELECT chat FROM conversations c WHERE c.id = messages.conversation), \
@@ -134,10 +135,12 @@ pub(super) async fn finish(
 /// Marks every `streaming` reply `partial` (interrupted) and returns them, oldest first.
 pub(super) async fn recover_interrupted(
     pool: &SqlitePool,
+    platform: PlatformKind,
 ) -> Result<Vec<InterruptedReply>, StoreError> {
     let marked: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(RECOVER)
         .bind(INTERRUPTED)
         .bind(rows::now_ms())
+        .bind(platform.as_str())
         .fetch_all(pool)
         .await
         .map_err(failed("mark interrupted replies"))?;

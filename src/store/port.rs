@@ -92,7 +92,10 @@ impl Store for SqliteStore {
         usage::per_user(&self.pool, platform, user).await
     }
 
-    async fn recover_interrupted(&self) -> Result<Vec<InterruptedReply>, StoreError> {
-        messages::recover_interrupted(&self.pool).await
+    async fn recover_interrupted(
+        &self,
+        platform: PlatformKind,
+    ) -> Result<Vec<InterruptedReply>, StoreError> {
+        messages::recover_interrupted(&self.pool, platform).await
     }
 }

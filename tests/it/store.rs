@@ -242,7 +242,18 @@ async fn recover_interrupted_marks_streaming_replies_partial_once() {
     };
 
     let store = open(&dir).await;
-    let recovered = store.recover_interrupted().await.expect("recovered");
+    let elsewhere = store
+        .recover_interrupted(PlatformKind::Discord)
+        .await
+        .expect("other platform");
+    assert!(
+        elsewhere.is_empty(),
+        "another platform's replies are left be"
+    );
+    let recovered = store
+        .recover_interrupted(PlatformKind::Telegram)
+        .await
+        .expect("recovered");
     assert_eq!(recovered.len(), 1);
     assert_eq!(recovered[0].id, reply);
     assert_ne!(recovered[0].id, finished);
@@ -254,7 +265,7 @@ async fn recover_interrupted_marks_streaming_replies_partial_once() {
     );
     assert!(
         store
-            .recover_interrupted()
+            .recover_interrupted(PlatformKind::Telegram)
             .await
             .expect("second")
             .is_empty()

@@ -269,11 +269,20 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn recover_interrupted(&self) -> Result<Vec<InterruptedReply>, StoreError> {
+    async fn recover_interrupted(
+        &self,
+        platform: PlatformKind,
+    ) -> Result<Vec<InterruptedReply>, StoreError> {
         self.with(|s| {
+            let on_platform: Vec<ConversationId> = s
+                .conversations
+                .iter()
+                .filter(|(c, _)| c.key.platform == platform)
+                .map(|(c, _)| c.id)
+                .collect();
             let mut found = Vec::new();
             for (i, row) in s.rows.iter_mut().enumerate() {
-                if row.status == ReplyStatus::Streaming {
+                if row.status == ReplyStatus::Streaming && on_platform.contains(&row.conversation) {
                     row.status = ReplyStatus::Partial;
                     row.reason = Some("interrupted: the bot restarted".into());
                     let messages = row.platform_messages.clone();
