@@ -1,14 +1,14 @@
 //! End to end: `parley chat` as a subprocess against the fake completion server and a real
 //! SQLite file.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use crate::fake_llm::{End, FAKE_KEY, FakeLlm, Script};
+use crate::support::parley_command;
 
 /// What one run of `parley chat` printed.
 struct Run {
@@ -35,19 +35,9 @@ impl Chat {
     }
 
     fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_parley"));
-        cmd.args(args)
-            .env_clear()
-            .env("PARLEY__LLM__API_KEY", FAKE_KEY)
-            .env("PARLEY__LLM__BASE_URL", self.fake.base_url())
-            .env("PARLEY__STORE__DATABASE_URL", db_url(&self.db))
-            .env("PARLEY__LLM__RETRY__INITIAL_BACKOFF_MS", "10")
-            .env("PARLEY__LLM__RETRY__MAX_BACKOFF_MS", "20")
-            .env("PARLEY__REPLY__THINKING_AFTER_SECS", "0")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut cmd = parley_command(args, &self.fake, &self.db);
+        cmd.env("PARLEY__LLM__RETRY__INITIAL_BACKOFF_MS", "10")
+            .env("PARLEY__LLM__RETRY__MAX_BACKOFF_MS", "20");
         for (key, value) in env {
             cmd.env(key, value);
         }
@@ -82,10 +72,6 @@ impl Chat {
             .map(|r| r.header("x-conversation-id").unwrap_or("").to_string())
             .collect()
     }
-}
-
-fn db_url(path: &Path) -> String {
-    format!("sqlite://{}", path.display())
 }
 
 #[tokio::test]

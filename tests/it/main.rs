@@ -8,4 +8,5 @@ mod fake_telegram;
 mod llm;
 mod ops;
 mod store;
+mod support;
 mod telegram;

@@ -9,14 +9,14 @@ mod lifecycle;
 mod secrets;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::fake_llm::{FAKE_KEY, FakeLlm};
+use crate::fake_llm::FakeLlm;
 use crate::fake_telegram::{FAKE_TOKEN, FakeTelegram};
+use crate::support::{db_url, parley_command};
 
 /// A temporary installation: a data folder and the fake completion server.
 struct Install {
@@ -45,17 +45,7 @@ impl Install {
 
     /// `parley ARGS` with only environment configuration, pipes for every stream.
     fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_parley"));
-        cmd.args(args)
-            .env_clear()
-            .env("PARLEY__LLM__API_KEY", FAKE_KEY)
-            .env("PARLEY__LLM__BASE_URL", self.fake.base_url())
-            .env("PARLEY__STORE__DATABASE_URL", db_url(&self.db()))
-            .env("PARLEY__REPLY__THINKING_AFTER_SECS", "0")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut cmd = parley_command(args, &self.fake, &self.db());
         for (key, value) in env {
             cmd.env(key, value);
         }
@@ -84,10 +74,6 @@ async fn finish(mut child: Child, input: &str) -> Output {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
-}
-
-fn db_url(path: &Path) -> String {
-    format!("sqlite://{}", path.display())
 }
 
 /// A free port on loopback, for a listener the subprocess binds.

@@ -1,31 +1,18 @@
 //! `parley run` as a subprocess with Telegram configured: it answers, and stops on SIGTERM.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::fake_llm::{FAKE_KEY, FakeLlm};
+use crate::fake_llm::FakeLlm;
 use crate::fake_telegram::{FAKE_TOKEN, FakeTelegram, User, private};
+use crate::support::parley_command;
 
 fn parley_run(tg: &FakeTelegram, llm: &FakeLlm, dir: &std::path::Path, token: &str) -> Child {
-    let db = dir.join("parley.db");
-    Command::new(env!("CARGO_BIN_EXE_parley"))
-        .arg("run")
-        .env_clear()
-        .env("PARLEY__LLM__API_KEY", FAKE_KEY)
-        .env("PARLEY__LLM__BASE_URL", llm.base_url())
-        .env(
-            "PARLEY__STORE__DATABASE_URL",
-            format!("sqlite://{}", db.display()),
-        )
+    parley_command(&["run"], llm, &dir.join("parley.db"))
         .env("PARLEY__TELEGRAM__TOKEN", token)
         .env("PARLEY__TELEGRAM__API_URL", tg.api_url())
         .env("PARLEY__TELEGRAM__EDIT_INTERVAL_MS", "50")
-        .env("PARLEY__REPLY__THINKING_AFTER_SECS", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("start parley run")
 }
