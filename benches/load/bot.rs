@@ -73,6 +73,11 @@ impl Bot {
         Self { child, pid }
     }
 
+    /// The process id, for a profiler.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// CPU time and memory so far.
     pub fn usage(&self) -> Usage {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();

@@ -107,6 +107,7 @@ async fn run(n: usize, options: &Options) -> Row {
         discord: fakes.dc.proxy_url(),
     };
     let bot = Bot::start(&endpoints, dir.path(), n.max(256));
+    eprintln!("N={n}: parley run is pid {}", bot.pid());
     wait_connected(&fakes).await;
     sleep(Duration::from_secs(2)).await;
     let idle = bot.usage();
