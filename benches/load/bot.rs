@@ -36,7 +36,8 @@ pub struct Usage {
 
 impl Bot {
     /// Starts `parley run` with the production defaults, except the endpoints, the database in
-    /// `dir`, a completion cap of `max_concurrent` and warnings-only logs (to `dir/bot.log`).
+    /// `dir`, a completion cap of `max_concurrent` and warnings-only logs (to `dir/bot.log`);
+    /// `TOKIO_WORKER_THREADS` passes through, to compare runtime sizes.
     pub fn start(endpoints: &Endpoints, dir: &Path, max_concurrent: usize) -> Self {
         let db = dir.join("parley.db");
         let log = std::fs::File::create(dir.join("bot.log")).unwrap();
@@ -64,6 +65,7 @@ impl Bot {
                 max_concurrent.to_string(),
             )
             .env("PARLEY__LOG__LEVEL", "warn")
+            .envs(std::env::var("TOKIO_WORKER_THREADS").map(|v| ("TOKIO_WORKER_THREADS", v)))
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true)

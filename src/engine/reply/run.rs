@@ -15,6 +15,12 @@ use crate::engine::split::{self, Position};
 
 /// How often the thinking placeholder's seconds are updated.
 const THINKING_EVERY: Duration = Duration::from_secs(5);
+/// While a preview waits at most this long for its slot, the stream is left unread: the socket
+/// holds the tokens, and the bot wakes about once per slot instead of once per token.
+const HOLD_READS_UP_TO: Duration = Duration::from_secs(2);
+/// Reading resumes this long before the slot, so the preview (or the final text, if the stream
+/// ended meanwhile) goes out on time with everything the model sent.
+const CATCH_UP: Duration = Duration::from_millis(50);
 /// Retry-afters a final edit sits out before the engine gives up on it.
 const MAX_RETRY_AFTERS: u32 = 20;
 /// Attempts of a final edit while the platform is unavailable.
@@ -27,6 +33,10 @@ struct Clocks {
     /// When the pacer may allow the next preview.
     preview: Pin<Box<Sleep>>,
     preview_armed: bool,
+    /// When reading resumes before that preview.
+    resume: Pin<Box<Sleep>>,
+    /// The stream is left unread until `resume`.
+    holding: bool,
     /// When the typing indicator is due.
     typing: Pin<Box<Sleep>>,
     /// When the thinking placeholder is due.
@@ -39,9 +49,24 @@ impl Clocks {
         Self {
             preview: Box::pin(sleep_until(start)),
             preview_armed: false,
+            resume: Box::pin(sleep_until(start)),
+            holding: false,
             typing: Box::pin(sleep_until(start)),
             thinking: Box::pin(sleep_until(start + thinking_after.unwrap_or_default())),
             thinking_armed: thinking_after.is_some(),
+        }
+    }
+}
+
+impl Clocks {
+    /// Arms the preview for `ready`, holding reads until shortly before when the wait is short.
+    fn arm_preview(&mut self, ready: Instant) {
+        self.preview.as_mut().reset(ready);
+        self.preview_armed = true;
+        let wait = ready.saturating_duration_since(Instant::now());
+        self.holding = wait > CATCH_UP && wait <= HOLD_READS_UP_TO;
+        if self.holding {
+            self.resume.as_mut().reset(ready - CATCH_UP);
         }
     }
 }
@@ -121,8 +146,9 @@ impl<'a> Reply<'a> {
 
     /// The read loop: typing, placeholder, coalesced previews and continuations.
     ///
-    /// Runs once per token: its timers live across iterations and are re-armed only when their
-    /// deadline changes, and the pacer is asked again only when its answer may have changed.
+    /// Its timers live across iterations and are re-armed only when their deadline changes; the
+    /// pacer is asked again only when its answer may have changed; and while a preview waits for
+    /// its slot the stream is not read until [`CATCH_UP`] before it (see [`HOLD_READS_UP_TO`]).
     async fn read(&mut self, mut stream: TokenStream) -> Result<End, Forbidden> {
         let ctx = self.ctx;
         let start = Instant::now();
@@ -142,6 +168,7 @@ impl<'a> Reply<'a> {
                 biased;
                 () = ctx.cancel.cancelled() => return Ok(End::Cancelled),
                 () = &mut clocks.preview, if clocks.preview_armed => clocks.preview_armed = false,
+                () = &mut clocks.resume, if clocks.holding => clocks.holding = false,
                 () = &mut clocks.typing, if typing => {
                     // Typing is a courtesy; its failures change nothing.
                     let _ = ctx.platform.typing(ctx.chat).await;
@@ -152,7 +179,7 @@ impl<'a> Reply<'a> {
                     self.placeholder = Some(format!("thinking… {seconds}s"));
                     clocks.thinking.as_mut().reset(Instant::now() + THINKING_EVERY);
                 }
-                item = stream.next() => match item {
+                item = stream.next(), if !clocks.holding => match item {
                     Some(Ok(event)) => self.absorb(event).await?,
                     Some(Err(error)) => return Ok(End::Failed(error)),
                     None if self.finished => return Ok(End::Complete),
@@ -167,6 +194,7 @@ impl<'a> Reply<'a> {
     fn preview_now(&self, clocks: &mut Clocks) -> bool {
         if !self.dirty() {
             clocks.preview_armed = false;
+            clocks.holding = false;
             return false;
         }
         if clocks.preview_armed {
@@ -175,8 +203,7 @@ impl<'a> Reply<'a> {
         match self.ctx.pacer.try_acquire(self.ctx.chat, &self.limits) {
             Ok(()) => true,
             Err(ready) => {
-                clocks.preview.as_mut().reset(ready);
-                clocks.preview_armed = true;
+                clocks.arm_preview(ready);
                 false
             }
         }

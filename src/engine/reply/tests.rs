@@ -39,11 +39,20 @@ fn finished(ms: u64) -> Step {
     (ms, Ok(StreamEvent::Finished("stop".into())))
 }
 
-/// A token stream that waits `ms` before each event.
+/// A token stream whose events arrive `ms` after the one before, whether or not the reply is
+/// reading then (a socket buffers them).
 fn script(steps: Vec<Step>) -> TokenStream {
+    let mut at = Instant::now();
+    let timed: Vec<(Instant, Result<StreamEvent, ModelError>)> = steps
+        .into_iter()
+        .map(|(ms, item)| {
+            at += Duration::from_millis(ms);
+            (at, item)
+        })
+        .collect();
     Box::pin(
-        futures_util::stream::iter(steps).then(|(ms, item)| async move {
-            sleep(Duration::from_millis(ms)).await;
+        futures_util::stream::iter(timed).then(|(at, item)| async move {
+            tokio::time::sleep_until(at).await;
             item
         }),
     )
@@ -520,4 +529,22 @@ async fn a_rejected_final_is_tried_once_more_then_reported() {
     assert_eq!(attempts.count(), 3, "one preview, two finals");
     assert_eq!(outcome.status, ReplyStatus::Partial);
     assert!(outcome.reason.unwrap().contains("could not be delivered"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn tokens_that_arrive_while_a_preview_waits_are_read_in_one_catch_up() {
+    let h = Harness::new(1000);
+    let (text, steps) = words(30, 100);
+    let reads = Arc::new(Mutex::new(Vec::new()));
+    let log = reads.clone();
+    let stream = script(steps).inspect(move |_| log.lock().unwrap().push(Instant::now()));
+    let outcome = h.reply(Ok(Box::pin(stream))).await;
+    assert_eq!(outcome.text, text);
+    let mut wakeups = reads.lock().unwrap().clone();
+    wakeups.dedup();
+    assert!(
+        wakeups.len() <= 10,
+        "{} wake-ups to read 31 events",
+        wakeups.len()
+    );
 }
