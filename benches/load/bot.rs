@@ -37,11 +37,14 @@ pub struct Usage {
 impl Bot {
     /// Starts `parley run` with the production defaults, except the endpoints, the database in
     /// `dir`, a completion cap of `max_concurrent` and warnings-only logs (to `dir/bot.log`);
-    /// `TOKIO_WORKER_THREADS` passes through, to compare runtime sizes.
+    /// `TOKIO_WORKER_THREADS` passes through, to compare runtime sizes. `PARLEY_BIN` names another
+    /// binary: the one cargo builds for benchmarks carries the dev-dependencies' tokio features
+    /// (`test-util`, `process`), a release build of the binary alone does not.
     pub fn start(endpoints: &Endpoints, dir: &Path, max_concurrent: usize) -> Self {
         let db = dir.join("parley.db");
         let log = std::fs::File::create(dir.join("bot.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        let binary = std::env::var("PARLEY_BIN").unwrap_or(env!("CARGO_BIN_EXE_parley").into());
+        let child = Command::new(binary)
             .arg("run")
             .env_clear()
             .env("PARLEY__LLM__API_KEY", super::llm::KEY)

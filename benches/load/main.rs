@@ -32,6 +32,9 @@ use it::fake_telegram::FakeTelegram;
 use llm::{FakeLlm, Shape};
 use table::Row;
 
+/// How long the bot's idle CPU time is measured after start.
+const IDLE: Duration = Duration::from_secs(4);
+
 /// What to run.
 #[derive(Debug, Clone)]
 struct Options {
@@ -110,7 +113,10 @@ async fn run(n: usize, options: &Options) -> Row {
     eprintln!("N={n}: parley run is pid {}", bot.pid());
     wait_connected(&fakes).await;
     sleep(Duration::from_secs(2)).await;
+    let settled = bot.usage();
+    sleep(IDLE).await;
     let idle = bot.usage();
+    let idle_cpu = (idle.cpu_secs - settled.cpu_secs) / IDLE.as_secs_f64();
     let conversations: Vec<Conversation> = (0..n).map(Conversation::new).collect();
     let limit = Duration::from_secs(60) + Duration::from_millis(200) * n as u32;
     let started = Instant::now();
@@ -139,7 +145,12 @@ async fn run(n: usize, options: &Options) -> Row {
         let log = std::fs::read_to_string(dir.path().join("bot.log")).unwrap_or_default();
         eprintln!("parley run exited with {code:?}; its log:\n{log}");
     }
-    Row::new(n, load, &samples, &logs, (idle, busy), wall, options.smoke)
+    let usage = table::Usages {
+        idle,
+        busy,
+        idle_cpu,
+    };
+    Row::new(n, load, &samples, &logs, usage, wall, options.smoke)
 }
 
 /// Waits until the bot polls Telegram and has its Discord gateway session.

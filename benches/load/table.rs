@@ -6,6 +6,17 @@ use super::bot::Usage;
 use super::llm::Shape;
 use super::report::{Logs, Sample, percentile};
 
+/// The bot's usage when idle after start and after the rounds, and its idle CPU rate.
+#[derive(Debug, Clone, Copy)]
+pub struct Usages {
+    /// After start, before the first message.
+    pub idle: Usage,
+    /// After the last round.
+    pub busy: Usage,
+    /// CPU seconds a second while idle.
+    pub idle_cpu: f64,
+}
+
 /// The results of one size.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -23,6 +34,7 @@ pub struct Row {
     edits: f64,
     too_many: (usize, usize),
     cpu_per_1000: f64,
+    idle_cpu_ms: f64,
     peak_mb: f64,
     idle_mb: f64,
     wall: Duration,
@@ -40,7 +52,7 @@ impl Row {
         load: f64,
         samples: &[Sample],
         logs: &Logs,
-        (idle, busy): (Usage, Usage),
+        usage: Usages,
         wall: Duration,
         smoke: bool,
     ) -> Self {
@@ -69,9 +81,11 @@ impl Row {
             last: p50_p99(&all(|s| s.last)),
             edits: edits as f64 / replies.max(1) as f64,
             too_many: logs.too_many,
-            cpu_per_1000: (busy.cpu_secs - idle.cpu_secs) * 1000.0 / replies.max(1) as f64,
-            peak_mb: busy.peak_mb,
-            idle_mb: idle.rss_mb,
+            cpu_per_1000: (usage.busy.cpu_secs - usage.idle.cpu_secs) * 1000.0
+                / replies.max(1) as f64,
+            idle_cpu_ms: usage.idle_cpu * 1000.0,
+            peak_mb: usage.busy.peak_mb,
+            idle_mb: usage.idle.rss_mb,
             wall,
             smoke,
         }
@@ -137,6 +151,9 @@ pub fn render(rows: &[Row], shape: &Shape) -> String {
     line("edits per reply (mean)", "", &|r| format!("{:.1}", r.edits));
     line("bot CPU seconds per 1,000 replies", "≤ 10", &|r| {
         format!("{:.2}", r.cpu_per_1000)
+    });
+    line("bot CPU while idle (ms a second)", "", &|r| {
+        format!("{:.1}", r.idle_cpu_ms)
     });
     line("peak RSS, VmHWM (MB)", "≤ 64 (N=1000)", &|r| {
         format!("{:.1}", r.peak_mb)
