@@ -10,6 +10,8 @@ mod usage;
 
 pub use messages::INTERRUPTED;
 
+use sqlx::SqlitePool;
+
 use crate::engine::ports::StoreError;
 
 /// The connection settings SQLite reports, for health output and tests.
@@ -26,21 +28,21 @@ pub struct Pragmas {
 /// The conversation store on one SQLite database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pools: connect::Pools,
+    pool: SqlitePool,
 }
 
 impl SqliteStore {
     /// Opens (creating file and folder if missing) and migrates the database at `database_url`:
     /// `sqlite://path`, `sqlite:path`, a plain path, or `sqlite::memory:`.
     pub async fn open(database_url: &str) -> Result<Self, StoreError> {
-        let pools = connect::open_pools(database_url).await?;
-        Ok(Self { pools })
+        let pool = connect::open_pool(database_url).await?;
+        Ok(Self { pool })
     }
 
     /// Checks that the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pools.read)
+            .execute(&self.pool)
             .await
             .map_err(rows::failed("ping"))?;
         Ok(())
@@ -49,7 +51,7 @@ impl SqliteStore {
     /// Runs SQLite's integrity check; a healthy database answers `ok`.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         let lines: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_all(&self.pools.read)
+            .fetch_all(&self.pool)
             .await
             .map_err(rows::failed("integrity check"))?;
         Ok(lines.join("\n"))
@@ -57,12 +59,7 @@ impl SqliteStore {
 
     /// The journal mode, foreign-key and busy-timeout settings of a pooled connection.
     pub async fn pragmas(&self) -> Result<Pragmas, StoreError> {
-        let mut conn = self
-            .pools
-            .read
-            .acquire()
-            .await
-            .map_err(rows::failed("pragmas"))?;
+        let mut conn = self.pool.acquire().await.map_err(rows::failed("pragmas"))?;
         let journal_mode = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&mut *conn)
             .await
@@ -84,7 +81,6 @@ impl SqliteStore {
 
     /// Waits for queries in flight, then closes every connection.
     pub async fn close(&self) {
-        self.pools.read.close().await;
-        self.pools.write.close().await;
+        self.pool.close().await;
     }
 }

@@ -40,40 +40,17 @@ fn locate(database_url: &str) -> Result<Location, StoreError> {
     }
 }
 
-/// The connections of one database: readers, and the one connection every write goes through.
-///
-/// SQLite allows one writer at a time; writers on several connections find the database locked
-/// and wait in SQLite's busy handler, which sleeps for 1 to 100 ms between tries. Queued for a
-/// single write connection instead, they wait in order and only as long as the writes before
-/// them take. (An in-memory database has one connection for both.)
-#[derive(Debug, Clone)]
-pub(super) struct Pools {
-    /// Reads (WAL lets them run beside the writer).
-    pub read: SqlitePool,
-    /// Every statement that writes.
-    pub write: SqlitePool,
-}
-
-/// Opens the pools for `database_url` and applies the embedded migrations.
-pub(super) async fn open_pools(database_url: &str) -> Result<Pools, StoreError> {
-    let pools = match locate(database_url)? {
-        Location::Memory => {
-            let pool = open_memory().await?;
-            Pools {
-                read: pool.clone(),
-                write: pool,
-            }
-        }
-        Location::File(path) => Pools {
-            write: open_file(&path, 1).await?,
-            read: open_file(&path, FILE_CONNECTIONS).await?,
-        },
+/// Opens the pool for `database_url` and applies the embedded migrations.
+pub(super) async fn open_pool(database_url: &str) -> Result<SqlitePool, StoreError> {
+    let pool = match locate(database_url)? {
+        Location::Memory => open_memory().await?,
+        Location::File(path) => open_file(&path).await?,
     };
     sqlx::migrate!()
-        .run(&pools.write)
+        .run(&pool)
         .await
         .map_err(|e| StoreError(format!("cannot migrate the database {database_url}: {e}")))?;
-    Ok(pools)
+    Ok(pool)
 }
 
 async fn open_memory() -> Result<SqlitePool, StoreError> {
@@ -92,7 +69,7 @@ async fn open_memory() -> Result<SqlitePool, StoreError> {
         .map_err(|e| StoreError(format!("cannot open an in-memory database: {e}")))
 }
 
-async fn open_file(path: &Path, connections: u32) -> Result<SqlitePool, StoreError> {
+async fn open_file(path: &Path) -> Result<SqlitePool, StoreError> {
     let name = path.display();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(parent)
@@ -107,7 +84,7 @@ async fn open_file(path: &Path, connections: u32) -> Result<SqlitePool, StoreErr
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
     SqlitePoolOptions::new()
-        .max_connections(connections)
+        .max_connections(FILE_CONNECTIONS)
         .connect_with(options)
         .await
         .map_err(|e| StoreError(format!("cannot open the database {name}: {e}")))

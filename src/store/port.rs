@@ -12,18 +12,18 @@ use crate::engine::ports::{
 #[async_trait]
 impl Store for SqliteStore {
     async fn conversation(&self, key: &ChatKey) -> Result<Conversation, StoreError> {
-        conversations::current(&self.pools.write, key).await
+        conversations::current(&self.pool, key).await
     }
 
     async fn reset(&self, key: &ChatKey) -> Result<Conversation, StoreError> {
-        conversations::reset(&self.pools.write, key).await
+        conversations::reset(&self.pool, key).await
     }
 
     async fn history(
         &self,
         conversation: ConversationId,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        conversations::history(&self.pools.read, conversation).await
+        conversations::history(&self.pool, conversation).await
     }
 
     async fn add_user_message(
@@ -32,7 +32,7 @@ impl Store for SqliteStore {
         author: &Author,
         content: &str,
     ) -> Result<MessageRowId, StoreError> {
-        messages::add_user(&self.pools.write, conversation, author, content).await
+        messages::add_user(&self.pool, conversation, author, content).await
     }
 
     async fn start_reply(
@@ -41,7 +41,7 @@ impl Store for SqliteStore {
         in_reply_to: MessageRowId,
         model: &ModelName,
     ) -> Result<MessageRowId, StoreError> {
-        messages::start_reply(&self.pools.write, conversation, in_reply_to, model).await
+        messages::start_reply(&self.pool, conversation, in_reply_to, model).await
     }
 
     async fn set_reply_messages(
@@ -49,7 +49,7 @@ impl Store for SqliteStore {
         reply: MessageRowId,
         messages: &[MessageRef],
     ) -> Result<(), StoreError> {
-        messages::set_platform_messages(&self.pools.write, reply, messages).await
+        messages::set_platform_messages(&self.pool, reply, messages).await
     }
 
     async fn finish_reply(
@@ -57,15 +57,15 @@ impl Store for SqliteStore {
         reply: MessageRowId,
         record: &ReplyRecord,
     ) -> Result<(), StoreError> {
-        messages::finish(&self.pools.write, reply, record).await
+        messages::finish(&self.pool, reply, record).await
     }
 
     async fn settings(&self, key: &ChatKey) -> Result<ChatSettings, StoreError> {
-        settings::load(&self.pools.read, key).await
+        settings::load(&self.pool, key).await
     }
 
     async fn set_model(&self, key: &ChatKey, model: Option<&ModelName>) -> Result<(), StoreError> {
-        settings::set_model(&self.pools.write, key, model).await
+        settings::set_model(&self.pool, key, model).await
     }
 
     async fn set_system_prompt(
@@ -73,11 +73,11 @@ impl Store for SqliteStore {
         key: &ChatKey,
         prompt: Option<&str>,
     ) -> Result<(), StoreError> {
-        settings::set_system_prompt(&self.pools.write, key, prompt).await
+        settings::set_system_prompt(&self.pool, key, prompt).await
     }
 
     async fn chat_usage(&self, key: &ChatKey) -> Result<UsageTotals, StoreError> {
-        usage::per_chat(&self.pools.read, key).await
+        usage::per_chat(&self.pool, key).await
     }
 
     async fn user_usage(
@@ -85,10 +85,10 @@ impl Store for SqliteStore {
         platform: PlatformKind,
         user: &UserId,
     ) -> Result<UsageTotals, StoreError> {
-        usage::per_user(&self.pools.read, platform, user).await
+        usage::per_user(&self.pool, platform, user).await
     }
 
     async fn recover_interrupted(&self) -> Result<Vec<InterruptedReply>, StoreError> {
-        messages::recover_interrupted(&self.pools.write).await
+        messages::recover_interrupted(&self.pool).await
     }
 }
