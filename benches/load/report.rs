@@ -124,6 +124,8 @@ impl Logs {
 /// What one reply measured.
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
+    /// The reply went to Telegram.
+    pub telegram: bool,
     /// Delivered by the fake platform → request at the fake model.
     pub ingest: Option<Duration>,
     /// First chunk sent → first write carrying it.
@@ -167,6 +169,7 @@ pub fn sample(fakes: &Fakes, logs: &Logs, turn: &Turn) -> Sample {
         .zip(final_write)
         .map(|(at, w)| w.at.saturating_duration_since(at));
     Sample {
+        telegram: turn.conversation.side == Side::Telegram,
         ingest,
         first,
         first_paced: first_at.is_some_and(|at| logs.global_busy(turn.conversation.side, at)),

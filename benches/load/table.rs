@@ -27,6 +27,7 @@ pub struct Row {
     /// Replies shown complete and exact.
     pub exact: usize,
     ingest: (Option<f64>, Option<f64>),
+    ingest_by_side: [(Option<f64>, Option<f64>); 2],
     first: (Option<f64>, Option<f64>),
     first_all: (Option<f64>, Option<f64>),
     paced: usize,
@@ -75,6 +76,10 @@ impl Row {
             replies,
             exact: samples.iter().filter(|s| s.exact).count(),
             ingest: p50_p99(&all(|s| s.ingest)),
+            ingest_by_side: [true, false].map(|telegram| {
+                let side = samples.iter().filter(|s| s.telegram == telegram);
+                p50_p99(&side.filter_map(|s| s.ingest).collect::<Vec<_>>())
+            }),
             first: p50_p99(&unpaced),
             first_all: p50_p99(&all(|s| s.first)),
             paced: samples.iter().filter(|s| s.first_paced).count(),
@@ -128,6 +133,14 @@ pub fn render(rows: &[Row], shape: &Shape) -> String {
         "p99 ≤ 5 (N=100), ≤ 20 (N=1000)",
         &|r| ms(r.ingest),
     );
+    line("… p99 on Telegram / Discord (ms)", "", &|r| {
+        let p99 = |i: usize| {
+            r.ingest_by_side[i]
+                .1
+                .map_or("–".into(), |v| format!("{v:.1}"))
+        };
+        format!("{} / {}", p99(0), p99(1))
+    });
     line(
         "first-visible overhead p50 / p99, unpaced (ms)",
         "p99 ≤ 5 (N=100)",
