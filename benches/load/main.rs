@@ -28,9 +28,18 @@ use tokio::time::{Instant, sleep};
 use bot::{Bot, Endpoints};
 use drive::{Conversation, Fakes};
 use it::fake_discord::FakeDiscord;
-use it::fake_telegram::FakeTelegram;
+use it::fake_telegram::{FakeLimits, FakeTelegram};
 use llm::{FakeLlm, Shape};
 use table::Row;
+
+/// Telegram's limits as the fake enforces them here: about one message a second per chat (with
+/// 100 ms of leeway for arrival jitter), 20 a minute per group, 30 a second over all chats.
+const TELEGRAM_LIMITS: FakeLimits = FakeLimits {
+    min_gap: Duration::from_millis(900),
+    group_count: 20,
+    group_per: Duration::from_secs(60),
+    global_per_second: 30,
+};
 
 /// How long the bot's idle CPU time is measured after start.
 const IDLE: Duration = Duration::from_secs(4);
@@ -98,7 +107,7 @@ fn main() {
 async fn run(n: usize, options: &Options) -> Row {
     let load = load_average();
     let fakes = Fakes {
-        tg: FakeTelegram::start().await,
+        tg: FakeTelegram::start_with(TELEGRAM_LIMITS).await,
         dc: FakeDiscord::start().await,
         llm: FakeLlm::start(options.shape).await,
         reply_chars: options.shape.reply_chars,
@@ -133,12 +142,12 @@ async fn run(n: usize, options: &Options) -> Row {
         .iter()
         .map(|t| report::sample(&fakes, &logs, t))
         .collect();
-    for (turn, sample) in turns.iter().zip(&samples).filter(|(_, s)| !s.exact).take(3) {
+    let inexact = turns.iter().zip(&samples).filter(|(_, s)| !s.exact);
+    for (turn, _) in inexact.take(3) {
         eprintln!(
             "not exact: {:?} chat {} turn {}: shows {:?}, expected {:?}",
             turn.conversation.side, turn.conversation.chat, turn.tag, turn.shown, turn.visible
         );
-        let _ = sample;
     }
     let code = bot.stop().await;
     if code != Some(0) {
