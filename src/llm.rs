@@ -10,3 +10,4 @@ mod wire;
 
 pub use client::{ClientError, OpenAiClient};
 pub use config::{ClientConfig, ModelOverride, ParamName, Params, RetryPolicy, Timeouts};
+pub use sse::decode_body;

@@ -79,21 +79,28 @@ impl Pacer {
     /// Cancel-safe: the call is recorded only when the future completes, so it can be raced in
     /// `select!` and dropped without using up a slot.
     pub async fn acquire(&self, chat: &ChatKey, limits: &Limits) {
-        loop {
-            let ready = {
-                let mut chats = self.lock();
-                let now = Instant::now();
-                chats.prune(now);
-                let pace = chats.chats.entry(chat.clone()).or_default();
-                let ready = pace.ready_at(limits, now);
-                if ready <= now {
-                    pace.record(limits, now);
-                    return;
-                }
-                ready
-            };
+        while let Err(ready) = self.try_acquire(chat, limits) {
             sleep_until(ready).await;
         }
+    }
+
+    /// Records a call in `chat` if `limits` and any pause allow one now; otherwise returns the
+    /// earliest instant one may be allowed (another reply in the chat may take it first).
+    pub fn try_acquire(&self, chat: &ChatKey, limits: &Limits) -> Result<(), Instant> {
+        let mut chats = self.lock();
+        let now = Instant::now();
+        chats.prune(now);
+        let pace = match chats.chats.get_mut(chat) {
+            Some(pace) => pace,
+            // The key is cloned only on first sight: this runs at every token of a reply.
+            None => chats.chats.entry(chat.clone()).or_default(),
+        };
+        let ready = pace.ready_at(limits, now);
+        if ready > now {
+            return Err(ready);
+        }
+        pace.record(limits, now);
+        Ok(())
     }
 
     /// Pauses every call in `chat` for `wait` (a platform's retry-after).

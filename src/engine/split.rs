@@ -120,6 +120,11 @@ pub fn cut(
 
 /// True when `prefix` + `rest` fit `max_len`; stops counting once it does not.
 fn fits(prefix: &str, rest: &str, max_len: usize, unit: LengthUnit) -> bool {
+    // No character takes fewer UTF-8 bytes than it counts in either unit: a text with no more
+    // bytes than the limit fits without counting (the reply engine asks at every token).
+    if prefix.len() + rest.len() <= max_len {
+        return true;
+    }
     let mut used = unit.len(prefix);
     for c in rest.chars() {
         used += unit.char_len(c);

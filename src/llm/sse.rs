@@ -52,6 +52,17 @@ where
     }))
 }
 
+/// Decodes a whole streamed answer handed over in reads of `read_size` bytes, with the decoder
+/// the client uses, and collects its events. For benchmarks and tools that have a body at hand;
+/// the default timeouts apply.
+pub async fn decode_body(body: &[u8], read_size: usize) -> Vec<Result<StreamEvent, ModelError>> {
+    let reads: Vec<Vec<u8>> = body.chunks(read_size.max(1)).map(<[u8]>::to_vec).collect();
+    let bytes = stream::iter(reads.into_iter().map(Ok::<_, std::convert::Infallible>));
+    decode(bytes, Timeouts::default(), Instant::now())
+        .collect()
+        .await
+}
+
 fn read_error<E: Display>(error: EventStreamError<E>) -> ModelError {
     match error {
         EventStreamError::Transport(_) => ModelError::Incomplete,

@@ -3,7 +3,6 @@
 
 mod access;
 mod api;
-mod budget;
 mod callbacks;
 mod commands;
 pub mod format;

@@ -7,8 +7,10 @@
 //! 2,000-character limit (400, code 50035), empty messages (400, 50006), the per-channel bucket
 //! of create and edit calls (429 with a `Retry-After` header and `retry_after` in the body),
 //! deleted messages (404, 10008), missing permissions (403, 50013), edits of messages the bot
-//! did not write (403, 50005) and interactions answered too late (404, 10062). Every call is
-//! recorded, with its JSON body.
+//! did not write (403, 50005), interactions answered too late (404, 10062) and Discord's global
+//! limit of 50 bot-token requests per second (429 with `global: true`; interaction routes are
+//! exempt, as on Discord). Every call is recorded, with its JSON body; the gateway notes when it
+//! delivered each MESSAGE_CREATE (`delivered`).
 
 #![allow(dead_code)]
 
@@ -29,6 +31,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use payload::{SlashCommand, UserMessage};
+
+/// Discord's global limit: bot-token requests in any one second.
+pub const GLOBAL_PER_SECOND: usize = 50;
 
 /// The token the fake accepts.
 pub const FAKE_TOKEN: &str = "fake-bot-token.discord.test";
@@ -94,6 +99,8 @@ struct State {
     messages: Vec<Message>,
     calls: Vec<Call>,
     buckets: HashMap<String, VecDeque<Instant>>,
+    global: VecDeque<Instant>,
+    delivered: HashMap<String, Instant>,
     rate_limited: usize,
     forbidden: HashSet<String>,
     interactions: HashMap<String, Interaction>,
@@ -235,6 +242,11 @@ impl FakeDiscord {
         calls
             .filter(|c| c.method == method && c.path.starts_with(path_prefix))
             .collect()
+    }
+
+    /// When the gateway first delivered the user message `id` (MESSAGE_CREATE).
+    pub fn delivered(&self, id: &str) -> Option<Instant> {
+        self.lock().delivered.get(id).copied()
     }
 
     /// How many calls were answered 429.

@@ -4,8 +4,9 @@
 //! It checks the token (401), valid HTML of Telegram's subset (400 "can't parse entities", with
 //! the same parser the bot uses), 1..4096 UTF-16 units after entity parsing, "message is not
 //! modified", deleted messages, blocked chats (403), and the flood limits: a minimum gap between
-//! two sends/edits/drafts in one chat and a rolling window per group, answered with 429 and
-//! `retry_after`. Tests push updates (`private_text`, `group_text`, `callback`), read what every
+//! two sends/edits/drafts in one chat, a rolling window per group and Telegram's bot-wide 30 per
+//! second over all chats, answered with 429 and `retry_after`. It notes when each user message
+//! was handed to the bot by getUpdates (`delivered`). Tests push updates (`private_text`, `group_text`, `callback`), read what every
 //! chat shows (`messages`, `drafts`) and every call made (`calls`).
 
 #![allow(dead_code)]
@@ -13,7 +14,7 @@
 mod methods;
 mod updates;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -48,6 +49,8 @@ pub struct FakeLimits {
     pub group_count: usize,
     /// The group window.
     pub group_per: Duration,
+    /// Counted calls allowed in any one second over all chats (Telegram: about 30).
+    pub global_per_second: usize,
 }
 
 impl Default for FakeLimits {
@@ -56,6 +59,7 @@ impl Default for FakeLimits {
             min_gap: Duration::from_millis(35),
             group_count: 20,
             group_per: Duration::from_millis(900),
+            global_per_second: 30,
         }
     }
 }
@@ -119,6 +123,8 @@ struct St {
     limits: FakeLimits,
     floods: HashMap<i64, Instant>,
     recent: HashMap<i64, Vec<Instant>>,
+    global: VecDeque<Instant>,
+    delivered: HashMap<(i64, i64), Instant>,
     deleted: HashSet<(i64, i64)>,
     blocked: HashSet<i64>,
     callbacks: HashMap<String, bool>,
@@ -261,11 +267,16 @@ impl FakeTelegram {
     /// The bot's messages in `chat`, oldest first.
     pub fn messages(&self, chat: i64) -> Vec<Sent> {
         let st = self.st();
+        let chat_range = (chat, i64::MIN)..=(chat, i64::MAX);
         st.messages
-            .values()
-            .filter(|m| m.chat == chat)
-            .cloned()
+            .range(chat_range)
+            .map(|(_, m)| m.clone())
             .collect()
+    }
+
+    /// When getUpdates first handed the user message `id` in `chat` to the bot.
+    pub fn delivered(&self, chat: i64, id: i64) -> Option<Instant> {
+        self.st().delivered.get(&(chat, id)).copied()
     }
 
     /// The bot's message `id` in `chat`.

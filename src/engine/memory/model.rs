@@ -56,13 +56,17 @@ fn chunks(text: &str, size: usize) -> Vec<String> {
         .collect()
 }
 
+/// Chunk `i` becomes available `(i + 1) * gap` after the call, whether or not the reader is
+/// reading then, like tokens buffered by a socket.
 fn paced(text: &str, chunk: usize, gap: Duration) -> TokenStream {
+    let start = tokio::time::Instant::now();
     let events = chunks(text, chunk)
         .into_iter()
-        .map(|c| Ok(StreamEvent::Content(c)));
+        .enumerate()
+        .map(move |(i, c)| (start + gap * (i as u32 + 1), Ok(StreamEvent::Content(c))));
     Box::pin(
-        futures_util::stream::iter(events).then(move |event| async move {
-            tokio::time::sleep(gap).await;
+        futures_util::stream::iter(events).then(|(at, event)| async move {
+            tokio::time::sleep_until(at).await;
             event
         }),
     )

@@ -110,3 +110,16 @@ async fn idle_chats_are_forgotten() {
     }
     assert!(pacer.tracked_chats() <= 140, "{}", pacer.tracked_chats());
 }
+
+#[tokio::test(start_paused = true)]
+async fn try_acquire_takes_a_free_slot_or_says_when_the_next_opens() {
+    let pacer = Pacer::new();
+    let start = Instant::now();
+    let limits = limits(1000, None);
+    assert_eq!(pacer.try_acquire(&chat("a"), &limits), Ok(()));
+    let next = start + Duration::from_millis(1000);
+    assert_eq!(pacer.try_acquire(&chat("a"), &limits), Err(next));
+    pacer.pause(&chat("a"), Duration::from_secs(3));
+    let paused = start + Duration::from_secs(3);
+    assert_eq!(pacer.try_acquire(&chat("a"), &limits), Err(paused));
+}

@@ -1,9 +1,10 @@
 //! One reply in progress: the read loop, coalesced previews, continuation and final landing.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, Sleep, sleep, sleep_until};
 
 use super::{ReplyContext, ReplyOutcome};
 use crate::engine::event::MessageRef;
@@ -15,6 +16,12 @@ use crate::metrics::{self, CallKind::Edit, CallKind::Send};
 
 /// How often the thinking placeholder's seconds are updated.
 const THINKING_EVERY: Duration = Duration::from_secs(5);
+/// While a preview waits at most this long for its slot, the stream is left unread: the socket
+/// holds the tokens, and the bot wakes about once per slot instead of once per token.
+const HOLD_READS_UP_TO: Duration = Duration::from_secs(2);
+/// Reading resumes this long before the slot, so the preview (or the final text, if the stream
+/// ended meanwhile) goes out on time with everything the model sent.
+const CATCH_UP: Duration = Duration::from_millis(50);
 /// Retry-afters a final edit sits out before the engine gives up on it.
 const MAX_RETRY_AFTERS: u32 = 20;
 /// Attempts of a final edit while the platform is unavailable.
@@ -23,6 +30,49 @@ const MAX_UNAVAILABLE: u32 = 4;
 const MAX_REJECTED: u32 = 2;
 /// Shortest gap between two recordings of the text so far while a message streams.
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+
+/// The read loop's clocks, kept across its iterations.
+struct Clocks {
+    /// When the pacer may allow the next preview.
+    preview: Pin<Box<Sleep>>,
+    preview_armed: bool,
+    /// When reading resumes before that preview.
+    resume: Pin<Box<Sleep>>,
+    /// The stream is left unread until `resume`.
+    holding: bool,
+    /// When the typing indicator is due.
+    typing: Pin<Box<Sleep>>,
+    /// When the thinking placeholder is due.
+    thinking: Pin<Box<Sleep>>,
+    thinking_armed: bool,
+}
+
+impl Clocks {
+    fn new(start: Instant, thinking_after: Option<Duration>) -> Self {
+        Self {
+            preview: Box::pin(sleep_until(start)),
+            preview_armed: false,
+            resume: Box::pin(sleep_until(start)),
+            holding: false,
+            typing: Box::pin(sleep_until(start)),
+            thinking: Box::pin(sleep_until(start + thinking_after.unwrap_or_default())),
+            thinking_armed: thinking_after.is_some(),
+        }
+    }
+}
+
+impl Clocks {
+    /// Arms the preview for `ready`, holding reads until shortly before when the wait is short.
+    fn arm_preview(&mut self, ready: Instant) {
+        self.preview.as_mut().reset(ready);
+        self.preview_armed = true;
+        let wait = ready.saturating_duration_since(Instant::now());
+        self.holding = wait > CATCH_UP && wait <= HOLD_READS_UP_TO;
+        if self.holding {
+            self.resume.as_mut().reset(ready - CATCH_UP);
+        }
+    }
+}
 
 /// The bot may not write in the chat any more; the reply stops.
 struct Forbidden(String);
@@ -102,37 +152,66 @@ impl<'a> Reply<'a> {
     }
 
     /// The read loop: typing, placeholder, coalesced previews and continuations.
+    ///
+    /// Its timers live across iterations and are re-armed only when their deadline changes; the
+    /// pacer is asked again only when its answer may have changed; and while a preview waits for
+    /// its slot the stream is not read until [`CATCH_UP`] before it (see [`HOLD_READS_UP_TO`]).
     async fn read(&mut self, mut stream: TokenStream) -> Result<End, Forbidden> {
         let ctx = self.ctx;
-        let limits = self.limits;
         let start = Instant::now();
-        let typing_every = limits.typing_every.max(Duration::from_secs(1));
-        let mut typing_at = start;
-        let mut thinking_at = ctx.options.thinking_after.map(|wait| start + wait);
+        let typing_every = self.limits.typing_every.max(Duration::from_secs(1));
+        let mut clocks = Clocks::new(start, ctx.options.thinking_after);
         loop {
-            let dirty = self.dirty();
+            if ctx.cancel.is_cancelled() {
+                return Ok(End::Cancelled);
+            }
+            if self.preview_now(&mut clocks) {
+                self.preview().await?;
+                continue;
+            }
             let typing = !self.content_shown;
-            let thinking = thinking_at.filter(|_| self.text.is_empty());
+            let thinking = clocks.thinking_armed && self.text.is_empty();
             tokio::select! {
                 biased;
                 () = ctx.cancel.cancelled() => return Ok(End::Cancelled),
-                () = ctx.pacer.acquire(ctx.chat, &limits), if dirty => self.preview().await?,
-                () = sleep_until(typing_at), if typing => {
+                () = &mut clocks.preview, if clocks.preview_armed => clocks.preview_armed = false,
+                () = &mut clocks.resume, if clocks.holding => clocks.holding = false,
+                () = &mut clocks.typing, if typing => {
                     // Typing is a courtesy; its failures change nothing.
                     let _ = self.typing().await;
-                    typing_at = Instant::now() + typing_every;
+                    clocks.typing.as_mut().reset(Instant::now() + typing_every);
                 }
-                () = sleep_until(thinking.unwrap_or(start)), if thinking.is_some() => {
+                () = &mut clocks.thinking, if thinking => {
                     let seconds = start.elapsed().as_secs();
                     self.placeholder = Some(format!("thinking… {seconds}s"));
-                    thinking_at = Some(Instant::now() + THINKING_EVERY);
+                    clocks.thinking.as_mut().reset(Instant::now() + THINKING_EVERY);
                 }
-                item = stream.next() => match item {
+                item = stream.next(), if !clocks.holding => match item {
                     Some(Ok(event)) => self.absorb(event).await?,
                     Some(Err(error)) => return Ok(End::Failed(error)),
                     None if self.finished => return Ok(End::Complete),
                     None => return Ok(End::Failed(ModelError::Incomplete)),
                 },
+            }
+        }
+    }
+
+    /// True when a preview is wanted and the pacer just granted it a slot; otherwise arms the
+    /// preview clock for when the pacer may allow one.
+    fn preview_now(&self, clocks: &mut Clocks) -> bool {
+        if !self.dirty() {
+            clocks.preview_armed = false;
+            clocks.holding = false;
+            return false;
+        }
+        if clocks.preview_armed {
+            return false;
+        }
+        match self.ctx.pacer.try_acquire(self.ctx.chat, &self.limits) {
+            Ok(()) => true,
+            Err(ready) => {
+                clocks.arm_preview(ready);
+                false
             }
         }
     }
@@ -180,10 +259,18 @@ impl<'a> Reply<'a> {
         }
     }
 
-    /// True when a preview would change what the current message shows.
+    /// True when a preview would change what the current message shows (compared in place:
+    /// this runs at every token).
     fn dirty(&self) -> bool {
-        self.target()
-            .is_some_and(|t| t != self.shown && Some(&t) != self.skipped.as_ref())
+        if self.text.len() > self.at.offset {
+            let prefix = self.at.reopen.as_deref().unwrap_or("");
+            let rest = &self.text[self.at.offset..];
+            let is_target = |shown: &str| shown.strip_prefix(prefix) == Some(rest);
+            !is_target(&self.shown) && !self.skipped.as_deref().is_some_and(is_target)
+        } else {
+            let placeholder = self.placeholder.as_ref();
+            placeholder.is_some_and(|p| *p != self.shown && Some(p) != self.skipped.as_ref())
+        }
     }
 
     /// Sends the newest text as a preview; the caller holds a pacer slot.

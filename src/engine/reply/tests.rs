@@ -39,11 +39,20 @@ fn finished(ms: u64) -> Step {
     (ms, Ok(StreamEvent::Finished("stop".into())))
 }
 
-/// A token stream that waits `ms` before each event.
+/// A token stream whose events arrive `ms` after the one before, whether or not the reply is
+/// reading then (a socket buffers them).
 fn script(steps: Vec<Step>) -> TokenStream {
+    let mut at = Instant::now();
+    let timed: Vec<(Instant, Result<StreamEvent, ModelError>)> = steps
+        .into_iter()
+        .map(|(ms, item)| {
+            at += Duration::from_millis(ms);
+            (at, item)
+        })
+        .collect();
     Box::pin(
-        futures_util::stream::iter(steps).then(|(ms, item)| async move {
-            sleep(Duration::from_millis(ms)).await;
+        futures_util::stream::iter(timed).then(|(at, item)| async move {
+            tokio::time::sleep_until(at).await;
             item
         }),
     )
@@ -552,4 +561,22 @@ async fn a_slow_message_records_its_text_every_few_seconds() {
     );
     assert!(saved.windows(2).all(|w| w[1].len() > w[0].len()));
     assert!(saved.iter().all(|t| text.starts_with(t.as_str())));
+}
+
+#[tokio::test(start_paused = true)]
+async fn tokens_that_arrive_while_a_preview_waits_are_read_in_one_catch_up() {
+    let h = Harness::new(1000);
+    let (text, steps) = words(30, 100);
+    let reads = Arc::new(Mutex::new(Vec::new()));
+    let log = reads.clone();
+    let stream = script(steps).inspect(move |_| log.lock().unwrap().push(Instant::now()));
+    let outcome = h.reply(Ok(Box::pin(stream))).await;
+    assert_eq!(outcome.text, text);
+    let mut wakeups = reads.lock().unwrap().clone();
+    wakeups.dedup();
+    assert!(
+        wakeups.len() <= 10,
+        "{} wake-ups to read 31 events",
+        wakeups.len()
+    );
 }

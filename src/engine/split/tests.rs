@@ -158,3 +158,14 @@ proptest! {
         prop_assert_eq!(join(&pieces), text);
     }
 }
+
+#[test]
+fn a_text_of_exactly_the_limit_fits_in_either_unit() {
+    for unit in [LengthUnit::Chars, LengthUnit::Utf16] {
+        let ascii = "a".repeat(20);
+        assert!(cut(&ascii, &Position::default(), 20, unit).is_none());
+        let wide = "é".repeat(20);
+        assert!(cut(&wide, &Position::default(), 20, unit).is_none());
+        assert!(cut(&"é".repeat(21), &Position::default(), 20, unit).is_some());
+    }
+}

@@ -9,9 +9,12 @@ use async_trait::async_trait;
 use super::rest::{DiscordRest, MISSING_PERMISSIONS, RestError, UNKNOWN_MESSAGE};
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
 use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Window};
+use crate::platform::budget::Budget;
 
 /// Discord's content limit, in characters.
 pub const MAX_CONTENT: usize = 2000;
+/// Requests Discord allows a bot in one second, over all routes but interactions.
+pub const GLOBAL_PER_SECOND: usize = 50;
 /// Discord shows typing for about 10 s.
 const TYPING_EVERY: Duration = Duration::from_secs(8);
 
@@ -69,6 +72,8 @@ pub struct DiscordPlatform {
     pace: Pace,
     /// Channels where missing permissions were already logged.
     warned: Mutex<HashSet<String>>,
+    /// Discord's global limit, shared by every channel.
+    budget: Budget,
 }
 
 impl DiscordPlatform {
@@ -78,6 +83,7 @@ impl DiscordPlatform {
             rest,
             pace,
             warned: Mutex::default(),
+            budget: Budget::new(GLOBAL_PER_SECOND, Duration::from_secs(1)),
         }
     }
 
@@ -122,8 +128,9 @@ impl Platform for DiscordPlatform {
         chat: &ChatKey,
         reply_to: Option<&MessageRef>,
         text: &str,
-        _phase: Phase,
+        phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
+        self.budget.admit(phase).await?;
         let channel = channel(chat);
         let reply_to = reply_to.map(MessageRef::as_str);
         match self.rest.create_message(channel, reply_to, text).await {
@@ -137,8 +144,9 @@ impl Platform for DiscordPlatform {
         chat: &ChatKey,
         message: &MessageRef,
         text: &str,
-        _phase: Phase,
+        phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
+        self.budget.admit(phase).await?;
         let channel = channel(chat);
         match self
             .rest
@@ -150,7 +158,11 @@ impl Platform for DiscordPlatform {
         }
     }
 
+    /// Typing is a courtesy: it takes a slot of the global budget only when one is free.
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {
+        self.budget
+            .try_acquire()
+            .map_err(PlatformError::RetryAfter)?;
         let channel = channel(chat);
         let result = self.rest.typing(channel).await;
         result.map_err(|error| self.failed(channel, error))

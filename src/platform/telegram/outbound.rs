@@ -15,16 +15,18 @@ use teloxide::types::{ChatAction, ChatId, MessageId, ThreadId};
 use teloxide::{Bot, RequestError};
 
 use super::api;
-use super::budget::Budget;
 use super::group_pace::GroupPace;
 use super::{format, html};
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
 use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Window};
+use crate::platform::budget::Budget;
 
 /// Longest text after entity parsing, in UTF-16 units.
 pub const MAX_LEN: usize = 4096;
 /// How long Telegram shows "typing…" after one sendChatAction.
 const TYPING_EVERY: Duration = Duration::from_secs(4);
+/// Messages (sends, edits, drafts) Telegram allows in one second over all chats.
+pub const PER_SECOND: usize = 30;
 /// Message references of drafts start with this.
 const DRAFT: &str = "draft:";
 
@@ -102,7 +104,7 @@ impl TelegramPlatform {
             pace,
             no_drafts: Mutex::new(HashSet::new()),
             next_draft: AtomicI64::new(1),
-            budget: Budget::default(),
+            budget: Budget::new(PER_SECOND, Duration::from_secs(1)),
             groups: GroupPace::new(pace),
         }
     }
@@ -165,6 +167,7 @@ impl Platform for TelegramPlatform {
     ) -> Result<MessageRef, PlatformError> {
         let target = Target::parse(chat)?;
         self.groups.acquire(target.chat).await;
+        self.budget.admit(phase).await?;
         let result = self.send_to(target, reply_to, text, phase).await;
         self.note(target, &result);
         result
@@ -179,6 +182,7 @@ impl Platform for TelegramPlatform {
     ) -> Result<MessageRef, PlatformError> {
         let target = Target::parse(chat)?;
         self.groups.acquire(target.chat).await;
+        self.budget.admit(phase).await?;
         let result = self.edit_in(target, message, text, phase).await;
         self.note(target, &result);
         result

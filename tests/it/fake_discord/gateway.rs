@@ -88,8 +88,13 @@ async fn session(mut socket: WebSocket, shared: Arc<Shared>) {
                 }
                 Ok((t, d)) => {
                     seq += 1;
+                    let id = d["id"].as_str().map(str::to_string);
                     if !send(&mut socket, json!({ "op": 0, "s": seq, "t": t, "d": d })).await {
                         return;
+                    }
+                    if let Some(id) = id.filter(|_| t == "MESSAGE_CREATE") {
+                        let now = tokio::time::Instant::now();
+                        shared.lock().delivered.entry(id).or_insert(now);
                     }
                 }
                 Err(RecvError::Lagged(_)) => {}

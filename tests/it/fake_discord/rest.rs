@@ -67,6 +67,20 @@ fn rate_limited(wait: Duration) -> Reply {
     }
 }
 
+/// A 429 of the global limit, as Discord shapes it.
+fn global_limited(wait: Duration) -> Reply {
+    let mut reply = rate_limited(wait);
+    if let Some(body) = &mut reply.body {
+        body["global"] = json!(true);
+    }
+    reply.headers.push(("x-ratelimit-global", "true".into()));
+    reply
+        .headers
+        .retain(|(name, _)| *name != "x-ratelimit-scope");
+    reply.headers.push(("x-ratelimit-scope", "global".into()));
+    reply
+}
+
 /// Every REST route, as one fallback handler.
 pub fn routes(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
@@ -125,6 +139,9 @@ fn route(
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
     if !tokened && auth != Some(format!("Bot {FAKE_TOKEN}").as_str()) {
         return error(401, 0, "401: Unauthorized");
+    }
+    if !tokened && let Some(wait) = state.take_global() {
+        return global_limited(wait);
     }
     let bucket = shared.bucket;
     match (method, segments.as_slice()) {
@@ -185,6 +202,20 @@ fn check_content(body: &Value) -> Result<String, Reply> {
 }
 
 impl State {
+    /// Takes a slot of the bot-wide window, or says how long to wait.
+    fn take_global(&mut self) -> Option<Duration> {
+        let (now, second) = (Instant::now(), Duration::from_secs(1));
+        while self.global.front().is_some_and(|&t| t + second <= now) {
+            self.global.pop_front();
+        }
+        if self.global.len() >= super::GLOBAL_PER_SECOND {
+            self.rate_limited += 1;
+            return Some(self.global[0] + second - now);
+        }
+        self.global.push_back(now);
+        None
+    }
+
     /// Takes a slot of `key`'s bucket, or says how long to wait.
     fn take(&mut self, (count, per): (usize, Duration), key: &str) -> Option<Duration> {
         let now = Instant::now();

@@ -1,5 +1,6 @@
 //! The Bot API methods the fake serves, with the real API's checks and error texts.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use parley::platform::telegram::html;
@@ -29,10 +30,23 @@ pub(super) async fn get_updates(shared: &Shared, body: &Value) -> Answer {
             st.updates
                 .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
             if !st.updates.is_empty() || Instant::now() >= deadline {
+                note_delivery(&mut st);
                 return Ok(json!(st.updates));
             }
         }
         let _ = tokio::time::timeout_at(deadline, notified).await;
+    }
+}
+
+/// Notes when each user message in the answer first reached the bot.
+fn note_delivery(st: &mut St) {
+    let now = Instant::now();
+    for update in &st.updates {
+        let message = &update["message"];
+        let chat = message["chat"]["id"].as_i64();
+        if let (Some(chat), Some(id)) = (chat, message["message_id"].as_i64()) {
+            st.delivered.entry((chat, id)).or_insert(now);
+        }
     }
 }
 
@@ -138,6 +152,21 @@ fn parsed_text(st: &St, body: &Value) -> Result<(String, bool), (i64, String, Op
     Ok((text, html))
 }
 
+/// How long until one more call fits the bot-wide window of `per_second` calls.
+fn global_wait(global: &mut VecDeque<Instant>, per_second: usize, now: Instant) -> Duration {
+    let second = Duration::from_secs(1);
+    while global
+        .front()
+        .is_some_and(|at| now.duration_since(*at) >= second)
+    {
+        global.pop_front();
+    }
+    match global.len().checked_sub(per_second) {
+        Some(over) => second.saturating_sub(now.duration_since(global[over])),
+        None => Duration::ZERO,
+    }
+}
+
 /// The flood checks for one counted call in `chat`; records it when allowed.
 fn spend(st: &mut St, chat: i64) -> Result<(), (i64, String, Option<u64>)> {
     let now = Instant::now();
@@ -156,7 +185,11 @@ fn spend(st: &mut St, chat: i64) -> Result<(), (i64, String, Option<u64>)> {
         wait = wait.max(limits.group_per.saturating_sub(now.duration_since(oldest)));
     }
     if wait.is_zero() {
-        recent.push(now);
+        wait = global_wait(&mut st.global, limits.global_per_second, now);
+    }
+    if wait.is_zero() {
+        st.recent.entry(chat).or_default().push(now);
+        st.global.push_back(now);
         return Ok(());
     }
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;

@@ -268,6 +268,7 @@ async fn telegram_benchmark_counts_calls_and_429s_for_a_3000_character_reply() {
         min_gap: Duration::from_millis(900),
         group_count: 20,
         group_per: Duration::from_secs(55),
+        ..FakeLimits::default()
     };
     let env = [("TELEGRAM__EDIT_INTERVAL_MS", "1000")];
     let mut harness = Harness::unstarted(limits, &env).await;

@@ -61,17 +61,18 @@ impl TelegramPlatform {
         }
     }
 
-    /// Sends the HTML form, then the plain form if Telegram cannot parse the HTML.
+    /// Sends the HTML form, then the plain form if Telegram cannot parse the HTML; the caller
+    /// holds a slot of the bot-wide budget for the first call, the second waits for one.
     async fn with_fallback<T, F, Fut>(&self, text: &Rendered, call: F) -> Result<T, RequestError>
     where
         F: Fn(String, Option<ParseMode>) -> Fut,
         Fut: Future<Output = Result<T, RequestError>>,
     {
-        self.budget.acquire().await;
         if let Some(html) = &text.html {
             match call(html.clone(), Some(ParseMode::Html)).await {
                 Err(error) if api::is_parse_error(&error) => {
                     tracing::warn!(%error, "Telegram refused the HTML; sending plain text");
+                    self.budget.acquire().await;
                 }
                 other => return other,
             }

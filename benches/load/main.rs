@@ -1,0 +1,181 @@
+//! The load benchmark of the whole pipeline: `parley run` (engine, SQLite store, completion
+//! client, Telegram and Discord adapters) against the project's fake Telegram and fake Discord
+//! and a paced fake completion server, with N concurrent conversations.
+//!
+//! `cargo bench --bench load` runs N = 10, 100 and 1000; `cargo bench --bench load -- --n 100`
+//! one size. Options: `--turns T` (messages per conversation, 2), `--ttft-ms` (200),
+//! `--tps` (tokens a second, 50), `--chars` (reply length, 1500), `--ramp-ms` (over which each
+//! round's messages arrive, 1000). Without `--bench` (as `cargo test --bench load` runs it) it is
+//! a smoke test: N = 10, and it fails only if a reply is missing or not exact. BENCHMARKS.md
+//! explains the metrics.
+
+#[path = "../../tests/it"]
+#[allow(unused_imports)]
+mod it {
+    pub mod fake_discord;
+    pub mod fake_telegram;
+}
+mod bot;
+mod drive;
+mod llm;
+mod report;
+mod table;
+
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep};
+
+use bot::{Bot, Endpoints};
+use drive::{Conversation, Fakes};
+use it::fake_discord::FakeDiscord;
+use it::fake_telegram::{FakeLimits, FakeTelegram};
+use llm::{FakeLlm, Shape};
+use table::Row;
+
+/// Telegram's limits as the fake enforces them here: about one message a second per chat (with
+/// 100 ms of leeway for arrival jitter), 20 a minute per group, 30 a second over all chats.
+const TELEGRAM_LIMITS: FakeLimits = FakeLimits {
+    min_gap: Duration::from_millis(900),
+    group_count: 20,
+    group_per: Duration::from_secs(60),
+    global_per_second: 30,
+};
+
+/// How long the bot's idle CPU time is measured after start.
+const IDLE: Duration = Duration::from_secs(4);
+
+/// What to run.
+#[derive(Debug, Clone)]
+struct Options {
+    sizes: Vec<usize>,
+    turns: usize,
+    shape: Shape,
+    ramp: Duration,
+    smoke: bool,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |name: &str| {
+        let at = args.iter().position(|a| a == name)?;
+        args.get(at + 1).cloned()
+    };
+    let number = |name: &str, default: f64| {
+        value(name).map_or(default, |v| {
+            v.parse().unwrap_or_else(|_| panic!("{name} {v}"))
+        })
+    };
+    let smoke = args.iter().any(|a| a == "--smoke") || !args.iter().any(|a| a == "--bench");
+    let sizes = match value("--n") {
+        Some(list) => list.split(',').map(|n| n.parse().expect("--n N")).collect(),
+        None if smoke => vec![10],
+        None => vec![10, 100, 1000],
+    };
+    Options {
+        sizes,
+        turns: number("--turns", 2.0) as usize,
+        shape: Shape {
+            first_token: Duration::from_millis(number("--ttft-ms", 200.0) as u64),
+            tokens_per_sec: number("--tps", 50.0),
+            token_chars: 4,
+            reply_chars: number("--chars", 1500.0) as usize,
+        },
+        ramp: Duration::from_millis(number("--ramp-ms", 1000.0) as u64),
+        smoke,
+    }
+}
+
+fn main() {
+    let options = options();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for &n in &options.sizes {
+        rows.push(runtime.block_on(run(n, &options)));
+    }
+    println!("\n{}", table::render(&rows, &options.shape));
+    let bad: usize = rows.iter().map(|r| r.replies - r.exact).sum();
+    if bad > 0 {
+        eprintln!("{bad} replies missing or not exact");
+        std::process::exit(1);
+    }
+}
+
+/// One size: fresh fakes, a fresh bot and database, `turns` rounds of N messages.
+async fn run(n: usize, options: &Options) -> Row {
+    let load = load_average();
+    let fakes = Fakes {
+        tg: FakeTelegram::start_with(TELEGRAM_LIMITS).await,
+        dc: FakeDiscord::start().await,
+        llm: FakeLlm::start(options.shape).await,
+        reply_chars: options.shape.reply_chars,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let endpoints = Endpoints {
+        llm: fakes.llm.base_url(),
+        telegram: fakes.tg.api_url(),
+        discord: fakes.dc.proxy_url(),
+    };
+    let bot = Bot::start(&endpoints, dir.path(), n.max(256));
+    eprintln!("N={n}: parley run is pid {}", bot.pid());
+    wait_connected(&fakes).await;
+    sleep(Duration::from_secs(2)).await;
+    let settled = bot.usage();
+    sleep(IDLE).await;
+    let idle = bot.usage();
+    let idle_cpu = (idle.cpu_secs - settled.cpu_secs) / IDLE.as_secs_f64();
+    let conversations: Vec<Conversation> = (0..n).map(Conversation::new).collect();
+    let limit = Duration::from_secs(60) + Duration::from_millis(200) * n as u32;
+    let started = Instant::now();
+    let mut turns = Vec::new();
+    for turn in 0..options.turns {
+        eprintln!("N={n}: round {} of {}", turn + 1, options.turns);
+        turns.extend(drive::round(&fakes, &conversations, turn, options.ramp, limit).await);
+        sleep(Duration::from_secs(1)).await;
+    }
+    let wall = started.elapsed();
+    let busy = bot.usage();
+    let logs = report::Logs::read(&fakes);
+    let samples: Vec<report::Sample> = turns
+        .iter()
+        .map(|t| report::sample(&fakes, &logs, t))
+        .collect();
+    let inexact = turns.iter().zip(&samples).filter(|(_, s)| !s.exact);
+    for (turn, _) in inexact.take(3) {
+        eprintln!(
+            "not exact: {:?} chat {} turn {}: shows {:?}, expected {:?}",
+            turn.conversation.side, turn.conversation.chat, turn.tag, turn.shown, turn.visible
+        );
+    }
+    let code = bot.stop().await;
+    if code != Some(0) {
+        let log = std::fs::read_to_string(dir.path().join("bot.log")).unwrap_or_default();
+        eprintln!("parley run exited with {code:?}; its log:\n{log}");
+    }
+    let usage = table::Usages {
+        idle,
+        busy,
+        idle_cpu,
+    };
+    Row::new(n, load, &samples, &logs, usage, wall, options.smoke)
+}
+
+/// Waits until the bot polls Telegram and has its Discord gateway session.
+async fn wait_connected(fakes: &Fakes) {
+    fakes
+        .tg
+        .wait_for(30, "the first getUpdates", |tg| {
+            !tg.calls_of("getUpdates").is_empty()
+        })
+        .await;
+    fakes.dc.wait_ready(1).await;
+}
+
+/// The one-minute load average, from `/proc/loadavg`.
+fn load_average() -> f64 {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let first = text.split_whitespace().next().unwrap_or("0");
+    first.parse().unwrap_or(0.0)
+}

@@ -1,0 +1,192 @@
+//! Turns the fakes' logs into the metrics: latencies from the fakes' timestamps,
+//! writes and 429s from their call logs, exactness from what the chats show.
+
+use std::time::Duration;
+
+use parley::platform::telegram::html;
+use tokio::time::Instant;
+
+use super::drive::{Fakes, Side, Turn};
+use super::it::fake_discord::GLOBAL_PER_SECOND as DISCORD_GLOBAL;
+
+/// Telegram's bot-wide limit the fake enforces.
+const TELEGRAM_GLOBAL: usize = 30;
+
+/// One accepted write (send, edit or draft) as a fake saw it.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// The chat (Telegram id or Discord channel).
+    pub chat: i64,
+    /// When it arrived.
+    pub at: Instant,
+    /// The text it made visible.
+    pub text: String,
+    /// A draft: shown while streaming, replaced by the final message.
+    pub draft: bool,
+}
+
+/// Accepted writes of both fakes, and the arrival times of the calls each global limit counts.
+pub struct Logs {
+    writes: Vec<Write>,
+    telegram_counted: Vec<Instant>,
+    discord_counted: Vec<Instant>,
+    /// 429s answered by the Telegram fake and the Discord fake.
+    pub too_many: (usize, usize),
+}
+
+impl Logs {
+    /// Reads both fakes' logs.
+    pub fn read(fakes: &Fakes) -> Self {
+        let mut writes = Vec::new();
+        let mut telegram_counted = Vec::new();
+        for call in fakes.tg.calls() {
+            let method = call.method.as_str();
+            let write = matches!(
+                method,
+                "sendmessage" | "editmessagetext" | "sendmessagedraft"
+            );
+            if !write || call.error.is_some() {
+                continue;
+            }
+            telegram_counted.push(call.at);
+            let raw = call.body["text"].as_str().unwrap_or("");
+            let text = if call.body["parse_mode"] == "HTML" {
+                html::parse(raw).unwrap_or_default()
+            } else {
+                raw.to_string()
+            };
+            let chat = call.chat().unwrap_or(0);
+            let draft = method == "sendmessagedraft";
+            writes.push(Write {
+                chat,
+                at: call.at,
+                text,
+                draft,
+            });
+        }
+        let mut discord_counted = Vec::new();
+        for call in fakes.dc.calls() {
+            let exempt =
+                call.path.starts_with("/interactions") || call.path.starts_with("/webhooks");
+            if call.status == 429 {
+                eprintln!("Discord 429: {} {} {}", call.method, call.path, call.body);
+            }
+            if exempt || call.status == 429 {
+                continue;
+            }
+            discord_counted.push(call.at);
+            let segments: Vec<&str> = call.path.trim_matches('/').split('/').collect();
+            let message = matches!(segments.as_slice(), ["channels", _, "messages", ..]);
+            if !message || call.status != 200 || !matches!(call.method.as_str(), "POST" | "PATCH") {
+                continue;
+            }
+            let chat = segments[1].parse().unwrap_or(0);
+            let text = call.body["content"].as_str().unwrap_or("").to_string();
+            writes.push(Write {
+                chat,
+                at: call.at,
+                text,
+                draft: false,
+            });
+        }
+        writes.sort_by_key(|w| w.at);
+        telegram_counted.sort();
+        discord_counted.sort();
+        let too_many = (fakes.tg.too_many_requests(), fakes.dc.rate_limited());
+        Self {
+            writes,
+            telegram_counted,
+            discord_counted,
+            too_many,
+        }
+    }
+
+    /// The accepted writes of a turn, in order.
+    fn writes_of<'a>(&'a self, turn: &'a Turn) -> impl Iterator<Item = &'a Write> + 'a {
+        let (start, end) = turn.window;
+        self.writes
+            .iter()
+            .filter(move |w| w.chat == turn.conversation.chat && w.at >= start && w.at <= end)
+    }
+
+    /// True when the platform's global window was (nearly) full at `at`, as the fake saw it: a
+    /// call made then waits for the bot-wide budget.
+    fn global_busy(&self, side: Side, at: Instant) -> bool {
+        let (times, limit) = match side {
+            Side::Telegram => (&self.telegram_counted, TELEGRAM_GLOBAL),
+            Side::Discord => (&self.discord_counted, DISCORD_GLOBAL),
+        };
+        let from = times.partition_point(|t| *t + Duration::from_secs(1) <= at);
+        let to = times.partition_point(|t| *t <= at);
+        // The adapters keep the limit over a window 10 % longer (jitter room): 80 % is full.
+        (to - from) * 10 >= limit * 8
+    }
+}
+
+/// What one reply measured.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// The reply went to Telegram.
+    pub telegram: bool,
+    /// Delivered by the fake platform → request at the fake model.
+    pub ingest: Option<Duration>,
+    /// First chunk sent → first write carrying it.
+    pub first: Option<Duration>,
+    /// The first chunk came while the platform's global budget was full.
+    pub first_paced: bool,
+    /// Last chunk sent → final text accepted.
+    pub last: Option<Duration>,
+    /// Accepted writes (sends, edits, drafts).
+    pub writes: usize,
+    /// Messages the reply occupies.
+    pub messages: usize,
+    /// The chat shows exactly the model's text (in the platform's rendering).
+    pub exact: bool,
+}
+
+/// Measures one reply.
+pub fn sample(fakes: &Fakes, logs: &Logs, turn: &Turn) -> Sample {
+    let timing = fakes.llm.timing(&turn.tag);
+    let delivered = match turn.conversation.side {
+        Side::Telegram => {
+            let id = turn.message.parse().unwrap_or(0);
+            fakes.tg.delivered(turn.conversation.chat, id)
+        }
+        Side::Discord => fakes.dc.delivered(&turn.message),
+    };
+    let ingest = match (delivered, timing) {
+        (Some(at), Some(t)) => Some(t.received.saturating_duration_since(at)),
+        _ => None,
+    };
+    let writes: Vec<&Write> = logs.writes_of(turn).collect();
+    let head: String = turn.text.chars().take(4).collect();
+    let first_at = timing.and_then(|t| t.first);
+    let first_write = writes.iter().find(|w| w.text.starts_with(&head));
+    let first = first_at
+        .zip(first_write)
+        .map(|(at, w)| w.at.saturating_duration_since(at));
+    let last_at = timing.and_then(|t| t.last);
+    let final_write = writes.iter().find(|w| !w.draft && w.text == turn.visible);
+    let last = last_at
+        .zip(final_write)
+        .map(|(at, w)| w.at.saturating_duration_since(at));
+    Sample {
+        telegram: turn.conversation.side == Side::Telegram,
+        ingest,
+        first,
+        first_paced: first_at.is_some_and(|at| logs.global_busy(turn.conversation.side, at)),
+        last,
+        writes: writes.len(),
+        messages: turn.shown.len(),
+        exact: turn.shown.concat() == turn.visible,
+    }
+}
+
+/// The `p`-th percentile (0..=100) of `values`, in milliseconds.
+pub fn percentile(values: &[Duration], p: f64) -> Option<f64> {
+    let mut sorted: Vec<Duration> = values.to_vec();
+    sorted.sort();
+    let last = sorted.len().checked_sub(1)?;
+    let rank = ((p / 100.0) * last as f64).round() as usize;
+    Some(sorted[rank.min(last)].as_secs_f64() * 1000.0)
+}

@@ -1,0 +1,184 @@
+//! The results table: one column per N, budgets beside the measured values.
+
+use std::time::Duration;
+
+use super::bot::Usage;
+use super::llm::Shape;
+use super::report::{Logs, Sample, percentile};
+
+/// The bot's usage when idle after start and after the rounds, and its idle CPU rate.
+#[derive(Debug, Clone, Copy)]
+pub struct Usages {
+    /// After start, before the first message.
+    pub idle: Usage,
+    /// After the last round.
+    pub busy: Usage,
+    /// CPU seconds a second while idle.
+    pub idle_cpu: f64,
+}
+
+/// The results of one size.
+#[derive(Debug, Clone)]
+pub struct Row {
+    n: usize,
+    load: f64,
+    /// Replies expected.
+    pub replies: usize,
+    /// Replies shown complete and exact.
+    pub exact: usize,
+    ingest: (Option<f64>, Option<f64>),
+    ingest_by_side: [(Option<f64>, Option<f64>); 2],
+    first: (Option<f64>, Option<f64>),
+    first_all: (Option<f64>, Option<f64>),
+    paced: usize,
+    last: (Option<f64>, Option<f64>),
+    edits: f64,
+    too_many: (usize, usize),
+    cpu_per_1000: f64,
+    idle_cpu_ms: f64,
+    peak_mb: f64,
+    idle_mb: f64,
+    wall: Duration,
+    smoke: bool,
+}
+
+fn p50_p99(values: &[Duration]) -> (Option<f64>, Option<f64>) {
+    (percentile(values, 50.0), percentile(values, 99.0))
+}
+
+impl Row {
+    /// Summarises the samples of one size.
+    pub fn new(
+        n: usize,
+        load: f64,
+        samples: &[Sample],
+        logs: &Logs,
+        usage: Usages,
+        wall: Duration,
+        smoke: bool,
+    ) -> Self {
+        let all = |f: fn(&Sample) -> Option<Duration>| -> Vec<Duration> {
+            samples.iter().filter_map(f).collect()
+        };
+        let unpaced: Vec<Duration> = samples
+            .iter()
+            .filter(|s| !s.first_paced)
+            .filter_map(|s| s.first)
+            .collect();
+        let replies = samples.len();
+        let edits: usize = samples
+            .iter()
+            .map(|s| s.writes.saturating_sub(s.messages))
+            .sum();
+        Self {
+            n,
+            load,
+            replies,
+            exact: samples.iter().filter(|s| s.exact).count(),
+            ingest: p50_p99(&all(|s| s.ingest)),
+            ingest_by_side: [true, false].map(|telegram| {
+                let side = samples.iter().filter(|s| s.telegram == telegram);
+                p50_p99(&side.filter_map(|s| s.ingest).collect::<Vec<_>>())
+            }),
+            first: p50_p99(&unpaced),
+            first_all: p50_p99(&all(|s| s.first)),
+            paced: samples.iter().filter(|s| s.first_paced).count(),
+            last: p50_p99(&all(|s| s.last)),
+            edits: edits as f64 / replies.max(1) as f64,
+            too_many: logs.too_many,
+            cpu_per_1000: (usage.busy.cpu_secs - usage.idle.cpu_secs) * 1000.0
+                / replies.max(1) as f64,
+            idle_cpu_ms: usage.idle_cpu * 1000.0,
+            peak_mb: usage.busy.peak_mb,
+            idle_mb: usage.idle.rss_mb,
+            wall,
+            smoke,
+        }
+    }
+}
+
+fn ms(pair: (Option<f64>, Option<f64>)) -> String {
+    let one = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1}"));
+    format!("{} / {}", one(pair.0), one(pair.1))
+}
+
+/// The table in Markdown, with the budgets of issue 6 (timings are not judged in smoke runs).
+pub fn render(rows: &[Row], shape: &Shape) -> String {
+    let mut lines = vec![format!(
+        "Replies of {} characters at {} tokens/s ({} characters a token), first token after {} ms; \
+         Telegram and Discord pace 1 call/s per chat (production defaults).",
+        shape.reply_chars,
+        shape.tokens_per_sec,
+        shape.token_chars,
+        shape.first_token.as_millis()
+    )];
+    let header: Vec<String> = rows.iter().map(|r| format!("N={}", r.n)).collect();
+    lines.push(format!("\n| metric | budget | {} |", header.join(" | ")));
+    lines.push(format!("|---|---|{}", "---|".repeat(rows.len())));
+    let mut line = |name: &str, budget: &str, cell: &dyn Fn(&Row) -> String| {
+        let cells: Vec<String> = rows.iter().map(cell).collect();
+        lines.push(format!("| {name} | {budget} | {} |", cells.join(" | ")));
+    };
+    line("load average (1 min) at start", "", &|r| {
+        format!("{:.2}", r.load)
+    });
+    line("replies exact / expected", "all", &|r| {
+        format!("{} / {}", r.exact, r.replies)
+    });
+    line("429s from Telegram / Discord", "0", &|r| {
+        format!("{} / {}", r.too_many.0, r.too_many.1)
+    });
+    line(
+        "ingest latency p50 / p99 (ms)",
+        "p99 ≤ 5 (N=100), ≤ 20 (N=1000)",
+        &|r| ms(r.ingest),
+    );
+    line("… p99 on Telegram / Discord (ms)", "", &|r| {
+        let p99 = |i: usize| {
+            r.ingest_by_side[i]
+                .1
+                .map_or("–".into(), |v| format!("{v:.1}"))
+        };
+        format!("{} / {}", p99(0), p99(1))
+    });
+    line(
+        "first-visible overhead p50 / p99, unpaced (ms)",
+        "p99 ≤ 5 (N=100)",
+        &|r| ms(r.first),
+    );
+    line(
+        "replies whose first token met a full global budget",
+        "reported",
+        &|r| format!("{}", r.paced),
+    );
+    line(
+        "first-visible overhead p50 / p99, all (ms)",
+        "reported",
+        &|r| ms(r.first_all),
+    );
+    line(
+        "final-visible delay p50 / p99 (ms)",
+        "pacing interval 1000",
+        &|r| ms(r.last),
+    );
+    line("edits per reply (mean)", "", &|r| format!("{:.1}", r.edits));
+    line("bot CPU seconds per 1,000 replies", "≤ 10", &|r| {
+        format!("{:.2}", r.cpu_per_1000)
+    });
+    line("bot CPU while idle (ms a second)", "", &|r| {
+        format!("{:.1}", r.idle_cpu_ms)
+    });
+    line("peak RSS, VmHWM (MB)", "≤ 64 (N=1000)", &|r| {
+        format!("{:.1}", r.peak_mb)
+    });
+    line("idle RSS after start (MB)", "≤ 20", &|r| {
+        format!("{:.1}", r.idle_mb)
+    });
+    line("wall time of the rounds (s)", "", &|r| {
+        format!("{:.1}", r.wall.as_secs_f64())
+    });
+    if rows.iter().any(|r| r.smoke) {
+        lines.push("\nSmoke run: only completeness and exactness are checked.".into());
+    }
+    lines.join("\n")
+}
