@@ -144,6 +144,9 @@ pub struct Runtime {
     pub platforms: Platforms,
 }
 
+/// How long interrupted replies get to show their marker after the grace period.
+const MARKING_TIME: Duration = Duration::from_secs(1);
+
 /// `parley run`: every enabled platform until SIGINT/SIGTERM, then an orderly stop.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let metrics = install_metrics();
@@ -197,7 +200,12 @@ async fn stop(shutdown: &Shutdown, tracker: &TaskTracker, grace: Duration) {
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("interrupting replies still streaming");
         shutdown.abort.cancel();
-        tracker.wait().await;
+        // Marking a reply interrupted is one more platform call; a platform that no longer
+        // answers must not hold the process past Docker's stop timeout. A reply left behind
+        // stays `streaming` in the database and is marked on the next start.
+        if tokio::time::timeout(MARKING_TIME, tracker.wait()).await.is_err() {
+            tracing::warn!("some replies could not be marked interrupted; the next start will");
+        }
     }
 }
 
