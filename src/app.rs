@@ -203,7 +203,10 @@ async fn stop(shutdown: &Shutdown, tracker: &TaskTracker, grace: Duration) {
         // Marking a reply interrupted is one more platform call; a platform that no longer
         // answers must not hold the process past Docker's stop timeout. A reply left behind
         // stays `streaming` in the database and is marked on the next start.
-        if tokio::time::timeout(MARKING_TIME, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(MARKING_TIME, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some replies could not be marked interrupted; the next start will");
         }
     }
