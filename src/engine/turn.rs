@@ -186,8 +186,8 @@ impl Engine {
         let conversation = self.store.conversation(key).await?;
         tracing::Span::current().record("conversation", tracing::field::display(conversation.id));
         tracing::debug!(text, "prompt");
-        let (model, system) = self.chat_model(key).await?;
-        let history = self.store.history(conversation.id).await?;
+        let ((model, system), history) =
+            tokio::try_join!(self.chat_model(key), self.store.history(conversation.id))?;
         let user_row = self
             .store
             .add_user_message(conversation.id, &incoming.author, text)
@@ -210,12 +210,13 @@ impl Engine {
         };
         // Invariant: the semaphore is never closed.
         let _permit = self.completions.acquire().await.ok();
-        let reply_row = self
-            .store
-            .start_reply(conversation.id, user_row, &model)
-            .await?;
         let asked_at = Instant::now();
-        let stream = self.model.complete(request).await;
+        // The request leaves while the reply row is written; streaming starts once both are done.
+        let (reply_row, stream) = tokio::join!(
+            self.store.start_reply(conversation.id, user_row, &model),
+            self.model.complete(request)
+        );
+        let reply_row = reply_row?;
         let observer = StoreObserver {
             store: self.store.as_ref(),
             reply: reply_row,
