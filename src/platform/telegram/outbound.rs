@@ -128,6 +128,14 @@ impl TelegramPlatform {
         }
     }
 
+    /// Waits for the group's and the bot's budget before a send or edit in `chat`.
+    async fn gate(&self, chat: &ChatKey, phase: Phase) -> Result<Target, PlatformError> {
+        let target = Target::parse(chat)?;
+        self.groups.acquire(target.chat).await;
+        self.budget.admit(phase).await?;
+        Ok(target)
+    }
+
     fn drafts_allowed(&self, target: Target) -> bool {
         let refused = self.no_drafts.lock().map(|set| set.contains(&target.chat));
         target.private() && target.thread.is_none() && !refused.unwrap_or(true)
@@ -165,9 +173,7 @@ impl Platform for TelegramPlatform {
         text: &str,
         phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
-        let target = Target::parse(chat)?;
-        self.groups.acquire(target.chat).await;
-        self.budget.admit(phase).await?;
+        let target = self.gate(chat, phase).await?;
         let result = self.send_to(target, reply_to, text, phase).await;
         self.note(target, &result);
         result
@@ -180,9 +186,7 @@ impl Platform for TelegramPlatform {
         text: &str,
         phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
-        let target = Target::parse(chat)?;
-        self.groups.acquire(target.chat).await;
-        self.budget.admit(phase).await?;
+        let target = self.gate(chat, phase).await?;
         let result = self.edit_in(target, message, text, phase).await;
         self.note(target, &result);
         result
