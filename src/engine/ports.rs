@@ -422,6 +422,17 @@ pub struct ChatSettings {
     pub system_prompt: Option<String>,
 }
 
+/// What a turn reads before it asks the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnContext {
+    /// The chat's current conversation.
+    pub conversation: Conversation,
+    /// The chat's settings.
+    pub settings: ChatSettings,
+    /// The conversation's history, oldest first.
+    pub history: Vec<StoredMessage>,
+}
+
 /// Token totals over many replies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UsageTotals {
@@ -458,6 +469,20 @@ pub struct StoreError(pub String);
 pub trait Store: Send + Sync {
     /// The chat's current conversation, created with a new random id on first sight.
     async fn conversation(&self, key: &ChatKey) -> Result<Conversation, StoreError>;
+
+    /// Everything a turn reads before its request: the chat's current conversation (created on
+    /// first sight), its settings and its history. A store should answer it in as few round
+    /// trips as it can: it sits between a message arriving and the request leaving.
+    async fn turn_context(&self, key: &ChatKey) -> Result<TurnContext, StoreError> {
+        let conversation = self.conversation(key).await?;
+        let (settings, history) =
+            tokio::try_join!(self.settings(key), self.history(conversation.id))?;
+        Ok(TurnContext {
+            conversation,
+            settings,
+            history,
+        })
+    }
 
     /// Starts a new conversation with a new id; the old one stays stored.
     async fn reset(&self, key: &ChatKey) -> Result<Conversation, StoreError>;

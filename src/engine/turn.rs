@@ -15,8 +15,8 @@ use super::conversation::build_messages;
 use super::event::{ChatKey, Content, Incoming, MessageRef, PlatformKind};
 use super::pace::Pacer;
 use super::ports::{
-    CompletionRequest, MessageRowId, Model, ModelError, ModelName, Phase, Platform, PlatformError,
-    ReplyRecord, Role, Store, StoreError, StoredMessage, UsageTotals,
+    ChatSettings, CompletionRequest, MessageRowId, Model, ModelError, ModelName, Phase, Platform,
+    PlatformError, ReplyRecord, Role, Store, StoreError, StoredMessage, TurnContext, UsageTotals,
 };
 use super::reply::{ReplyContext, ReplyObserver, ReplyOptions, ReplyOutcome, stream_reply};
 
@@ -158,9 +158,9 @@ impl Engine {
         }
     }
 
-    /// The model a chat uses: its own choice while that is still offered, else the default.
-    async fn chat_model(&self, key: &ChatKey) -> Result<(ModelName, Option<String>), StoreError> {
-        let settings = self.store.settings(key).await?;
+    /// The model a chat uses: its own choice while that is still offered, else the default;
+    /// and its system prompt, else the configured one.
+    fn model_and_prompt(&self, settings: ChatSettings) -> (ModelName, Option<String>) {
         let model = settings
             .model
             .filter(|m| self.config.models.contains(m))
@@ -168,7 +168,11 @@ impl Engine {
         let system = settings
             .system_prompt
             .or_else(|| self.config.system_prompt.clone());
-        Ok((model, system))
+        (model, system)
+    }
+
+    async fn chat_model(&self, key: &ChatKey) -> Result<(ModelName, Option<String>), StoreError> {
+        Ok(self.model_and_prompt(self.store.settings(key).await?))
     }
 
     #[tracing::instrument(
@@ -183,15 +187,14 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<ReplyOutcome, StoreError> {
         let key = &incoming.key;
-        let conversation = self.store.conversation(key).await?;
+        let TurnContext {
+            conversation,
+            settings,
+            history,
+        } = self.store.turn_context(key).await?;
         tracing::Span::current().record("conversation", tracing::field::display(conversation.id));
         tracing::debug!(text, "prompt");
-        let ((model, system), history) =
-            tokio::try_join!(self.chat_model(key), self.store.history(conversation.id))?;
-        let user_row = self
-            .store
-            .add_user_message(conversation.id, &incoming.author, text)
-            .await?;
+        let (model, system) = self.model_and_prompt(settings);
         let new_message = StoredMessage {
             role: Role::User,
             author_name: Some(incoming.author.display_name.clone()),
@@ -211,11 +214,18 @@ impl Engine {
         // Invariant: the semaphore is never closed.
         let _permit = self.completions.acquire().await.ok();
         let asked_at = Instant::now();
-        // The request leaves while the reply row is written; streaming starts once both are done.
-        let (reply_row, stream) = tokio::join!(
-            self.store.start_reply(conversation.id, user_row, &model),
-            self.model.complete(request)
-        );
+        // The request leaves while the user message and the reply row are written; streaming
+        // starts once all three are done (a failed write still lets the stream close).
+        let rows = async {
+            let user_row = self
+                .store
+                .add_user_message(conversation.id, &incoming.author, text)
+                .await?;
+            self.store
+                .start_reply(conversation.id, user_row, &model)
+                .await
+        };
+        let (reply_row, stream) = tokio::join!(rows, self.model.complete(request));
         let reply_row = reply_row?;
         let observer = StoreObserver {
             store: self.store.as_ref(),

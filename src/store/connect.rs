@@ -85,6 +85,9 @@ async fn open_file(path: &Path) -> Result<SqlitePool, StoreError> {
         .busy_timeout(BUSY_TIMEOUT);
     SqlitePoolOptions::new()
         .max_connections(FILE_CONNECTIONS)
+        // A connection to a local file does not go stale; the default ping before each use is
+        // one more round trip to the connection's thread for every query.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(|e| StoreError(format!("cannot open the database {name}: {e}")))

@@ -3,8 +3,11 @@
 use sqlx::{SqliteExecutor, SqlitePool};
 
 use super::rows::{self, failed};
+use super::settings;
 use crate::engine::event::{ChatKey, ConversationId};
-use crate::engine::ports::{Conversation, StoreError, StoredMessage};
+use crate::engine::ports::{
+    ChatSettings, Conversation, ModelName, StoreError, StoredMessage, TurnContext,
+};
 
 const SELECT_ACTIVE: &str = "SELECT uuid FROM conversations \
      WHERE platform = ?1 AND chat = ?2 AND thread = ?3 AND ended_at IS NULL";
@@ -19,6 +22,22 @@ const INSERT: &str = "INSERT INTO conversations (uuid, platform, chat, thread, c
 const END_ACTIVE: &str = "UPDATE conversations SET ended_at = ?4 \
      WHERE platform = ?1 AND chat = ?2 AND thread = ?3 AND ended_at IS NULL";
 
+/// The active conversation of a place with its settings and history, one row per history
+/// message (or one row with NULL message columns when it has none). The `thread` and `status`
+/// conditions are those of [`SELECT_ACTIVE`] and [`HISTORY`].
+const TURN_CONTEXT: &str = "SELECT c.uuid, s.model, s.system_prompt, m.role, m.author_name, m.content \
+     FROM conversations c \
+     LEFT JOIN chat_settings s \
+       ON s.platform = c.platform AND s.chat = c.chat AND s.thread = c.thread \
+     LEFT JOIN messages m \
+       ON m.conversation = c.id AND (m.role = 'user' OR m.status IN ('complete', 'partial')) \
+     WHERE c.platform = ?1 AND c.chat = ?2 AND c.thread = ?3 AND c.ended_at IS NULL \
+     ORDER BY m.id";
+
+/// Creates the place's active conversation unless another caller just did.
+const CREATE_IF_NONE: &str = "INSERT INTO conversations (uuid, platform, chat, thread, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING uuid";
+
 const HISTORY: &str = "SELECT m.role, m.author_name, m.content \
      FROM messages m JOIN conversations c ON c.id = m.conversation \
      WHERE c.uuid = ?1 AND (m.role = 'user' OR m.status IN ('complete', 'partial')) \
@@ -30,12 +49,87 @@ pub(super) async fn current(pool: &SqlitePool, key: &ChatKey) -> Result<Conversa
         return Ok(found(id, key));
     }
     insert(pool, INSERT_IF_NONE, ConversationId::random(), key).await?;
-    let id = active(pool, key).await?.ok_or_else(|| {
-        StoreError(format!(
-            "the conversation of {key} vanished while it was created"
-        ))
-    })?;
+    let id = active(pool, key).await?.ok_or_else(|| vanished(key))?;
     Ok(found(id, key))
+}
+
+/// One row of [`TURN_CONTEXT`].
+type ContextRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// What a turn reads before its request, in one query for a known place; a new place costs an
+/// insert and a settings read more.
+pub(super) async fn turn_context(
+    pool: &SqlitePool,
+    key: &ChatKey,
+) -> Result<TurnContext, StoreError> {
+    if let Some(context) = read_context(pool, key).await? {
+        return Ok(context);
+    }
+    let created: Option<String> = sqlx::query_scalar(CREATE_IF_NONE)
+        .bind(ConversationId::random().to_string())
+        .bind(key.platform.as_str())
+        .bind(key.chat.as_str())
+        .bind(rows::thread_column(key))
+        .bind(rows::now_ms())
+        .fetch_optional(pool)
+        .await
+        .map_err(failed("create the conversation"))?;
+    let Some(uuid) = created else {
+        // Another turn created it first: read it as it is now.
+        return read_context(pool, key).await?.ok_or_else(|| vanished(key));
+    };
+    Ok(TurnContext {
+        conversation: found(rows::conversation_id(&uuid)?, key),
+        settings: settings::load(pool, key).await?,
+        history: Vec::new(),
+    })
+}
+
+async fn read_context(pool: &SqlitePool, key: &ChatKey) -> Result<Option<TurnContext>, StoreError> {
+    let found_rows: Vec<ContextRow> = sqlx::query_as(TURN_CONTEXT)
+        .bind(key.platform.as_str())
+        .bind(key.chat.as_str())
+        .bind(rows::thread_column(key))
+        .fetch_all(pool)
+        .await
+        .map_err(failed("read the conversation"))?;
+    let Some((uuid, model, system_prompt, ..)) = found_rows.first() else {
+        return Ok(None);
+    };
+    let conversation = found(rows::conversation_id(uuid)?, key);
+    let settings = ChatSettings {
+        model: model.clone().map(ModelName::new),
+        system_prompt: system_prompt.clone(),
+    };
+    let mut history = Vec::with_capacity(found_rows.len());
+    for (_, _, _, role, author_name, content) in found_rows {
+        let (Some(role), Some(content)) = (role, content) else {
+            continue;
+        };
+        history.push(StoredMessage {
+            role: rows::role(&role)?,
+            author_name,
+            content,
+        });
+    }
+    Ok(Some(TurnContext {
+        conversation,
+        settings,
+        history,
+    }))
+}
+
+fn vanished(key: &ChatKey) -> StoreError {
+    StoreError(format!(
+        "the conversation of {key} vanished while it was created"
+    ))
 }
 
 /// Ends the active conversation of `key` (if any) and starts a new one, in one transaction.

@@ -6,13 +6,17 @@ use super::{SqliteStore, conversations, messages, settings, usage};
 use crate::engine::event::{Author, ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
 use crate::engine::ports::{
     ChatSettings, Conversation, InterruptedReply, MessageRowId, ModelName, ReplyRecord, Store,
-    StoreError, StoredMessage, UsageTotals,
+    StoreError, StoredMessage, TurnContext, UsageTotals,
 };
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn conversation(&self, key: &ChatKey) -> Result<Conversation, StoreError> {
         conversations::current(&self.pool, key).await
+    }
+
+    async fn turn_context(&self, key: &ChatKey) -> Result<TurnContext, StoreError> {
+        conversations::turn_context(&self.pool, key).await
     }
 
     async fn reset(&self, key: &ChatKey) -> Result<Conversation, StoreError> {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use parley::engine::event::{Author, ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
 use parley::engine::ports::{
-    MessageRowId, ModelName, ReplyRecord, ReplyStatus, Role, Store, Usage, UsageTotals,
+    MessageRowId, ModelName, ReplyRecord, ReplyStatus, Role, Store, TurnContext, Usage, UsageTotals,
 };
 use parley::store::{INTERRUPTED, SqliteStore};
 use tempfile::TempDir;
@@ -209,6 +209,108 @@ async fn history_leaves_out_failed_and_streaming_replies_and_keeps_order() {
             (Role::User, Some("user 8"), "four"),
         ]
     );
+}
+
+/// What `turn_context` must agree with: the three reads it stands for.
+async fn read_separately(store: &SqliteStore, key: &ChatKey) -> TurnContext {
+    let conversation = store.conversation(key).await.expect("conversation");
+    TurnContext {
+        settings: store.settings(key).await.expect("settings"),
+        history: store.history(conversation.id).await.expect("history"),
+        conversation,
+    }
+}
+
+#[tokio::test]
+async fn turn_context_is_the_conversation_its_settings_and_its_history_in_one_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir).await;
+    let key = telegram("42");
+    let topic = ChatKey::new(PlatformKind::Telegram, "42").with_thread("9");
+    let id = store.conversation(&key).await.expect("created").id;
+    let none = Usage::default();
+    turn(
+        &store,
+        id,
+        "7",
+        "one",
+        &record("first", ReplyStatus::Complete, none),
+    )
+    .await;
+    turn(
+        &store,
+        id,
+        "8",
+        "two",
+        &record("", ReplyStatus::Failed, none),
+    )
+    .await;
+    turn(
+        &store,
+        id,
+        "7",
+        "three",
+        &record("half", ReplyStatus::Partial, none),
+    )
+    .await;
+    let grok3 = ModelName::new("grok-3");
+    store
+        .set_model(&key, Some(&grok3))
+        .await
+        .expect("model set");
+    store
+        .set_system_prompt(&key, Some("be brief"))
+        .await
+        .expect("prompt set");
+
+    let context = store.turn_context(&key).await.expect("context");
+    assert_eq!(context.conversation.id, id);
+    assert_eq!(context.settings.model, Some(grok3));
+    assert_eq!(context.settings.system_prompt.as_deref(), Some("be brief"));
+    assert_eq!(context.history.len(), 5, "{:?}", context.history);
+    assert_eq!(context, read_separately(&store, &key).await);
+
+    // A topic of the chat is its own place: no settings, no history of the parent.
+    let in_topic = store.turn_context(&topic).await.expect("topic context");
+    assert_ne!(in_topic.conversation.id, id);
+    assert_eq!(in_topic.settings, Default::default());
+    assert!(in_topic.history.is_empty());
+    assert_eq!(in_topic, read_separately(&store, &topic).await);
+
+    // After a reset the place keeps its settings and starts with no history.
+    let fresh = store.reset(&key).await.expect("reset").id;
+    let context = store.turn_context(&key).await.expect("context after reset");
+    assert_eq!(context.conversation.id, fresh);
+    assert!(context.history.is_empty());
+    assert_eq!(context.settings.system_prompt.as_deref(), Some("be brief"));
+}
+
+#[tokio::test]
+async fn turn_context_creates_a_new_place_once_with_settings_chosen_before() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir).await;
+    let key = ChatKey::new(PlatformKind::Discord, "new");
+    let grok4 = ModelName::new("grok-4");
+    store
+        .set_model(&key, Some(&grok4))
+        .await
+        .expect("model set");
+    let calls = (0..50).map(|_| {
+        let (store, key) = (store.clone(), key.clone());
+        tokio::spawn(async move { store.turn_context(&key).await })
+    });
+    let mut ids = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        let context = call.await.expect("task ran").expect("context");
+        assert_eq!(context.settings.model.as_ref(), Some(&grok4));
+        assert!(context.history.is_empty());
+        ids.push(context.conversation.id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let again = store.turn_context(&key).await.expect("context");
+    assert_eq!(again.conversation.id, ids[0]);
+    assert_eq!(store.conversation(&key).await.expect("same").id, ids[0]);
 }
 
 #[tokio::test]
