@@ -18,6 +18,9 @@ use crate::engine::ports::{ModelError, StreamEvent, TimeoutKind, TokenStream};
 type Item = Result<StreamEvent, ModelError>;
 type Events = Pin<Box<dyn Stream<Item = Result<String, ModelError>> + Send>>;
 
+/// How long a read may take to be handed over after the reader comes back to the stream.
+const HANDOVER: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Turns the body of a streamed answer into a [`TokenStream`]; `started` is when the request
 /// was sent, from which the first-token and total timeouts count.
 pub(super) fn decode<S, B, E>(bytes: S, timeouts: Timeouts, started: Instant) -> TokenStream
@@ -131,7 +134,13 @@ impl Decoder {
             if self.ended {
                 return None;
             }
-            let deadline = self.clock.deadline(self.flowing);
+            // A reader that left the stream unread for a while (the reply loop does, while a
+            // preview waits) finds what came meanwhile in the socket: give it a moment to be
+            // handed over before an expired deadline counts.
+            let deadline = self
+                .clock
+                .deadline(self.flowing)
+                .max(Instant::now() + HANDOVER);
             match timeout_at(deadline, self.events.next()).await {
                 Ok(Some(Ok(data))) => self.on_data(&data),
                 Ok(Some(Err(error))) => self.fail(error),

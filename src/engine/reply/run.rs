@@ -16,9 +16,11 @@ use crate::metrics::{self, CallKind::Edit, CallKind::Send};
 
 /// How often the thinking placeholder's seconds are updated.
 const THINKING_EVERY: Duration = Duration::from_secs(5);
-/// While a preview waits at most this long for its slot, the stream is left unread: the socket
-/// holds the tokens, and the bot wakes about once per slot instead of once per token.
-const HOLD_READS_UP_TO: Duration = Duration::from_secs(2);
+/// While a preview waits for its slot, the stream is left unread for at most this long at a
+/// time: the socket holds the tokens, and the bot wakes about once per slice instead of once
+/// per token. Between slices it reads what came for [`CATCH_UP`], so the socket never holds
+/// more than a slice's worth.
+const HOLD_SLICE: Duration = Duration::from_secs(2);
 /// Reading resumes this long before the slot, so the preview (or the final text, if the stream
 /// ended meanwhile) goes out on time with everything the model sent.
 const CATCH_UP: Duration = Duration::from_millis(50);
@@ -31,15 +33,27 @@ const MAX_REJECTED: u32 = 2;
 /// Shortest gap between two recordings of the text so far while a message streams.
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 
+/// Whether the read loop reads the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// Every token as it comes.
+    Open,
+    /// Not until `resume`: a preview waits for its slot.
+    Held,
+    /// Between two held slices, until `resume`.
+    Draining,
+}
+
 /// The read loop's clocks, kept across its iterations.
 struct Clocks {
     /// When the pacer may allow the next preview.
     preview: Pin<Box<Sleep>>,
     preview_armed: bool,
-    /// When reading resumes before that preview.
+    /// The deadline of `preview`.
+    preview_at: Instant,
+    /// When held reads resume, or a drain between slices ends.
     resume: Pin<Box<Sleep>>,
-    /// The stream is left unread until `resume`.
-    holding: bool,
+    reads: Reads,
     /// When the typing indicator is due.
     typing: Pin<Box<Sleep>>,
     /// When the thinking placeholder is due.
@@ -52,25 +66,57 @@ impl Clocks {
         Self {
             preview: Box::pin(sleep_until(start)),
             preview_armed: false,
+            preview_at: start,
             resume: Box::pin(sleep_until(start)),
-            holding: false,
+            reads: Reads::Open,
             typing: Box::pin(sleep_until(start)),
             thinking: Box::pin(sleep_until(start + thinking_after.unwrap_or_default())),
             thinking_armed: thinking_after.is_some(),
         }
     }
-}
 
-impl Clocks {
-    /// Arms the preview for `ready`, holding reads until shortly before when the wait is short.
+    /// Arms the preview for `ready` and holds reads until shortly before it.
     fn arm_preview(&mut self, ready: Instant) {
         self.preview.as_mut().reset(ready);
         self.preview_armed = true;
-        let wait = ready.saturating_duration_since(Instant::now());
-        self.holding = wait > CATCH_UP && wait <= HOLD_READS_UP_TO;
-        if self.holding {
-            self.resume.as_mut().reset(ready - CATCH_UP);
+        self.preview_at = ready;
+        self.hold(Instant::now());
+    }
+
+    /// No preview is waiting: read every token.
+    fn disarm_preview(&mut self) {
+        self.preview_armed = false;
+        self.reads = Reads::Open;
+    }
+
+    /// Leaves the stream unread for a slice, or until [`CATCH_UP`] before the preview's slot
+    /// when that comes first; reads on when the slot is closer than that.
+    fn hold(&mut self, now: Instant) {
+        if self.preview_at.saturating_duration_since(now) <= CATCH_UP {
+            self.reads = Reads::Open;
+            return;
         }
+        self.reads = Reads::Held;
+        let until = (self.preview_at - CATCH_UP).min(now + HOLD_SLICE);
+        self.resume.as_mut().reset(until);
+    }
+
+    /// The resume clock fired: after a slice that ends well before the slot, read what came
+    /// for [`CATCH_UP`] and hold again; near the slot, read on.
+    fn resume_fired(&mut self) {
+        let now = Instant::now();
+        let far = self.preview_at.saturating_duration_since(now) > 2 * CATCH_UP;
+        self.reads = match self.reads {
+            Reads::Held if self.preview_armed && far => {
+                self.resume.as_mut().reset(now + CATCH_UP);
+                Reads::Draining
+            }
+            Reads::Draining if self.preview_armed => {
+                self.hold(now);
+                self.reads
+            }
+            _ => Reads::Open,
+        };
     }
 }
 
@@ -155,7 +201,8 @@ impl<'a> Reply<'a> {
     ///
     /// Its timers live across iterations and are re-armed only when their deadline changes; the
     /// pacer is asked again only when its answer may have changed; and while a preview waits for
-    /// its slot the stream is not read until [`CATCH_UP`] before it (see [`HOLD_READS_UP_TO`]).
+    /// its slot the stream is read only in short drains between slices and from [`CATCH_UP`]
+    /// before the slot (see [`HOLD_SLICE`]).
     async fn read(&mut self, mut stream: TokenStream) -> Result<End, Forbidden> {
         let ctx = self.ctx;
         let start = Instant::now();
@@ -174,8 +221,8 @@ impl<'a> Reply<'a> {
             tokio::select! {
                 biased;
                 () = ctx.cancel.cancelled() => return Ok(End::Cancelled),
-                () = &mut clocks.preview, if clocks.preview_armed => clocks.preview_armed = false,
-                () = &mut clocks.resume, if clocks.holding => clocks.holding = false,
+                () = &mut clocks.preview, if clocks.preview_armed => clocks.disarm_preview(),
+                () = &mut clocks.resume, if clocks.reads != Reads::Open => clocks.resume_fired(),
                 () = &mut clocks.typing, if typing => {
                     // Typing is a courtesy; its failures change nothing.
                     let _ = self.typing().await;
@@ -186,7 +233,7 @@ impl<'a> Reply<'a> {
                     self.placeholder = Some(format!("thinking… {seconds}s"));
                     clocks.thinking.as_mut().reset(Instant::now() + THINKING_EVERY);
                 }
-                item = stream.next(), if !clocks.holding => match item {
+                item = stream.next(), if clocks.reads != Reads::Held => match item {
                     Some(Ok(event)) => self.absorb(event).await?,
                     Some(Err(error)) => return Ok(End::Failed(error)),
                     None if self.finished => return Ok(End::Complete),
@@ -200,8 +247,7 @@ impl<'a> Reply<'a> {
     /// preview clock for when the pacer may allow one.
     fn preview_now(&self, clocks: &mut Clocks) -> bool {
         if !self.dirty() {
-            clocks.preview_armed = false;
-            clocks.holding = false;
+            clocks.disarm_preview();
             return false;
         }
         if clocks.preview_armed {

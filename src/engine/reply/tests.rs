@@ -580,3 +580,35 @@ async fn tokens_that_arrive_while_a_preview_waits_are_read_in_one_catch_up() {
         wakeups.len()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_long_wait_for_the_first_slot_reads_in_slices() {
+    let h = Harness::new(1000);
+    // The chat is paused for 8 s (a 429's retry-after): nothing can be shown before then.
+    h.pacer.pause(&chat(), Duration::from_secs(8));
+    let start = Instant::now();
+    let (text, steps) = words(60, 100);
+    let reads = Arc::new(Mutex::new(Vec::new()));
+    let log = reads.clone();
+    let stream = script(steps).inspect(move |_| log.lock().unwrap().push(Instant::now()));
+    let outcome = h.reply(Ok(Box::pin(stream))).await;
+    assert_eq!(outcome.text, text);
+    let writes = h.writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(h.texts(), std::slice::from_ref(&text));
+    let mut wakeups = reads.lock().unwrap().clone();
+    wakeups.dedup();
+    // 61 events over 6 s: read in a drain every 2 s and once before the slot, not one by one.
+    assert!(
+        wakeups.len() <= 12,
+        "{} wake-ups to read 61 events",
+        wakeups.len()
+    );
+    // Between drains the socket holds at most a slice of tokens.
+    let gaps = wakeups.windows(2).map(|w| w[1] - w[0]);
+    assert!(
+        gaps.clone().all(|g| g <= Duration::from_millis(2100)),
+        "{wakeups:?}"
+    );
+    assert!(start.elapsed() >= Duration::from_secs(8));
+}

@@ -108,3 +108,32 @@ async fn nothing_within_the_first_token_timeout_times_out() {
         vec![Err(ModelError::Timeout(TimeoutKind::FirstToken))]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_left_unread_longer_than_the_idle_timeout_is_not_idle() {
+    let timeouts = Timeouts {
+        idle: Duration::from_secs(1),
+        ..Timeouts::default()
+    };
+    let body = [content("a"), content("b"), content("c"), FINISH.into()]
+        .map(|line| format!("{line}\n\n").into_bytes());
+    // Each read takes a moment to be handed over once asked for, as a connection task's does.
+    let bytes = stream::iter(body).then(|read| async move {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        Ok::<_, Infallible>(read)
+    });
+    let mut events = decode(bytes, timeouts, Instant::now());
+    let first = events.next().await;
+    assert_eq!(first, Some(Ok(StreamEvent::Content("a".into()))));
+    // The reader holds the stream for three idle timeouts (a preview waits for its slot).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rest: Vec<_> = events.collect().await;
+    assert_eq!(
+        rest,
+        vec![
+            Ok(StreamEvent::Content("b".into())),
+            Ok(StreamEvent::Content("c".into())),
+            Ok(StreamEvent::Finished("stop".into())),
+        ]
+    );
+}
