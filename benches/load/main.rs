@@ -4,8 +4,8 @@
 //!
 //! `cargo bench --bench load` runs N = 10, 100 and 1000; `cargo bench --bench load -- --n 100`
 //! one size. Options: `--turns T` (messages per conversation, 2), `--ttft-ms` (200),
-//! `--tps` (tokens a second, 50), `--chars` (reply length, 1500), `--ramp-ms` (over which each
-//! round's messages arrive, 1000). Without `--bench` (as `cargo test --bench load` runs it) it is
+//! `--tps` (tokens a second, 50), `--token-chars` (characters a token, 4), `--chars` (reply
+//! length, 1500), `--ramp-ms` (over which each round's messages arrive, 1000). Without `--bench` (as `cargo test --bench load` runs it) it is
 //! a smoke test: N = 10, and it fails only if a reply is missing or not exact. BENCHMARKS.md
 //! explains the metrics.
 
@@ -77,7 +77,7 @@ fn options() -> Options {
         shape: Shape {
             first_token: Duration::from_millis(number("--ttft-ms", 200.0) as u64),
             tokens_per_sec: number("--tps", 50.0),
-            token_chars: 4,
+            token_chars: number("--token-chars", 4.0) as usize,
             reply_chars: number("--chars", 1500.0) as usize,
         },
         ramp: Duration::from_millis(number("--ramp-ms", 1000.0) as u64),
