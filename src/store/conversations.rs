@@ -5,19 +5,18 @@ use sqlx::{SqliteExecutor, SqlitePool};
 use super::rows::{self, failed};
 use super::settings;
 use crate::engine::event::{ChatKey, ConversationId};
-use crate::engine::ports::{
-    ChatSettings, Conversation, ModelName, StoreError, StoredMessage, TurnContext,
-};
+use crate::engine::ports::{Conversation, StoreError, StoredMessage, TurnContext};
 
 const SELECT_ACTIVE: &str = "SELECT uuid FROM conversations \
      WHERE platform = ?1 AND chat = ?2 AND thread = ?3 AND ended_at IS NULL";
 
-/// Does nothing when another caller created the active conversation first.
+/// Inserts nothing (and returns no row) when another caller created the active conversation
+/// first.
 const INSERT_IF_NONE: &str = "INSERT INTO conversations (uuid, platform, chat, thread, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING uuid";
 
 const INSERT: &str = "INSERT INTO conversations (uuid, platform, chat, thread, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5)";
+     VALUES (?1, ?2, ?3, ?4, ?5) RETURNING uuid";
 
 const END_ACTIVE: &str = "UPDATE conversations SET ended_at = ?4 \
      WHERE platform = ?1 AND chat = ?2 AND thread = ?3 AND ended_at IS NULL";
@@ -34,10 +33,6 @@ const TURN_CONTEXT: &str = "SELECT c.uuid, s.model, s.system_prompt, m.role, m.a
      WHERE c.platform = ?1 AND c.chat = ?2 AND c.thread = ?3 AND c.ended_at IS NULL \
      ORDER BY m.id";
 
-/// Creates the place's active conversation unless another caller just did.
-const CREATE_IF_NONE: &str = "INSERT INTO conversations (uuid, platform, chat, thread, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING uuid";
-
 const HISTORY: &str = "SELECT m.role, m.author_name, m.content \
      FROM messages m JOIN conversations c ON c.id = m.conversation \
      WHERE c.uuid = ?1 AND (m.role = 'user' OR m.status IN ('complete', 'partial')) \
@@ -48,8 +43,11 @@ pub(super) async fn current(pool: &SqlitePool, key: &ChatKey) -> Result<Conversa
     if let Some(id) = active(pool, key).await? {
         return Ok(found(id, key));
     }
-    insert(pool, INSERT_IF_NONE, ConversationId::random(), key).await?;
-    let id = active(pool, key).await?.ok_or_else(|| vanished(key))?;
+    let id = match insert(pool, INSERT_IF_NONE, ConversationId::random(), key).await? {
+        Some(id) => id,
+        // Another caller created it first.
+        None => active(pool, key).await?.ok_or_else(|| vanished(key))?,
+    };
     Ok(found(id, key))
 }
 
@@ -72,21 +70,13 @@ pub(super) async fn turn_context(
     if let Some(context) = read_context(pool, key).await? {
         return Ok(context);
     }
-    let created: Option<String> = sqlx::query_scalar(CREATE_IF_NONE)
-        .bind(ConversationId::random().to_string())
-        .bind(key.platform.as_str())
-        .bind(key.chat.as_str())
-        .bind(rows::thread_column(key))
-        .bind(rows::now_ms())
-        .fetch_optional(pool)
-        .await
-        .map_err(failed("create the conversation"))?;
-    let Some(uuid) = created else {
+    let created = insert(pool, INSERT_IF_NONE, ConversationId::random(), key).await?;
+    let Some(id) = created else {
         // Another turn created it first: read it as it is now.
         return read_context(pool, key).await?.ok_or_else(|| vanished(key));
     };
     Ok(TurnContext {
-        conversation: found(rows::conversation_id(&uuid)?, key),
+        conversation: found(id, key),
         settings: settings::load(pool, key).await?,
         history: Vec::new(),
     })
@@ -104,21 +94,13 @@ async fn read_context(pool: &SqlitePool, key: &ChatKey) -> Result<Option<TurnCon
         return Ok(None);
     };
     let conversation = found(rows::conversation_id(uuid)?, key);
-    let settings = ChatSettings {
-        model: model.clone().map(ModelName::new),
-        system_prompt: system_prompt.clone(),
-    };
-    let mut history = Vec::with_capacity(found_rows.len());
-    for (_, _, _, role, author_name, content) in found_rows {
-        let (Some(role), Some(content)) = (role, content) else {
-            continue;
-        };
-        history.push(StoredMessage {
-            role: rows::role(&role)?,
-            author_name,
-            content,
-        });
-    }
+    let settings = settings::from_columns(model.clone(), system_prompt.clone());
+    let history = found_rows
+        .into_iter()
+        .filter_map(|(_, _, _, role, author_name, content)| {
+            Some(stored(&role?, author_name, content?))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Some(TurnContext {
         conversation,
         settings,
@@ -164,14 +146,21 @@ pub(super) async fn history(
         .map_err(failed("history"))?;
     found
         .into_iter()
-        .map(|(role, author_name, content)| {
-            Ok(StoredMessage {
-                role: rows::role(&role)?,
-                author_name,
-                content,
-            })
-        })
+        .map(|(role, author_name, content)| stored(&role, author_name, content))
         .collect()
+}
+
+/// A history message from its `role`, `author_name` and `content` columns.
+fn stored(
+    role: &str,
+    author_name: Option<String>,
+    content: String,
+) -> Result<StoredMessage, StoreError> {
+    Ok(StoredMessage {
+        role: rows::role(role)?,
+        author_name,
+        content,
+    })
 }
 
 async fn active<'e>(
@@ -188,22 +177,24 @@ async fn active<'e>(
     uuid.as_deref().map(rows::conversation_id).transpose()
 }
 
+/// Inserts conversation `id` as the active one of `key` with `sql` ([`INSERT`] or
+/// [`INSERT_IF_NONE`]); returns its id, or `None` when the statement inserted nothing.
 async fn insert<'e>(
     db: impl SqliteExecutor<'e>,
     sql: &'static str,
     id: ConversationId,
     key: &ChatKey,
-) -> Result<(), StoreError> {
-    sqlx::query(sql)
+) -> Result<Option<ConversationId>, StoreError> {
+    let created: Option<String> = sqlx::query_scalar(sql)
         .bind(id.to_string())
         .bind(key.platform.as_str())
         .bind(key.chat.as_str())
         .bind(rows::thread_column(key))
         .bind(rows::now_ms())
-        .execute(db)
+        .fetch_optional(db)
         .await
         .map_err(failed("create the conversation"))?;
-    Ok(())
+    created.as_deref().map(rows::conversation_id).transpose()
 }
 
 fn found(id: ConversationId, key: &ChatKey) -> Conversation {

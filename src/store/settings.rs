@@ -29,10 +29,15 @@ pub(super) async fn load(pool: &SqlitePool, key: &ChatKey) -> Result<ChatSetting
         .await
         .map_err(failed("read the chat settings"))?;
     let (model, system_prompt) = row.unwrap_or_default();
-    Ok(ChatSettings {
+    Ok(from_columns(model, system_prompt))
+}
+
+/// Settings from their `model` and `system_prompt` columns.
+pub(super) fn from_columns(model: Option<String>, system_prompt: Option<String>) -> ChatSettings {
+    ChatSettings {
         model: model.map(ModelName::new),
         system_prompt,
-    })
+    }
 }
 
 /// Sets or clears the chat's model.

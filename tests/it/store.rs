@@ -149,6 +149,24 @@ async fn the_same_chat_id_on_two_platforms_is_two_conversations() {
     assert_ne!(on_telegram.id, on_discord.id);
 }
 
+/// Three turns by users 7, 8 and 7: "one" answered "first answer", "two" failed, "three"
+/// answered partly ("half an").
+async fn three_turns(store: &SqliteStore, conversation: ConversationId) {
+    let none = Usage::default();
+    let ended = [
+        (
+            "7",
+            "one",
+            record("first answer", ReplyStatus::Complete, none),
+        ),
+        ("8", "two", record("", ReplyStatus::Failed, none)),
+        ("7", "three", record("half an", ReplyStatus::Partial, none)),
+    ];
+    for (user, prompt, record) in &ended {
+        turn(store, conversation, user, prompt, record).await;
+    }
+}
+
 #[tokio::test]
 async fn history_leaves_out_failed_and_streaming_replies_and_keeps_order() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -158,31 +176,7 @@ async fn history_leaves_out_failed_and_streaming_replies_and_keeps_order() {
         .await
         .expect("created")
         .id;
-    let none = Usage::default();
-    turn(
-        &store,
-        id,
-        "7",
-        "one",
-        &record("first answer", ReplyStatus::Complete, none),
-    )
-    .await;
-    turn(
-        &store,
-        id,
-        "8",
-        "two",
-        &record("", ReplyStatus::Failed, none),
-    )
-    .await;
-    turn(
-        &store,
-        id,
-        "7",
-        "three",
-        &record("half an", ReplyStatus::Partial, none),
-    )
-    .await;
+    three_turns(&store, id).await;
     let asked = store
         .add_user_message(id, &author("8"), "four")
         .await
@@ -228,31 +222,7 @@ async fn turn_context_is_the_conversation_its_settings_and_its_history_in_one_re
     let key = telegram("42");
     let topic = ChatKey::new(PlatformKind::Telegram, "42").with_thread("9");
     let id = store.conversation(&key).await.expect("created").id;
-    let none = Usage::default();
-    turn(
-        &store,
-        id,
-        "7",
-        "one",
-        &record("first", ReplyStatus::Complete, none),
-    )
-    .await;
-    turn(
-        &store,
-        id,
-        "8",
-        "two",
-        &record("", ReplyStatus::Failed, none),
-    )
-    .await;
-    turn(
-        &store,
-        id,
-        "7",
-        "three",
-        &record("half", ReplyStatus::Partial, none),
-    )
-    .await;
+    three_turns(&store, id).await;
     let grok3 = ModelName::new("grok-3");
     store
         .set_model(&key, Some(&grok3))

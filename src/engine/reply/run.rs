@@ -106,17 +106,14 @@ impl Clocks {
     fn resume_fired(&mut self) {
         let now = Instant::now();
         let far = self.preview_at.saturating_duration_since(now) > 2 * CATCH_UP;
-        self.reads = match self.reads {
+        match self.reads {
             Reads::Held if self.preview_armed && far => {
+                self.reads = Reads::Draining;
                 self.resume.as_mut().reset(now + CATCH_UP);
-                Reads::Draining
             }
-            Reads::Draining if self.preview_armed => {
-                self.hold(now);
-                self.reads
-            }
-            _ => Reads::Open,
-        };
+            Reads::Draining if self.preview_armed => self.hold(now),
+            _ => self.reads = Reads::Open,
+        }
     }
 }
 
