@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use super::rest::{DiscordRest, MISSING_PERMISSIONS, RestError, UNKNOWN_MESSAGE};
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
 use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Window};
-use crate::platform::budget::Budget;
+use crate::platform::budget::{Budget, JITTER};
 
 /// Discord's content limit, in characters.
 pub const MAX_CONTENT: usize = 2000;
@@ -30,7 +30,8 @@ pub struct Pace {
 }
 
 impl Pace {
-    /// The limits the engine paces a channel by.
+    /// The limits the engine paces a channel by: the bucket's window kept [`JITTER`] longer,
+    /// because Discord counts a call when it arrives and calls do not all arrive equally late.
     pub fn limits(&self) -> Limits {
         Limits {
             max_len: MAX_CONTENT,
@@ -38,7 +39,7 @@ impl Pace {
             min_interval: self.min_interval,
             window: Some(Window {
                 count: self.bucket_size,
-                per: self.bucket_window,
+                per: self.bucket_window + JITTER,
             }),
             typing_every: TYPING_EVERY,
         }
@@ -166,5 +167,22 @@ impl Platform for DiscordPlatform {
         let channel = channel(chat);
         let result = self.rest.typing(channel).await;
         result.map_err(|error| self.failed(channel, error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_channel_bucket_is_paced_with_room_for_late_arrivals() {
+        let pace = Pace {
+            min_interval: Duration::from_millis(1000),
+            bucket_size: 5,
+            bucket_window: Duration::from_secs(5),
+        };
+        let window = pace.limits().window.expect("a bucket window");
+        assert_eq!(window.count, 5);
+        assert_eq!(window.per, Duration::from_secs(5) + JITTER);
     }
 }
