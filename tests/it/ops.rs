@@ -89,6 +89,23 @@ async fn open_db(path: &Path) -> sqlx::SqlitePool {
         .expect("opens the database")
 }
 
+/// Status, reason and content of the first reply, after checking the database's integrity.
+async fn first_reply(install: &Install) -> (String, Option<String>, String) {
+    let pool = open_db(&install.db()).await;
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .expect("checked");
+    assert_eq!(integrity, "ok");
+    sqlx::query_as(
+        "SELECT status, failure_reason, content FROM messages WHERE role = 'assistant' \
+         ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the reply row")
+}
+
 /// `parley run` as a subprocess, on Telegram (a fake), with its health listener on a free port.
 struct Bot {
     tg: Arc<FakeTelegram>,

@@ -7,7 +7,7 @@ use parley::platform::telegram::html;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::updates::{bot_user, chat_for};
+use super::updates::{bot_user, sent_message};
 use super::{Answer, Sent, Shared, St};
 
 const NOT_MODIFIED: &str = "Bad Request: message is not modified: specified new message content \
@@ -249,7 +249,7 @@ fn send_message(st: &mut St, body: &Value) -> Answer {
         edits: 0,
     };
     st.messages.insert((chat, id), sent.clone());
-    Ok(message_json(&sent))
+    Ok(sent_message(&sent))
 }
 
 fn edit_message(st: &mut St, body: &Value) -> Answer {
@@ -277,7 +277,7 @@ fn edit_message(st: &mut St, body: &Value) -> Answer {
     sent.html = html;
     sent.markup = markup;
     sent.edits += 1;
-    Ok(message_json(sent))
+    Ok(sent_message(sent))
 }
 
 fn send_draft(st: &mut St, body: &Value) -> Answer {
@@ -338,17 +338,4 @@ fn chat_member(st: &mut St, body: &Value) -> Answer {
         admin[right] = json!(true);
     }
     Ok(admin)
-}
-
-fn message_json(sent: &Sent) -> Value {
-    let mut message = json!({ "message_id": sent.id, "date": 1_760_000_000,
-        "chat": chat_for(sent.chat, sent.thread), "from": bot_user(), "text": sent.text });
-    if let Some(thread) = sent.thread {
-        message["message_thread_id"] = json!(thread);
-        message["is_topic_message"] = json!(true);
-    }
-    if let Some(markup) = &sent.markup {
-        message["reply_markup"] = markup.clone();
-    }
-    message
 }

@@ -131,9 +131,9 @@ pub fn bot_message(sent: &Sent, chat: &ChatRef) -> Value {
     message
 }
 
-/// The chat object for a chat id the fake only knows by its sign.
-pub fn chat_for(id: i64, thread: Option<i64>) -> Value {
-    let chat = if id > 0 {
+/// A chat the fake only knows by its id's sign: positive ids are private chats.
+fn chat_for(id: i64, thread: Option<i64>) -> ChatRef {
+    if id > 0 {
         ChatRef {
             id,
             thread,
@@ -141,6 +141,10 @@ pub fn chat_for(id: i64, thread: Option<i64>) -> Value {
         }
     } else {
         group(id, thread)
-    };
-    chat_json(&chat)
+    }
+}
+
+/// The bot's message `sent`, as methods return it.
+pub fn sent_message(sent: &Sent) -> Value {
+    bot_message(sent, &chat_for(sent.chat, sent.thread))
 }

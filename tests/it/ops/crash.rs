@@ -6,7 +6,7 @@ use std::time::Duration;
 use parley::store::INTERRUPTED;
 use tokio::io::AsyncReadExt;
 
-use super::{Install, open_db};
+use super::{Install, first_reply, open_db};
 use crate::fake_llm::Script;
 
 /// A long answer streamed slowly: 4 characters every 100 ms.
@@ -66,18 +66,7 @@ async fn a_reply_killed_mid_stream_is_marked_partial_with_its_text_on_the_next_s
         restart.stderr
     );
 
-    let pool = open_db(&install.db()).await;
-    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&pool)
-        .await
-        .expect("checked");
-    assert_eq!(integrity, "ok");
-    let (status, reason, content): (String, Option<String>, String) = sqlx::query_as(
-        "SELECT status, failure_reason, content FROM messages WHERE role = 'assistant'",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("the reply row");
+    let (status, reason, content) = first_reply(&install).await;
     assert_eq!(status, "partial");
     assert_eq!(reason.as_deref(), Some(INTERRUPTED));
     assert!(content.len() >= saved.len(), "{content}");

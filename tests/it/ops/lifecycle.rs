@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use parley::store::INTERRUPTED;
 
-use super::{Bot, Install, open_db};
+use super::{Bot, Install, first_reply, open_db};
 use crate::fake_llm::Script;
 use crate::fake_telegram::{FakeTelegram, User, group, private};
 
@@ -16,23 +16,6 @@ const MARKER: &str = "⚠️ reply interrupted: the bot restarted";
 fn slow_answer() -> Script {
     let text: String = (0..90).map(|i| format!("part{i:03} ")).collect();
     Script::reply(text).delay(Duration::from_millis(100))
-}
-
-/// Status, reason and content of the first reply.
-async fn first_reply(install: &Install) -> (String, Option<String>, String) {
-    let pool = open_db(&install.db()).await;
-    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&pool)
-        .await
-        .expect("checked");
-    assert_eq!(integrity, "ok");
-    sqlx::query_as(
-        "SELECT status, failure_reason, content FROM messages WHERE role = 'assistant' \
-         ORDER BY id LIMIT 1",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("the reply row")
 }
 
 #[tokio::test]
