@@ -3,6 +3,7 @@
 mod client;
 mod config;
 mod error;
+mod hold;
 mod retry;
 mod sse;
 mod whole;

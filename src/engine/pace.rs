@@ -103,6 +103,16 @@ impl Pacer {
         Ok(())
     }
 
+    /// The earliest instant a call in `chat` may be allowed, without taking it.
+    pub fn ready_at(&self, chat: &ChatKey, limits: &Limits) -> Instant {
+        let now = Instant::now();
+        let chats = self.lock();
+        chats
+            .chats
+            .get(chat)
+            .map_or(now, |pace| pace.ready_at(limits, now))
+    }
+
     /// Pauses every call in `chat` for `wait` (a platform's retry-after).
     pub fn pause(&self, chat: &ChatKey, wait: Duration) {
         let until = Instant::now() + wait;

@@ -22,8 +22,9 @@ const THINKING_EVERY: Duration = Duration::from_secs(5);
 /// more than a slice's worth.
 const HOLD_SLICE: Duration = Duration::from_secs(2);
 /// Reading resumes this long before the slot, so the preview (or the final text, if the stream
-/// ended meanwhile) goes out on time with everything the model sent.
-const CATCH_UP: Duration = Duration::from_millis(50);
+/// ended meanwhile) goes out on time with everything the model sent: what the socket held is
+/// read in a few milliseconds.
+const CATCH_UP: Duration = Duration::from_millis(20);
 /// Retry-afters a final edit sits out before the engine gives up on it.
 const MAX_RETRY_AFTERS: u32 = 20;
 /// Attempts of a final edit while the platform is unavailable.
@@ -205,13 +206,20 @@ impl<'a> Reply<'a> {
         let start = Instant::now();
         let typing_every = self.limits.typing_every.max(Duration::from_secs(1));
         let mut clocks = Clocks::new(start, ctx.options.thinking_after);
+        let mut held = false;
         loop {
             if ctx.cancel.is_cancelled() {
                 return Ok(End::Cancelled);
             }
             if self.preview_now(&mut clocks) {
                 self.preview().await?;
+                // Nothing new can be shown before the next slot: hold reads until then.
+                clocks.arm_preview(self.ctx.pacer.ready_at(ctx.chat, &self.limits));
                 continue;
+            }
+            if held != (clocks.reads == Reads::Held) {
+                held = !held;
+                stream.hold(held);
             }
             let typing = !self.content_shown;
             let thinking = clocks.thinking_armed && self.text.is_empty();
@@ -242,12 +250,15 @@ impl<'a> Reply<'a> {
 
     /// True when a preview is wanted and the pacer just granted it a slot; otherwise arms the
     /// preview clock for when the pacer may allow one.
+    ///
+    /// While the clock is armed nothing can be shown, so reads stay held until shortly before
+    /// it fires, whether or not new text has come yet (see [`HOLD_SLICE`]).
     fn preview_now(&self, clocks: &mut Clocks) -> bool {
-        if !self.dirty() {
-            clocks.disarm_preview();
+        if clocks.preview_armed {
             return false;
         }
-        if clocks.preview_armed {
+        if !self.dirty() {
+            clocks.disarm_preview();
             return false;
         }
         match self.ctx.pacer.try_acquire(self.ctx.chat, &self.limits) {
