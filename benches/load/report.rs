@@ -128,6 +128,8 @@ impl Logs {
 pub struct Sample {
     /// The reply went to Telegram.
     pub telegram: bool,
+    /// The round (0 for the conversations' first message).
+    pub round: usize,
     /// Delivered by the fake platform → request at the fake model.
     pub ingest: Option<Duration>,
     /// First chunk sent → first write carrying it.
@@ -172,6 +174,12 @@ pub fn sample(fakes: &Fakes, logs: &Logs, turn: &Turn) -> Sample {
         .map(|(at, w)| w.at.saturating_duration_since(at));
     Sample {
         telegram: turn.conversation.side == Side::Telegram,
+        round: turn
+            .tag
+            .rsplit('t')
+            .next()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0),
         ingest,
         first,
         first_paced: first_at.is_some_and(|at| logs.global_busy(turn.conversation.side, at)),

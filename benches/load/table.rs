@@ -28,6 +28,8 @@ pub struct Row {
     pub exact: usize,
     ingest: (Option<f64>, Option<f64>),
     ingest_by_side: [(Option<f64>, Option<f64>); 2],
+    /// p99 of each round's ingest latency.
+    ingest_by_round: Vec<Option<f64>>,
     first: (Option<f64>, Option<f64>),
     first_all: (Option<f64>, Option<f64>),
     paced: usize,
@@ -80,6 +82,15 @@ impl Row {
                 let side = samples.iter().filter(|s| s.telegram == telegram);
                 p50_p99(&side.filter_map(|s| s.ingest).collect::<Vec<_>>())
             }),
+            ingest_by_round: {
+                let rounds = samples.iter().map(|s| s.round + 1).max().unwrap_or(0);
+                (0..rounds)
+                    .map(|round| {
+                        let of_round = samples.iter().filter(|s| s.round == round);
+                        p50_p99(&of_round.filter_map(|s| s.ingest).collect::<Vec<_>>()).1
+                    })
+                    .collect()
+            },
             first: p50_p99(&unpaced),
             first_all: p50_p99(&all(|s| s.first)),
             paced: samples.iter().filter(|s| s.first_paced).count(),
@@ -140,6 +151,14 @@ pub fn render(rows: &[Row], shape: &Shape) -> String {
                 .map_or("–".into(), |v| format!("{v:.1}"))
         };
         format!("{} / {}", p99(0), p99(1))
+    });
+    line("… p99 in each round (ms)", "", &|r| {
+        let p99 = |v: &Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
+        r.ingest_by_round
+            .iter()
+            .map(p99)
+            .collect::<Vec<String>>()
+            .join(" / ")
     });
     line(
         "first-visible overhead p50 / p99, unpaced (ms)",

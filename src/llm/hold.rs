@@ -33,7 +33,12 @@ const SCAN_EVERY: Duration = Duration::from_millis(20);
 
 /// The hold of the connection a response came on, when its socket can be told.
 pub(super) fn for_response(response: &reqwest::Response) -> Option<Box<dyn Hold>> {
-    if !cfg!(target_os = "linux") {
+    // One response per connection: over HTTP/2 a held socket would hold other streams too.
+    let http1 = matches!(
+        response.version(),
+        reqwest::Version::HTTP_10 | reqwest::Version::HTTP_11
+    );
+    if !cfg!(target_os = "linux") || !http1 {
         return None;
     }
     let info = response.extensions().get::<HttpInfo>()?;
