@@ -11,6 +11,12 @@
 //! reqwest does not hand out its sockets, so the socket is found by its addresses (the
 //! connection's `HttpInfo`) among the process's open descriptors, and checked again before each
 //! change: a descriptor that no longer holds that connection is left alone.
+//!
+//! Known limit: hyper may put a connection back in its pool once it has read the end of the
+//! body, while the last chunk still waits for the reply. If another request takes that
+//! connection while the reply holds it, that request's response is not announced until the
+//! reply lets go, at most one hold slice (2 s) later. A delay, never a loss; the load benchmark
+//! cannot show it (its rounds do not overlap).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
