@@ -149,10 +149,16 @@ async fn run(n: usize, options: &Options) -> Row {
             turn.conversation.side, turn.conversation.chat, turn.tag, turn.shown, turn.visible
         );
     }
+    let any_inexact = samples.iter().any(|s| !s.exact);
     let code = bot.stop().await;
-    if code != Some(0) {
+    if code != Some(0) || any_inexact {
         let log = std::fs::read_to_string(dir.path().join("bot.log")).unwrap_or_default();
-        eprintln!("parley run exited with {code:?}; its log:\n{log}");
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        eprintln!(
+            "parley run exited with {code:?}; the end of its log:\n{}",
+            tail.join("\n")
+        );
     }
     let usage = table::Usages {
         idle,
