@@ -3,7 +3,7 @@
 //! The kernel wakes the bot for every packet that arrives on a socket it watches, whether or not
 //! anyone will read it then, and a streamed answer is a packet a token. While a preview waits
 //! for its slot the reply does not read (see `engine::reply`), so those wake-ups are all waste:
-//! at 50 tokens a second they were most of the bot's CPU for a few conversations. Raising the
+//! at 50 tokens a second they were a third of the bot's CPU with ten conversations. Raising the
 //! socket's receive low-water mark (`SO_RCVLOWAT`) makes the kernel keep arriving data to itself
 //! until that much is there; setting it back to 1 announces what came at once (Linux signals
 //! readiness when the mark is lowered).
@@ -12,11 +12,13 @@
 //! connection's `HttpInfo`) among the process's open descriptors, and checked again before each
 //! change: a descriptor that no longer holds that connection is left alone.
 //!
-//! Known limit: hyper may put a connection back in its pool once it has read the end of the
-//! body, while the last chunk still waits for the reply. If another request takes that
-//! connection while the reply holds it, that request's response is not announced until the
-//! reply lets go, at most one hold slice (2 s) later. A delay, never a loss; the load benchmark
-//! cannot show it (its rounds do not overlap).
+//! hyper puts a connection back in its pool once it has read the end of the body, which it can
+//! do as soon as the reply has taken the last chunk. The reply therefore never holds a stream
+//! whose finish reason it has seen (`engine::reply`): what is left then is the usage and the end,
+//! already on their way. Known limit: a stream that ends without a finish reason (a provider
+//! fault, reported as incomplete) could be held after its last chunk; if another request took
+//! that connection meanwhile, its response would be announced at most one hold slice (2 s)
+//! late. A delay, never a loss.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

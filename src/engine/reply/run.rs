@@ -217,8 +217,11 @@ impl<'a> Reply<'a> {
                 clocks.arm_preview(self.ctx.pacer.ready_at(ctx.chat, &self.limits));
                 continue;
             }
-            if held != (clocks.reads == Reads::Held) {
-                held = !held;
+            // Once the model has finished, what is left (usage, the end) is already on its way:
+            // read it rather than hold a connection that may go back to its pool meanwhile.
+            let hold = clocks.reads == Reads::Held && !self.finished;
+            if held != hold {
+                held = hold;
                 stream.hold(held);
             }
             let typing = !self.content_shown;
@@ -238,7 +241,7 @@ impl<'a> Reply<'a> {
                     self.placeholder = Some(format!("thinking… {seconds}s"));
                     clocks.thinking.as_mut().reset(Instant::now() + THINKING_EVERY);
                 }
-                item = stream.next(), if clocks.reads != Reads::Held => match item {
+                item = stream.next(), if !held => match item {
                     Some(Ok(event)) => self.absorb(event).await?,
                     Some(Err(error)) => return Ok(End::Failed(error)),
                     None if self.finished => return Ok(End::Complete),

@@ -666,3 +666,30 @@ async fn the_transport_is_held_between_slots_and_never_read_while_held() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_transport_is_not_held_once_the_model_has_finished() {
+    let h = Harness::new(4000);
+    let (text, mut steps) = words(60, 20);
+    // The usage report comes well after the finish reason, past the next preview slot.
+    steps.push((1500, Ok(StreamEvent::Usage(Usage::default()))));
+    let log = Arc::new(HoldLog::default());
+    let finished_at = Arc::new(Mutex::new(None));
+    let seen = finished_at.clone();
+    let stream = script(steps).inspect(move |item| {
+        if matches!(item, Ok(StreamEvent::Finished(_))) {
+            *seen.lock().unwrap() = Some(Instant::now());
+        }
+    });
+    let stream = TokenStream::new(stream).with_hold(Box::new(log.clone()));
+    let outcome = h.reply(Ok(stream)).await;
+    assert_eq!(outcome.text, text);
+    let finished_at = finished_at.lock().unwrap().expect("the finish was read");
+    let changes = log.changes.lock().unwrap().clone();
+    assert!(changes.iter().any(|(_, held)| *held), "{changes:?}");
+    // Held after the finish, the connection could go back to its pool still quiet.
+    assert!(
+        changes.iter().all(|(at, held)| !held || *at < finished_at),
+        "{changes:?} finished at {finished_at:?}"
+    );
+}
