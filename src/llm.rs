@@ -3,7 +3,6 @@
 mod client;
 mod config;
 mod error;
-mod hold;
 mod retry;
 mod sse;
 mod whole;

@@ -321,68 +321,7 @@ impl ModelError {
 }
 
 /// A stream of completion events; it ends after `Finished` (and a possible `Usage`).
-///
-/// A reply that leaves the stream unread for a while (a preview waits for its slot) says so
-/// with [`TokenStream::hold`]; a transport that can (see [`Hold`]) then stops waking the bot
-/// for every token that arrives meanwhile.
-pub struct TokenStream {
-    // Dropped first: a held connection announces data again before it goes back to its pool.
-    hold: Option<Box<dyn Hold>>,
-    events: Pin<Box<dyn Stream<Item = Result<StreamEvent, ModelError>> + Send>>,
-}
-
-/// What a transport can do while its reader leaves a stream unread.
-pub trait Hold: Send + Sync {
-    /// `true`: the reader will not read for a while, arriving data may wait unannounced;
-    /// `false`: announce what arrives at once again, including what is already there.
-    fn set(&self, held: bool);
-}
-
-impl TokenStream {
-    /// A stream of `events` whose transport has nothing to do while it is held.
-    pub fn new(
-        events: impl Stream<Item = Result<StreamEvent, ModelError>> + Send + 'static,
-    ) -> Self {
-        Self {
-            hold: None,
-            events: Box::pin(events),
-        }
-    }
-
-    /// The same stream, telling `hold` when it is held.
-    pub fn with_hold(self, hold: Box<dyn Hold>) -> Self {
-        Self {
-            hold: Some(hold),
-            ..self
-        }
-    }
-
-    /// Tells the transport that the stream is left unread for a while (`true`) or read again.
-    pub fn hold(&self, held: bool) {
-        if let Some(hold) = &self.hold {
-            hold.set(held);
-        }
-    }
-}
-
-impl Stream for TokenStream {
-    type Item = Result<StreamEvent, ModelError>;
-
-    fn poll_next(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.events.as_mut().poll_next(cx)
-    }
-}
-
-impl fmt::Debug for TokenStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenStream")
-            .field("hold", &self.hold.is_some())
-            .finish_non_exhaustive()
-    }
-}
+pub type TokenStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ModelError>> + Send>>;
 
 /// An OpenAI-compatible chat-completions endpoint.
 ///

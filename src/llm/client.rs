@@ -13,7 +13,7 @@ use tracing::{instrument, warn};
 use super::config::ClientConfig;
 use super::retry::{Decision, is_retryable};
 use super::wire::RequestBody;
-use super::{error, hold, sse, whole};
+use super::{error, sse, whole};
 use crate::engine::ports::{CompletionRequest, Model, ModelError, TimeoutKind, TokenStream};
 use crate::metrics;
 
@@ -153,12 +153,7 @@ impl OpenAiClient {
     ) -> Result<TokenStream, ModelError> {
         let timeouts = self.config.timeouts;
         if self.config.stream && !is_json(&response) {
-            let hold = hold::for_response(&response);
-            let events = sse::decode(response.bytes_stream(), timeouts, started);
-            return Ok(match hold {
-                Some(hold) => events.with_hold(hold),
-                None => events,
-            });
+            return Ok(sse::decode(response.bytes_stream(), timeouts, started));
         }
         let deadline = started + timeouts.total;
         let body = match tokio::time::timeout_at(deadline, response.bytes()).await {
@@ -167,7 +162,7 @@ impl OpenAiClient {
             Err(_) => return Err(ModelError::Timeout(TimeoutKind::Total)),
         };
         let events = whole::events(&body)?;
-        Ok(TokenStream::new(stream::iter(events.into_iter().map(Ok))))
+        Ok(Box::pin(stream::iter(events.into_iter().map(Ok))))
     }
 }
 

@@ -108,11 +108,6 @@ impl FakeLlm {
         format!("http://{}/v1", self.addr)
     }
 
-    /// The address it listens on.
-    pub fn addr(&self) -> std::net::SocketAddr {
-        self.addr
-    }
-
     /// The key this fake accepts.
     pub fn key(&self) -> &str {
         &self.shared.key

@@ -206,7 +206,6 @@ impl<'a> Reply<'a> {
         let start = Instant::now();
         let typing_every = self.limits.typing_every.max(Duration::from_secs(1));
         let mut clocks = Clocks::new(start, ctx.options.thinking_after);
-        let mut held = false;
         loop {
             if ctx.cancel.is_cancelled() {
                 return Ok(End::Cancelled);
@@ -216,13 +215,6 @@ impl<'a> Reply<'a> {
                 // Nothing new can be shown before the next slot: hold reads until then.
                 clocks.arm_preview(self.ctx.pacer.ready_at(ctx.chat, &self.limits));
                 continue;
-            }
-            // Once the model has finished, what is left (usage, the end) is already on its way:
-            // read it rather than hold a connection that may go back to its pool meanwhile.
-            let hold = clocks.reads == Reads::Held && !self.finished;
-            if held != hold {
-                held = hold;
-                stream.hold(held);
             }
             let typing = !self.content_shown;
             let thinking = clocks.thinking_armed && self.text.is_empty();
@@ -241,7 +233,7 @@ impl<'a> Reply<'a> {
                     self.placeholder = Some(format!("thinking… {seconds}s"));
                     clocks.thinking.as_mut().reset(Instant::now() + THINKING_EVERY);
                 }
-                item = stream.next(), if !held => match item {
+                item = stream.next(), if clocks.reads != Reads::Held => match item {
                     Some(Ok(event)) => self.absorb(event).await?,
                     Some(Err(error)) => return Ok(End::Failed(error)),
                     None if self.finished => return Ok(End::Complete),
