@@ -5,9 +5,9 @@
 //! `cargo bench --bench load` runs N = 10, 100 and 1000; `cargo bench --bench load -- --n 100`
 //! one size. Options: `--turns T` (messages per conversation, 2), `--ttft-ms` (200),
 //! `--tps` (tokens a second, 50), `--token-chars` (characters a token, 4), `--chars` (reply
-//! length, 1500), `--ramp-ms` (over which each round's messages arrive, 1000). Without `--bench` (as `cargo test --bench load` runs it) it is
-//! a smoke test: N = 10, and it fails only if a reply is missing or not exact. BENCHMARKS.md
-//! explains the metrics.
+//! length, 1500), `--ramp-ms` (over which each round's messages arrive, 1000). Without
+//! `--bench` (as `cargo test --bench load` runs it) it is a smoke test: N = 10, and it fails only
+//! if a reply is missing or not exact. BENCHMARKS.md explains the metrics.
 
 #[path = "../../tests/it"]
 #[allow(unused_imports)]

@@ -121,6 +121,16 @@ impl Harness {
         stream_reply(&ctx, stream).await
     }
 
+    /// Replies with the scripted `steps` and returns when each event was read.
+    async fn reply_noting_reads(&self, steps: Vec<Step>) -> (ReplyOutcome, Vec<Instant>) {
+        let reads = Arc::new(Mutex::new(Vec::new()));
+        let log = reads.clone();
+        let stream = script(steps).inspect(move |_| log.lock().unwrap().push(Instant::now()));
+        let outcome = self.reply(Ok(Box::pin(stream))).await;
+        let reads = reads.lock().unwrap().clone();
+        (outcome, reads)
+    }
+
     fn texts(&self) -> Vec<String> {
         self.platform.texts(&chat())
     }
@@ -567,12 +577,9 @@ async fn a_slow_message_records_its_text_every_few_seconds() {
 async fn tokens_that_arrive_while_a_preview_waits_are_read_in_one_catch_up() {
     let h = Harness::new(1000);
     let (text, steps) = words(30, 100);
-    let reads = Arc::new(Mutex::new(Vec::new()));
-    let log = reads.clone();
-    let stream = script(steps).inspect(move |_| log.lock().unwrap().push(Instant::now()));
-    let outcome = h.reply(Ok(Box::pin(stream))).await;
+    let (outcome, reads) = h.reply_noting_reads(steps).await;
     assert_eq!(outcome.text, text);
-    let mut wakeups = reads.lock().unwrap().clone();
+    let mut wakeups = reads;
     wakeups.dedup();
     assert!(
         wakeups.len() <= 10,
@@ -588,15 +595,12 @@ async fn a_long_wait_for_the_first_slot_reads_in_slices() {
     h.pacer.pause(&chat(), Duration::from_secs(8));
     let start = Instant::now();
     let (text, steps) = words(60, 100);
-    let reads = Arc::new(Mutex::new(Vec::new()));
-    let log = reads.clone();
-    let stream = script(steps).inspect(move |_| log.lock().unwrap().push(Instant::now()));
-    let outcome = h.reply(Ok(Box::pin(stream))).await;
+    let (outcome, reads) = h.reply_noting_reads(steps).await;
     assert_eq!(outcome.text, text);
     let writes = h.writes();
     assert_eq!(writes.len(), 1, "{writes:?}");
     assert_eq!(h.texts(), std::slice::from_ref(&text));
-    let mut wakeups = reads.lock().unwrap().clone();
+    let mut wakeups = reads;
     wakeups.dedup();
     // 61 events over 6 s: read in a drain every 2 s and once before the slot, not one by one.
     assert!(
@@ -617,13 +621,9 @@ async fn a_long_wait_for_the_first_slot_reads_in_slices() {
 async fn after_a_preview_the_stream_is_left_unread_until_shortly_before_the_next_slot() {
     let h = Harness::new(4000);
     let (text, steps) = words(150, 20);
-    let reads = Arc::new(Mutex::new(Vec::new()));
-    let log = reads.clone();
-    let stream = script(steps).inspect(move |_| log.lock().unwrap().push(Instant::now()));
-    let outcome = h.reply(Ok(Box::pin(stream))).await;
+    let (outcome, reads) = h.reply_noting_reads(steps).await;
     assert_eq!(outcome.text, text);
     assert_eq!(h.texts(), std::slice::from_ref(&text));
-    let reads = reads.lock().unwrap().clone();
     let previews: Vec<Instant> = h.writes().iter().map(|w| w.at).collect();
     assert!(previews.len() >= 3, "{previews:?}");
     // Nothing can be shown before the next slot (1 s later): a read in between would be a
