@@ -10,8 +10,6 @@ mod usage;
 
 pub use messages::INTERRUPTED;
 
-use sqlx::SqlitePool;
-
 use crate::engine::ports::StoreError;
 
 /// The connection settings SQLite reports, for health output and tests.
@@ -28,21 +26,21 @@ pub struct Pragmas {
 /// The conversation store on one SQLite database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pools: connect::Pools,
 }
 
 impl SqliteStore {
     /// Opens (creating file and folder if missing) and migrates the database at `database_url`:
     /// `sqlite://path`, `sqlite:path`, a plain path, or `sqlite::memory:`.
     pub async fn open(database_url: &str) -> Result<Self, StoreError> {
-        let pool = connect::open_pool(database_url).await?;
-        Ok(Self { pool })
+        let pools = connect::open_pools(database_url).await?;
+        Ok(Self { pools })
     }
 
     /// Checks that the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&self.pools.reads)
             .await
             .map_err(rows::failed("ping"))?;
         Ok(())
@@ -51,15 +49,20 @@ impl SqliteStore {
     /// Runs SQLite's integrity check; a healthy database answers `ok`.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         let lines: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.pools.reads)
             .await
             .map_err(rows::failed("integrity check"))?;
         Ok(lines.join("\n"))
     }
 
-    /// The journal mode, foreign-key and busy-timeout settings of a pooled connection.
+    /// The journal mode, foreign-key and busy-timeout settings of the writing connection.
     pub async fn pragmas(&self) -> Result<Pragmas, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(rows::failed("pragmas"))?;
+        let mut conn = self
+            .pools
+            .writes
+            .acquire()
+            .await
+            .map_err(rows::failed("pragmas"))?;
         let journal_mode = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&mut *conn)
             .await
@@ -81,6 +84,7 @@ impl SqliteStore {
 
     /// Waits for queries in flight, then closes every connection.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.pools.reads.close().await;
+        self.pools.writes.close().await;
     }
 }

@@ -38,15 +38,20 @@ const HISTORY: &str = "SELECT m.role, m.author_name, m.content \
      WHERE c.uuid = ?1 AND (m.role = 'user' OR m.status IN ('complete', 'partial')) \
      ORDER BY m.id";
 
-/// The active conversation of `key`, created on first sight; concurrent first calls agree.
-pub(super) async fn current(pool: &SqlitePool, key: &ChatKey) -> Result<Conversation, StoreError> {
-    if let Some(id) = active(pool, key).await? {
+/// The active conversation of `key`, created on first sight (through `writes`); concurrent first
+/// calls agree.
+pub(super) async fn current(
+    reads: &SqlitePool,
+    writes: &SqlitePool,
+    key: &ChatKey,
+) -> Result<Conversation, StoreError> {
+    if let Some(id) = active(reads, key).await? {
         return Ok(found(id, key));
     }
-    let id = match insert(pool, INSERT_IF_NONE, ConversationId::random(), key).await? {
+    let id = match insert(writes, INSERT_IF_NONE, ConversationId::random(), key).await? {
         Some(id) => id,
         // Another caller created it first.
-        None => active(pool, key).await?.ok_or_else(|| vanished(key))?,
+        None => active(reads, key).await?.ok_or_else(|| vanished(key))?,
     };
     Ok(found(id, key))
 }
@@ -62,22 +67,23 @@ type ContextRow = (
 );
 
 /// What a turn reads before its request, in one query for a known place; a new place costs an
-/// insert and a settings read more.
+/// insert (through `writes`) and a settings read more.
 pub(super) async fn turn_context(
-    pool: &SqlitePool,
+    reads: &SqlitePool,
+    writes: &SqlitePool,
     key: &ChatKey,
 ) -> Result<TurnContext, StoreError> {
-    if let Some(context) = read_context(pool, key).await? {
+    if let Some(context) = read_context(reads, key).await? {
         return Ok(context);
     }
-    let created = insert(pool, INSERT_IF_NONE, ConversationId::random(), key).await?;
+    let created = insert(writes, INSERT_IF_NONE, ConversationId::random(), key).await?;
     let Some(id) = created else {
         // Another turn created it first: read it as it is now.
-        return read_context(pool, key).await?.ok_or_else(|| vanished(key));
+        return read_context(reads, key).await?.ok_or_else(|| vanished(key));
     };
     Ok(TurnContext {
         conversation: found(id, key),
-        settings: settings::load(pool, key).await?,
+        settings: settings::load(reads, key).await?,
         history: Vec::new(),
     })
 }

@@ -12,22 +12,22 @@ use crate::engine::ports::{
 #[async_trait]
 impl Store for SqliteStore {
     async fn conversation(&self, key: &ChatKey) -> Result<Conversation, StoreError> {
-        conversations::current(&self.pool, key).await
+        conversations::current(&self.pools.reads, &self.pools.writes, key).await
     }
 
     async fn turn_context(&self, key: &ChatKey) -> Result<TurnContext, StoreError> {
-        conversations::turn_context(&self.pool, key).await
+        conversations::turn_context(&self.pools.reads, &self.pools.writes, key).await
     }
 
     async fn reset(&self, key: &ChatKey) -> Result<Conversation, StoreError> {
-        conversations::reset(&self.pool, key).await
+        conversations::reset(&self.pools.writes, key).await
     }
 
     async fn history(
         &self,
         conversation: ConversationId,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        conversations::history(&self.pool, conversation).await
+        conversations::history(&self.pools.reads, conversation).await
     }
 
     async fn add_user_message(
@@ -36,7 +36,7 @@ impl Store for SqliteStore {
         author: &Author,
         content: &str,
     ) -> Result<MessageRowId, StoreError> {
-        messages::add_user(&self.pool, conversation, author, content).await
+        messages::add_user(&self.pools.writes, conversation, author, content).await
     }
 
     async fn start_reply(
@@ -45,7 +45,7 @@ impl Store for SqliteStore {
         in_reply_to: MessageRowId,
         model: &ModelName,
     ) -> Result<MessageRowId, StoreError> {
-        messages::start_reply(&self.pool, conversation, in_reply_to, model).await
+        messages::start_reply(&self.pools.writes, conversation, in_reply_to, model).await
     }
 
     async fn set_reply_messages(
@@ -53,11 +53,11 @@ impl Store for SqliteStore {
         reply: MessageRowId,
         messages: &[MessageRef],
     ) -> Result<(), StoreError> {
-        messages::set_platform_messages(&self.pool, reply, messages).await
+        messages::set_platform_messages(&self.pools.writes, reply, messages).await
     }
 
     async fn set_reply_text(&self, reply: MessageRowId, text: &str) -> Result<(), StoreError> {
-        messages::set_text(&self.pool, reply, text).await
+        messages::set_text(&self.pools.writes, reply, text).await
     }
 
     async fn finish_reply(
@@ -65,15 +65,15 @@ impl Store for SqliteStore {
         reply: MessageRowId,
         record: &ReplyRecord,
     ) -> Result<(), StoreError> {
-        messages::finish(&self.pool, reply, record).await
+        messages::finish(&self.pools.writes, reply, record).await
     }
 
     async fn settings(&self, key: &ChatKey) -> Result<ChatSettings, StoreError> {
-        settings::load(&self.pool, key).await
+        settings::load(&self.pools.reads, key).await
     }
 
     async fn set_model(&self, key: &ChatKey, model: Option<&ModelName>) -> Result<(), StoreError> {
-        settings::set_model(&self.pool, key, model).await
+        settings::set_model(&self.pools.writes, key, model).await
     }
 
     async fn set_system_prompt(
@@ -81,11 +81,11 @@ impl Store for SqliteStore {
         key: &ChatKey,
         prompt: Option<&str>,
     ) -> Result<(), StoreError> {
-        settings::set_system_prompt(&self.pool, key, prompt).await
+        settings::set_system_prompt(&self.pools.writes, key, prompt).await
     }
 
     async fn chat_usage(&self, key: &ChatKey) -> Result<UsageTotals, StoreError> {
-        usage::per_chat(&self.pool, key).await
+        usage::per_chat(&self.pools.reads, key).await
     }
 
     async fn user_usage(
@@ -93,13 +93,13 @@ impl Store for SqliteStore {
         platform: PlatformKind,
         user: &UserId,
     ) -> Result<UsageTotals, StoreError> {
-        usage::per_user(&self.pool, platform, user).await
+        usage::per_user(&self.pools.reads, platform, user).await
     }
 
     async fn recover_interrupted(
         &self,
         platform: PlatformKind,
     ) -> Result<Vec<InterruptedReply>, StoreError> {
-        messages::recover_interrupted(&self.pool, platform).await
+        messages::recover_interrupted(&self.pools.writes, platform).await
     }
 }
