@@ -144,6 +144,31 @@ pub struct Runtime {
     pub platforms: Platforms,
 }
 
+/// Runtime threads on a small machine: at least this many, one a core on larger ones.
+const MIN_WORKER_THREADS: usize = 4;
+
+/// The async runtime Parley runs on. Tokio's default is one thread a core. On the one- and
+/// two-core machines bots are usually hosted on, the kernel shares those cores with other
+/// processes, and when 1,000 conversations started at once the two-thread runtime let messages
+/// wait (ingest p99 28–48 ms with two threads, 13–15 ms with four, same CPU time; BENCHMARKS.md).
+/// The likely cause is a runtime thread descheduled with tasks queued on it — the slot for the
+/// task it woke last is not stolen by other threads. `TOKIO_WORKER_THREADS` still decides when
+/// it is set.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        builder.worker_threads(worker_threads(cores));
+    }
+    builder.build()
+}
+
+/// Runtime threads for a machine with `cores` cores.
+fn worker_threads(cores: usize) -> usize {
+    cores.max(MIN_WORKER_THREADS)
+}
+
 /// How long interrupted replies get to show their marker after the grace period.
 const MARKING_TIME: Duration = Duration::from_secs(1);
 
@@ -353,4 +378,17 @@ pub async fn chat(settings: Settings, options: ChatOptions) -> anyhow::Result<()
     }
     store.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_machines_get_four_runtime_threads_and_larger_ones_one_a_core() {
+        assert_eq!(worker_threads(1), 4);
+        assert_eq!(worker_threads(2), 4);
+        assert_eq!(worker_threads(4), 4);
+        assert_eq!(worker_threads(16), 16);
+    }
 }

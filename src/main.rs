@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         }
     };
     parley::telemetry::init(&settings.log);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match app::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("parley: cannot start the async runtime: {error}");
