@@ -5,18 +5,33 @@ use sqlx::{SqliteExecutor, SqlitePool};
 use super::rows::{self, failed};
 use super::settings;
 use crate::engine::event::{ChatKey, ConversationId};
-use crate::engine::ports::{Conversation, StoreError, StoredMessage, TurnContext};
+use crate::engine::ports::{ChatSettings, Conversation, StoreError, StoredMessage, TurnContext};
 
 const SELECT_ACTIVE: &str = "SELECT uuid FROM conversations \
      WHERE platform = ?1 AND chat = ?2 AND thread = ?3 AND ended_at IS NULL";
 
+/// What the inserts return: the new conversation's uuid and its place's settings (a place may
+/// have chosen them before it had a conversation), so a new place costs one statement.
+macro_rules! insert_returning {
+    ($conflict:literal) => {
+        concat!(
+            "INSERT INTO conversations (uuid, platform, chat, thread, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ",
+            $conflict,
+            "RETURNING uuid, \
+             (SELECT model FROM chat_settings s \
+               WHERE s.platform = ?2 AND s.chat = ?3 AND s.thread = ?4), \
+             (SELECT system_prompt FROM chat_settings s \
+               WHERE s.platform = ?2 AND s.chat = ?3 AND s.thread = ?4)"
+        )
+    };
+}
+
 /// Inserts nothing (and returns no row) when another caller created the active conversation
 /// first.
-const INSERT_IF_NONE: &str = "INSERT INTO conversations (uuid, platform, chat, thread, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING uuid";
+const INSERT_IF_NONE: &str = insert_returning!("ON CONFLICT DO NOTHING ");
 
-const INSERT: &str = "INSERT INTO conversations (uuid, platform, chat, thread, created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5) RETURNING uuid";
+const INSERT: &str = insert_returning!("");
 
 const END_ACTIVE: &str = "UPDATE conversations SET ended_at = ?4 \
      WHERE platform = ?1 AND chat = ?2 AND thread = ?3 AND ended_at IS NULL";
@@ -49,7 +64,7 @@ pub(super) async fn current(
         return Ok(found(id, key));
     }
     let id = match insert(writes, INSERT_IF_NONE, ConversationId::random(), key).await? {
-        Some(id) => id,
+        Some((id, _)) => id,
         // Another caller created it first.
         None => active(reads, key).await?.ok_or_else(|| vanished(key))?,
     };
@@ -66,8 +81,8 @@ type ContextRow = (
     Option<String>,
 );
 
-/// What a turn reads before its request, in one query for a known place; a new place costs an
-/// insert (through `writes`) and a settings read more.
+/// What a turn reads before its request, in one query for a known place; a new place costs one
+/// insert more (through `writes`), which also returns the place's settings.
 pub(super) async fn turn_context(
     reads: &SqlitePool,
     writes: &SqlitePool,
@@ -77,13 +92,13 @@ pub(super) async fn turn_context(
         return Ok(context);
     }
     let created = insert(writes, INSERT_IF_NONE, ConversationId::random(), key).await?;
-    let Some(id) = created else {
+    let Some((id, settings)) = created else {
         // Another turn created it first: read it as it is now.
         return read_context(reads, key).await?.ok_or_else(|| vanished(key));
     };
     Ok(TurnContext {
         conversation: found(id, key),
-        settings: settings::load(reads, key).await?,
+        settings,
         history: Vec::new(),
     })
 }
@@ -184,14 +199,15 @@ async fn active<'e>(
 }
 
 /// Inserts conversation `id` as the active one of `key` with `sql` ([`INSERT`] or
-/// [`INSERT_IF_NONE`]); returns its id, or `None` when the statement inserted nothing.
+/// [`INSERT_IF_NONE`]); returns its id and its place's settings, or `None` when the statement
+/// inserted nothing.
 async fn insert<'e>(
     db: impl SqliteExecutor<'e>,
     sql: &'static str,
     id: ConversationId,
     key: &ChatKey,
-) -> Result<Option<ConversationId>, StoreError> {
-    let created: Option<String> = sqlx::query_scalar(sql)
+) -> Result<Option<(ConversationId, ChatSettings)>, StoreError> {
+    let created: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(sql)
         .bind(id.to_string())
         .bind(key.platform.as_str())
         .bind(key.chat.as_str())
@@ -200,7 +216,11 @@ async fn insert<'e>(
         .fetch_optional(db)
         .await
         .map_err(failed("create the conversation"))?;
-    created.as_deref().map(rows::conversation_id).transpose()
+    let Some((uuid, model, system_prompt)) = created else {
+        return Ok(None);
+    };
+    let settings = settings::from_columns(model, system_prompt);
+    Ok(Some((rows::conversation_id(&uuid)?, settings)))
 }
 
 fn found(id: ConversationId, key: &ChatKey) -> Conversation {
