@@ -100,11 +100,12 @@ async fn open_file(path: &Path) -> Result<Pools, StoreError> {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
+    let cannot_open = |e: sqlx::Error| StoreError(format!("cannot open the database {name}: {e}"));
     // The writer first: it creates the file and switches it to WAL.
-    let writes = file_pool(1, options.clone()).await;
-    let writes = writes.map_err(|e| StoreError(format!("cannot open the database {name}: {e}")))?;
-    let reads = file_pool(READ_CONNECTIONS, options).await;
-    let reads = reads.map_err(|e| StoreError(format!("cannot open the database {name}: {e}")))?;
+    let writes = file_pool(1, options.clone()).await.map_err(cannot_open)?;
+    let reads = file_pool(READ_CONNECTIONS, options)
+        .await
+        .map_err(cannot_open)?;
     Ok(Pools { reads, writes })
 }
 
