@@ -5,6 +5,7 @@ mod config;
 mod error;
 mod retry;
 mod sse;
+mod transport;
 mod whole;
 mod wire;
 

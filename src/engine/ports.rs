@@ -321,7 +321,85 @@ impl ModelError {
 }
 
 /// A stream of completion events; it ends after `Finished` (and a possible `Usage`).
-pub type TokenStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ModelError>> + Send>>;
+///
+/// A reader that leaves the stream unread for a while (a preview waits for its slot) says so
+/// with [`TokenStream::hold`]; a transport that can (see [`Hold`]) then stops waking the bot for
+/// every token that arrives meanwhile. Reading the stream again ends the hold first, so a held
+/// transport is never waited on.
+pub struct TokenStream {
+    events: Pin<Box<dyn Stream<Item = Result<StreamEvent, ModelError>> + Send>>,
+    hold: Option<Box<dyn Hold>>,
+    held: bool,
+}
+
+/// What a transport can do while its reader leaves a stream unread.
+pub trait Hold: Send + Sync {
+    /// The reader will not read for a while: arriving data may wait unannounced.
+    fn hold(&self);
+    /// Announce what arrives at once again, including what is already there.
+    fn release(&self);
+}
+
+impl TokenStream {
+    /// A stream of `events` whose transport has nothing to do while it is held.
+    pub fn new(
+        events: impl Stream<Item = Result<StreamEvent, ModelError>> + Send + 'static,
+    ) -> Self {
+        Self {
+            events: Box::pin(events),
+            hold: None,
+            held: false,
+        }
+    }
+
+    /// The same stream, telling `hold` when it is held.
+    pub fn with_hold(mut self, hold: Box<dyn Hold>) -> Self {
+        self.hold = Some(hold);
+        self
+    }
+
+    /// The stream is left unread for a while; the next read ends the hold.
+    pub fn hold(&mut self) {
+        if let Some(hold) = self.hold.as_ref().filter(|_| !self.held) {
+            hold.hold();
+            self.held = true;
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(hold) = self.hold.as_ref().filter(|_| self.held) {
+            hold.release();
+            self.held = false;
+        }
+    }
+}
+
+impl Stream for TokenStream {
+    type Item = Result<StreamEvent, ModelError>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.release();
+        self.events.as_mut().poll_next(cx)
+    }
+}
+
+impl Drop for TokenStream {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl fmt::Debug for TokenStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenStream")
+            .field("holds", &self.hold.is_some())
+            .field("held", &self.held)
+            .finish_non_exhaustive()
+    }
+}
 
 /// An OpenAI-compatible chat-completions endpoint.
 ///

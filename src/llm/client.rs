@@ -1,23 +1,37 @@
 //! [`OpenAiClient`]: the [`Model`] that talks to an OpenAI-compatible chat-completions API.
 
+use std::error::Error as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::stream;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
-use reqwest::{Response, Url};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::{Method, Request, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use secrecy::ExposeSecret;
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{instrument, warn};
 
 use super::config::ClientConfig;
 use super::retry::{Decision, is_retryable};
+use super::transport::{QuietConnector, stream_gate};
 use super::wire::RequestBody;
 use super::{error, sse, whole};
 use crate::engine::ports::{CompletionRequest, Model, ModelError, TimeoutKind, TokenStream};
 use crate::metrics;
 
 mod ping;
+
+/// The HTTP client: HTTP/1.1 over the client's own sockets, TLS by rustls with Mozilla's roots.
+type Http = Client<HttpsConnector<QuietConnector>, Full<Bytes>>;
+type Response = hyper::Response<Incoming>;
 
 /// Why a client could not be built from its config; names the key, never its value.
 #[derive(Debug, thiserror::Error)]
@@ -31,16 +45,16 @@ pub enum ClientError {
     /// The API key cannot be sent in a header.
     #[error("llm.api_key contains characters not allowed in an HTTP header")]
     ApiKey,
-    /// The HTTP client could not be set up (TLS roots).
+    /// The HTTP client could not be set up (TLS).
     #[error("could not build the HTTP client")]
-    Build(#[source] reqwest::Error),
+    Build(#[source] rustls::Error),
 }
 
 /// The chat-completions client: streaming (SSE) or whole answers, with retries.
 #[derive(Debug)]
 pub struct OpenAiClient {
-    http: reqwest::Client,
-    url: Url,
+    http: Http,
+    url: Uri,
     auth: HeaderValue,
     conversation_header: HeaderName,
     config: ClientConfig,
@@ -58,17 +72,19 @@ impl OpenAiClient {
     /// Builds the client (rustls, connect timeout) and checks the URL, header name and key.
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
         let root = config.base_url.trim_end_matches('/');
-        let url = Url::parse(&format!("{root}/chat/completions"))
-            .map_err(|_| ClientError::BaseUrl(config.base_url.clone()))?;
+        let url = format!("{root}/chat/completions")
+            .parse::<Uri>()
+            .ok()
+            .filter(|url| {
+                url.host().is_some() && matches!(url.scheme_str(), Some("http" | "https"))
+            })
+            .ok_or_else(|| ClientError::BaseUrl(config.base_url.clone()))?;
         let conversation_header = HeaderName::try_from(config.conversation_header.as_str())
             .map_err(|_| ClientError::HeaderName(config.conversation_header.clone()))?;
         let bearer = format!("Bearer {}", config.api_key.expose_secret());
         let mut auth = HeaderValue::try_from(bearer).map_err(|_| ClientError::ApiKey)?;
         auth.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            .build()
-            .map_err(ClientError::Build)?;
+        let http = http_client(config.timeouts.connect)?;
         Ok(Self {
             http,
             url,
@@ -99,15 +115,7 @@ impl OpenAiClient {
         } else {
             "application/json"
         };
-        let call = self
-            .http
-            .post(self.url.clone())
-            .header(AUTHORIZATION, self.auth.clone())
-            .header(&self.conversation_header, request.conversation.to_string())
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, accept)
-            .body(body.to_vec())
-            .send();
+        let call = self.post(request.conversation.to_string(), accept, body.to_vec());
         let (wait, kind) = self.header_wait();
         match timeout(wait, call).await {
             Ok(Ok(response)) => Ok(response),
@@ -129,12 +137,33 @@ impl OpenAiClient {
         }
     }
 
+    /// Sends a POST of `body` to the completions URL with the key and the conversation id.
+    fn post(
+        &self,
+        conversation: String,
+        accept: &'static str,
+        body: Vec<u8>,
+    ) -> hyper_util::client::legacy::ResponseFuture {
+        let built = Request::builder()
+            .method(Method::POST)
+            .uri(self.url.clone())
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(&self.conversation_header, conversation)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, accept)
+            .body(Full::new(Bytes::from(body)));
+        // Every part was checked when the client was built: the URL, the header name, the key;
+        // a conversation id is a UUID.
+        let request = built.unwrap_or_else(|_| Request::new(Full::new(Bytes::new())));
+        self.http.request(request)
+    }
+
     async fn rejected(&self, response: Response, request: &CompletionRequest) -> Failure {
         let status = response.status();
         let headers = response.headers().clone();
-        let body = timeout(self.config.timeouts.idle, response.bytes()).await;
+        let body = timeout(self.config.timeouts.idle, whole_body(response)).await;
         let body = match &body {
-            Ok(Ok(bytes)) => String::from_utf8_lossy(bytes),
+            Ok(Some(bytes)) => String::from_utf8_lossy(bytes),
             _ => "".into(),
         };
         Failure {
@@ -153,17 +182,47 @@ impl OpenAiClient {
     ) -> Result<TokenStream, ModelError> {
         let timeouts = self.config.timeouts;
         if self.config.stream && !is_json(&response) {
-            return Ok(sse::decode(response.bytes_stream(), timeouts, started));
+            let gate = stream_gate(&response);
+            let bytes = response.into_body().into_data_stream();
+            let stream = sse::decode(bytes, timeouts, started);
+            return Ok(match gate {
+                Some(gate) => stream.with_hold(Box::new(gate)),
+                None => stream,
+            });
         }
         let deadline = started + timeouts.total;
-        let body = match tokio::time::timeout_at(deadline, response.bytes()).await {
-            Ok(Ok(body)) => body,
-            Ok(Err(_)) => return Err(ModelError::Incomplete),
+        let body = match tokio::time::timeout_at(deadline, whole_body(response)).await {
+            Ok(Some(body)) => body,
+            Ok(None) => return Err(ModelError::Incomplete),
             Err(_) => return Err(ModelError::Timeout(TimeoutKind::Total)),
         };
         let events = whole::events(&body)?;
-        Ok(Box::pin(stream::iter(events.into_iter().map(Ok))))
+        Ok(TokenStream::new(stream::iter(events.into_iter().map(Ok))))
     }
+}
+
+/// The HTTP client over the client's own sockets (see `transport`).
+fn http_client(connect_timeout: Duration) -> Result<Http, ClientError> {
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(connect_timeout));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(provider)
+        .map_err(ClientError::Build)?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(QuietConnector::new(tcp));
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .build(https))
+}
+
+/// A whole response body, or `None` when the connection failed before its end.
+async fn whole_body(response: Response) -> Option<Bytes> {
+    let collected = response.into_body().collect().await.ok()?;
+    Some(collected.to_bytes())
 }
 
 fn is_json(response: &Response) -> bool {
@@ -185,8 +244,8 @@ impl Failure {
     }
 
     /// A request that never got an answer; only connection failures are safe to resend.
-    fn transport(error: &reqwest::Error) -> Self {
-        let model_error = if error.is_timeout() {
+    fn transport(error: &hyper_util::client::legacy::Error) -> Self {
+        let model_error = if error.is_connect() && timed_out(error) {
             ModelError::Timeout(TimeoutKind::Connect)
         } else if error.is_connect() {
             ModelError::Unavailable("could not connect to the model provider".into())
@@ -228,4 +287,19 @@ impl Model for OpenAiClient {
             sleep(wait).await;
         }
     }
+}
+
+/// True when `error` comes from a connection attempt that ran out of time.
+fn timed_out(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }

@@ -50,7 +50,7 @@ where
         finished: false,
         ended: false,
     };
-    Box::pin(stream::unfold(decoder, |mut decoder| async move {
+    TokenStream::new(stream::unfold(decoder, |mut decoder| async move {
         decoder.next().await.map(|item| (item, decoder))
     }))
 }

@@ -108,6 +108,11 @@ impl FakeLlm {
         format!("http://{}/v1", self.addr)
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The key this fake accepts.
     pub fn key(&self) -> &str {
         &self.shared.key

@@ -77,7 +77,7 @@ async fn run(fake: &FakeLlm, script: Script) -> Events {
 async fn refused(fake: &FakeLlm, script: Script) -> ModelError {
     fake.push(script);
     let result = client(config(fake)).complete(request("grok-3", "hi")).await;
-    result.err().expect("an error")
+    result.expect_err("an error")
 }
 
 fn content(events: &Events) -> String {
@@ -535,4 +535,112 @@ async fn the_fake_refuses_a_body_without_model_or_messages() {
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("model"));
+}
+
+/// The receive low-water marks (`SO_RCVLOWAT`) of this process's sockets connected to `peer`.
+#[cfg(target_os = "linux")]
+fn low_water_marks(peer: std::net::SocketAddr) -> Vec<i32> {
+    use std::os::fd::BorrowedFd;
+    let fds = std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd");
+    let fds = fds.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok());
+    fds.filter_map(|fd| {
+        // SAFETY: borrowed only for the two calls below; a descriptor closed meanwhile makes
+        // them fail.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&borrowed);
+        (socket.peer_addr().ok()?.as_socket()? == peer).then_some(())?;
+        let mut mark: i32 = 0;
+        let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `mark`.
+        let done = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                std::ptr::from_mut(&mut mark).cast(),
+                &mut len,
+            )
+        };
+        (done == 0).then_some(mark)
+    })
+    .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_held_stream_keeps_its_socket_quiet_and_hands_over_everything_when_read() {
+    let fake = FakeLlm::start().await;
+    let text = "a reply that arrives while nobody reads it";
+    let script = || Script::reply(text).delay(Duration::from_millis(5));
+    fake.push(script());
+    fake.push(script());
+    let client = client(config(&fake));
+    let mut stream = client
+        .complete(request("grok-3", "hi"))
+        .await
+        .expect("a stream");
+    assert_eq!(low_water_marks(fake.addr()), [1]);
+    stream.hold();
+    // The kernel keeps what arrives to itself until 32 KB are there.
+    assert_eq!(low_water_marks(fake.addr()), [32 * 1024]);
+    // The whole reply and its end arrive while held: far less than the mark.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Reading ends the hold, and lowering the mark announces what came: everything is read at
+    // once, not after a stall (the idle timeout is 2 s).
+    let events = tokio::time::timeout(Duration::from_secs(1), collect(stream))
+        .await
+        .expect("the held data is handed over when read");
+    assert_eq!(content(&events), text);
+    assert_eq!(finished(&events), Some("stop"));
+    assert_eq!(low_water_marks(fake.addr()), [1]);
+    // The connection goes back to the pool announcing data as usual.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stream = client
+        .complete(request("grok-3", "hi"))
+        .await
+        .expect("a stream");
+    assert_eq!(low_water_marks(fake.addr()), [1]);
+    let events = tokio::time::timeout(Duration::from_secs(1), collect(stream))
+        .await
+        .expect("the next reply streams");
+    assert_eq!(content(&events), text);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_pooled_connection_held_by_an_ended_stream_answers_the_next_request_at_once() {
+    let fake = FakeLlm::start().await;
+    let text = "first answer";
+    fake.push(Script::reply(text));
+    fake.push(Script::reply("second answer"));
+    let client = client(config(&fake));
+    let mut first = client
+        .complete(request("grok-3", "hi"))
+        .await
+        .expect("a stream");
+    let mut events = Vec::new();
+    while let Some(event) = first.next().await {
+        events.push(event);
+    }
+    assert_eq!(content(&events), text);
+    // A reader that holds a stream after its end: hyper has put the connection back in its
+    // pool by now, quiet.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.hold();
+    assert_eq!(low_water_marks(fake.addr()), [32 * 1024]);
+    // The next request takes that connection; writing it ends the stale hold, so its answer is
+    // announced (a quiet socket would leave it unread until the first-token timeout, 5 s).
+    let second = tokio::time::timeout(
+        Duration::from_secs(1),
+        client.complete(request("grok-3", "again")),
+    )
+    .await
+    .expect("the answer on the pooled connection is heard")
+    .expect("a stream");
+    assert_eq!(low_water_marks(fake.addr()), [1]);
+    let events = tokio::time::timeout(Duration::from_secs(1), collect(second))
+        .await
+        .expect("the second reply streams");
+    assert_eq!(content(&events), "second answer");
+    drop(first);
 }

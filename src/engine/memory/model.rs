@@ -64,7 +64,7 @@ fn paced(text: &str, chunk: usize, gap: Duration) -> TokenStream {
         .into_iter()
         .enumerate()
         .map(move |(i, c)| (start + gap * (i as u32 + 1), Ok(StreamEvent::Content(c))));
-    Box::pin(
+    TokenStream::new(
         futures_util::stream::iter(events).then(|(at, event)| async move {
             tokio::time::sleep_until(at).await;
             event
@@ -101,9 +101,9 @@ impl Model for ScriptedModel {
                     Ok(StreamEvent::Finished("stop".into())),
                     Ok(StreamEvent::Usage(usage)),
                 ]);
-                Box::pin(paced(&text, chunk, gap).chain(tail))
+                TokenStream::new(paced(&text, chunk, gap).chain(tail))
             }
-            Script::FailAfter(text, error) => Box::pin(
+            Script::FailAfter(text, error) => TokenStream::new(
                 paced(&text, 4, Duration::from_millis(10))
                     .chain(futures_util::stream::iter([Err(error)])),
             ),

@@ -216,6 +216,13 @@ impl<'a> Reply<'a> {
                 clocks.arm_preview(self.ctx.pacer.ready_at(ctx.chat, &self.limits));
                 continue;
             }
+            // Nothing is read until `resume`: the transport need not announce tokens meanwhile
+            // (the next read ends the hold). Once the model has finished, what is left (usage,
+            // the end) is already on its way: read it rather than hold a connection that may go
+            // back to its pool meanwhile.
+            if clocks.reads == Reads::Held && !self.finished {
+                stream.hold();
+            }
             let typing = !self.content_shown;
             let thinking = clocks.thinking_armed && self.text.is_empty();
             tokio::select! {

@@ -50,7 +50,7 @@ fn script(steps: Vec<Step>) -> TokenStream {
             (at, item)
         })
         .collect();
-    Box::pin(
+    TokenStream::new(
         futures_util::stream::iter(timed).then(|(at, item)| async move {
             tokio::time::sleep_until(at).await;
             item
@@ -126,7 +126,7 @@ impl Harness {
         let reads = Arc::new(Mutex::new(Vec::new()));
         let log = reads.clone();
         let stream = script(steps).inspect(move |_| log.lock().unwrap().push(Instant::now()));
-        let outcome = self.reply(Ok(Box::pin(stream))).await;
+        let outcome = self.reply(Ok(TokenStream::new(stream))).await;
         let reads = reads.lock().unwrap().clone();
         (outcome, reads)
     }
@@ -634,4 +634,106 @@ async fn after_a_preview_the_stream_is_left_unread_until_shortly_before_the_next
             .filter(|r| **r > *preview && **r < *preview + Duration::from_millis(950));
         assert_eq!(early.count(), 0, "reads {reads:?} previews {previews:?}");
     }
+}
+
+/// Notes what the reply told the transport, and whether it was held at each read.
+#[derive(Default)]
+struct HoldLog {
+    held: std::sync::atomic::AtomicBool,
+    changes: Mutex<Vec<(Instant, bool)>>,
+    reads_while_held: std::sync::atomic::AtomicUsize,
+}
+
+impl HoldLog {
+    fn note(&self, held: bool) {
+        self.held.store(held, std::sync::atomic::Ordering::SeqCst);
+        self.changes.lock().unwrap().push((Instant::now(), held));
+    }
+}
+
+struct LoggedHold(Arc<HoldLog>);
+
+impl crate::engine::ports::Hold for LoggedHold {
+    fn hold(&self) {
+        self.0.note(true);
+    }
+
+    fn release(&self) {
+        self.0.note(false);
+    }
+}
+
+/// `steps` as a stream whose transport notes holds in the returned log; `on_read` sees each
+/// item read.
+fn held_script(
+    steps: Vec<Step>,
+    mut on_read: impl FnMut(&Result<StreamEvent, ModelError>) + Send + 'static,
+) -> (TokenStream, Arc<HoldLog>) {
+    let log = Arc::new(HoldLog::default());
+    let seen = log.clone();
+    let stream = script(steps).inspect(move |item| {
+        on_read(item);
+        if seen.held.load(std::sync::atomic::Ordering::SeqCst) {
+            seen.reads_while_held
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let stream = TokenStream::new(stream).with_hold(Box::new(LoggedHold(log.clone())));
+    (stream, log)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_transport_is_held_between_slots_and_never_read_while_held() {
+    let h = Harness::new(4000);
+    let (text, steps) = words(150, 20);
+    let (stream, log) = held_script(steps, |_| {});
+    let outcome = h.reply(Ok(stream)).await;
+    assert_eq!(outcome.text, text);
+    assert_eq!(h.texts(), std::slice::from_ref(&text));
+    // A held transport announces nothing: a read then would wait for data that never comes.
+    let reads_while_held = log
+        .reads_while_held
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(reads_while_held, 0);
+    let changes = log.changes.lock().unwrap().clone();
+    // 3 s of tokens at one preview a second: held between the slots, released before each.
+    let holds = changes.iter().filter(|(_, held)| *held).count();
+    assert!(holds >= 2, "{changes:?}");
+    assert!(changes.windows(2).all(|w| w[0].1 != w[1].1), "{changes:?}");
+    assert_eq!(changes.last().map(|c| c.1), Some(false), "{changes:?}");
+    // Each hold starts with a preview (nothing more can be shown before the next slot) and
+    // lasts until shortly before that slot.
+    let previews: Vec<Instant> = h.writes().iter().map(|w| w.at).collect();
+    for pair in changes.chunks(2) {
+        assert!(previews.contains(&pair[0].0), "{changes:?} {previews:?}");
+        assert!(
+            pair[1].0 - pair[0].0 >= Duration::from_millis(950),
+            "{changes:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_transport_is_not_held_once_the_model_has_finished() {
+    let h = Harness::new(4000);
+    let (text, mut steps) = words(60, 20);
+    // The usage report comes well after the finish reason, past the next preview slot.
+    steps.push((1500, Ok(StreamEvent::Usage(Usage::default()))));
+    let finished_at = Arc::new(Mutex::new(None));
+    let seen = finished_at.clone();
+    let (stream, log) = held_script(steps, move |item| {
+        if matches!(item, Ok(StreamEvent::Finished(_))) {
+            *seen.lock().unwrap() = Some(Instant::now());
+        }
+    });
+    let outcome = h.reply(Ok(stream)).await;
+    assert_eq!(outcome.text, text);
+    let finished_at = finished_at.lock().unwrap().expect("the finish was read");
+    let changes = log.changes.lock().unwrap().clone();
+    assert!(changes.iter().any(|(_, held)| *held), "{changes:?}");
+    // Held after the finish, the connection could go back to its pool still quiet.
+    assert!(
+        changes.iter().all(|(at, held)| !held || *at < finished_at),
+        "{changes:?} finished at {finished_at:?}"
+    );
 }

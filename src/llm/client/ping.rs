@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use tokio::time::timeout;
 
 use super::OpenAiClient;
@@ -22,20 +21,14 @@ impl OpenAiClient {
             "max_tokens": 1,
             "stream": false,
         });
-        let call = self
-            .http
-            .post(self.url.clone())
-            .header(AUTHORIZATION, self.auth.clone())
-            .header(
-                &self.conversation_header,
-                ConversationId::random().to_string(),
-            )
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send();
+        let call = self.post(
+            ConversationId::random().to_string(),
+            "application/json",
+            body.to_string().into_bytes(),
+        );
         let response = match timeout(PING_WAIT, call).await {
             Ok(Ok(response)) => response,
-            Ok(Err(error)) if error.is_timeout() => {
+            Ok(Err(error)) if error.is_connect() && super::timed_out(&error) => {
                 return Err(ModelError::Timeout(TimeoutKind::Connect));
             }
             Ok(Err(_)) => {
@@ -49,8 +42,9 @@ impl OpenAiClient {
             return Ok(());
         }
         let headers = response.headers().clone();
-        let text = timeout(PING_WAIT, response.text()).await;
-        let text = text.ok().and_then(Result::ok).unwrap_or_default();
+        let body = timeout(PING_WAIT, super::whole_body(response)).await;
+        let body = body.ok().flatten().unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
         Err(error::from_status(status, &headers, &text, model))
     }
 }
