@@ -14,6 +14,7 @@ use hyper::{Method, Request, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use secrecy::ExposeSecret;
 use tokio::time::{Instant, sleep, timeout};
@@ -21,7 +22,7 @@ use tracing::{instrument, warn};
 
 use super::config::ClientConfig;
 use super::retry::{Decision, is_retryable};
-use super::transport::{QuietConnector, stream_gate};
+use super::transport::{QuietConnector, Route, stream_gate};
 use super::wire::RequestBody;
 use super::{error, sse, whole};
 use crate::engine::ports::{CompletionRequest, Model, ModelError, TimeoutKind, TokenStream};
@@ -30,7 +31,7 @@ use crate::metrics;
 mod ping;
 
 /// The HTTP client: HTTP/1.1 over the client's own sockets, TLS by rustls with Mozilla's roots.
-type Http = Client<HttpsConnector<QuietConnector>, Full<Bytes>>;
+type Http = Client<HttpsConnector<Route>, Full<Bytes>>;
 type Response = hyper::Response<Incoming>;
 
 /// Why a client could not be built from its config; names the key, never its value.
@@ -70,7 +71,15 @@ struct Failure {
 
 impl OpenAiClient {
     /// Builds the client (rustls, connect timeout) and checks the URL, header name and key.
+    /// The proxy environment variables apply (see [`OpenAiClient::with_proxies`]).
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        Self::with_proxies(config, &Matcher::from_env())
+    }
+
+    /// Like [`OpenAiClient::new`], with the proxies `proxies` names instead of the environment's
+    /// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, as curl reads them): a proxied API
+    /// is reached through an HTTP proxy's `CONNECT` tunnel.
+    pub fn with_proxies(config: ClientConfig, proxies: &Matcher) -> Result<Self, ClientError> {
         let root = config.base_url.trim_end_matches('/');
         let url = format!("{root}/chat/completions")
             .parse::<Uri>()
@@ -84,7 +93,7 @@ impl OpenAiClient {
         let bearer = format!("Bearer {}", config.api_key.expose_secret());
         let mut auth = HeaderValue::try_from(bearer).map_err(|_| ClientError::ApiKey)?;
         auth.set_sensitive(true);
-        let http = http_client(config.timeouts.connect)?;
+        let http = http_client(config.timeouts.connect, &url, proxies)?;
         Ok(Self {
             http,
             url,
@@ -201,8 +210,12 @@ impl OpenAiClient {
     }
 }
 
-/// The HTTP client over the client's own sockets (see `transport`).
-fn http_client(connect_timeout: Duration) -> Result<Http, ClientError> {
+/// The HTTP client over the client's own sockets (see `transport`) to `url`.
+fn http_client(
+    connect_timeout: Duration,
+    url: &Uri,
+    proxies: &Matcher,
+) -> Result<Http, ClientError> {
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
@@ -213,7 +226,7 @@ fn http_client(connect_timeout: Duration) -> Result<Http, ClientError> {
         .map_err(ClientError::Build)?
         .https_or_http()
         .enable_http1()
-        .wrap_connector(QuietConnector::new(tcp));
+        .wrap_connector(Route::new(QuietConnector::new(tcp), url, proxies));
     Ok(Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .build(https))

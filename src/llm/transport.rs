@@ -26,7 +26,9 @@ use std::task::{Context, Poll};
 
 use hyper::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -64,6 +66,83 @@ impl tower_service::Service<Uri> for QuietConnector {
             let gate = Arc::new(Gate::new(io.inner().as_raw_fd()));
             Ok(QuietIo { io, gate })
         })
+    }
+}
+
+/// How the client reaches the API: straight, or through an HTTP proxy's `CONNECT` tunnel (the
+/// socket is then the one to the proxy, and quiet all the same).
+#[derive(Debug, Clone)]
+pub(super) enum Route {
+    Direct(QuietConnector),
+    Tunnel(Tunnel<QuietConnector>),
+}
+
+impl Route {
+    /// Straight to the API unless `proxies` (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+    /// `NO_PROXY`) send `url` through a proxy.
+    pub(super) fn new(connector: QuietConnector, url: &Uri, proxies: &Matcher) -> Self {
+        let Some(proxy) = proxies.intercept(url) else {
+            return Self::Direct(connector);
+        };
+        let tunnel = Tunnel::new(proxy.uri().clone(), connector);
+        match proxy.basic_auth() {
+            Some(auth) => Self::Tunnel(tunnel.with_auth(auth.clone())),
+            None => Self::Tunnel(tunnel),
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Uri> for Route {
+    type Response = QuietIo;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<QuietIo, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Self::Direct(direct) => direct.poll_ready(cx).map_err(Into::into),
+            Self::Tunnel(tunnel) => tunnel.poll_ready(cx).map_err(Into::into),
+        }
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        match self {
+            Self::Direct(direct) => {
+                let connecting = direct.call(uri);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+            Self::Tunnel(tunnel) => {
+                // The tunnel asks for the API's port, 443 when the URL names none.
+                let connecting = tunnel.call(with_port(uri));
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+        }
+    }
+}
+
+/// `uri` with its scheme's port written out when it names none.
+fn with_port(uri: Uri) -> Uri {
+    let (Some(host), None) = (uri.host(), uri.port_u16()) else {
+        return uri;
+    };
+    let port = if uri.scheme_str() == Some("http") {
+        80
+    } else {
+        443
+    };
+    let mut parts = uri.clone().into_parts();
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    match format!("{host}:{port}").parse() {
+        Ok(authority) => {
+            parts.authority = Some(authority);
+            Uri::from_parts(parts).unwrap_or(uri)
+        }
+        Err(_) => uri,
     }
 }
 

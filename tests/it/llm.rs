@@ -1,6 +1,7 @@
 //! The completion client against the fake completion server: streams, errors, retries, params.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -643,4 +644,102 @@ async fn a_pooled_connection_held_by_an_ended_stream_answers_the_next_request_at
         .expect("the second reply streams");
     assert_eq!(content(&events), "second answer");
     drop(first);
+}
+
+/// A one-purpose HTTP proxy on 127.0.0.1: answers each `CONNECT` with 200 and relays the
+/// tunnel to `target`, whatever host it names; notes each request line and its
+/// `Proxy-Authorization`.
+async fn connect_proxy(
+    target: std::net::SocketAddr,
+) -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut inbound = BufReader::new(inbound);
+                let mut head = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if inbound.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    head.push(line.trim_end().to_string());
+                }
+                let connect = head.first().is_some_and(|l| l.starts_with("CONNECT "));
+                log.lock().unwrap().extend(head);
+                if !connect {
+                    let refusal = b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n";
+                    let _ = inbound.get_mut().write_all(refusal).await;
+                    return;
+                }
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let established = b"HTTP/1.1 200 Connection established\r\n\r\n";
+                if inbound.get_mut().write_all(established).await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (address, seen)
+}
+
+#[tokio::test]
+async fn a_proxied_api_is_reached_through_a_connect_tunnel_with_the_proxy_s_credentials() {
+    use hyper_util::client::proxy::matcher::Matcher;
+    let fake = FakeLlm::start().await;
+    let (proxy, seen) = connect_proxy(fake.addr()).await;
+    let proxies = Matcher::builder()
+        .all(format!("http://user:secret@{proxy}"))
+        .build();
+    let port = fake.addr().port();
+    let mut config = config(&fake);
+    // A name only the proxy knows how to reach.
+    config.base_url = format!("http://llm.invalid:{port}/v1");
+    let client = OpenAiClient::with_proxies(config, &proxies).expect("a valid config");
+    let stream = client
+        .complete(request("grok-3", "through the proxy"))
+        .await
+        .expect("a stream");
+    let events = collect(stream).await;
+    assert_eq!(content(&events), "echo: through the proxy");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[0],
+        format!("CONNECT llm.invalid:{port} HTTP/1.1"),
+        "{seen:?}"
+    );
+    // user:secret, base64.
+    assert!(
+        seen.contains(&"Proxy-Authorization: Basic dXNlcjpzZWNyZXQ=".to_string()),
+        "{seen:?}"
+    );
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_host_in_no_proxy_is_reached_directly() {
+    use hyper_util::client::proxy::matcher::Matcher;
+    let fake = FakeLlm::start().await;
+    let (proxy, seen) = connect_proxy(fake.addr()).await;
+    let proxies = Matcher::builder()
+        .all(format!("http://{proxy}"))
+        .no("127.0.0.1")
+        .build();
+    let client = OpenAiClient::with_proxies(config(&fake), &proxies).expect("a valid config");
+    let stream = client
+        .complete(request("grok-3", "straight"))
+        .await
+        .expect("a stream");
+    assert_eq!(content(&collect(stream).await), "echo: straight");
+    assert!(seen.lock().unwrap().is_empty());
 }
