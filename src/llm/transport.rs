@@ -9,9 +9,10 @@
 //! setting it back to 1 announces what came at once (Linux signals readiness when the mark is
 //! lowered).
 //!
-//! Each connection's socket sits behind a [`Gate`]: the response carries a [`StreamGate`] for it
-//! (hyper puts a connection's extras into every response it reads on it), and the gate changes
-//! the mark only while the connection is open and still serving that response:
+//! Each connection's socket sits behind a [`Gate`]. Every response carries its connection's gate
+//! (hyper puts a connection's extras into every response it reads on it), from which the
+//! response's stream gets a [`StreamGate`]; the mark changes only while the connection is open
+//! and still serving that response:
 //! - closing the connection closes the gate first, under its lock, so a mark is never set on a
 //!   descriptor number the system has given to another socket;
 //! - writing on the connection (the next request, once hyper has pooled it) lowers the mark and
