@@ -258,7 +258,7 @@ impl Failure {
 
     /// A request that never got an answer; only connection failures are safe to resend.
     fn transport(error: &hyper_util::client::legacy::Error) -> Self {
-        let model_error = if error.is_connect() && timed_out(error) {
+        let model_error = if connect_timed_out(error) {
             ModelError::Timeout(TimeoutKind::Connect)
         } else if error.is_connect() {
             ModelError::Unavailable("could not connect to the model provider".into())
@@ -303,7 +303,10 @@ impl Model for OpenAiClient {
 }
 
 /// True when `error` comes from a connection attempt that ran out of time.
-fn timed_out(error: &hyper_util::client::legacy::Error) -> bool {
+fn connect_timed_out(error: &hyper_util::client::legacy::Error) -> bool {
+    if !error.is_connect() {
+        return false;
+    }
     let mut source = error.source();
     while let Some(cause) = source {
         if cause

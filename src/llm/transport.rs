@@ -163,6 +163,18 @@ struct GateState {
     held: bool,
 }
 
+impl GateState {
+    /// Lowers the mark if it is raised.
+    fn lower(&mut self) {
+        if let Some(fd) = self.fd
+            && self.held
+        {
+            set_low_water(fd, 1);
+            self.held = false;
+        }
+    }
+}
+
 impl Gate {
     fn new(fd: RawFd) -> Self {
         Self {
@@ -194,25 +206,14 @@ impl Gate {
 
     /// Lowers the mark, if it is raised, which announces what has come.
     fn release(&self) {
-        let mut state = self.lock();
-        if let Some(fd) = state.fd
-            && state.held
-        {
-            set_low_water(fd, 1);
-            state.held = false;
-        }
+        self.lock().lower();
     }
 
     /// The connection writes: a new request. Earlier responses lose their hold.
     fn wrote(&self) {
         let mut state = self.lock();
         state.writes += 1;
-        if let Some(fd) = state.fd
-            && state.held
-        {
-            set_low_water(fd, 1);
-            state.held = false;
-        }
+        state.lower();
     }
 
     fn writes(&self) -> u64 {

@@ -28,7 +28,7 @@ impl OpenAiClient {
         );
         let response = match timeout(PING_WAIT, call).await {
             Ok(Ok(response)) => response,
-            Ok(Err(error)) if error.is_connect() && super::timed_out(&error) => {
+            Ok(Err(error)) if super::connect_timed_out(&error) => {
                 return Err(ModelError::Timeout(TimeoutKind::Connect));
             }
             Ok(Err(_)) => {
