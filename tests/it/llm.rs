@@ -743,3 +743,33 @@ async fn a_host_in_no_proxy_is_reached_directly() {
     assert_eq!(content(&collect(stream).await), "echo: straight");
     assert!(seen.lock().unwrap().is_empty());
 }
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_connection_that_is_never_accepted_times_out_as_a_connect_timeout() {
+    // A listener that never accepts, its queue filled: Linux then drops new connection attempts
+    // (the SYN), so a connect neither succeeds nor fails until its timeout.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let address = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let attempt = tokio::net::TcpStream::connect(address);
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(100), attempt).await {
+            fillers.push(stream);
+        }
+    }
+    let fake = FakeLlm::start().await;
+    let mut config = config(&fake);
+    config.base_url = format!("http://{address}/v1");
+    config.timeouts.connect = Duration::from_millis(200);
+    let error = client(config)
+        .complete(request("grok-3", "hi"))
+        .await
+        .expect_err("no connection");
+    assert_eq!(error, ModelError::Timeout(TimeoutKind::Connect));
+    drop(fillers);
+}

@@ -98,3 +98,12 @@ async fn a_closed_connection_s_gate_leaves_its_descriptor_number_alone() {
     gate.hold();
     assert_eq!(low_water(reused.as_raw_fd()), 1);
 }
+
+#[test]
+fn a_tunnel_is_asked_for_the_scheme_s_port_when_the_url_names_none() {
+    let port = |url: &str| with_port(url.parse().unwrap()).to_string();
+    assert_eq!(port("http://gateway/v1/x"), "http://gateway:80/v1/x");
+    assert_eq!(port("https://api.x.ai/v1/x"), "https://api.x.ai:443/v1/x");
+    assert_eq!(port("http://gateway:8080/v1/x"), "http://gateway:8080/v1/x");
+    assert_eq!(port("https://[::1]/v1/x"), "https://[::1]:443/v1/x");
+}
