@@ -503,12 +503,42 @@ pub struct ChatSettings {
 /// What a turn reads before it asks the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TurnContext {
-    /// The chat's current conversation.
+    /// The chat's current conversation; when `new`, one not stored yet.
     pub conversation: Conversation,
+    /// The place has no conversation yet: `conversation` has a fresh random id, which
+    /// [`Store::start_turn`] stores.
+    pub new: bool,
     /// The chat's settings.
     pub settings: ChatSettings,
     /// The conversation's history, oldest first.
     pub history: Vec<StoredMessage>,
+}
+
+/// What a turn stores once its request has left.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnStart<'a> {
+    /// The conversation the turn's context named.
+    pub conversation: ConversationId,
+    /// When the context was `new`: the place to create `conversation` in first.
+    pub create_in: Option<&'a ChatKey>,
+    /// Who wrote the message.
+    pub author: &'a Author,
+    /// What they wrote.
+    pub content: &'a str,
+    /// The model that answers.
+    pub model: &'a ModelName,
+}
+
+/// The rows a turn starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnRows {
+    /// The conversation they belong to: the turn's own, or the one another turn created for the
+    /// place first.
+    pub conversation: ConversationId,
+    /// The user message.
+    pub user: MessageRowId,
+    /// The reply, status `streaming`.
+    pub reply: MessageRowId,
 }
 
 /// Token totals over many replies.
@@ -548,19 +578,17 @@ pub trait Store: Send + Sync {
     /// The chat's current conversation, created with a new random id on first sight.
     async fn conversation(&self, key: &ChatKey) -> Result<Conversation, StoreError>;
 
-    /// Everything a turn reads before its request: the chat's current conversation (created on
-    /// first sight), its settings and its history. A store should answer it in as few round
-    /// trips as it can: it sits between a message arriving and the request leaving.
-    async fn turn_context(&self, key: &ChatKey) -> Result<TurnContext, StoreError> {
-        let conversation = self.conversation(key).await?;
-        let (settings, history) =
-            tokio::try_join!(self.settings(key), self.history(conversation.id))?;
-        Ok(TurnContext {
-            conversation,
-            settings,
-            history,
-        })
-    }
+    /// Everything a turn reads before its request: the chat's current conversation, its
+    /// settings and its history. It writes nothing: a place without a conversation gets a fresh
+    /// id marked `new`, which `start_turn` stores. A store should answer it in as few round trips
+    /// as it can: it sits between a message arriving and the request leaving.
+    async fn turn_context(&self, key: &ChatKey) -> Result<TurnContext, StoreError>;
+
+    /// Stores a turn's user message and its `streaming` reply row, `in_reply_to` the message
+    /// (usage per user is counted through it). With `turn.create_in` it creates the conversation
+    /// first — unless another turn created the place's conversation first, which the rows then
+    /// join. All of it or none of it.
+    async fn start_turn(&self, turn: &TurnStart<'_>) -> Result<TurnRows, StoreError>;
 
     /// Starts a new conversation with a new id; the old one stays stored.
     async fn reset(&self, key: &ChatKey) -> Result<Conversation, StoreError>;
@@ -568,23 +596,6 @@ pub trait Store: Send + Sync {
     /// The conversation's history, oldest first (failed and streaming replies left out).
     async fn history(&self, conversation: ConversationId)
     -> Result<Vec<StoredMessage>, StoreError>;
-
-    /// Stores a user message as it arrives.
-    async fn add_user_message(
-        &self,
-        conversation: ConversationId,
-        author: &Author,
-        content: &str,
-    ) -> Result<MessageRowId, StoreError>;
-
-    /// Creates the reply row, status `streaming`, when streaming starts; `in_reply_to` is the
-    /// user message it answers (usage per user is counted through it).
-    async fn start_reply(
-        &self,
-        conversation: ConversationId,
-        in_reply_to: MessageRowId,
-        model: &ModelName,
-    ) -> Result<MessageRowId, StoreError>;
 
     /// Records the platform messages a streaming reply occupies so far.
     async fn set_reply_messages(

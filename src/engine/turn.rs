@@ -16,7 +16,8 @@ use super::event::{ChatKey, Content, Incoming, MessageRef, PlatformKind};
 use super::pace::Pacer;
 use super::ports::{
     ChatSettings, CompletionRequest, MessageRowId, Model, ModelError, ModelName, Phase, Platform,
-    PlatformError, ReplyRecord, Role, Store, StoreError, StoredMessage, TurnContext, UsageTotals,
+    PlatformError, ReplyRecord, Role, Store, StoreError, StoredMessage, TurnContext, TurnStart,
+    UsageTotals,
 };
 use super::reply::{ReplyContext, ReplyObserver, ReplyOptions, ReplyOutcome, stream_reply};
 
@@ -189,6 +190,7 @@ impl Engine {
         let key = &incoming.key;
         let TurnContext {
             conversation,
+            new,
             settings,
             history,
         } = self.store.turn_context(key).await?;
@@ -214,22 +216,25 @@ impl Engine {
         // Invariant: the semaphore is never closed.
         let _permit = self.completions.acquire().await.ok();
         let asked_at = Instant::now();
-        // The request leaves while the user message and the reply row are written; streaming
-        // starts once all three are done (a failed write still lets the stream close).
-        let rows = async {
-            let user_row = self
-                .store
-                .add_user_message(conversation.id, &incoming.author, text)
-                .await?;
-            self.store
-                .start_reply(conversation.id, user_row, &model)
-                .await
+        // The request leaves while the user message and the reply row are written (with the
+        // conversation, on a place's first turn); streaming starts once both are done (a failed
+        // write still lets the stream close).
+        let start = TurnStart {
+            conversation: conversation.id,
+            create_in: new.then_some(key),
+            author: &incoming.author,
+            content: text,
+            model: &model,
         };
-        let (reply_row, stream) = tokio::join!(rows, self.model.complete(request));
-        let reply_row = reply_row?;
+        let (rows, stream) =
+            tokio::join!(self.store.start_turn(&start), self.model.complete(request));
+        let rows = rows?;
+        if rows.conversation != conversation.id {
+            tracing::debug!(stored = %rows.conversation, "another turn created the conversation first");
+        }
         let observer = StoreObserver {
             store: self.store.as_ref(),
-            reply: reply_row,
+            reply: rows.reply,
         };
         let context = ReplyContext {
             platform,
@@ -249,7 +254,7 @@ impl Engine {
             platform_messages: outcome.messages.clone(),
             usage: outcome.usage,
         };
-        self.store.finish_reply(reply_row, &record).await?;
+        self.store.finish_reply(rows.reply, &record).await?;
         tracing::info!(
             chat = %key,
             conversation = %conversation.id,

@@ -1,51 +1,39 @@
 //! Conversations: get-or-create the active one of a chat place, reset it, read its history.
 
-use sqlx::{SqliteExecutor, SqlitePool};
+use sqlx::{SqliteConnection, SqliteExecutor, SqlitePool};
 
 use super::rows::{self, failed};
 use super::settings;
 use crate::engine::event::{ChatKey, ConversationId};
-use crate::engine::ports::{ChatSettings, Conversation, StoreError, StoredMessage, TurnContext};
+use crate::engine::ports::{Conversation, StoreError, StoredMessage, TurnContext};
 
 const SELECT_ACTIVE: &str = "SELECT uuid FROM conversations \
      WHERE platform = ?1 AND chat = ?2 AND thread = ?3 AND ended_at IS NULL";
 
-/// What the inserts return: the new conversation's uuid and its place's settings (a place may
-/// have chosen them before it had a conversation), so a new place costs one statement.
-macro_rules! insert_returning {
-    ($conflict:literal) => {
-        concat!(
-            "INSERT INTO conversations (uuid, platform, chat, thread, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ",
-            $conflict,
-            "RETURNING uuid, \
-             (SELECT model FROM chat_settings s \
-               WHERE s.platform = ?2 AND s.chat = ?3 AND s.thread = ?4), \
-             (SELECT system_prompt FROM chat_settings s \
-               WHERE s.platform = ?2 AND s.chat = ?3 AND s.thread = ?4)"
-        )
-    };
-}
-
 /// Inserts nothing (and returns no row) when another caller created the active conversation
 /// first.
-const INSERT_IF_NONE: &str = insert_returning!("ON CONFLICT DO NOTHING ");
+const INSERT_IF_NONE: &str = "INSERT INTO conversations (uuid, platform, chat, thread, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING RETURNING uuid";
 
-const INSERT: &str = insert_returning!("");
+const INSERT: &str = "INSERT INTO conversations (uuid, platform, chat, thread, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5) RETURNING uuid";
 
 const END_ACTIVE: &str = "UPDATE conversations SET ended_at = ?4 \
      WHERE platform = ?1 AND chat = ?2 AND thread = ?3 AND ended_at IS NULL";
 
-/// The active conversation of a place with its settings and history, one row per history
-/// message (or one row with NULL message columns when it has none). The `thread` and `status`
-/// conditions are those of [`SELECT_ACTIVE`] and [`HISTORY`].
+/// A place's settings and its active conversation with its history, one row per history
+/// message (or one row with NULL message columns when it has none, NULL conversation columns
+/// too when it has no conversation). The `thread` and `status` conditions are those of
+/// [`SELECT_ACTIVE`] and [`HISTORY`].
 const TURN_CONTEXT: &str = "SELECT c.uuid, s.model, s.system_prompt, m.role, m.author_name, m.content \
-     FROM conversations c \
+     FROM (SELECT ?1 AS platform, ?2 AS chat, ?3 AS thread) k \
+     LEFT JOIN conversations c \
+       ON c.platform = k.platform AND c.chat = k.chat AND c.thread = k.thread \
+       AND c.ended_at IS NULL \
      LEFT JOIN chat_settings s \
-       ON s.platform = c.platform AND s.chat = c.chat AND s.thread = c.thread \
+       ON s.platform = k.platform AND s.chat = k.chat AND s.thread = k.thread \
      LEFT JOIN messages m \
        ON m.conversation = c.id AND (m.role = 'user' OR m.status IN ('complete', 'partial')) \
-     WHERE c.platform = ?1 AND c.chat = ?2 AND c.thread = ?3 AND c.ended_at IS NULL \
      ORDER BY m.id";
 
 const HISTORY: &str = "SELECT m.role, m.author_name, m.content \
@@ -64,16 +52,30 @@ pub(super) async fn current(
         return Ok(found(id, key));
     }
     let id = match insert(writes, INSERT_IF_NONE, ConversationId::random(), key).await? {
-        Some((id, _)) => id,
+        Some(id) => id,
         // Another caller created it first.
         None => active(reads, key).await?.ok_or_else(|| vanished(key))?,
     };
     Ok(found(id, key))
 }
 
+/// Stores `conversation` as the active one of `key` unless the place has one already; returns
+/// the one that is active now. Meant for a transaction on the writing connection.
+pub(super) async fn create_if_none(
+    tx: &mut SqliteConnection,
+    conversation: ConversationId,
+    key: &ChatKey,
+) -> Result<ConversationId, StoreError> {
+    match insert(&mut *tx, INSERT_IF_NONE, conversation, key).await? {
+        Some(id) => Ok(id),
+        // Another turn created it first.
+        None => active(&mut *tx, key).await?.ok_or_else(|| vanished(key)),
+    }
+}
+
 /// One row of [`TURN_CONTEXT`].
 type ContextRow = (
-    String,
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -81,52 +83,44 @@ type ContextRow = (
     Option<String>,
 );
 
-/// What a turn reads before its request, in one query for a known place; a new place costs one
-/// insert more (through `writes`), which also returns the place's settings.
+/// What a turn reads before its request, in one query on a reading connection; a place without
+/// a conversation gets a fresh id, stored later by the turn's first write.
 pub(super) async fn turn_context(
     reads: &SqlitePool,
-    writes: &SqlitePool,
     key: &ChatKey,
 ) -> Result<TurnContext, StoreError> {
-    if let Some(context) = read_context(reads, key).await? {
-        return Ok(context);
-    }
-    let created = insert(writes, INSERT_IF_NONE, ConversationId::random(), key).await?;
-    let Some((id, settings)) = created else {
-        // Another turn created it first: read it as it is now.
-        return read_context(reads, key).await?.ok_or_else(|| vanished(key));
-    };
-    Ok(TurnContext {
-        conversation: found(id, key),
-        settings,
-        history: Vec::new(),
-    })
-}
-
-async fn read_context(pool: &SqlitePool, key: &ChatKey) -> Result<Option<TurnContext>, StoreError> {
     let found_rows: Vec<ContextRow> = sqlx::query_as(TURN_CONTEXT)
         .bind(key.platform.as_str())
         .bind(key.chat.as_str())
         .bind(rows::thread_column(key))
-        .fetch_all(pool)
+        .fetch_all(reads)
         .await
         .map_err(failed("read the conversation"))?;
     let Some((uuid, model, system_prompt, ..)) = found_rows.first() else {
-        return Ok(None);
+        return Err(StoreError(format!("no context row for {key}")));
+    };
+    let settings = settings::from_columns(model.clone(), system_prompt.clone());
+    let Some(uuid) = uuid else {
+        return Ok(TurnContext {
+            conversation: found(ConversationId::random(), key),
+            new: true,
+            settings,
+            history: Vec::new(),
+        });
     };
     let conversation = found(rows::conversation_id(uuid)?, key);
-    let settings = settings::from_columns(model.clone(), system_prompt.clone());
     let history = found_rows
         .into_iter()
         .filter_map(|(_, _, _, role, author_name, content)| {
             Some(stored(&role?, author_name, content?))
         })
         .collect::<Result<_, _>>()?;
-    Ok(Some(TurnContext {
+    Ok(TurnContext {
         conversation,
+        new: false,
         settings,
         history,
-    }))
+    })
 }
 
 fn vanished(key: &ChatKey) -> StoreError {
@@ -199,15 +193,14 @@ async fn active<'e>(
 }
 
 /// Inserts conversation `id` as the active one of `key` with `sql` ([`INSERT`] or
-/// [`INSERT_IF_NONE`]); returns its id and its place's settings, or `None` when the statement
-/// inserted nothing.
+/// [`INSERT_IF_NONE`]); returns its id, or `None` when the statement inserted nothing.
 async fn insert<'e>(
     db: impl SqliteExecutor<'e>,
     sql: &'static str,
     id: ConversationId,
     key: &ChatKey,
-) -> Result<Option<(ConversationId, ChatSettings)>, StoreError> {
-    let created: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(sql)
+) -> Result<Option<ConversationId>, StoreError> {
+    let created: Option<String> = sqlx::query_scalar(sql)
         .bind(id.to_string())
         .bind(key.platform.as_str())
         .bind(key.chat.as_str())
@@ -216,11 +209,7 @@ async fn insert<'e>(
         .fetch_optional(db)
         .await
         .map_err(failed("create the conversation"))?;
-    let Some((uuid, model, system_prompt)) = created else {
-        return Ok(None);
-    };
-    let settings = settings::from_columns(model, system_prompt);
-    Ok(Some((rows::conversation_id(&uuid)?, settings)))
+    created.as_deref().map(rows::conversation_id).transpose()
 }
 
 fn found(id: ConversationId, key: &ChatKey) -> Conversation {

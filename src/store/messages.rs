@@ -1,10 +1,13 @@
 //! Messages: user prompts as they arrive, replies from `streaming` to how they ended.
 
-use sqlx::SqlitePool;
+use sqlx::{SqliteExecutor, SqlitePool};
 
+use super::conversations;
 use super::rows::{self, failed};
 use crate::engine::event::{Author, ConversationId, MessageRef, PlatformKind};
-use crate::engine::ports::{InterruptedReply, MessageRowId, ModelName, ReplyRecord, StoreError};
+use crate::engine::ports::{
+    InterruptedReply, MessageRowId, ModelName, ReplyRecord, StoreError, TurnRows, TurnStart,
+};
 
 /// The failure reason stored on replies a restart interrupted.
 pub const INTERRUPTED: &str = "interrupted: the bot restarted";
@@ -39,9 +42,35 @@ const RECOVER: &str = "UPDATE messages SET status = 'partial', failure_reason = 
      (SELECT chat FROM conversations c WHERE c.id = messages.conversation), \
      (SELECT thread FROM conversations c WHERE c.id = messages.conversation)";
 
+/// Stores a turn's user message and its reply row, and first its conversation when the turn
+/// asks: one transaction, one commit.
+pub(super) async fn start_turn(
+    writes: &SqlitePool,
+    turn: &TurnStart<'_>,
+) -> Result<TurnRows, StoreError> {
+    let mut tx = writes
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(failed("start the turn: begin"))?;
+    let conversation = match turn.create_in {
+        Some(key) => conversations::create_if_none(&mut tx, turn.conversation, key).await?,
+        None => turn.conversation,
+    };
+    let user = add_user(&mut *tx, conversation, turn.author, turn.content).await?;
+    let reply = start_reply(&mut *tx, conversation, user, turn.model).await?;
+    tx.commit()
+        .await
+        .map_err(failed("start the turn: commit"))?;
+    Ok(TurnRows {
+        conversation,
+        user,
+        reply,
+    })
+}
+
 /// Stores a user message in `conversation`.
-pub(super) async fn add_user(
-    pool: &SqlitePool,
+async fn add_user<'e>(
+    db: impl SqliteExecutor<'e>,
     conversation: ConversationId,
     author: &Author,
     content: &str,
@@ -52,15 +81,15 @@ pub(super) async fn add_user(
         .bind(&author.display_name)
         .bind(content)
         .bind(rows::now_ms())
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await
         .map_err(failed("store the user message"))?;
     id.map(MessageRowId).ok_or_else(|| unknown(conversation))
 }
 
 /// Creates a `streaming` reply to `in_reply_to`.
-pub(super) async fn start_reply(
-    pool: &SqlitePool,
+async fn start_reply<'e>(
+    db: impl SqliteExecutor<'e>,
     conversation: ConversationId,
     in_reply_to: MessageRowId,
     model: &ModelName,
@@ -70,7 +99,7 @@ pub(super) async fn start_reply(
         .bind(model.as_str())
         .bind(in_reply_to.0)
         .bind(rows::now_ms())
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await
         .map_err(failed("start the reply"))?;
     id.map(MessageRowId).ok_or_else(|| unknown(conversation))

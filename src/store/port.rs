@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 
 use super::{SqliteStore, conversations, messages, settings, usage};
-use crate::engine::event::{Author, ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
+use crate::engine::event::{ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
 use crate::engine::ports::{
     ChatSettings, Conversation, InterruptedReply, MessageRowId, ModelName, ReplyRecord, Store,
-    StoreError, StoredMessage, TurnContext, UsageTotals,
+    StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, UsageTotals,
 };
 
 #[async_trait]
@@ -16,7 +16,7 @@ impl Store for SqliteStore {
     }
 
     async fn turn_context(&self, key: &ChatKey) -> Result<TurnContext, StoreError> {
-        conversations::turn_context(&self.pools.reads, &self.pools.writes, key).await
+        conversations::turn_context(&self.pools.reads, key).await
     }
 
     async fn reset(&self, key: &ChatKey) -> Result<Conversation, StoreError> {
@@ -30,22 +30,8 @@ impl Store for SqliteStore {
         conversations::history(&self.pools.reads, conversation).await
     }
 
-    async fn add_user_message(
-        &self,
-        conversation: ConversationId,
-        author: &Author,
-        content: &str,
-    ) -> Result<MessageRowId, StoreError> {
-        messages::add_user(&self.pools.writes, conversation, author, content).await
-    }
-
-    async fn start_reply(
-        &self,
-        conversation: ConversationId,
-        in_reply_to: MessageRowId,
-        model: &ModelName,
-    ) -> Result<MessageRowId, StoreError> {
-        messages::start_reply(&self.pools.writes, conversation, in_reply_to, model).await
+    async fn start_turn(&self, turn: &TurnStart<'_>) -> Result<TurnRows, StoreError> {
+        messages::start_turn(&self.pools.writes, turn).await
     }
 
     async fn set_reply_messages(

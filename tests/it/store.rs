@@ -4,7 +4,8 @@ use std::path::Path;
 
 use parley::engine::event::{Author, ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
 use parley::engine::ports::{
-    MessageRowId, ModelName, ReplyRecord, ReplyStatus, Role, Store, TurnContext, Usage, UsageTotals,
+    MessageRowId, ModelName, ReplyRecord, ReplyStatus, Role, Store, StoreError, TurnContext,
+    TurnRows, TurnStart, Usage, UsageTotals,
 };
 use parley::store::{INTERRUPTED, SqliteStore};
 use tempfile::TempDir;
@@ -52,6 +53,24 @@ fn usage(prompt: u64, completion: u64, cached: u64, reasoning: u64) -> Usage {
     }
 }
 
+/// Starts a turn by `user` in the stored `conversation`: its user message and streaming reply.
+async fn start(
+    store: &SqliteStore,
+    conversation: ConversationId,
+    user: &str,
+    prompt: &str,
+) -> Result<TurnRows, StoreError> {
+    let (author, model) = (author(user), ModelName::new("grok-4"));
+    let turn = TurnStart {
+        conversation,
+        create_in: None,
+        author: &author,
+        content: prompt,
+        model: &model,
+    };
+    store.start_turn(&turn).await
+}
+
 /// Stores one user turn and its reply, ended as `record` says.
 async fn turn(
     store: &SqliteStore,
@@ -60,14 +79,11 @@ async fn turn(
     prompt: &str,
     ended: &ReplyRecord,
 ) -> MessageRowId {
-    let asked = store
-        .add_user_message(conversation, &author(user), prompt)
+    let rows = start(store, conversation, user, prompt)
         .await
-        .expect("user message stored");
-    let reply = store
-        .start_reply(conversation, asked, &ModelName::new("grok-4"))
-        .await
-        .expect("reply started");
+        .expect("turn started");
+    assert_eq!(rows.conversation, conversation);
+    let reply = rows.reply;
     store
         .finish_reply(reply, ended)
         .await
@@ -177,15 +193,7 @@ async fn history_leaves_out_failed_and_streaming_replies_and_keeps_order() {
         .expect("created")
         .id;
     three_turns(&store, id).await;
-    let asked = store
-        .add_user_message(id, &author("8"), "four")
-        .await
-        .expect("stored");
-    let model = ModelName::new("grok-4");
-    store
-        .start_reply(id, asked, &model)
-        .await
-        .expect("streaming");
+    start(&store, id, "8", "four").await.expect("streaming");
 
     let history = store.history(id).await.expect("history");
     let seen: Vec<(Role, Option<&str>, &str)> = history
@@ -209,6 +217,7 @@ async fn history_leaves_out_failed_and_streaming_replies_and_keeps_order() {
 async fn read_separately(store: &SqliteStore, key: &ChatKey) -> TurnContext {
     let conversation = store.conversation(key).await.expect("conversation");
     TurnContext {
+        new: false,
         settings: store.settings(key).await.expect("settings"),
         history: store.history(conversation.id).await.expect("history"),
         conversation,
@@ -240,12 +249,17 @@ async fn turn_context_is_the_conversation_its_settings_and_its_history_in_one_re
     assert_eq!(context.history.len(), 5, "{:?}", context.history);
     assert_eq!(context, read_separately(&store, &key).await);
 
-    // A topic of the chat is its own place: no settings, no history of the parent.
+    // A topic of the chat is its own place: no conversation yet, no settings, no history of the
+    // parent. Reading it stores nothing.
     let in_topic = store.turn_context(&topic).await.expect("topic context");
+    assert!(in_topic.new);
     assert_ne!(in_topic.conversation.id, id);
+    assert_eq!(in_topic.conversation.key, topic);
     assert_eq!(in_topic.settings, Default::default());
     assert!(in_topic.history.is_empty());
-    assert_eq!(in_topic, read_separately(&store, &topic).await);
+    let again = store.turn_context(&topic).await.expect("topic context");
+    assert!(again.new);
+    assert_ne!(again.conversation.id, in_topic.conversation.id);
 
     // After a reset the place keeps its settings and starts with no history.
     let fresh = store.reset(&key).await.expect("reset").id;
@@ -256,7 +270,7 @@ async fn turn_context_is_the_conversation_its_settings_and_its_history_in_one_re
 }
 
 #[tokio::test]
-async fn turn_context_creates_a_new_place_once_with_settings_chosen_before() {
+async fn first_turns_of_a_new_place_create_one_conversation_with_settings_chosen_before() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open(&dir).await;
     let key = ChatKey::new(PlatformKind::Discord, "new");
@@ -265,22 +279,42 @@ async fn turn_context_creates_a_new_place_once_with_settings_chosen_before() {
         .set_model(&key, Some(&grok4))
         .await
         .expect("model set");
-    let calls = (0..50).map(|_| {
-        let (store, key) = (store.clone(), key.clone());
-        tokio::spawn(async move { store.turn_context(&key).await })
-    });
-    let mut ids = Vec::new();
-    for call in calls.collect::<Vec<_>>() {
-        let context = call.await.expect("task ran").expect("context");
+    // Fifty turns read the place as new (each with its own fresh id), then all store at once.
+    let mut contexts = Vec::new();
+    for _ in 0..50 {
+        let context = store.turn_context(&key).await.expect("context");
+        assert!(context.new);
         assert_eq!(context.settings.model.as_ref(), Some(&grok4));
         assert!(context.history.is_empty());
-        ids.push(context.conversation.id);
+        contexts.push(context);
     }
-    ids.dedup();
-    assert_eq!(ids.len(), 1, "{ids:?}");
-    let again = store.turn_context(&key).await.expect("context");
-    assert_eq!(again.conversation.id, ids[0]);
-    assert_eq!(store.conversation(&key).await.expect("same").id, ids[0]);
+    let turns = contexts.into_iter().enumerate().map(|(n, context)| {
+        let (store, key, model) = (store.clone(), key.clone(), grok4.clone());
+        tokio::spawn(async move {
+            let author = author(&n.to_string());
+            let turn = TurnStart {
+                conversation: context.conversation.id,
+                create_in: Some(&key),
+                author: &author,
+                content: "hello",
+                model: &model,
+            };
+            store.start_turn(&turn).await
+        })
+    });
+    let mut rows = Vec::new();
+    for turn in turns.collect::<Vec<_>>() {
+        rows.push(turn.await.expect("task ran").expect("turn started"));
+    }
+    let stored = rows[0].conversation;
+    assert!(rows.iter().all(|r| r.conversation == stored), "{rows:?}");
+    let context = store.turn_context(&key).await.expect("context");
+    assert!(!context.new);
+    assert_eq!(context.conversation.id, stored);
+    assert_eq!(store.conversation(&key).await.expect("same").id, stored);
+    // Every turn's user message landed in it (the streaming replies are not history yet).
+    assert_eq!(context.history.len(), 50);
+    assert!(context.history.iter().all(|m| m.role == Role::User));
 }
 
 #[tokio::test]
@@ -292,15 +326,7 @@ async fn recover_interrupted_marks_streaming_replies_partial_once() {
         let id = store.conversation(&topic).await.expect("created").id;
         let done = record("done", ReplyStatus::Complete, Usage::default());
         let finished = turn(&store, id, "7", "earlier", &done).await;
-        let asked = store
-            .add_user_message(id, &author("7"), "go")
-            .await
-            .expect("stored");
-        let model = ModelName::new("grok-4");
-        let reply = store
-            .start_reply(id, asked, &model)
-            .await
-            .expect("streaming");
+        let reply = start(&store, id, "7", "go").await.expect("streaming").reply;
         store
             .set_reply_messages(reply, &refs(&["101", "102"]))
             .await
@@ -498,34 +524,11 @@ async fn a_file_database_runs_in_wal_mode_with_foreign_keys_on() {
 }
 
 #[tokio::test]
-async fn a_reply_to_a_missing_user_message_is_refused_by_the_foreign_key() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = open(&dir).await;
-    let id = store
-        .conversation(&telegram("42"))
-        .await
-        .expect("created")
-        .id;
-    let model = ModelName::new("grok-4");
-    assert!(
-        store
-            .start_reply(id, MessageRowId(999), &model)
-            .await
-            .is_err()
-    );
-}
-
-#[tokio::test]
 async fn unknown_conversations_and_replies_are_errors() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open(&dir).await;
     let stranger = ConversationId::random();
-    assert!(
-        store
-            .add_user_message(stranger, &author("7"), "hi")
-            .await
-            .is_err()
-    );
+    assert!(start(&store, stranger, "7", "hi").await.is_err());
     let done = record("x", ReplyStatus::Complete, Usage::default());
     assert!(
         store
@@ -553,10 +556,7 @@ async fn an_in_memory_store_keeps_its_data_while_open() {
     let store = SqliteStore::open("sqlite::memory:").await.expect("opens");
     let key = telegram("42");
     let id = store.conversation(&key).await.expect("created").id;
-    store
-        .add_user_message(id, &author("7"), "hi")
-        .await
-        .expect("stored");
+    start(&store, id, "7", "hi").await.expect("stored");
     assert_eq!(store.conversation(&key).await.expect("found").id, id);
     assert_eq!(store.history(id).await.expect("history").len(), 1);
 }
@@ -579,16 +579,25 @@ async fn concurrent_turns_in_many_chats_all_land() {
         let store = store.clone();
         tokio::spawn(async move {
             let key = telegram(&format!("chat-{n}"));
-            let id = store.conversation(&key).await?.id;
+            let (author, model) = (author("7"), ModelName::new("m"));
             for i in 0..10 {
                 let ended = record(
                     &format!("answer {i}"),
                     ReplyStatus::Complete,
                     usage(1, 1, 0, 0),
                 );
-                let asked = store.add_user_message(id, &author("7"), "q").await?;
-                let reply = store.start_reply(id, asked, &ModelName::new("m")).await?;
-                store.finish_reply(reply, &ended).await?;
+                // As the engine does: read, then store the turn (creating the place's first).
+                let context = store.turn_context(&key).await?;
+                assert_eq!(context.new, i == 0);
+                let turn = TurnStart {
+                    conversation: context.conversation.id,
+                    create_in: context.new.then_some(&key),
+                    author: &author,
+                    content: "q",
+                    model: &model,
+                };
+                let rows = store.start_turn(&turn).await?;
+                store.finish_reply(rows.reply, &ended).await?;
             }
             store.chat_usage(&key).await
         })

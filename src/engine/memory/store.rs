@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use crate::engine::event::{Author, ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
 use crate::engine::ports::{
     ChatSettings, Conversation, InterruptedReply, MessageRowId, ModelName, ReplyRecord,
-    ReplyStatus, Role, Store, StoreError, StoredMessage, Usage, UsageTotals,
+    ReplyStatus, Role, Store, StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, Usage,
+    UsageTotals,
 };
 
 #[derive(Debug, Clone)]
@@ -70,9 +71,16 @@ fn totals<'a>(rows: impl Iterator<Item = &'a Row>) -> UsageTotals {
 }
 
 impl State {
+    fn find_active(&self, key: &ChatKey) -> Option<Conversation> {
+        self.conversations
+            .iter()
+            .find(|(c, active)| *active && c.key == *key)
+            .map(|(c, _)| c.clone())
+    }
+
     fn active(&mut self, key: &ChatKey) -> Conversation {
-        if let Some((c, _)) = self.conversations.iter().find(|(c, a)| *a && c.key == *key) {
-            return c.clone();
+        if let Some(conversation) = self.find_active(key) {
+            return conversation;
         }
         let conversation = Conversation {
             id: ConversationId::random(),
@@ -80,6 +88,19 @@ impl State {
         };
         self.conversations.push((conversation.clone(), true));
         conversation
+    }
+
+    fn history(&self, conversation: ConversationId) -> Vec<StoredMessage> {
+        self.rows
+            .iter()
+            .filter(|r| r.conversation == conversation)
+            .filter(|r| matches!(r.status, ReplyStatus::Complete | ReplyStatus::Partial))
+            .map(|r| StoredMessage {
+                role: r.role,
+                author_name: r.author.as_ref().map(|a| a.display_name.clone()),
+                content: r.content.clone(),
+            })
+            .collect()
     }
 
     fn key_of(&self, id: ConversationId) -> Option<&ChatKey> {
@@ -134,60 +155,78 @@ impl Store for MemoryStore {
         &self,
         conversation: ConversationId,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.with(|s| s.history(conversation))
+    }
+
+    async fn turn_context(&self, key: &ChatKey) -> Result<TurnContext, StoreError> {
         self.with(|s| {
-            s.rows
-                .iter()
-                .filter(|r| r.conversation == conversation)
-                .filter(|r| matches!(r.status, ReplyStatus::Complete | ReplyStatus::Partial))
-                .map(|r| StoredMessage {
-                    role: r.role,
-                    author_name: r.author.as_ref().map(|a| a.display_name.clone()),
-                    content: r.content.clone(),
-                })
-                .collect()
+            let settings = s.settings_mut(key).clone();
+            let Some(conversation) = s.find_active(key) else {
+                return TurnContext {
+                    conversation: Conversation {
+                        id: ConversationId::random(),
+                        key: key.clone(),
+                    },
+                    new: true,
+                    settings,
+                    history: Vec::new(),
+                };
+            };
+            TurnContext {
+                history: s.history(conversation.id),
+                conversation,
+                new: false,
+                settings,
+            }
         })
     }
 
-    async fn add_user_message(
-        &self,
-        conversation: ConversationId,
-        author: &Author,
-        content: &str,
-    ) -> Result<MessageRowId, StoreError> {
+    async fn start_turn(&self, turn: &TurnStart<'_>) -> Result<TurnRows, StoreError> {
         self.with(|s| {
-            s.push(Row {
+            let conversation = match turn.create_in.map(|key| (key, s.find_active(key))) {
+                Some((key, None)) => {
+                    let created = Conversation {
+                        id: turn.conversation,
+                        key: key.clone(),
+                    };
+                    s.conversations.push((created, true));
+                    turn.conversation
+                }
+                // Another turn created the place's conversation first.
+                Some((_, Some(active))) => active.id,
+                None => turn.conversation,
+            };
+            if s.key_of(conversation).is_none() {
+                return Err(StoreError(format!("no conversation {conversation}")));
+            }
+            let user = s.push(Row {
                 conversation,
                 role: Role::User,
-                author: Some(author.clone()),
-                content: content.into(),
+                author: Some(turn.author.clone()),
+                content: turn.content.into(),
                 status: ReplyStatus::Complete,
                 reason: None,
                 in_reply_to: None,
                 platform_messages: Vec::new(),
                 usage: Usage::default(),
-            })
-        })
-    }
-
-    async fn start_reply(
-        &self,
-        conversation: ConversationId,
-        in_reply_to: MessageRowId,
-        _model: &ModelName,
-    ) -> Result<MessageRowId, StoreError> {
-        self.with(|s| {
-            s.push(Row {
+            });
+            let reply = s.push(Row {
                 conversation,
                 role: Role::Assistant,
                 author: None,
                 content: String::new(),
                 status: ReplyStatus::Streaming,
                 reason: None,
-                in_reply_to: Some(in_reply_to),
+                in_reply_to: Some(user),
                 platform_messages: Vec::new(),
                 usage: Usage::default(),
+            });
+            Ok(TurnRows {
+                conversation,
+                user,
+                reply,
             })
-        })
+        })?
     }
 
     async fn set_reply_messages(
