@@ -13,11 +13,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use futures_util::stream;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
+
+use crate::it::fake_net::no_delay;
 
 /// The key the fake accepts.
 pub const KEY: &str = "load-key";
@@ -71,7 +74,7 @@ impl FakeLlm {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener.tap_io(no_delay), app).await;
         });
         Self { addr, shared, task }
     }

@@ -13,6 +13,7 @@
 #[allow(unused_imports)]
 mod it {
     pub mod fake_discord;
+    pub mod fake_net;
     pub mod fake_telegram;
 }
 mod bot;

@@ -24,11 +24,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use super::fake_net::no_delay;
 
 pub use payload::{SlashCommand, UserMessage};
 
@@ -144,7 +147,7 @@ impl FakeDiscord {
         });
         let app: Router = rest::routes(shared.clone()).merge(gateway::routes(shared.clone()));
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener.tap_io(no_delay), app).await;
         });
         Self { shared, task }
     }

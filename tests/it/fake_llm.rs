@@ -24,11 +24,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use futures_util::stream;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::fake_net::no_delay;
 use render::{Counts, Read};
 pub use script::{End, Script};
 
@@ -98,7 +100,7 @@ impl FakeLlm {
             .expect("bind the fake");
         let addr = listener.local_addr().expect("the fake's address");
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener.tap_io(no_delay), app).await;
         });
         Self { addr, shared, task }
     }

@@ -4,6 +4,7 @@ mod chat;
 mod discord;
 mod fake_discord;
 mod fake_llm;
+mod fake_net;
 mod fake_telegram;
 mod llm;
 mod ops;
