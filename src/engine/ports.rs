@@ -529,14 +529,12 @@ pub struct TurnStart<'a> {
     pub model: &'a ModelName,
 }
 
-/// The rows a turn starts with.
+/// What a turn's first write stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TurnRows {
     /// The conversation they belong to: the turn's own, or the one another turn created for the
     /// place first.
     pub conversation: ConversationId,
-    /// The user message.
-    pub user: MessageRowId,
     /// The reply, status `streaming`.
     pub reply: MessageRowId,
 }

@@ -257,7 +257,7 @@ impl Engine {
         self.store.finish_reply(rows.reply, &record).await?;
         tracing::info!(
             chat = %key,
-            conversation = %conversation.id,
+            conversation = %rows.conversation,
             model = %model,
             status = outcome.status.as_str(),
             chars = outcome.text.chars().count(),

@@ -63,7 +63,6 @@ pub(super) async fn start_turn(
         .map_err(failed("start the turn: commit"))?;
     Ok(TurnRows {
         conversation,
-        user,
         reply,
     })
 }

@@ -223,7 +223,6 @@ impl Store for MemoryStore {
             });
             Ok(TurnRows {
                 conversation,
-                user,
                 reply,
             })
         })?
