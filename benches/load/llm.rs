@@ -13,14 +13,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use futures_util::stream;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
-use crate::it::fake_net::no_delay;
+use crate::it::fake_net::{self, IDLE};
 
 /// The key the fake accepts.
 pub const KEY: &str = "load-key";
@@ -74,7 +73,7 @@ impl FakeLlm {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener.tap_io(no_delay), app).await;
+            fake_net::serve(listener, app, IDLE).await;
         });
         Self { addr, shared, task }
     }

@@ -24,14 +24,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::fake_net::no_delay;
+use super::fake_net::{self, IDLE};
 
 pub use payload::{SlashCommand, UserMessage};
 
@@ -133,6 +132,16 @@ impl FakeDiscord {
 
     /// Starts a fake allowing `count` message creates or edits per `per` in each channel.
     pub async fn with_bucket(count: usize, per: Duration) -> Self {
+        Self::start_with(count, per, IDLE).await
+    }
+
+    /// Starts a fake with Discord's bucket that closes an HTTP connection once it has been idle
+    /// for `idle` (gateway sessions stay open while they heartbeat).
+    pub async fn start_closing_idle(idle: Duration) -> Self {
+        Self::start_with(5, Duration::from_secs(5), idle).await
+    }
+
+    async fn start_with(count: usize, per: Duration, idle: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {
@@ -147,7 +156,7 @@ impl FakeDiscord {
         });
         let app: Router = rest::routes(shared.clone()).merge(gateway::routes(shared.clone()));
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener.tap_io(no_delay), app).await;
+            fake_net::serve(listener, app, idle).await;
         });
         Self { shared, task }
     }

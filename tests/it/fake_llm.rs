@@ -24,13 +24,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use futures_util::stream;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::fake_net::no_delay;
+use super::fake_net::{self, IDLE};
 use render::{Counts, Read};
 pub use script::{End, Script};
 
@@ -54,6 +53,8 @@ pub struct Recorded {
     pub body: Value,
     /// The body's exact bytes.
     pub raw: Vec<u8>,
+    /// When it arrived.
+    pub at: tokio::time::Instant,
 }
 
 impl Recorded {
@@ -85,6 +86,15 @@ impl FakeLlm {
 
     /// Starts a fake that accepts only `key`.
     pub async fn start_with_key(key: &str) -> Self {
+        Self::start_with(key, IDLE).await
+    }
+
+    /// Starts a fake that closes a connection once it has been idle for `idle`.
+    pub async fn start_closing_idle(idle: Duration) -> Self {
+        Self::start_with(FAKE_KEY, idle).await
+    }
+
+    async fn start_with(key: &str, idle: Duration) -> Self {
         let shared = Arc::new(Shared {
             key: key.to_string(),
             models: Mutex::new(FAKE_MODELS.iter().map(|m| m.to_string()).collect()),
@@ -100,7 +110,7 @@ impl FakeLlm {
             .expect("bind the fake");
         let addr = listener.local_addr().expect("the fake's address");
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener.tap_io(no_delay), app).await;
+            fake_net::serve(listener, app, idle).await;
         });
         Self { addr, shared, task }
     }
@@ -151,6 +161,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, raw: Byte
             .collect(),
         body: body.clone(),
         raw: raw.to_vec(),
+        at: tokio::time::Instant::now(),
     });
     if let Some(refusal) = refuse(&shared, &headers, &body) {
         return refusal;

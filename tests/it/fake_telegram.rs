@@ -5,8 +5,12 @@
 //! the same parser the bot uses), 1..4096 UTF-16 units after entity parsing, "message is not
 //! modified", deleted messages, blocked chats (403), and the flood limits: a minimum gap between
 //! two sends/edits/drafts in one chat, a rolling window per group and Telegram's bot-wide 30 per
-//! second over all chats, answered with 429 and `retry_after`. It notes when each user message
-//! was handed to the bot by getUpdates (`delivered`). Tests push updates (`private_text`, `group_text`, `callback`), read what every
+//! second over all chats, answered with 429 and `retry_after`. Like the real server it holds a
+//! getUpdates open for its whole `timeout` when there is nothing to deliver and answers at once
+//! when an update arrives meanwhile; it can be put into an outage, where every method answers
+//! 502 with an HTML page, as the proxy in front of the Bot API does. It notes when each user
+//! message was handed to the bot by getUpdates (`delivered`) and how long it waited for a poll.
+//! Tests push updates (`private_text`, `group_text`, `callback`), read what every
 //! chat shows (`messages`, `drafts`) and every call made (`calls`).
 
 #![allow(dead_code)]
@@ -25,14 +29,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::fake_net::no_delay;
+use super::fake_net::{self, IDLE};
 
 pub use updates::{User, group, private};
 
@@ -128,6 +131,9 @@ struct St {
     recent: HashMap<i64, Vec<Instant>>,
     global: VecDeque<Instant>,
     delivered: HashMap<(i64, i64), Instant>,
+    pushed: HashMap<(i64, i64), Instant>,
+    waited: HashMap<(i64, i64), Duration>,
+    outage: bool,
     deleted: HashSet<(i64, i64)>,
     blocked: HashSet<i64>,
     callbacks: HashMap<String, bool>,
@@ -173,7 +179,7 @@ impl FakeTelegram {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener.tap_io(no_delay), app).await;
+            fake_net::serve(listener, app, IDLE).await;
         });
         Self { addr, shared, task }
     }
@@ -225,6 +231,7 @@ impl FakeTelegram {
             let replied = to.and_then(|to| st.messages.get(&(chat.id, to)).cloned());
             let message = updates::message(id, chat, from, text, replied.as_ref());
             st.user_messages.insert((chat.id, id), message.clone());
+            st.pushed.insert((chat.id, id), Instant::now());
             (id, message)
         };
         self.push_update(json!({ "message": message }));
@@ -282,6 +289,12 @@ impl FakeTelegram {
         self.st().delivered.get(&(chat, id)).copied()
     }
 
+    /// How long the user message `id` in `chat` waited for a getUpdates to ask for it: zero
+    /// when a poll was open as it arrived.
+    pub fn waited_for_poll(&self, chat: i64, id: i64) -> Option<Duration> {
+        self.st().waited.get(&(chat, id)).copied()
+    }
+
     /// The bot's message `id` in `chat`.
     pub fn message(&self, chat: i64, id: i64) -> Option<Sent> {
         self.st().messages.get(&(chat, id)).cloned()
@@ -327,9 +340,15 @@ impl FakeTelegram {
         self.st().reject_html = true;
     }
 
-    /// Answers the next `count` getUpdates calls with an HTML error page (a broken proxy).
+    /// Answers the next `count` getUpdates calls with 502 and an HTML page (a broken proxy).
     pub fn break_polls(&self, count: usize) {
         self.st().broken_polls = count;
+    }
+
+    /// Starts (`true`) or ends an outage: meanwhile every method answers 502 with an HTML page,
+    /// as the reverse proxy in front of the Bot API does while the API is down.
+    pub fn outage(&self, down: bool) {
+        self.st().outage = down;
     }
 
     /// A user deletes their own message `id` in `chat`.
@@ -391,7 +410,7 @@ async fn handle(
     if method == "getupdates" {
         let broken = {
             let mut st = shared.state.lock().unwrap();
-            let broken = st.broken_polls > 0;
+            let broken = st.broken_polls > 0 || st.outage;
             st.broken_polls = st.broken_polls.saturating_sub(1);
             let error = broken.then_some(502);
             let at = Instant::now();
@@ -404,13 +423,16 @@ async fn handle(
             broken
         };
         if broken {
-            return (StatusCode::OK, "<html>502 Bad Gateway</html>").into_response();
+            return bad_gateway();
         }
         return reply(methods::get_updates(&shared, &body).await);
     }
     let answer = {
         let mut st = shared.state.lock().unwrap();
-        let answer = methods::dispatch(&mut st, &method, &body);
+        let answer = match st.outage {
+            true => Err((502, "Bad Gateway".into(), None)),
+            false => methods::dispatch(&mut st, &method, &body),
+        };
         if matches!(answer, Err((429, _, _))) {
             st.too_many += 1;
         }
@@ -423,7 +445,18 @@ async fn handle(
         });
         answer
     };
-    reply(answer)
+    match answer {
+        Err((502, _, _)) => bad_gateway(),
+        answer => reply(answer),
+    }
+}
+
+/// What nginx in front of the Bot API answers while the API is down.
+fn bad_gateway() -> Response {
+    let page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+        <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+    let html = [(axum::http::header::CONTENT_TYPE, "text/html")];
+    (StatusCode::BAD_GATEWAY, html, page).into_response()
 }
 
 fn reply(answer: Answer) -> Response {

@@ -22,7 +22,8 @@ fn bad(description: &str) -> Answer {
 pub(super) async fn get_updates(shared: &Shared, body: &Value) -> Answer {
     let offset = body["offset"].as_i64().unwrap_or(0);
     let timeout = body["timeout"].as_u64().unwrap_or(0).min(LONGEST_POLL);
-    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(timeout);
     loop {
         let notified = shared.new_update.notified();
         {
@@ -30,7 +31,7 @@ pub(super) async fn get_updates(shared: &Shared, body: &Value) -> Answer {
             st.updates
                 .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
             if !st.updates.is_empty() || Instant::now() >= deadline {
-                note_delivery(&mut st);
+                note_delivery(&mut st, started);
                 return Ok(json!(st.updates));
             }
         }
@@ -38,14 +39,26 @@ pub(super) async fn get_updates(shared: &Shared, body: &Value) -> Answer {
     }
 }
 
-/// Notes when each user message in the answer first reached the bot.
-fn note_delivery(st: &mut St) {
+/// Notes when each user message in the answer first reached the bot, and how long it waited
+/// for the poll that delivered it (`started` then).
+fn note_delivery(st: &mut St, started: Instant) {
     let now = Instant::now();
-    for update in &st.updates {
+    let St {
+        updates,
+        delivered,
+        pushed,
+        waited,
+        ..
+    } = st;
+    for update in updates.iter() {
         let message = &update["message"];
         let chat = message["chat"]["id"].as_i64();
         if let (Some(chat), Some(id)) = (chat, message["message_id"].as_i64()) {
-            st.delivered.entry((chat, id)).or_insert(now);
+            delivered.entry((chat, id)).or_insert(now);
+            if let Some(&at) = pushed.get(&(chat, id)) {
+                let wait = started.saturating_duration_since(at);
+                waited.entry((chat, id)).or_insert(wait);
+            }
         }
     }
 }
