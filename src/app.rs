@@ -258,7 +258,11 @@ async fn start_platforms(settings: &Settings, runtime: &Runtime) -> anyhow::Resu
             dispatcher: runtime.dispatcher.clone(),
             tracker: runtime.tracker.clone(),
             stop: runtime.shutdown.intake.clone(),
-            health: runtime.health.register("telegram"),
+            // A poll that keeps failing for longer than a quiet poll lasts: Telegram is down.
+            health: runtime.health.register_with_grace(
+                "telegram",
+                Duration::from_secs(settings.telegram.poll_timeout_secs),
+            ),
         };
         let health = services.health.clone();
         let config = telegram::TelegramConfig::from_settings(settings);

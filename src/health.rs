@@ -17,10 +17,26 @@ pub struct Health {
     components: Arc<Mutex<BTreeMap<String, Component>>>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Component {
     last_success: Option<Instant>,
     last_error: Option<String>,
+    /// The first failure since the last success.
+    failing_since: Option<Instant>,
+    /// How long failures may go on, without a success between, before the component counts
+    /// as failing.
+    grace: Duration,
+}
+
+impl Default for Component {
+    fn default() -> Self {
+        Self {
+            last_success: None,
+            last_error: None,
+            failing_since: None,
+            grace: FRESH,
+        }
+    }
 }
 
 /// What an adapter holds to report on its component; cheap to clone.
@@ -71,7 +87,14 @@ impl Health {
 
     /// Adds a component (`telegram`, `discord`), unhealthy until its first success.
     pub fn register(&self, name: &str) -> HealthHandle {
-        self.lock().entry(name.to_string()).or_default();
+        self.register_with_grace(name, FRESH)
+    }
+
+    /// Adds a component that counts as failing once its failures have gone on for longer than
+    /// `grace` without a success between (a Telegram poll that keeps failing), besides when its
+    /// last success is older than [`FRESH`].
+    pub fn register_with_grace(&self, name: &str, grace: Duration) -> HealthHandle {
+        self.lock().entry(name.to_string()).or_default().grace = grace;
         HealthHandle {
             name: name.to_string(),
             health: self.clone(),
@@ -101,11 +124,18 @@ impl Health {
 
 impl Component {
     fn report(&self, now: Instant) -> ComponentReport {
+        let why = self.last_error.as_deref().unwrap_or("no news");
+        if let Some(since) = self.failing_since.filter(|_| self.last_success.is_some()) {
+            let failing = now.duration_since(since);
+            if failing > self.grace {
+                let secs = failing.as_secs();
+                return ComponentReport::failing(format!("failing for {secs} s ({why})"));
+            }
+        }
         match self.last_success {
             Some(at) if now.duration_since(at) <= FRESH => ComponentReport::ok(),
             Some(at) => {
                 let ago = now.duration_since(at).as_secs();
-                let why = self.last_error.as_deref().unwrap_or("no news");
                 ComponentReport::failing(format!("last success {ago} s ago ({why})"))
             }
             None => ComponentReport::failing(
@@ -123,14 +153,18 @@ impl HealthHandle {
         self.health.update(&self.name, |c| {
             c.last_success = Some(Instant::now());
             c.last_error = None;
+            c.failing_since = None;
         });
     }
 
-    /// A failure; the component turns unhealthy once its last success is older than [`FRESH`].
+    /// A failure; the component turns unhealthy once its failures have gone on for longer than
+    /// its grace, or its last success is older than [`FRESH`].
     pub fn fail(&self, reason: impl Into<String>) {
         let reason = reason.into();
-        self.health
-            .update(&self.name, |c| c.last_error = Some(reason));
+        self.health.update(&self.name, |c| {
+            c.last_error = Some(reason);
+            c.failing_since.get_or_insert_with(Instant::now);
+        });
     }
 
     /// Unhealthy at once (a disconnected shard, a refused token), until the next beat.
@@ -176,6 +210,31 @@ mod tests {
         assert!(reason.contains("connection refused"), "{reason}");
         telegram.beat();
         assert!(health.report()["telegram"].is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_longer_than_the_grace_turn_a_component_unhealthy_until_the_next_beat() {
+        let health = Health::new();
+        let telegram = health.register_with_grace("telegram", Duration::from_secs(2));
+        telegram.beat();
+        telegram.fail("getUpdates: 502 Bad Gateway");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        telegram.fail("getUpdates: 502 Bad Gateway");
+        assert!(health.report()["telegram"].is_ok(), "within the grace");
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        let report = &health.report()["telegram"];
+        assert_eq!(
+            report.reason.as_deref(),
+            Some("failing for 2 s (getUpdates: 502 Bad Gateway)")
+        );
+        telegram.beat();
+        assert!(
+            health.report()["telegram"].is_ok(),
+            "one success heals at once"
+        );
+        telegram.fail("one blip");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(health.report()["telegram"].is_ok(), "a new streak starts");
     }
 
     #[tokio::test(start_paused = true)]

@@ -220,6 +220,8 @@ pub struct TelegramSettings {
     pub edit_interval_ms: u64,
     /// Sends and edits allowed per minute in one group.
     pub group_per_minute: u32,
+    /// Seconds one getUpdates long poll waits for updates (1..=50).
+    pub poll_timeout_secs: u64,
     /// Chats the bot answers in (empty = all).
     #[serde(deserialize_with = "ids")]
     pub allowed_chats: Vec<String>,

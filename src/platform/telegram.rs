@@ -9,6 +9,7 @@ pub mod format;
 mod group_pace;
 pub mod html;
 mod inbound;
+mod long_poll;
 mod outbound;
 mod polling;
 mod probe;
@@ -50,9 +51,10 @@ pub struct TelegramConfig {
     pub default_model: ModelName,
     /// A refused chat is told so at most once in this period.
     pub refusal_every: Duration,
-    /// How long one getUpdates call waits for updates.
+    /// How long one getUpdates call waits for updates (`telegram.poll_timeout_secs`).
     pub poll_timeout: Duration,
-    /// The first wait after a failed getUpdates; it doubles up to 30 s.
+    /// The first wait after a failed getUpdates; it doubles up to 5 s after a server or
+    /// network failure, up to 30 s after a refusal.
     pub poll_backoff: Duration,
 }
 
@@ -76,7 +78,7 @@ impl TelegramConfig {
             models: settings.llm.models.iter().map(ModelName::new).collect(),
             default_model: ModelName::new(&settings.llm.default_model),
             refusal_every: Duration::from_secs(3600),
-            poll_timeout: Duration::from_secs(30),
+            poll_timeout: Duration::from_secs(telegram.poll_timeout_secs),
             poll_backoff: Duration::from_millis(500),
         }
     }
@@ -120,6 +122,8 @@ pub async fn start(
     services: Services,
 ) -> Result<Arc<TelegramPlatform>, StartError> {
     let bot = api::bot(config.token.expose(), &config.api_url).map_err(StartError::BadUrl)?;
+    let long_poll = long_poll::LongPoll::new(config.token.expose(), &config.api_url)
+        .map_err(StartError::BadUrl)?;
     let me = get_me(&bot).await?;
     let webhook = bot.get_webhook_info().await;
     if webhook.is_ok_and(|info| info.url.is_some()) {
@@ -133,7 +137,7 @@ pub async fn start(
     }
     let platform = Arc::new(TelegramPlatform::new(bot.clone(), config.pace));
     tracing::info!(bot = %me.username, "telegram connected; polling for updates");
-    let adapter = polling::Adapter::new(&config, me, platform.clone(), services.clone());
+    let adapter = polling::Adapter::new(&config, me, platform.clone(), services.clone(), long_poll);
     services.tracker.spawn(adapter.run(services.stop));
     Ok(platform)
 }

@@ -134,6 +134,35 @@ fn out_of_range_parameters_and_bad_admins_are_refused() {
 }
 
 #[test]
+fn the_telegram_poll_timeout_defaults_to_30_and_must_be_1_to_50() {
+    assert_eq!(
+        load(&[KEY], Purpose::Chat)
+            .unwrap()
+            .telegram
+            .poll_timeout_secs,
+        30
+    );
+    for bad in ["0", "51"] {
+        let pair = ("PARLEY__TELEGRAM__POLL_TIMEOUT_SECS", bad);
+        let err = load(&[KEY, pair], Purpose::Chat).unwrap_err();
+        assert_eq!(err.key, "telegram.poll_timeout_secs");
+        assert!(
+            err.to_string()
+                .contains("PARLEY__TELEGRAM__POLL_TIMEOUT_SECS"),
+            "{err}"
+        );
+    }
+    let pair = ("PARLEY__TELEGRAM__POLL_TIMEOUT_SECS", "2");
+    assert_eq!(
+        load(&[KEY, pair], Purpose::Chat)
+            .unwrap()
+            .telegram
+            .poll_timeout_secs,
+        2
+    );
+}
+
+#[test]
 fn secrets_never_show_in_debug_output() {
     let s = load(
         &[KEY, TG, ("PARLEY__DISCORD__TOKEN", "dc-secret")],

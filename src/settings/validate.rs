@@ -236,6 +236,11 @@ impl Settings {
             "telegram.group_per_minute",
             || "must be at least 1".into(),
         )?;
+        check(
+            (1..=50).contains(&self.telegram.poll_timeout_secs),
+            "telegram.poll_timeout_secs",
+            || "must be 1 to 50 seconds (the Bot API holds a poll at most 50 s)".into(),
+        )?;
         for admin in &self.access.admins {
             let ok = admin
                 .split_once(':')

@@ -4,20 +4,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use teloxide::Bot;
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::prelude::Requester;
 use teloxide::requests::Request;
-use teloxide::types::{AllowedUpdate, Update, UpdateKind};
-use teloxide::{Bot, RequestError};
+use teloxide::types::{Update, UpdateKind};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::access::{Access, REFUSAL};
 use super::inbound::{Action, Addressed, Me, map_message};
+use super::long_poll::{LongPoll, PollError, Polled};
 use super::{Services, TelegramConfig, TelegramPlatform, commands};
 use crate::engine::event::{Content, Incoming};
 use crate::engine::ports::{ModelName, Platform};
 
-/// The longest wait between failed polls.
+/// The longest wait after failures that cost little to retry: a 5xx, an error page from a
+/// proxy, a network error. Keeps recovery quick once the Bot API is back.
+const SHORT_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest wait after the Bot API refused the poll (a revoked token, another instance
+/// polling the same bot).
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long stopping waits to confirm the handled updates.
 const CONFIRM_WAIT: Duration = Duration::from_secs(2);
@@ -31,8 +37,15 @@ pub(super) struct Adapter {
     pub(super) access: Arc<Access>,
     pub(super) models: Vec<ModelName>,
     pub(super) default_model: ModelName,
+    long_poll: LongPoll,
     poll_timeout: Duration,
     poll_backoff: Duration,
+}
+
+/// A run of failed polls, for one WARN line at its start and one INFO line at its end.
+struct Outage {
+    since: Instant,
+    failures: u32,
 }
 
 impl Adapter {
@@ -41,6 +54,7 @@ impl Adapter {
         me: Me,
         platform: Arc<TelegramPlatform>,
         services: Services,
+        long_poll: LongPoll,
     ) -> Self {
         let access = Access::new(
             &config.allowed_chats,
@@ -56,57 +70,89 @@ impl Adapter {
             access: Arc::new(access),
             models: config.models.clone(),
             default_model: config.default_model.clone(),
+            long_poll,
             poll_timeout: config.poll_timeout,
             poll_backoff: config.poll_backoff,
         }
     }
 
-    /// Polls until `stop`; failures back off and never end the loop.
+    /// Polls until `stop`; failures back off and never end the loop. A quiet poll (no updates
+    /// when its timeout ends) is a success like any other. After a failure the next poll asks
+    /// with timeout 0, so the first answer after an outage comes at once and heals the health.
     pub(super) async fn run(self, stop: CancellationToken) {
         let adapter = Arc::new(self);
         let mut offset = 0;
         let mut backoff = adapter.poll_backoff;
+        let mut outage: Option<Outage> = None;
         loop {
-            let request = adapter
-                .bot
-                .get_updates()
-                .offset(offset)
-                .timeout(adapter.poll_timeout.as_secs() as u32)
-                .allowed_updates([AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
+            let timeout = match outage {
+                Some(_) => Duration::ZERO,
+                None => adapter.poll_timeout,
+            };
             let result = tokio::select! {
                 () = stop.cancelled() => break,
-                result = request.send() => result,
+                result = adapter.long_poll.poll(offset, timeout) => result,
             };
-            match result {
+            let error = match result {
                 Ok(updates) => {
                     adapter.services.health.beat();
                     backoff = adapter.poll_backoff;
-                    for update in updates {
-                        offset = offset.max(update.id.0 as i32 + 1);
-                        adapter.handle(update).await;
+                    if let Some(ended) = outage.take() {
+                        let secs = ended.since.elapsed().as_secs();
+                        tracing::info!(
+                            failures = ended.failures,
+                            secs,
+                            "telegram polling recovered"
+                        );
                     }
+                    for polled in updates {
+                        offset = adapter.take(polled, offset).await;
+                    }
+                    continue;
                 }
-                Err(error) => {
-                    let wait = match &error {
-                        RequestError::RetryAfter(after) => after.duration().max(backoff),
-                        _ => backoff,
-                    };
+                Err(error) => error,
+            };
+            let (wait, next) = after_failure(&error, backoff);
+            backoff = next;
+            adapter.services.health.fail(format!("getUpdates: {error}"));
+            match &mut outage {
+                Some(outage) => {
+                    outage.failures += 1;
+                    tracing::debug!(%error, retry_in = ?wait, "telegram polling still failing");
+                }
+                None => {
                     tracing::warn!(%error, retry_in = ?wait, "telegram polling failed");
-                    adapter.services.health.fail(format!("getUpdates: {error}"));
-                    tokio::select! {
-                        () = stop.cancelled() => break,
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    outage = Some(Outage {
+                        since: Instant::now(),
+                        failures: 1,
+                    });
                 }
+            }
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
             }
         }
         adapter.confirm(offset).await;
         tracing::info!("telegram polling stopped");
     }
 
+    /// Handles one polled update and returns the offset past it; one that does not decode is
+    /// skipped with a warning, so it cannot hold up the updates after it.
+    async fn take(self: &Arc<Self>, polled: Polled, offset: i64) -> i64 {
+        let offset = polled.id.map_or(offset, |id| offset.max(id + 1));
+        match polled.update {
+            Ok(update) => self.handle(update).await,
+            Err(why) => tracing::warn!(update_id = polled.id, %why, "skipping an update"),
+        }
+        offset
+    }
+
     /// Tells the server which updates were handled, so a restart does not see them again.
-    async fn confirm(&self, offset: i32) {
+    async fn confirm(&self, offset: i64) {
+        let Ok(offset) = i32::try_from(offset) else {
+            return;
+        };
         if offset == 0 {
             return;
         }
@@ -209,5 +255,56 @@ impl Adapter {
             .and_then(|s| s.model)
             .filter(|m| self.models.contains(m))
             .unwrap_or_else(|| self.default_model.clone())
+    }
+}
+
+/// How long to wait after a failed poll, and the backoff after that one: a retry-after exactly as
+/// asked; cheap failures (a 5xx, a network error) doubling up to [`SHORT_BACKOFF`]; refusals
+/// doubling up to [`MAX_BACKOFF`].
+fn after_failure(error: &PollError, backoff: Duration) -> (Duration, Duration) {
+    let cap = match error {
+        PollError::RetryAfter(wait) => return (*wait, backoff),
+        PollError::Server(_) | PollError::Network(_) | PollError::Unreadable(_) => SHORT_BACKOFF,
+        PollError::Refused(_) => MAX_BACKOFF,
+    };
+    let wait = backoff.min(cap);
+    (wait, (wait * 2).min(cap))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIRST: Duration = Duration::from_millis(500);
+
+    fn waits(error: &PollError, count: usize) -> Vec<Duration> {
+        let mut backoff = FIRST;
+        (0..count)
+            .map(|_| {
+                let (wait, next) = after_failure(error, backoff);
+                backoff = next;
+                wait
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cheap_failures_back_off_to_five_seconds_and_refusals_to_thirty() {
+        let secs = |w: Vec<Duration>| w.iter().map(Duration::as_secs_f64).collect::<Vec<_>>();
+        let server = secs(waits(&PollError::Server(502), 6));
+        assert_eq!(server, [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]);
+        let network = secs(waits(&PollError::Network("reset".into()), 6));
+        assert_eq!(network, server);
+        let refused = secs(waits(&PollError::Refused("409 Conflict".into()), 8));
+        assert_eq!(refused, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]);
+    }
+
+    #[test]
+    fn a_retry_after_is_honoured_exactly_and_leaves_the_backoff_alone() {
+        let asked = Duration::from_secs(3);
+        let (wait, next) = after_failure(&PollError::RetryAfter(asked), Duration::from_secs(4));
+        assert_eq!((wait, next), (asked, Duration::from_secs(4)));
+        let short = Duration::from_millis(200);
+        assert_eq!(after_failure(&PollError::RetryAfter(short), FIRST).0, short);
     }
 }

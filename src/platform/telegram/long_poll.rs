@@ -1,0 +1,163 @@
+//! One `getUpdates` long poll, on an HTTP client of its own. teloxide's client gives every call
+//! 17 s, less than a quiet 30-s poll lasts, and sleeps 10 s before it reads a 5xx answer; here
+//! the request may take the poll's timeout plus [`MARGIN`], a 5xx is read at once, and each
+//! update is decoded on its own, so one that does not decode is skipped instead of failing the
+//! whole batch (and, with it, every later poll).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use teloxide::types::{Update, UpdateKind};
+
+/// How much longer than the poll's own timeout the request may take: the server answers a
+/// quiet poll when its timeout ends, and the answer still has to travel.
+pub const MARGIN: Duration = Duration::from_secs(10);
+/// How long connecting to the Bot API may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Polls one bot's updates. Holds the bot token inside the URL: never printed (no `Debug`).
+pub struct LongPoll {
+    client: reqwest::Client,
+    url: reqwest::Url,
+}
+
+/// Why a poll failed. Never carries the token: request errors are stripped of their URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PollError {
+    /// The Bot API answered 429 and asked to wait this long.
+    #[error("the Bot API asked to wait {0:?} (429)")]
+    RetryAfter(Duration),
+    /// The server failed (a 5xx, or an error page from a proxy in front of it).
+    #[error("the Bot API answered {0}")]
+    Server(u16),
+    /// The request did not get an answer (connection refused or reset, timed out).
+    #[error("network error: {0}")]
+    Network(String),
+    /// The Bot API refused the request (401 for a revoked token, 409 when another instance
+    /// polls or a webhook is set).
+    #[error("the Bot API refused getUpdates: {0}")]
+    Refused(String),
+    /// A 2xx answer that is not a Bot API envelope.
+    #[error("the Bot API's answer could not be read: {0}")]
+    Unreadable(String),
+}
+
+/// One update of a poll's answer: decoded, or skipped with the reason.
+#[derive(Debug)]
+pub struct Polled {
+    /// Its `update_id`, when it has one.
+    pub id: Option<i64>,
+    /// The update, or why it could not be read.
+    pub update: Result<Update, String>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    ok: bool,
+    #[serde(default)]
+    result: Value,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    error_code: u16,
+    #[serde(default)]
+    parameters: Option<Parameters>,
+}
+
+#[derive(Deserialize)]
+struct Parameters {
+    retry_after: Option<u64>,
+}
+
+impl LongPoll {
+    /// A poller for the bot `token` on `api_url`.
+    pub fn new(token: &str, api_url: &str) -> Result<Self, String> {
+        let base = reqwest::Url::parse(api_url).map_err(|e| e.to_string())?;
+        let url = base
+            .join(&format!("/bot{token}/getUpdates"))
+            .map_err(|_| "the API URL does not take a method path".to_string())?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| e.without_url().to_string())?;
+        Ok(Self { client, url })
+    }
+
+    /// Asks for the updates from `offset` on, waiting up to `timeout` for the first.
+    pub async fn poll(&self, offset: i64, timeout: Duration) -> Result<Vec<Polled>, PollError> {
+        let body = json!({
+            "offset": offset,
+            "timeout": timeout.as_secs(),
+            "allowed_updates": ["message", "callback_query"],
+        });
+        let request = self.client.post(self.url.clone()).timeout(timeout + MARGIN);
+        let response = request.json(&body).send();
+        let response = response.await.map_err(network)?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(network)?;
+        let updates = answer(status, &text)?;
+        Ok(updates.into_iter().map(decode).collect())
+    }
+}
+
+fn network(error: reqwest::Error) -> PollError {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "the connection failed"
+    };
+    let error = error.without_url();
+    let cause = std::error::Error::source(&error).map_or(String::new(), |s| format!(": {s}"));
+    PollError::Network(format!("{kind}{cause}"))
+}
+
+/// The updates of an answer with `status` and body `text`, or what went wrong.
+fn answer(status: u16, text: &str) -> Result<Vec<Value>, PollError> {
+    let Ok(envelope) = serde_json::from_str::<Envelope>(text) else {
+        return Err(match status {
+            500.. => PollError::Server(status),
+            200..300 => PollError::Unreadable("not a Bot API answer".into()),
+            _ => PollError::Refused(format!("{status} without a Bot API answer")),
+        });
+    };
+    if envelope.ok {
+        return match envelope.result {
+            Value::Array(updates) => Ok(updates),
+            _ => Err(PollError::Unreadable("the result is not a list".into())),
+        };
+    }
+    let retry_after = envelope.parameters.and_then(|p| p.retry_after);
+    Err(match (retry_after, envelope.error_code.max(status)) {
+        (Some(secs), _) => PollError::RetryAfter(Duration::from_secs(secs)),
+        (None, code @ 500..) => PollError::Server(code),
+        (None, code) => PollError::Refused(format!("{code} {}", envelope.description)),
+    })
+}
+
+/// Decodes one update; one teloxide cannot read is kept as the reason, with its id.
+fn decode(value: Value) -> Polled {
+    let id = value.get("update_id").and_then(Value::as_i64);
+    let kind = value
+        .as_object()
+        .and_then(|o| o.keys().find(|k| *k != "update_id").cloned())
+        .unwrap_or_else(|| "nothing".into());
+    // From a borrowed value: teloxide's update decoder reads its keys as borrowed strings.
+    let update = match Update::deserialize(&value) {
+        Ok(update) if matches!(update.kind, UpdateKind::Error(_)) => {
+            Err(format!("a `{kind}` update that does not decode"))
+        }
+        Ok(update) => Ok(update),
+        Err(error) => {
+            tracing::debug!(%error, "undecodable update");
+            Err(format!("a `{kind}` update that does not decode"))
+        }
+    };
+    Polled { id, update }
+}
+
+#[cfg(test)]
+mod tests;
