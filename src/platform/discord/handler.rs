@@ -13,7 +13,7 @@ use serenity::all::{
 };
 
 use super::commands::{self, Slash};
-use super::inbound::{self, Access, Identity};
+use super::inbound::{self, Access, Identity, Inbound};
 use super::interaction::InteractionPlatform;
 use super::outbound::{DiscordPlatform, MAX_CONTENT, Pace};
 use super::rest::DiscordRest;
@@ -57,8 +57,17 @@ impl EventHandler for Handler {
 
     async fn message(&self, ctx: Context, message: Message) {
         let (me, parent) = identity(&ctx, message.guild_id, message.channel_id);
-        let Some(incoming) = inbound::to_incoming(&message, &me, &self.access, parent) else {
-            return;
+        let incoming = match inbound::to_inbound(&message, &me, &self.access, parent) {
+            Some(Inbound::Turn(incoming)) => incoming,
+            Some(Inbound::NothingAsked { key, reply_to }) => {
+                let platform = self.platform.as_ref();
+                let text = inbound::NOTHING_ASKED;
+                self.engine
+                    .notify(platform, &key, Some(&reply_to), text)
+                    .await;
+                return;
+            }
+            None => return,
         };
         tracing::debug!(chat = %incoming.key, "queueing a Discord message");
         if let Err(error) = self.dispatcher.submit(incoming, self.platform.clone()) {
@@ -132,6 +141,7 @@ impl Handler {
         let app = command.application_id.to_string();
         let answer = match parsed {
             _ if !served => NOT_HERE.to_string(),
+            None if command.data.name == "ask" => inbound::NOTHING_ASKED.to_string(),
             None => "Unknown command.".to_string(),
             Some(Slash::Command(neutral)) => {
                 let incoming = self.incoming(&command, Content::Command(neutral.clone()));

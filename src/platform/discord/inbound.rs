@@ -90,13 +90,30 @@ fn display_name(message: &Message) -> String {
     nick.unwrap_or_else(|| message.author.display_name().to_string())
 }
 
+/// A message the bot answers.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A prompt or a command for the engine.
+    Turn(Incoming),
+    /// The bot's mention alone: nothing asked yet; answered with [`NOTHING_ASKED`].
+    NothingAsked {
+        /// The conversation place.
+        key: ChatKey,
+        /// The user's message.
+        reply_to: MessageRef,
+    },
+}
+
+/// The answer to a mention without a question (and to an empty `/ask`).
+pub const NOTHING_ASKED: &str = "Ask me something: mention me with your question, or use /ask.";
+
 /// Converts a message the bot should answer; `None` for everything it ignores.
-pub fn to_incoming(
+pub fn to_inbound(
     message: &Message,
     me: &Identity,
     access: &Access,
     parent: Option<ChannelId>,
-) -> Option<Incoming> {
+) -> Option<Inbound> {
     if message.author.bot || message.author.id == me.user {
         return None;
     }
@@ -110,13 +127,16 @@ pub fn to_incoming(
     }
     let text = strip_mentions(&message.content, me);
     if text.is_empty() {
-        return None;
+        return Some(Inbound::NothingAsked {
+            key: chat_key(channel),
+            reply_to: MessageRef::new(message.id.to_string()),
+        });
     }
     let content = match Command::parse(&text) {
         Some(command) => Content::Command(command),
         None => Content::Prompt(text),
     };
-    Some(Incoming {
+    Some(Inbound::Turn(Incoming {
         key: chat_key(channel),
         author: Author {
             id: UserId::new(user.to_string()),
@@ -127,7 +147,7 @@ pub fn to_incoming(
         may_configure: private || access.is_admin(user),
         reply_to: Some(MessageRef::new(message.id.to_string())),
         received_at: Instant::now(),
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -121,13 +121,9 @@ pub fn classify(
         at = range.end;
     }
     stripped.push_str(text.get(at..).unwrap_or(""));
-    prompt(
-        stripped
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .trim(),
-    )
+    let words = stripped.split_whitespace().collect::<Vec<_>>().join(" ");
+    // A mention alone asks nothing yet: answered like an empty /ask.
+    prompt(&words).or(Some(Action::EmptyAsk))
 }
 
 fn prompt(text: &str) -> Option<Action> {
@@ -182,6 +178,15 @@ mod tests {
         assert_eq!(action, Some(Action::Prompt("hey what is 2+2?".into())));
         let action = classify("and then?", false, &[], true, BOT);
         assert_eq!(action, Some(Action::Prompt("and then?".into())));
+    }
+
+    #[test]
+    fn a_mention_alone_is_answered_like_an_empty_ask() {
+        let mention = [Range { start: 0, end: 11 }];
+        let action = classify("@parley_bot", false, &mention, false, BOT);
+        assert_eq!(action, Some(Action::EmptyAsk));
+        let action = classify("@parley_bot  ", false, &mention, false, BOT);
+        assert_eq!(action, Some(Action::EmptyAsk));
     }
 
     #[test]

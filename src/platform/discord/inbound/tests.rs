@@ -31,6 +31,19 @@ fn message(content: &str, guild: Option<&str>, mentions: &[u64], bot: bool) -> M
     serde_json::from_value(value).unwrap()
 }
 
+/// The turn a message starts, if any.
+fn to_incoming(
+    message: &Message,
+    me: &Identity,
+    access: &Access,
+    parent: Option<ChannelId>,
+) -> Option<Incoming> {
+    match to_inbound(message, me, access, parent)? {
+        Inbound::Turn(incoming) => Some(incoming),
+        Inbound::NothingAsked { .. } => None,
+    }
+}
+
 fn prompt(incoming: &Incoming) -> &str {
     match &incoming.content {
         Content::Prompt(text) => text,
@@ -70,8 +83,22 @@ fn unaddressed_and_bot_messages_are_ignored() {
     );
     let from_bot = message("<@1000> hi", Some("1"), &[BOT], true);
     assert!(to_incoming(&from_bot, &me(), &access, None).is_none());
-    let only_mention = message("<@!1000>", Some("1"), &[BOT], false);
-    assert!(to_incoming(&only_mention, &me(), &access, None).is_none());
+}
+
+#[test]
+fn a_mention_alone_asks_nothing_and_is_answered_so() {
+    let only_mention = message("<@!1000>  ", Some("1"), &[BOT], false);
+    let inbound = to_inbound(&only_mention, &me(), &Access::default(), None);
+    let Some(Inbound::NothingAsked { key, reply_to }) = inbound else {
+        panic!("expected nothing asked: {inbound:?}");
+    };
+    assert_eq!(key.chat.as_str(), "10");
+    assert_eq!(reply_to.as_str(), "5");
+    let elsewhere = Access {
+        channels: ["11".to_string()].into(),
+        ..Access::default()
+    };
+    assert!(to_inbound(&only_mention, &me(), &elsewhere, None).is_none());
 }
 
 #[test]
