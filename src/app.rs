@@ -175,6 +175,7 @@ const MARKING_TIME: Duration = Duration::from_secs(1);
 /// `parley run`: every enabled platform until SIGINT/SIGTERM, then an orderly stop.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let metrics = install_metrics();
+    metrics::register_known(&enabled_platforms(&settings));
     let store = open_store(&settings).await?;
     let interrupted =
         recover_store(&store, &[PlatformKind::Telegram, PlatformKind::Discord]).await?;
@@ -248,6 +249,15 @@ fn install_metrics() -> PrometheusHandle {
             recorder.handle()
         }
     }
+}
+
+/// The platforms `parley run` starts.
+fn enabled_platforms(settings: &Settings) -> Vec<PlatformKind> {
+    let telegram = settings
+        .telegram_enabled()
+        .then_some(PlatformKind::Telegram);
+    let discord = settings.discord_enabled().then_some(PlatformKind::Discord);
+    telegram.into_iter().chain(discord).collect()
 }
 
 /// Starts each enabled platform's adapter; a bad token fails here, before anything else runs.

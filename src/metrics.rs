@@ -1,5 +1,6 @@
 //! The metric names and the small functions the engine, the client and the app record them with,
-//! through the `metrics` facade; `install` renders them in the Prometheus text format.
+//! through the `metrics` facade; `install` renders them in the Prometheus text format, and
+//! `register_known` exports every series known in advance at zero from the first scrape.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::engine::event::PlatformKind;
-use crate::engine::ports::{ReplyStatus, Usage};
+use crate::engine::ports::{ModelError, ReplyStatus, Usage};
 
 /// Inbound messages queued, by `platform`.
 pub const INCOMING: &str = "parley_incoming_messages_total";
@@ -29,14 +30,19 @@ pub const API_ERRORS: &str = "parley_completion_errors_total";
 pub const API_RETRIES: &str = "parley_completion_retries_total";
 /// Calls to a platform, by `platform` and `kind` (send, edit, typing).
 pub const PLATFORM_CALLS: &str = "parley_platform_calls_total";
-/// Platform calls answered 429, by `platform` and `kind`.
+/// Platform calls the platform answered with status 429, by `platform` and `kind`.
 pub const RATE_LIMITED: &str = "parley_platform_rate_limited_total";
+/// Previews and typing calls Parley held back itself to stay within the bot-wide budget (not
+/// sent, not an error), by `platform` and `kind`.
+pub const DEFERRED: &str = "parley_platform_deferred_total";
 /// Seconds the platforms asked to wait (its `_sum` is the total retry_after), by `platform`.
 pub const RETRY_AFTER: &str = "parley_platform_retry_after_seconds";
 /// Replies streaming right now.
 pub const ACTIVE_STREAMS: &str = "parley_active_streams";
 /// Inbound messages waiting in the dispatcher's shared queue.
 pub const QUEUE_DEPTH: &str = "parley_queue_depth";
+/// Always 1, labelled with the running `version`.
+pub const BUILD_INFO: &str = "parley_build_info";
 
 /// Histogram buckets for reply latencies, in seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -57,6 +63,9 @@ pub enum CallKind {
 }
 
 impl CallKind {
+    /// Every kind, for series known in advance.
+    pub const ALL: [CallKind; 3] = [Self::Send, Self::Edit, Self::Typing];
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Send => "send",
@@ -106,11 +115,53 @@ fn describe() {
     describe_counter!(PLATFORM_CALLS, "Platform calls, by platform and kind.");
     describe_counter!(
         RATE_LIMITED,
-        "Platform calls answered 429, by platform and kind."
+        "Platform calls the platform answered with status 429, by platform and kind."
+    );
+    describe_counter!(
+        DEFERRED,
+        "Previews and typing calls held back to stay within the bot-wide budget (not sent)."
     );
     describe_histogram!(RETRY_AFTER, "Seconds platforms asked to wait after a 429.");
     describe_gauge!(ACTIVE_STREAMS, "Replies streaming right now.");
     describe_gauge!(QUEUE_DEPTH, "Inbound messages waiting in the shared queue.");
+    describe_gauge!(BUILD_INFO, "Always 1; the label says which version runs.");
+}
+
+/// The outcomes a finished reply is counted under.
+const OUTCOMES: [ReplyStatus; 3] = [
+    ReplyStatus::Complete,
+    ReplyStatus::Partial,
+    ReplyStatus::Failed,
+];
+
+/// Creates every series known in advance, at zero, so dashboards and `rate()` work from the
+/// first scrape: each family for each of `platforms`, each outcome, call kind and completion
+/// error kind, the gauges, and [`BUILD_INFO`] at 1.
+pub fn register_known(platforms: &[PlatformKind]) {
+    for platform in platforms.iter().map(|p| p.as_str()) {
+        counter!(INCOMING, "platform" => platform).increment(0);
+        for outcome in OUTCOMES.map(ReplyStatus::as_str) {
+            counter!(REPLIES, "platform" => platform, "outcome" => outcome).increment(0);
+        }
+        for name in [FIRST_TOKEN, REPLY_TIME, RETRY_AFTER] {
+            let _ = histogram!(name, "platform" => platform);
+        }
+        for kind in CallKind::ALL.map(CallKind::as_str) {
+            for name in [PLATFORM_CALLS, RATE_LIMITED, DEFERRED] {
+                counter!(name, "platform" => platform, "kind" => kind).increment(0);
+            }
+        }
+    }
+    for name in [TOKENS_IN, TOKENS_OUT, TOKENS_CACHED, API_RETRIES] {
+        counter!(name).increment(0);
+    }
+    for kind in ModelError::KINDS {
+        counter!(API_ERRORS, "kind" => kind).increment(0);
+    }
+    for name in [ACTIVE_STREAMS, QUEUE_DEPTH] {
+        gauge!(name).increment(0.0);
+    }
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
 /// An inbound message was queued.
@@ -146,6 +197,11 @@ pub fn completion_retry() {
 /// A call was made to a platform.
 pub fn platform_call(platform: PlatformKind, kind: CallKind) {
     counter!(PLATFORM_CALLS, "platform" => platform.as_str(), "kind" => kind.as_str()).increment(1);
+}
+
+/// The adapter held back a call of `kind` to stay within the bot-wide budget.
+pub fn deferred(platform: PlatformKind, kind: CallKind) {
+    counter!(DEFERRED, "platform" => platform.as_str(), "kind" => kind.as_str()).increment(1);
 }
 
 /// A platform answered 429, asking to wait `retry_after`.
@@ -227,5 +283,57 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("parley_active_streams 0"), "{text}");
+    }
+
+    #[test]
+    fn known_series_are_exported_at_zero_before_anything_happened() {
+        let recorder = recorder().expect("valid buckets");
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            register_known(&[PlatformKind::Telegram, PlatformKind::Discord]);
+        });
+        let text = handle.render();
+        for line in [
+            r#"parley_incoming_messages_total{platform="discord"} 0"#,
+            r#"parley_replies_total{platform="telegram",outcome="failed"} 0"#,
+            r#"parley_platform_rate_limited_total{platform="telegram",kind="edit"} 0"#,
+            r#"parley_platform_deferred_total{platform="discord",kind="typing"} 0"#,
+            r#"parley_completion_errors_total{kind="timeout_idle"} 0"#,
+            r#"parley_reply_first_token_seconds_count{platform="telegram"} 0"#,
+            r#"parley_platform_retry_after_seconds_sum{platform="discord"} 0"#,
+            "parley_completion_retries_total 0",
+            "parley_queue_depth 0",
+            "parley_active_streams 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
+        }
+        let build = format!(
+            r#"parley_build_info{{version="{}"}} 1"#,
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&build), "{text}");
+    }
+
+    #[test]
+    fn every_completion_error_kind_is_known_in_advance() {
+        use crate::engine::ports::TimeoutKind;
+        let errors = [
+            ModelError::RateLimited { retry_after: None },
+            ModelError::Unauthorized,
+            ModelError::UnknownModel("x".into()),
+            ModelError::BadRequest("x".into()),
+            ModelError::Unavailable("x".into()),
+            ModelError::Timeout(TimeoutKind::Connect),
+            ModelError::Timeout(TimeoutKind::FirstToken),
+            ModelError::Timeout(TimeoutKind::Idle),
+            ModelError::Timeout(TimeoutKind::Total),
+            ModelError::Incomplete,
+            ModelError::Upstream("x".into()),
+        ];
+        let kinds: Vec<_> = errors.iter().map(ModelError::kind).collect();
+        assert_eq!(kinds, ModelError::KINDS);
     }
 }

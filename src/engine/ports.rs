@@ -77,9 +77,14 @@ pub enum Phase {
 /// Why a platform call failed, in the terms the reply engine acts on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlatformError {
-    /// Rate limited: pause this chat for the duration, then send the newest text.
+    /// The platform answered 429: pause this chat for the duration, then send the newest text.
     #[error("rate limited; retry after {0:?}")]
     RetryAfter(Duration),
+    /// Nothing was sent: the adapter's own bot-wide budget has no free slot for this preview or
+    /// typing call before the duration has passed. Not an error of the platform; the newest
+    /// text goes out later.
+    #[error("held back by the bot-wide budget for {0:?}")]
+    Deferred(Duration),
     /// The message to edit no longer exists (deleted by a user); continue in a new one.
     #[error("the message to edit no longer exists")]
     MessageGone,
@@ -97,7 +102,8 @@ pub enum PlatformError {
 /// A chat platform as the engine sees it. Implementations convert to and from their wire types.
 ///
 /// Contract: `send` and `edit` either make the text visible and return the message's reference,
-/// or fail with a [`PlatformError`] that says what to do next. They do not retry rate limits
+/// or fail with a [`PlatformError`] that says what to do next (`RetryAfter` only for the
+/// platform's own 429s, `Deferred` for a call the adapter held back). They do not retry rate limits
 /// themselves; the engine paces and retries. `text` is Markdown as the model wrote it, already
 /// split to fit [`Limits::max_len`]; the platform converts it to its own format.
 #[async_trait]
@@ -271,6 +277,21 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// Every value [`ModelError::kind`] can return, for metrics known in advance.
+    pub const KINDS: [&'static str; 11] = [
+        "rate_limited",
+        "unauthorized",
+        "unknown_model",
+        "bad_request",
+        "unavailable",
+        "timeout_connect",
+        "timeout_first_token",
+        "timeout_idle",
+        "timeout_total",
+        "incomplete",
+        "upstream",
+    ];
+
     /// A short stable name for metrics and logs: `rate_limited`, `timeout_idle`, ...
     pub fn kind(&self) -> &'static str {
         match self {

@@ -52,7 +52,11 @@ pub async fn mark_interrupted(
         tries += 1;
         match result {
             Ok(_) => return Ok(()),
-            Err(PlatformError::RetryAfter(wait)) if tries < MAX_TRIES => pacer.pause(chat, wait),
+            Err(PlatformError::RetryAfter(wait) | PlatformError::Deferred(wait))
+                if tries < MAX_TRIES =>
+            {
+                pacer.pause(chat, wait);
+            }
             Err(PlatformError::Unavailable(_)) if tries < MAX_TRIES => {
                 tokio::time::sleep(Duration::from_secs(1 << tries)).await;
             }

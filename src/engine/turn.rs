@@ -348,7 +348,9 @@ impl Engine {
             pacer.acquire(key, &limits).await;
             match platform.send(key, reply_to, &text, Phase::Final).await {
                 Ok(_) => return,
-                Err(PlatformError::RetryAfter(wait)) => pacer.pause(key, wait),
+                Err(PlatformError::RetryAfter(wait) | PlatformError::Deferred(wait)) => {
+                    pacer.pause(key, wait);
+                }
                 Err(error) => {
                     tracing::warn!(%error, chat = %key, "could not send a notice");
                     return;

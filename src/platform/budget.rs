@@ -3,8 +3,9 @@
 //!
 //! Slots are reserved in the order calls ask, so waiting calls neither starve nor wake in a herd.
 //! A final text queues for its slot; a preview only takes a slot that is free now, and otherwise
-//! answers [`PlatformError::RetryAfter`] so the engine pauses that chat and later sends its newest
-//! text: when the budget is short, finals go first and previews thin out.
+//! answers [`PlatformError::Deferred`] (nothing was sent, and no platform said 429) so the engine
+//! pauses that chat and later sends its newest text: when the budget is short, finals go first
+//! and previews thin out.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -45,7 +46,7 @@ impl Budget {
                 self.acquire().await;
                 Ok(())
             }
-            Phase::Streaming => self.try_acquire().map_err(PlatformError::RetryAfter),
+            Phase::Streaming => self.try_acquire().map_err(PlatformError::Deferred),
         }
     }
 

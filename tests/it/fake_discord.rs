@@ -132,16 +132,12 @@ impl FakeDiscord {
 
     /// Starts a fake allowing `count` message creates or edits per `per` in each channel.
     pub async fn with_bucket(count: usize, per: Duration) -> Self {
-        Self::start_with(count, per, IDLE).await
+        Self::with_bucket_closing_idle(count, per, IDLE).await
     }
 
-    /// Starts a fake with Discord's bucket that closes an HTTP connection once it has been idle
-    /// for `idle` (gateway sessions stay open while they heartbeat).
-    pub async fn start_closing_idle(idle: Duration) -> Self {
-        Self::start_with(5, Duration::from_secs(5), idle).await
-    }
-
-    async fn start_with(count: usize, per: Duration, idle: Duration) -> Self {
+    /// Like [`FakeDiscord::with_bucket`], closing an HTTP connection once it has been idle for
+    /// `idle` (gateway sessions stay open while they heartbeat).
+    pub async fn with_bucket_closing_idle(count: usize, per: Duration, idle: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared {

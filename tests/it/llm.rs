@@ -773,3 +773,42 @@ async fn a_connection_that_is_never_accepted_times_out_as_a_connect_timeout() {
     assert_eq!(error, ModelError::Timeout(TimeoutKind::Connect));
     drop(fillers);
 }
+
+#[tokio::test]
+async fn the_fake_closes_an_idle_connection_and_the_client_asks_again_on_a_new_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let idle = Duration::from_millis(200);
+    let fake = FakeLlm::start_closing_idle(idle).await;
+    // The fake keeps a connection open between requests, then closes it once idle.
+    let mut tcp = tokio::net::TcpStream::connect(fake.addr()).await.unwrap();
+    let body = r#"{"model":"grok-3","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {FAKE_KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("0\r\n\r\n") {
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the answer ended");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let opened = tokio::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
+    assert_eq!(
+        closed.expect("closed within 5 s").unwrap(),
+        0,
+        "an orderly close"
+    );
+    assert!(opened.elapsed() >= idle, "kept open while idle");
+    // The client's pooled connection is gone by the next request: it connects again.
+    let client = client(config(&fake));
+    for prompt in ["one", "two"] {
+        let stream = client.complete(request("grok-3", prompt)).await.unwrap();
+        assert_eq!(content(&collect(stream).await), format!("echo: {prompt}"));
+        tokio::time::sleep(idle * 3).await;
+    }
+    assert_eq!(fake.requests().len(), 3, "no request was retried");
+}

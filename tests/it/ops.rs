@@ -3,6 +3,7 @@
 
 mod check;
 mod crash;
+mod field;
 mod health;
 mod image;
 mod lifecycle;

@@ -336,7 +336,9 @@ impl<'a> Reply<'a> {
         };
         self.save_progress_every(PROGRESS_EVERY).await;
         match self.call(&text, Phase::Streaming).await {
-            Err(PlatformError::RetryAfter(wait)) => self.ctx.pacer.pause(self.ctx.chat, wait),
+            Err(PlatformError::RetryAfter(wait) | PlatformError::Deferred(wait)) => {
+                self.ctx.pacer.pause(self.ctx.chat, wait);
+            }
             Err(PlatformError::Forbidden(reason)) => return Err(Forbidden(reason)),
             Err(PlatformError::Rejected(_)) => self.skipped = Some(text),
             // Gone: the next preview starts a new message. Unavailable: the next slot retries.
@@ -365,6 +367,11 @@ impl<'a> Reply<'a> {
                 PlatformError::RetryAfter(wait) => {
                     self.ctx.pacer.pause(self.ctx.chat, *wait);
                     bump(&mut limited) > MAX_RETRY_AFTERS
+                }
+                // Finals wait for their slot; a budget that held one back anyway is waited out.
+                PlatformError::Deferred(wait) => {
+                    self.ctx.pacer.pause(self.ctx.chat, *wait);
+                    false
                 }
                 PlatformError::Unavailable(_) => {
                     let tries = bump(&mut unavailable);

@@ -737,3 +737,44 @@ async fn the_transport_is_not_held_once_the_model_has_finished() {
         "{changes:?} finished at {finished_at:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_preview_the_budget_held_back_counts_as_deferred_not_as_a_429() {
+    let recorder = crate::metrics::recorder().expect("valid buckets");
+    let handle = recorder.handle();
+    let _local = ::metrics::set_default_local_recorder(&recorder);
+    let h = Harness::new(100);
+    h.platform
+        .fail_next(1, PlatformError::Deferred(Duration::from_millis(700)));
+    let outcome = h
+        .reply(Ok(script(vec![
+            content(0, "Hello"),
+            content(1500, " world"),
+            finished(0),
+        ])))
+        .await;
+    assert_eq!(outcome.status, ReplyStatus::Complete);
+    assert_eq!(h.texts(), ["Hello world"]);
+    let text = handle.render();
+    let metric = |name: &str, kind: &str| {
+        let prefix = format!(r#"{name}{{platform="telegram",kind="{kind}"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map(|v| v.to_string())
+    };
+    assert_eq!(
+        metric("parley_platform_deferred_total", "send").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        metric("parley_platform_rate_limited_total", "send"),
+        None,
+        "{text}"
+    );
+    let sends = metric("parley_platform_calls_total", "send");
+    assert_eq!(
+        sends.as_deref(),
+        Some("1"),
+        "only the call that was made: {text}"
+    );
+}

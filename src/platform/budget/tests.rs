@@ -22,7 +22,7 @@ async fn a_preview_is_told_how_long_to_wait_when_the_budget_is_spent() {
     assert!(budget.admit(Phase::Streaming).await.is_ok());
     assert!(budget.admit(Phase::Streaming).await.is_ok());
     let refused = budget.admit(Phase::Streaming).await;
-    assert_eq!(refused, Err(PlatformError::RetryAfter(SECOND + JITTER)));
+    assert_eq!(refused, Err(PlatformError::Deferred(SECOND + JITTER)));
 }
 
 #[tokio::test(start_paused = true)]

@@ -161,9 +161,7 @@ impl Platform for DiscordPlatform {
 
     /// Typing is a courtesy: it takes a slot of the global budget only when one is free.
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {
-        self.budget
-            .try_acquire()
-            .map_err(PlatformError::RetryAfter)?;
+        self.budget.try_acquire().map_err(PlatformError::Deferred)?;
         let channel = channel(chat);
         let result = self.rest.typing(channel).await;
         result.map_err(|error| self.failed(channel, error))

@@ -6,7 +6,7 @@ use parley::engine::ports::LengthUnit;
 use parley::engine::split;
 
 use super::{Bot, CHANNEL, GUILD, USER, echo, no_pings};
-use crate::fake_discord::{BOT_ID, UserMessage};
+use crate::fake_discord::{BOT_ID, FakeDiscord, UserMessage};
 use crate::fake_llm::Script;
 
 #[tokio::test]
@@ -152,4 +152,33 @@ async fn model_output_with_mentions_pings_nobody() {
     for call in writes {
         assert_eq!(call.body["allowed_mentions"], no_pings(), "{call:?}");
     }
+}
+
+#[tokio::test]
+async fn a_mention_alone_gets_a_short_hint_and_asks_the_model_nothing() {
+    let bot = Bot::start().await;
+    let asked = bot
+        .discord
+        .user_message(UserMessage::mention(GUILD, CHANNEL, USER, ""));
+    let hint = "Ask me something: mention me with your question, or use /ask.";
+    bot.until_texts(CHANNEL, &[hint.to_string()]).await;
+    let sent = bot.discord.bot_messages(CHANNEL);
+    assert_eq!(sent[0].reply_to.as_deref(), Some(asked.as_str()));
+    assert!(bot.llm.requests().is_empty());
+}
+
+#[tokio::test]
+async fn replies_still_land_after_discord_closed_the_bots_idle_connections() {
+    let idle = Duration::from_millis(200);
+    let fake = FakeDiscord::with_bucket_closing_idle(5, Duration::from_millis(500), idle).await;
+    let bot = Bot::start_with(fake, &[]).await;
+    bot.discord
+        .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "first"));
+    bot.until_texts(CHANNEL, &[echo("first")]).await;
+    tokio::time::sleep(idle * 4).await;
+    bot.discord
+        .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "second"));
+    bot.until_texts(CHANNEL, &[echo("first"), echo("second")])
+        .await;
+    assert_eq!(bot.discord.rate_limited(), 0);
 }

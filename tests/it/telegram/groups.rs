@@ -152,3 +152,49 @@ async fn topics_streaming_at_once_share_the_groups_budget() {
     assert_eq!(tg.too_many_requests(), 0, "the topics kept to one budget");
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn a_mention_alone_in_a_group_gets_the_empty_ask_hint() {
+    let mut harness = Harness::new().await;
+    let (bob, room) = (User::new(741, "Bob"), group(-2041, None));
+    let asked = harness.tg.user_writes(&room, &bob, "@parley_bot");
+    harness
+        .tg
+        .wait_for(10, "the hint", |tg| {
+            tg.messages(-2041)
+                .first()
+                .is_some_and(|m| m.text == "Ask me something: /ask <question>")
+        })
+        .await;
+    assert_eq!(harness.tg.messages(-2041)[0].reply_to, Some(asked));
+    assert!(harness.llm_bodies().is_empty(), "the model was not asked");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn an_update_that_does_not_decode_is_skipped_and_polling_goes_on() {
+    let mut harness = Harness::new().await;
+    // Nested deeper than serde_json decodes (128 levels): the whole batch failed to decode,
+    // and the poll after it asked for the same batch again, for good.
+    let mut deep = serde_json::json!(1);
+    for _ in 0..300 {
+        deep = serde_json::json!([deep]);
+    }
+    let odd = serde_json::json!({ "message": { "message_id": 1, "new_field": deep } });
+    let broken = harness.tg.push_update(odd);
+    let alice = User::new(742, "Alice");
+    let tg = &harness.tg;
+    tg.user_writes(&private(&alice), &alice, "after the broken one");
+    tg.wait_for(10, "the answer", |tg| {
+        tg.messages(742)
+            .first()
+            .is_some_and(|m| m.text == "echo: after the broken one")
+    })
+    .await;
+    let polls = tg.calls_of("getUpdates");
+    let past = polls
+        .iter()
+        .any(|c| c.body["offset"].as_i64().is_some_and(|o| o > broken));
+    assert!(past, "a later poll asks past the broken update");
+    harness.stop().await;
+}

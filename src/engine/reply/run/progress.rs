@@ -32,12 +32,17 @@ impl Reply<'_> {
         result
     }
 
-    /// Counts one platform call and, when it was rate limited, the wait it asked for.
+    /// Counts one platform call and, when the platform answered 429, the wait it asked for; a
+    /// call the adapter held back was not made and counts only as deferred.
     pub(super) fn count_call(&self, kind: CallKind, error: Option<&PlatformError>) {
         let platform = self.ctx.platform.kind();
-        metrics::platform_call(platform, kind);
-        if let Some(PlatformError::RetryAfter(wait)) = error {
-            metrics::rate_limited(platform, kind, *wait);
+        match error {
+            Some(PlatformError::Deferred(_)) => metrics::deferred(platform, kind),
+            Some(PlatformError::RetryAfter(wait)) => {
+                metrics::platform_call(platform, kind);
+                metrics::rate_limited(platform, kind, *wait);
+            }
+            _ => metrics::platform_call(platform, kind),
         }
     }
 }
