@@ -40,7 +40,8 @@ impl Bot {
     /// `TOKIO_WORKER_THREADS` passes through, to compare runtime sizes. `PARLEY_BIN` names another
     /// binary: the one cargo builds for benchmarks carries the dev-dependencies' tokio features
     /// (`test-util`, `process`), a release build of the binary alone does not.
-    pub fn start(endpoints: &Endpoints, dir: &Path, max_concurrent: usize) -> Self {
+    /// `poll` is the Telegram long-poll timeout (`telegram.poll_timeout_secs`).
+    pub fn start(endpoints: &Endpoints, dir: &Path, max_concurrent: usize, poll: Duration) -> Self {
         let db = dir.join("parley.db");
         let log = std::fs::File::create(dir.join("bot.log")).unwrap();
         let binary = std::env::var("PARLEY_BIN").unwrap_or(env!("CARGO_BIN_EXE_parley").into());
@@ -58,6 +59,10 @@ impl Bot {
                 super::it::fake_telegram::FAKE_TOKEN,
             )
             .env("PARLEY__TELEGRAM__API_URL", &endpoints.telegram)
+            .env(
+                "PARLEY__TELEGRAM__POLL_TIMEOUT_SECS",
+                poll.as_secs().to_string(),
+            )
             .env(
                 "PARLEY__DISCORD__TOKEN",
                 super::it::fake_discord::FAKE_TOKEN,

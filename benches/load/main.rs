@@ -5,9 +5,11 @@
 //! `cargo bench --bench load` runs N = 10, 100 and 1000; `cargo bench --bench load -- --n 100`
 //! one size. Options: `--turns T` (messages per conversation, 2), `--ttft-ms` (200),
 //! `--tps` (tokens a second, 50), `--token-chars` (characters a token, 4), `--chars` (reply
-//! length, 1500), `--ramp-ms` (over which each round's messages arrive, 1000). Without
-//! `--bench` (as `cargo test --bench load` runs it) it is a smoke test: N = 10, and it fails only
-//! if a reply is missing or not exact. BENCHMARKS.md explains the metrics.
+//! length, 1500), `--ramp-ms` (over which each round's messages arrive, 1000), `--poll-s` (the
+//! bot's Telegram long-poll timeout, 10). After the rounds the bot idles for three poll timeouts
+//! and a second more, then every conversation writes once again: the idle round. Without
+//! `--bench` (as `cargo test --bench load` runs it) it is a smoke test: N = 10, polls of 2 s, and
+//! it fails only if a reply is missing or not exact. BENCHMARKS.md explains the metrics.
 
 #[path = "../../tests/it"]
 #[allow(unused_imports)]
@@ -52,6 +54,7 @@ struct Options {
     turns: usize,
     shape: Shape,
     ramp: Duration,
+    poll: Duration,
     smoke: bool,
 }
 
@@ -82,6 +85,7 @@ fn options() -> Options {
             reply_chars: number("--chars", 1500.0) as usize,
         },
         ramp: Duration::from_millis(number("--ramp-ms", 1000.0) as u64),
+        poll: Duration::from_secs(number("--poll-s", if smoke { 2.0 } else { 10.0 }) as u64),
         smoke,
     }
 }
@@ -119,7 +123,7 @@ async fn run(n: usize, options: &Options) -> Row {
         telegram: fakes.tg.api_url(),
         discord: fakes.dc.proxy_url(),
     };
-    let bot = Bot::start(&endpoints, dir.path(), n.max(256));
+    let bot = Bot::start(&endpoints, dir.path(), n.max(256), options.poll);
     eprintln!("N={n}: parley run is pid {}", bot.pid());
     wait_connected(&fakes).await;
     sleep(Duration::from_secs(2)).await;
@@ -138,6 +142,11 @@ async fn run(n: usize, options: &Options) -> Row {
     }
     let wall = started.elapsed();
     let busy = bot.usage();
+    let quiet = options.poll * 3 + Duration::from_secs(1);
+    eprintln!("N={n}: idle for {} s, then the idle round", quiet.as_secs());
+    sleep(quiet).await;
+    let idle_round = options.turns;
+    turns.extend(drive::round(&fakes, &conversations, idle_round, options.ramp, limit).await);
     let logs = report::Logs::read(&fakes);
     let samples: Vec<report::Sample> = turns
         .iter()
@@ -166,7 +175,14 @@ async fn run(n: usize, options: &Options) -> Row {
         busy,
         idle_cpu,
     };
-    Row::new(n, load, &samples, &logs, usage, wall, options.smoke)
+    let run = table::Run {
+        n,
+        load,
+        idle_round,
+        wall,
+        smoke: options.smoke,
+    };
+    Row::new(run, &samples, &logs, usage)
 }
 
 /// Waits until the bot polls Telegram and has its Discord gateway session.

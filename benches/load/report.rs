@@ -132,6 +132,8 @@ pub struct Sample {
     pub round: usize,
     /// Delivered by the fake platform → request at the fake model.
     pub ingest: Option<Duration>,
+    /// Telegram: how long the message waited for a getUpdates to ask for it.
+    pub waited_for_poll: Option<Duration>,
     /// First chunk sent → first write carrying it.
     pub first: Option<Duration>,
     /// The first chunk came while the platform's global budget was full.
@@ -149,12 +151,15 @@ pub struct Sample {
 /// Measures one reply.
 pub fn sample(fakes: &Fakes, logs: &Logs, turn: &Turn) -> Sample {
     let timing = fakes.llm.timing(&turn.tag);
-    let delivered = match turn.conversation.side {
+    let (delivered, waited_for_poll) = match turn.conversation.side {
         Side::Telegram => {
-            let id = turn.message.parse().unwrap_or(0);
-            fakes.tg.delivered(turn.conversation.chat, id)
+            let (chat, id) = (turn.conversation.chat, turn.message.parse().unwrap_or(0));
+            (
+                fakes.tg.delivered(chat, id),
+                fakes.tg.waited_for_poll(chat, id),
+            )
         }
-        Side::Discord => fakes.dc.delivered(&turn.message),
+        Side::Discord => (fakes.dc.delivered(&turn.message), None),
     };
     let ingest = match (delivered, timing) {
         (Some(at), Some(t)) => Some(t.received.saturating_duration_since(at)),
@@ -181,6 +186,7 @@ pub fn sample(fakes: &Fakes, logs: &Logs, turn: &Turn) -> Sample {
             .and_then(|r| r.parse().ok())
             .unwrap_or(0),
         ingest,
+        waited_for_poll,
         first,
         first_paced: first_at.is_some_and(|at| logs.global_busy(turn.conversation.side, at)),
         last,

@@ -17,6 +17,22 @@ pub struct Usages {
     pub idle_cpu: f64,
 }
 
+/// What one size ran: N, the load at its start, the number of its idle round (the busy rounds
+/// come before it), the busy rounds' wall time, and whether it was a smoke run.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// Conversations.
+    pub n: usize,
+    /// The one-minute load average at start.
+    pub load: f64,
+    /// The round sent after the bot idled.
+    pub idle_round: usize,
+    /// Wall time of the busy rounds.
+    pub wall: Duration,
+    /// Only completeness and exactness count.
+    pub smoke: bool,
+}
+
 /// The results of one size.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -30,6 +46,11 @@ pub struct Row {
     ingest_by_side: [(Option<f64>, Option<f64>); 2],
     /// p99 of each round's ingest latency.
     ingest_by_round: Vec<Option<f64>>,
+    /// Ingest of the busy rounds, and of the round after the idle period.
+    ingest_busy: (Option<f64>, Option<f64>),
+    ingest_idle: (Option<f64>, Option<f64>),
+    /// The longest wait of an idle-round Telegram message for a poll, in ms.
+    idle_poll_wait: Option<f64>,
     first: (Option<f64>, Option<f64>),
     first_all: (Option<f64>, Option<f64>),
     paced: usize,
@@ -49,19 +70,25 @@ fn p50_p99(values: &[Duration]) -> (Option<f64>, Option<f64>) {
 }
 
 impl Row {
-    /// Summarises the samples of one size.
-    pub fn new(
-        n: usize,
-        load: f64,
-        samples: &[Sample],
-        logs: &Logs,
-        usage: Usages,
-        wall: Duration,
-        smoke: bool,
-    ) -> Self {
+    /// Summarises the samples of one size; CPU per reply counts the busy rounds only.
+    pub fn new(run: Run, samples: &[Sample], logs: &Logs, usage: Usages) -> Self {
+        let Run {
+            n,
+            load,
+            idle_round,
+            wall,
+            smoke,
+        } = run;
         let all = |f: fn(&Sample) -> Option<Duration>| -> Vec<Duration> {
             samples.iter().filter_map(f).collect()
         };
+        let ingest_of = |idle: bool| -> Vec<Duration> {
+            let of = samples.iter().filter(|s| (s.round == idle_round) == idle);
+            of.filter_map(|s| s.ingest).collect()
+        };
+        let busy_replies = samples.iter().filter(|s| s.round < idle_round).count();
+        let idle_waits = samples.iter().filter(|s| s.round == idle_round);
+        let idle_poll_wait = idle_waits.filter_map(|s| s.waited_for_poll).max();
         let unpaced: Vec<Duration> = samples
             .iter()
             .filter(|s| !s.first_paced)
@@ -91,6 +118,9 @@ impl Row {
                     })
                     .collect()
             },
+            ingest_busy: p50_p99(&ingest_of(false)),
+            ingest_idle: p50_p99(&ingest_of(true)),
+            idle_poll_wait: idle_poll_wait.map(|w| w.as_secs_f64() * 1000.0),
             first: p50_p99(&unpaced),
             first_all: p50_p99(&all(|s| s.first)),
             paced: samples.iter().filter(|s| s.first_paced).count(),
@@ -98,7 +128,7 @@ impl Row {
             edits: edits as f64 / replies.max(1) as f64,
             too_many: logs.too_many,
             cpu_per_1000: (usage.busy.cpu_secs - usage.idle.cpu_secs) * 1000.0
-                / replies.max(1) as f64,
+                / busy_replies.max(1) as f64,
             idle_cpu_ms: usage.idle_cpu * 1000.0,
             peak_mb: usage.busy.peak_mb,
             idle_mb: usage.idle.rss_mb,
@@ -152,14 +182,31 @@ pub fn render(rows: &[Row], shape: &Shape) -> String {
         };
         format!("{} / {}", p99(0), p99(1))
     });
-    line("… p99 in each round (ms)", "", &|r| {
-        let p99 = |v: &Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
-        r.ingest_by_round
-            .iter()
-            .map(p99)
-            .collect::<Vec<String>>()
-            .join(" / ")
+    line(
+        "… p99 in each round, the last after idling (ms)",
+        "",
+        &|r| {
+            let p99 = |v: &Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
+            r.ingest_by_round
+                .iter()
+                .map(p99)
+                .collect::<Vec<String>>()
+                .join(" / ")
+        },
+    );
+    line("… p50 / p99 of the busy rounds (ms)", "", &|r| {
+        ms(r.ingest_busy)
     });
+    line(
+        "… p50 / p99 after idling 3 poll timeouts (ms)",
+        "within a few ms of busy",
+        &|r| ms(r.ingest_idle),
+    );
+    line(
+        "longest wait of a Telegram message for a poll, after idling (ms)",
+        "0",
+        &|r| r.idle_poll_wait.map_or("–".into(), |v| format!("{v:.1}")),
+    );
     line(
         "first-visible overhead p50 / p99, unpaced (ms)",
         "p99 ≤ 5 (N=100)",
@@ -193,7 +240,7 @@ pub fn render(rows: &[Row], shape: &Shape) -> String {
     line("idle RSS after start (MB)", "≤ 20", &|r| {
         format!("{:.1}", r.idle_mb)
     });
-    line("wall time of the rounds (s)", "", &|r| {
+    line("wall time of the busy rounds (s)", "", &|r| {
         format!("{:.1}", r.wall.as_secs_f64())
     });
     if rows.iter().any(|r| r.smoke) {
