@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 
 use crate::fake_llm::FakeLlm;
 use crate::fake_telegram::{FAKE_TOKEN, FakeTelegram};
-use crate::support::{db_url, parley_command};
+use crate::support::{db_url, parley_command, parley_command_of};
 
 /// A temporary installation: a data folder and the fake completion server.
 struct Install {
@@ -121,9 +121,25 @@ impl Bot {
         Self::start_with(install, Arc::new(FakeTelegram::start().await), cwd, env).await
     }
 
+    /// `parley run` from the binary at `bin` (another build, for comparisons).
+    async fn start_binary(install: &Install, bin: &str, env: &[(&str, &str)]) -> Self {
+        let tg = Arc::new(FakeTelegram::start().await);
+        Self::launch(install, bin, tg, None, env).await
+    }
+
     /// Like [`Bot::start`], on an existing fake Telegram.
     async fn start_with(
         install: &Install,
+        tg: Arc<FakeTelegram>,
+        cwd: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::launch(install, env!("CARGO_BIN_EXE_parley"), tg, cwd, env).await
+    }
+
+    async fn launch(
+        install: &Install,
+        bin: &str,
         tg: Arc<FakeTelegram>,
         cwd: Option<&Path>,
         env: &[(&str, &str)],
@@ -137,7 +153,10 @@ impl Bot {
             ("PARLEY__TELEGRAM__API_URL", api_url.as_str()),
         ];
         all.extend_from_slice(env);
-        let mut command = install.command(&["run"], &all);
+        let mut command = parley_command_of(bin, &["run"], &install.fake, &install.db());
+        for (key, value) in &all {
+            command.env(key, value);
+        }
         if let Some(cwd) = cwd {
             command.current_dir(cwd);
         }

@@ -11,7 +11,12 @@ use crate::fake_llm::{FAKE_KEY, FakeLlm};
 /// `parley ARGS` with a clean environment: the fake's key and URL, the database at `db`, no
 /// "thinking…" placeholder, every stream piped, killed when dropped.
 pub fn parley_command(args: &[&str], llm: &FakeLlm, db: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_parley"));
+    parley_command_of(env!("CARGO_BIN_EXE_parley"), args, llm, db)
+}
+
+/// Like [`parley_command`], with the binary at `bin`.
+pub fn parley_command_of(bin: &str, args: &[&str], llm: &FakeLlm, db: &Path) -> Command {
+    let mut cmd = Command::new(bin);
     cmd.args(args)
         .env_clear()
         .env("PARLEY__LLM__API_KEY", FAKE_KEY)

@@ -197,3 +197,93 @@ async fn the_first_scrape_lists_every_family_and_a_paced_reply_counts_no_429() {
     assert!(limited.iter().all(|l| l.ends_with(" 0")), "{limited:?}");
     bot.terminate().await;
 }
+
+/// The figures of the field-realism issue, for any build: `PARLEY_BIN=path cargo test --test it
+/// ops::field::field_report -- --ignored --nocapture` runs that binary with the production poll
+/// timeout, idles it for `FIELD_IDLE_SECS` (120), asks once, then puts the Bot API into an outage
+/// for `FIELD_OUTAGE_SECS` (45) and asks again as it ends. Prints WARN lines, health over the
+/// idle period, the message's wait for a poll and its ingest, and the recovery times.
+#[tokio::test]
+#[ignore = "a measurement of several minutes"]
+async fn field_report() {
+    let secs = |name: &str, default: u64| {
+        let value = std::env::var(name).ok().and_then(|v| v.parse().ok());
+        Duration::from_secs(value.unwrap_or(default))
+    };
+    let (idle, outage) = (secs("FIELD_IDLE_SECS", 120), secs("FIELD_OUTAGE_SECS", 45));
+    let install = Install::new().await;
+    let bin = std::env::var("PARLEY_BIN").unwrap_or(env!("CARGO_BIN_EXE_parley").into());
+    let bot = Bot::start_binary(&install, &bin, &[]).await;
+    bot.wait_healthy().await;
+    let start = Instant::now();
+    let (mut ok, mut failing, mut longest, mut streak) = (0, 0, Duration::ZERO, None);
+    while start.elapsed() < idle {
+        let at = Instant::now();
+        if bot.status().await == Some(200) {
+            ok += 1;
+            streak = None;
+        } else {
+            failing += 1;
+            let since = *streak.get_or_insert(at);
+            longest = longest.max(at - since);
+        }
+        sleep(Duration::from_secs(1)).await;
+    }
+    eprintln!(
+        "idle {idle:?}: /healthz 200 in {ok} samples, 503 in {failing}, longest 503 {longest:?}"
+    );
+    let report = |what: &str, user: &User, id: i64, sent: Instant| {
+        let tg = &bot.tg;
+        let waited = tg.waited_for_poll(user.id, id);
+        let delivered = tg.delivered(user.id, id).expect("delivered");
+        let asked = install.fake.requests().last().expect("asked").at;
+        eprintln!(
+            "{what}: waited for a poll {waited:?}; delivered → model {:?}; sent → model {:?}",
+            asked.duration_since(delivered),
+            asked.duration_since(sent)
+        );
+    };
+    let alice = User::new(961, "Alice");
+    let sent = Instant::now();
+    let id = bot
+        .tg
+        .user_writes(&private(&alice), &alice, "after the quiet");
+    bot.tg
+        .wait_for(60, "the answer", |tg| !tg.messages(alice.id).is_empty())
+        .await;
+    report("message after idling", &alice, id, sent);
+
+    bot.tg.outage(true);
+    let down = Instant::now();
+    let mut turned = None;
+    while down.elapsed() < outage {
+        if turned.is_none() && bot.status().await == Some(503) {
+            turned = Some(down.elapsed());
+        }
+        sleep(Duration::from_millis(200)).await;
+    }
+    bot.tg.outage(false);
+    let back = Instant::now();
+    let bob = User::new(962, "Bob");
+    let id = bot.tg.user_writes(&private(&bob), &bob, "are you back?");
+    let mut healed = None;
+    while healed.is_none() && back.elapsed() < Duration::from_secs(120) {
+        if bot.status().await == Some(200) {
+            healed = Some(back.elapsed());
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+    bot.tg
+        .wait_for(120, "the answer", |tg| !tg.messages(bob.id).is_empty())
+        .await;
+    eprintln!(
+        "outage {outage:?}: /healthz 503 after {turned:?}; 200 again {healed:?} after it ended"
+    );
+    report("message sent as the outage ended", &bob, id, back);
+    let output = bot.terminate().await;
+    let warned = warnings(&output);
+    eprintln!("WARN/ERROR lines: {}", warned.len());
+    for line in warned.iter().take(12) {
+        eprintln!("  {line}");
+    }
+}
