@@ -18,6 +18,7 @@ use super::long_poll::{LongPoll, PollError, Polled};
 use super::{Services, TelegramConfig, TelegramPlatform, commands};
 use crate::engine::event::{Content, Incoming};
 use crate::engine::ports::{ModelName, Platform};
+use crate::health::HealthHandle;
 
 /// The longest wait after failures that cost little to retry: a 5xx, an error page from a
 /// proxy, a network error. Keeps recovery quick once the Bot API is back.
@@ -42,10 +43,58 @@ pub(super) struct Adapter {
     poll_backoff: Duration,
 }
 
+/// Where polling stands: the next offset, the next backoff, and the outage under way.
+struct Progress {
+    offset: i64,
+    backoff: Duration,
+    outage: Option<Outage>,
+}
+
 /// A run of failed polls, for one WARN line at its start and one INFO line at its end.
 struct Outage {
     since: Instant,
     failures: u32,
+}
+
+impl Progress {
+    /// The next poll's timeout: at once after a failure, else the long poll's.
+    fn timeout(&self, long: Duration) -> Duration {
+        if self.outage.is_some() {
+            Duration::ZERO
+        } else {
+            long
+        }
+    }
+
+    /// A poll answered: the backoff starts over and an outage ends.
+    fn answered(&mut self, health: &HealthHandle, first_backoff: Duration) {
+        health.beat();
+        self.backoff = first_backoff;
+        if let Some(ended) = self.outage.take() {
+            let secs = ended.since.elapsed().as_secs();
+            let failures = ended.failures;
+            tracing::info!(failures, secs, "telegram polling recovered");
+        }
+    }
+
+    /// A poll failed: warns once per outage and returns how long to wait.
+    fn failed(&mut self, error: &PollError, health: &HealthHandle) -> Duration {
+        let (wait, next) = after_failure(error, self.backoff);
+        self.backoff = next;
+        health.fail(format!("getUpdates: {error}"));
+        match &mut self.outage {
+            Some(outage) => {
+                outage.failures += 1;
+                tracing::debug!(%error, retry_in = ?wait, "telegram polling still failing");
+            }
+            None => {
+                tracing::warn!(%error, retry_in = ?wait, "telegram polling failed");
+                let since = Instant::now();
+                self.outage = Some(Outage { since, failures: 1 });
+            }
+        }
+        wait
+    }
 }
 
 impl Adapter {
@@ -81,59 +130,35 @@ impl Adapter {
     /// with timeout 0, so the first answer after an outage comes at once and heals the health.
     pub(super) async fn run(self, stop: CancellationToken) {
         let adapter = Arc::new(self);
-        let mut offset = 0;
-        let mut backoff = adapter.poll_backoff;
-        let mut outage: Option<Outage> = None;
+        let health = &adapter.services.health;
+        let mut progress = Progress {
+            offset: 0,
+            backoff: adapter.poll_backoff,
+            outage: None,
+        };
         loop {
-            let timeout = match outage {
-                Some(_) => Duration::ZERO,
-                None => adapter.poll_timeout,
-            };
+            let (offset, timeout) = (progress.offset, progress.timeout(adapter.poll_timeout));
             let result = tokio::select! {
                 () = stop.cancelled() => break,
                 result = adapter.long_poll.poll(offset, timeout) => result,
             };
-            let error = match result {
+            match result {
                 Ok(updates) => {
-                    adapter.services.health.beat();
-                    backoff = adapter.poll_backoff;
-                    if let Some(ended) = outage.take() {
-                        let secs = ended.since.elapsed().as_secs();
-                        tracing::info!(
-                            failures = ended.failures,
-                            secs,
-                            "telegram polling recovered"
-                        );
-                    }
+                    progress.answered(health, adapter.poll_backoff);
                     for polled in updates {
-                        offset = adapter.take(polled, offset).await;
+                        progress.offset = adapter.take(polled, progress.offset).await;
                     }
-                    continue;
                 }
-                Err(error) => error,
-            };
-            let (wait, next) = after_failure(&error, backoff);
-            backoff = next;
-            adapter.services.health.fail(format!("getUpdates: {error}"));
-            match &mut outage {
-                Some(outage) => {
-                    outage.failures += 1;
-                    tracing::debug!(%error, retry_in = ?wait, "telegram polling still failing");
+                Err(error) => {
+                    let wait = progress.failed(&error, health);
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(wait) => {}
+                    }
                 }
-                None => {
-                    tracing::warn!(%error, retry_in = ?wait, "telegram polling failed");
-                    outage = Some(Outage {
-                        since: Instant::now(),
-                        failures: 1,
-                    });
-                }
-            }
-            tokio::select! {
-                () = stop.cancelled() => break,
-                () = tokio::time::sleep(wait) => {}
             }
         }
-        adapter.confirm(offset).await;
+        adapter.confirm(progress.offset).await;
         tracing::info!("telegram polling stopped");
     }
 
