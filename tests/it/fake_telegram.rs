@@ -349,6 +349,7 @@ impl FakeTelegram {
     /// as the reverse proxy in front of the Bot API does while the API is down.
     pub fn outage(&self, down: bool) {
         self.st().outage = down;
+        self.shared.new_update.notify_waiters();
     }
 
     /// A user deletes their own message `id` in `chat`.
@@ -425,7 +426,10 @@ async fn handle(
         if broken {
             return bad_gateway();
         }
-        return reply(methods::get_updates(&shared, &body).await);
+        return match methods::get_updates(&shared, &body).await {
+            Err((502, _, _)) => bad_gateway(),
+            answer => reply(answer),
+        };
     }
     let answer = {
         let mut st = shared.state.lock().unwrap();

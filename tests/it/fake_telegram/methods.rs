@@ -18,7 +18,8 @@ fn bad(description: &str) -> Answer {
     Err((400, format!("Bad Request: {description}"), None))
 }
 
-/// Long polling: updates from `offset` on, waiting up to `timeout` seconds for the first.
+/// Long polling: updates from `offset` on, waiting up to `timeout` seconds for the first. An
+/// outage that starts meanwhile cuts the poll with 502, as the proxy does when the API goes.
 pub(super) async fn get_updates(shared: &Shared, body: &Value) -> Answer {
     let offset = body["offset"].as_i64().unwrap_or(0);
     let timeout = body["timeout"].as_u64().unwrap_or(0).min(LONGEST_POLL);
@@ -28,6 +29,9 @@ pub(super) async fn get_updates(shared: &Shared, body: &Value) -> Answer {
         let notified = shared.new_update.notified();
         {
             let mut st = shared.state.lock().unwrap();
+            if st.outage {
+                return Err((502, "Bad Gateway".into(), None));
+            }
             st.updates
                 .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
             if !st.updates.is_empty() || Instant::now() >= deadline {
