@@ -1,7 +1,6 @@
 //! Chat platforms: adapters that turn platform events into engine events, the registry the app
 //! reaches running platforms through, and the online check each adapter offers.
 
-pub mod budget;
 pub mod console;
 pub mod discord;
 pub mod probe;

@@ -50,7 +50,17 @@ pub struct Window {
     pub per: Duration,
 }
 
-/// What a platform allows in one chat; the reply engine paces itself by it.
+/// How fast calls may go at one level (a chat, or a scope several chats share).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Shortest gap between two calls.
+    pub min_interval: Duration,
+    /// A rolling budget on top of `min_interval`.
+    pub window: Option<Window>,
+}
+
+/// What a platform allows in one chat, at every level it counts calls; the engine's pacer
+/// keeps all of them, so an adapter never holds a call back itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest message text, in `unit`.
@@ -61,8 +71,27 @@ pub struct Limits {
     pub min_interval: Duration,
     /// A chat-wide rolling budget on top of `min_interval`, shared by concurrent replies.
     pub window: Option<Window>,
+    /// A budget every thread of the chat shares (the chat key without its thread): all forum
+    /// topics of a Telegram group count against the group's limits.
+    pub shared: Option<Rate>,
+    /// The bot-wide budget over every chat of the platform (Telegram's ~30 messages a second,
+    /// Discord's 50 requests a second); `None` where calls do not count against one.
+    pub bot: Option<Window>,
+    /// Whether a typing call counts against `bot` (Discord's does; Telegram's chat actions are
+    /// not messages).
+    pub typing_counts: bool,
     /// How often the typing indicator must be refreshed to stay visible.
     pub typing_every: Duration,
+}
+
+impl Limits {
+    /// The chat's own rate.
+    pub fn chat_rate(&self) -> Rate {
+        Rate {
+            min_interval: self.min_interval,
+            window: self.window,
+        }
+    }
 }
 
 /// Whether a send or edit shows an intermediate state or the final text of a message.
@@ -77,14 +106,10 @@ pub enum Phase {
 /// Why a platform call failed, in the terms the reply engine acts on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlatformError {
-    /// The platform answered 429: pause this chat for the duration, then send the newest text.
+    /// The platform answered 429 (and only that): pause this chat for the duration, then send
+    /// the newest text.
     #[error("rate limited; retry after {0:?}")]
     RetryAfter(Duration),
-    /// Nothing was sent: the adapter's own bot-wide budget has no free slot for this preview or
-    /// typing call before the duration has passed. Not an error of the platform; the newest
-    /// text goes out later.
-    #[error("held back by the bot-wide budget for {0:?}")]
-    Deferred(Duration),
     /// The message to edit no longer exists (deleted by a user); continue in a new one.
     #[error("the message to edit no longer exists")]
     MessageGone,
@@ -101,10 +126,11 @@ pub enum PlatformError {
 
 /// A chat platform as the engine sees it. Implementations convert to and from their wire types.
 ///
-/// Contract: `send` and `edit` either make the text visible and return the message's reference,
-/// or fail with a [`PlatformError`] that says what to do next (`RetryAfter` only for the
-/// platform's own 429s, `Deferred` for a call the adapter held back). They do not retry rate limits
-/// themselves; the engine paces and retries. `text` is Markdown as the model wrote it, already
+/// Contract: `send`, `edit` and `typing` make one call to the platform (two when a format the
+/// platform refused is sent again as plain text) and report what the platform said: the text
+/// is visible and the message's reference returned, or a [`PlatformError`] says what to do next
+/// (`RetryAfter` only for the platform's own 429s). They never wait for a budget or retry rate
+/// limits themselves: the engine paces every call by [`Platform::limits`] and retries. `text` is Markdown as the model wrote it, already
 /// split to fit [`Limits::max_len`]; the platform converts it to its own format.
 #[async_trait]
 pub trait Platform: Send + Sync {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::pace::Pacer;
+use super::pace::{Pacer, Urgency};
 use super::ports::{InterruptedReply, Limits, Phase, Platform, PlatformError};
 use super::reply::{INTERRUPTED, RESTARTED};
 use super::split;
@@ -41,7 +41,7 @@ pub async fn mark_interrupted(
     let marked = marked_text(reply, &limits);
     let mut tries = 0;
     loop {
-        pacer.acquire(chat, &limits).await;
+        pacer.acquire(chat, &limits, Urgency::Final).await;
         let result = match &marked {
             Some(text) => platform.edit(chat, last, text, Phase::Final).await,
             None => {
@@ -52,10 +52,8 @@ pub async fn mark_interrupted(
         tries += 1;
         match result {
             Ok(_) => return Ok(()),
-            Err(PlatformError::RetryAfter(wait) | PlatformError::Deferred(wait))
-                if tries < MAX_TRIES =>
-            {
-                pacer.pause(chat, wait);
+            Err(PlatformError::RetryAfter(wait)) if tries < MAX_TRIES => {
+                pacer.pause(chat, &limits, wait);
             }
             Err(PlatformError::Unavailable(_)) if tries < MAX_TRIES => {
                 tokio::time::sleep(Duration::from_secs(1 << tries)).await;

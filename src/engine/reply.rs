@@ -63,6 +63,10 @@ pub trait ReplyObserver: Send + Sync {
     /// The model's text so far: told when a message is finished and at most every few seconds
     /// while one streams, never per token.
     async fn text_so_far(&self, _text: &str) {}
+
+    /// The model's stream has ended (or never started): what is left is landing the final text,
+    /// which may wait for the platform's budget. Told once, before that.
+    fn stream_ended(&self) {}
 }
 
 #[async_trait]

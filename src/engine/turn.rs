@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::command::{Command, HELP, SystemAction};
 use super::conversation::build_messages;
 use super::event::{ChatKey, Content, Incoming, MessageRef, PlatformKind};
-use super::pace::Pacer;
+use super::pace::{Pacer, Urgency};
 use super::ports::{
     ChatSettings, CompletionRequest, MessageRowId, Model, ModelError, ModelName, Phase, Platform,
     PlatformError, ReplyRecord, Role, Store, StoreError, StoredMessage, TurnContext, TurnStart,
@@ -70,10 +70,12 @@ fn join_models(models: &[ModelName]) -> String {
         .join(", ")
 }
 
-/// Records the platform messages of a streaming reply as they appear.
+/// Records the platform messages of a streaming reply as they appear, and gives back the
+/// completion permit once the model's stream has ended.
 struct StoreObserver<'a> {
     store: &'a dyn Store,
     reply: MessageRowId,
+    permit: std::sync::Mutex<Option<SemaphorePermit<'a>>>,
 }
 
 #[async_trait]
@@ -88,6 +90,12 @@ impl ReplyObserver for StoreObserver<'_> {
         if let Err(error) = self.store.set_reply_text(self.reply, text).await {
             tracing::warn!(%error, "could not record the reply's text so far");
         }
+    }
+
+    /// The permit caps concurrent completions, not replies waiting for the platform.
+    fn stream_ended(&self) {
+        let mut permit = self.permit.lock().unwrap_or_else(|p| p.into_inner());
+        permit.take();
     }
 }
 
@@ -213,8 +221,9 @@ impl Engine {
                 self.config.history_budget,
             ),
         };
-        // Invariant: the semaphore is never closed.
-        let _permit = self.completions.acquire().await.ok();
+        // Invariant: the semaphore is never closed. Held until the stream ends (the observer
+        // gives it back), not while the final text waits for the platform.
+        let permit = self.completions.acquire().await.ok();
         let asked_at = Instant::now();
         // The request leaves while the user message and the reply row are written (with the
         // conversation, on a place's first turn); streaming starts once both are done (a failed
@@ -235,6 +244,7 @@ impl Engine {
         let observer = StoreObserver {
             store: self.store.as_ref(),
             reply: rows.reply,
+            permit: std::sync::Mutex::new(permit),
         };
         let context = ReplyContext {
             platform,
@@ -345,12 +355,10 @@ impl Engine {
         let text = truncate(text, limits.max_len, limits.unit);
         let pacer = self.pacer(platform.kind());
         for _ in 0..3 {
-            pacer.acquire(key, &limits).await;
+            pacer.acquire(key, &limits, Urgency::First).await;
             match platform.send(key, reply_to, &text, Phase::Final).await {
                 Ok(_) => return,
-                Err(PlatformError::RetryAfter(wait) | PlatformError::Deferred(wait)) => {
-                    pacer.pause(key, wait);
-                }
+                Err(PlatformError::RetryAfter(wait)) => pacer.pause(key, &limits, wait),
                 Err(error) => {
                     tracing::warn!(%error, chat = %key, "could not send a notice");
                     return;

@@ -83,6 +83,9 @@ impl Platform for ConsolePlatform {
             unit: LengthUnit::Chars,
             min_interval: Duration::ZERO,
             window: None,
+            shared: None,
+            bot: None,
+            typing_counts: false,
             typing_every: Duration::from_secs(3600),
         }
     }

@@ -74,6 +74,9 @@ mod tests {
             unit: LengthUnit::Chars,
             min_interval: Duration::ZERO,
             window: None,
+            shared: None,
+            bot: None,
+            typing_counts: false,
             typing_every: Duration::from_secs(5),
         }))
     }

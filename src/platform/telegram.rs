@@ -6,7 +6,6 @@ mod api;
 mod callbacks;
 mod commands;
 pub mod format;
-mod group_pace;
 pub mod html;
 mod inbound;
 mod long_poll;

@@ -28,11 +28,19 @@ fn limits() -> Limits {
         unit: LengthUnit::Utf16,
         min_interval: Duration::from_secs(1),
         window: None,
+        shared: None,
+        bot: None,
+        typing_counts: false,
         typing_every: Duration::from_secs(4),
     }
 }
 
 fn harness() -> Harness {
+    harness_with(4)
+}
+
+/// A harness whose engine runs at most `max_concurrent` completions at once.
+fn harness_with(max_concurrent: usize) -> Harness {
     let store = Arc::new(MemoryStore::default());
     let model = Arc::new(ScriptedModel::default());
     let config = EngineConfig {
@@ -40,7 +48,7 @@ fn harness() -> Harness {
         default_model: ModelName::new("grok-4"),
         system_prompt: Some("be kind".into()),
         history_budget: 10_000,
-        max_concurrent: 4,
+        max_concurrent,
         thinking_after: None,
     };
     let engine = Arc::new(Engine::new(store.clone(), model.clone(), config));
@@ -111,6 +119,35 @@ async fn a_prompt_is_answered_streamed_and_recorded() {
     let history = h.store.history(conversation.id).await.unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[0].content, "hello", "the raw text is stored");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reply_waiting_for_its_final_slot_does_not_hold_the_completion_permit() {
+    let h = Arc::new(harness_with(1));
+    let (slow, other) = (group(), ChatKey::new(PlatformKind::Telegram, "-200"));
+    // The first chat's platform asked for 30 s of quiet: its final text waits that long.
+    let pacer = h.engine.pacer(PlatformKind::Telegram);
+    pacer.pause(&slow, &limits(), Duration::from_secs(30));
+    let first = tokio::spawn({
+        let (h, slow) = (h.clone(), slow.clone());
+        async move { h.send(prompt(&slow, "one")).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.model.requests().len(), 1, "the first request left");
+    let start = tokio::time::Instant::now();
+    h.send(prompt(&other, "two")).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "the second completion waited {:?} for the permit",
+        start.elapsed()
+    );
+    assert_eq!(h.platform.texts(&other), ["echo: ANN: two"]);
+    assert!(
+        !first.is_finished(),
+        "the first reply still waits for its slot"
+    );
+    first.await.unwrap();
+    assert_eq!(h.platform.texts(&slow), ["echo: ANN: one"]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
-use crate::engine::ports::{Limits, Phase, Platform, PlatformError};
+use crate::engine::ports::{Limits, Phase, Platform, PlatformError, Rate};
 
 /// Which platform method a recorded call used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub struct StoredMessage {
 }
 
 /// A [`Platform`] in memory that answers like a strict real one: too long → `Rejected`, too
-/// fast → `RetryAfter` (counted as a 429), identical edit → `Rejected("message is not
+/// fast for the chat, its shared scope or the bot-wide window → `RetryAfter` (counted as a 429), identical edit → `Rejected("message is not
 /// modified")`, deleted message → `MessageGone`; faults can be injected.
 ///
 /// An identical edit is accepted once when it turns a `Streaming` message `Final`, as a
@@ -71,7 +71,11 @@ struct State {
     calls: Vec<Call>,
     messages: HashMap<MessageRef, StoredMessage>,
     order: Vec<MessageRef>,
+    /// Accepted sends and edits per chat, per shared scope (the chat without its thread) and
+    /// over the whole bot (typing too, where it counts).
     accepted: HashMap<ChatKey, VecDeque<Instant>>,
+    scopes: HashMap<ChatKey, VecDeque<Instant>>,
+    bot: VecDeque<Instant>,
     rate_limited: usize,
     forbidden: Option<String>,
     faults: VecDeque<PlatformError>,
@@ -164,6 +168,12 @@ impl State {
             .entry(chat.clone())
             .or_default()
             .push_back(now);
+        if limits.shared.is_some() {
+            self.scopes.entry(scope(chat)).or_default().push_back(now);
+        }
+        if limits.bot.is_some() {
+            self.bot.push_back(now);
+        }
         if text.is_empty() {
             return Err(PlatformError::Rejected("message text is empty".into()));
         }
@@ -173,24 +183,48 @@ impl State {
         Ok(())
     }
 
-    /// How long a call in `chat` at `now` must still wait, if it comes too soon.
+    /// How long a call in `chat` at `now` must still wait, if it comes too soon for the chat,
+    /// its shared scope or the bot.
     fn too_soon(&mut self, limits: &Limits, chat: &ChatKey, now: Instant) -> Option<Duration> {
-        let calls = self.accepted.entry(chat.clone()).or_default();
-        let keep = limits
-            .window
-            .map_or(Duration::ZERO, |w| w.per)
-            .max(limits.min_interval);
-        while calls.front().is_some_and(|&t| t + keep <= now) {
-            calls.pop_front();
+        let mut ready = too_soon_at(
+            self.accepted.entry(chat.clone()).or_default(),
+            &limits.chat_rate(),
+            now,
+        );
+        if let Some(shared) = &limits.shared {
+            let calls = self.scopes.entry(scope(chat)).or_default();
+            ready = ready.max(too_soon_at(calls, shared, now));
         }
-        let mut ready = calls.back().map_or(now, |&last| last + limits.min_interval);
-        if let Some(window) = limits.window.filter(|w| w.count > 0) {
-            let count = window.count as usize;
-            if calls.len() >= count {
-                ready = ready.max(calls[calls.len() - count] + window.per);
-            }
+        if let Some(window) = limits.bot {
+            let rate = Rate {
+                min_interval: Duration::ZERO,
+                window: Some(window),
+            };
+            ready = ready.max(too_soon_at(&mut self.bot, &rate, now));
         }
         (ready > now).then(|| ready - now)
+    }
+
+    /// A typing call: counted against the bot-wide window where the platform counts it.
+    fn typing(&mut self, limits: &Limits) -> Result<(), PlatformError> {
+        if let Some(reason) = &self.forbidden {
+            return Err(PlatformError::Forbidden(reason.clone()));
+        }
+        let (Some(window), true) = (limits.bot, limits.typing_counts) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let rate = Rate {
+            min_interval: Duration::ZERO,
+            window: Some(window),
+        };
+        let ready = too_soon_at(&mut self.bot, &rate, now);
+        if ready > now {
+            self.rate_limited += 1;
+            return Err(PlatformError::RetryAfter(ready - now));
+        }
+        self.bot.push_back(now);
+        Ok(())
     }
 
     fn create(
@@ -306,13 +340,37 @@ impl Platform for MemoryPlatform {
 
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {
         let mut state = self.lock();
-        let outcome = match &state.forbidden {
-            Some(reason) => Err(PlatformError::Forbidden(reason.clone())),
-            None => Ok(()),
-        };
+        let outcome = state.typing(&self.limits);
         state.record(CallKind::Typing, chat, None, "", None, outcome.clone());
         outcome
     }
+}
+
+/// The key of the scope `chat` shares: the chat without its thread.
+fn scope(chat: &ChatKey) -> ChatKey {
+    ChatKey {
+        thread: None,
+        ..chat.clone()
+    }
+}
+
+/// The earliest instant `calls` allow one more by `rate`; forgets calls no rate looks at.
+fn too_soon_at(calls: &mut VecDeque<Instant>, rate: &Rate, now: Instant) -> Instant {
+    let keep = rate
+        .window
+        .map_or(Duration::ZERO, |w| w.per)
+        .max(rate.min_interval);
+    while calls.front().is_some_and(|&t| t + keep <= now) {
+        calls.pop_front();
+    }
+    let mut ready = calls.back().map_or(now, |&last| last + rate.min_interval);
+    if let Some(window) = rate.window.filter(|w| w.count > 0) {
+        let count = window.count as usize;
+        if calls.len() >= count {
+            ready = ready.max(calls[calls.len() - count] + window.per);
+        }
+    }
+    ready
 }
 
 #[cfg(test)]

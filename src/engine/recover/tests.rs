@@ -13,6 +13,9 @@ fn limits(max_len: usize) -> Limits {
         unit: LengthUnit::Chars,
         min_interval: Duration::from_millis(100),
         window: None,
+        shared: None,
+        bot: None,
+        typing_counts: false,
         typing_every: Duration::from_secs(5),
     }
 }

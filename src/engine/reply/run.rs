@@ -8,6 +8,7 @@ use tokio::time::{Instant, Sleep, sleep, sleep_until};
 
 use super::{ReplyContext, ReplyOutcome};
 use crate::engine::event::MessageRef;
+use crate::engine::pace::{Grant, Urgency};
 use crate::engine::ports::{
     Limits, ModelError, Phase, PlatformError, StreamEvent, TokenStream, Usage,
 };
@@ -52,6 +53,8 @@ struct Clocks {
     preview_armed: bool,
     /// The deadline of `preview`.
     preview_at: Instant,
+    /// A preview waiting behind other calls for the bot-wide budget; reads stay open.
+    grant: Option<Grant>,
     /// When held reads resume, or a drain between slices ends.
     resume: Pin<Box<Sleep>>,
     reads: Reads,
@@ -68,6 +71,7 @@ impl Clocks {
             preview: Box::pin(sleep_until(start)),
             preview_armed: false,
             preview_at: start,
+            grant: None,
             resume: Box::pin(sleep_until(start)),
             reads: Reads::Open,
             typing: Box::pin(sleep_until(start)),
@@ -185,6 +189,8 @@ impl<'a> Reply<'a> {
             Ok(stream) => self.read(stream).await,
             Err(error) => Ok(End::Failed(error)),
         };
+        // The stream is dropped: the connection is free, whatever the final text waits for.
+        self.ctx.observer.stream_ended();
         let result = match end {
             Ok(end) => self.finish(end).await,
             Err(forbidden) => Err(forbidden),
@@ -211,9 +217,7 @@ impl<'a> Reply<'a> {
                 return Ok(End::Cancelled);
             }
             if self.preview_now(&mut clocks) {
-                self.preview().await?;
-                // Nothing new can be shown before the next slot: hold reads until then.
-                clocks.arm_preview(self.ctx.pacer.ready_at(ctx.chat, &self.limits));
+                self.previewed(&mut clocks).await?;
                 continue;
             }
             // Nothing is read until `resume`: the transport need not announce tokens meanwhile
@@ -228,6 +232,10 @@ impl<'a> Reply<'a> {
             tokio::select! {
                 biased;
                 () = ctx.cancel.cancelled() => return Ok(End::Cancelled),
+                () = granted(&mut clocks.grant) => {
+                    clocks.grant = None;
+                    self.previewed(&mut clocks).await?;
+                }
                 () = &mut clocks.preview, if clocks.preview_armed => clocks.disarm_preview(),
                 () = &mut clocks.resume, if clocks.reads != Reads::Open => clocks.resume_fired(),
                 () = &mut clocks.typing, if typing => {
@@ -250,25 +258,57 @@ impl<'a> Reply<'a> {
         }
     }
 
-    /// True when a preview is wanted and the pacer just granted it a slot; otherwise arms the
-    /// preview clock for when the pacer may allow one.
+    /// True when a preview is wanted and the pacer just granted it a slot. Otherwise, when the
+    /// chat allows no call yet, arms the preview clock for when it may; when the chat does but
+    /// other calls wait for the bot-wide budget, keeps the grant to wait for.
     ///
     /// While the clock is armed nothing can be shown, so reads stay held until shortly before
     /// it fires, whether or not new text has come yet (see [`HOLD_SLICE`]).
     fn preview_now(&self, clocks: &mut Clocks) -> bool {
-        if clocks.preview_armed {
+        if clocks.preview_armed || clocks.grant.is_some() {
             return false;
         }
         if !self.dirty() {
             clocks.disarm_preview();
             return false;
         }
-        match self.ctx.pacer.try_acquire(self.ctx.chat, &self.limits) {
-            Ok(()) => true,
-            Err(ready) => {
-                clocks.arm_preview(ready);
-                false
-            }
+        let (pacer, chat) = (self.ctx.pacer, self.ctx.chat);
+        let urgency = self.urgency(Phase::Streaming);
+        let ready = pacer.ready_at(chat, &self.limits, urgency);
+        if ready > Instant::now() {
+            clocks.arm_preview(ready);
+            return false;
+        }
+        let grant = pacer.acquire(chat, &self.limits, urgency);
+        if grant.was_immediate() {
+            return true;
+        }
+        let kind = if self.current.is_some() { Edit } else { Send };
+        metrics::deferred(self.ctx.platform.kind(), kind);
+        clocks.grant = Some(grant);
+        false
+    }
+
+    /// Sends the preview a slot was granted for; nothing new can be shown before the chat's
+    /// next slot, so reads are held until then.
+    async fn previewed(&mut self, clocks: &mut Clocks) -> Result<(), Forbidden> {
+        self.preview().await?;
+        let urgency = self.urgency(Phase::Streaming);
+        clocks.arm_preview(
+            self.ctx
+                .pacer
+                .ready_at(self.ctx.chat, &self.limits, urgency),
+        );
+        Ok(())
+    }
+
+    /// How urgent a call of `phase` is: until content is visible every call is the reply's
+    /// first visible text.
+    fn urgency(&self, phase: Phase) -> Urgency {
+        match phase {
+            _ if !self.content_shown => Urgency::First,
+            Phase::Final => Urgency::Final,
+            Phase::Streaming => Urgency::Preview,
         }
     }
 
@@ -336,8 +376,8 @@ impl<'a> Reply<'a> {
         };
         self.save_progress_every(PROGRESS_EVERY).await;
         match self.call(&text, Phase::Streaming).await {
-            Err(PlatformError::RetryAfter(wait) | PlatformError::Deferred(wait)) => {
-                self.ctx.pacer.pause(self.ctx.chat, wait);
+            Err(PlatformError::RetryAfter(wait)) => {
+                self.ctx.pacer.pause(self.ctx.chat, &self.limits, wait);
             }
             Err(PlatformError::Forbidden(reason)) => return Err(Forbidden(reason)),
             Err(PlatformError::Rejected(_)) => self.skipped = Some(text),
@@ -352,7 +392,8 @@ impl<'a> Reply<'a> {
     async fn land(&mut self, text: String) -> Result<(), Forbidden> {
         let (mut limited, mut unavailable, mut rejected) = (0, 0, 0);
         loop {
-            self.ctx.pacer.acquire(self.ctx.chat, &self.limits).await;
+            let urgency = self.urgency(Phase::Final);
+            (self.ctx.pacer.acquire(self.ctx.chat, &self.limits, urgency)).await;
             let error = match self.call(&text, Phase::Final).await {
                 Ok(()) => return Ok(()),
                 // The message already shows exactly this text: the final state is there.
@@ -365,13 +406,8 @@ impl<'a> Reply<'a> {
                 PlatformError::Forbidden(reason) => return Err(Forbidden(reason.clone())),
                 PlatformError::MessageGone => false,
                 PlatformError::RetryAfter(wait) => {
-                    self.ctx.pacer.pause(self.ctx.chat, *wait);
+                    self.ctx.pacer.pause(self.ctx.chat, &self.limits, *wait);
                     bump(&mut limited) > MAX_RETRY_AFTERS
-                }
-                // Finals wait for their slot; a budget that held one back anyway is waited out.
-                PlatformError::Deferred(wait) => {
-                    self.ctx.pacer.pause(self.ctx.chat, *wait);
-                    false
                 }
                 PlatformError::Unavailable(_) => {
                     let tries = bump(&mut unavailable);
@@ -447,6 +483,14 @@ impl<'a> Reply<'a> {
             self.shown.clear();
             self.ctx.observer.messages_changed(&self.messages).await;
         }
+    }
+}
+
+/// Completes when `grant` is granted; never while there is none.
+async fn granted(grant: &mut Option<Grant>) {
+    match grant {
+        Some(grant) => grant.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::time::{Instant, sleep};
 use super::*;
 use crate::engine::event::PlatformKind;
 use crate::engine::memory::{Call, CallKind, MemoryPlatform};
+use crate::engine::pace::Urgency;
 use crate::engine::ports::{LengthUnit, Limits, Phase, PlatformError, StreamEvent, Window};
 use crate::engine::split;
 
@@ -19,10 +20,10 @@ fn limits(max_len: usize) -> Limits {
         max_len,
         unit: LengthUnit::Utf16,
         min_interval: Duration::from_secs(1),
-        window: Some(Window {
-            count: 20,
-            per: Duration::from_secs(60),
-        }),
+        window: None,
+        shared: None,
+        bot: None,
+        typing_counts: false,
         typing_every: Duration::from_secs(5),
     }
 }
@@ -425,6 +426,46 @@ async fn two_replies_in_one_chat_share_the_budget() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_slow_reply_in_a_windowed_chat_spreads_its_budget_and_its_final_text_lands_soon() {
+    // A Telegram group: one call a second, 20 a minute.
+    let windowed = Limits {
+        window: Some(Window {
+            count: 20,
+            per: Duration::from_secs(60),
+        }),
+        ..limits(4000)
+    };
+    let h = Harness::with(MemoryPlatform::new(windowed));
+    let start = Instant::now();
+    // 90 s of tokens, a word every 225 ms.
+    let (text, steps) = words(400, 225);
+    let outcome = h.reply(Ok(script(steps))).await;
+    let ended = start + Duration::from_millis(225 * 400);
+    assert_eq!(outcome.text, text);
+    assert_eq!(h.texts(), [text]);
+    assert_eq!(h.platform.rate_limited(), 0);
+    let writes: Vec<Instant> = h.writes().iter().map(|w| w.at).collect();
+    let early = writes
+        .iter()
+        .filter(|at| **at < start + Duration::from_secs(20));
+    assert!(
+        early.count() <= 8,
+        "the budget is not spent at the start: {writes:?}"
+    );
+    let gaps: Vec<Duration> = writes.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().all(|gap| *gap <= Duration::from_millis(3100)),
+        "the reply never freezes: {gaps:?}"
+    );
+    let landed = *writes.last().expect("writes");
+    assert!(
+        landed - ended <= Duration::from_secs(3),
+        "the final text landed {:?} after the model ended",
+        landed - ended
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn platform_answers_no_429_when_the_engine_paces() {
     let h = Harness::new(200);
     let (text, steps) = words(400, 40);
@@ -592,7 +633,7 @@ async fn tokens_that_arrive_while_a_preview_waits_are_read_in_one_catch_up() {
 async fn a_long_wait_for_the_first_slot_reads_in_slices() {
     let h = Harness::new(1000);
     // The chat is paused for 8 s (a 429's retry-after): nothing can be shown before then.
-    h.pacer.pause(&chat(), Duration::from_secs(8));
+    h.pacer.pause(&chat(), &limits(100), Duration::from_secs(8));
     let start = Instant::now();
     let (text, steps) = words(60, 100);
     let (outcome, reads) = h.reply_noting_reads(steps).await;
@@ -739,13 +780,22 @@ async fn the_transport_is_not_held_once_the_model_has_finished() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_preview_the_budget_held_back_counts_as_deferred_not_as_a_429() {
+async fn a_preview_that_waits_for_the_bot_wide_budget_counts_as_deferred_not_as_a_429() {
     let recorder = crate::metrics::recorder().expect("valid buckets");
     let handle = recorder.handle();
     let _local = ::metrics::set_default_local_recorder(&recorder);
-    let h = Harness::new(100);
-    h.platform
-        .fail_next(1, PlatformError::Deferred(Duration::from_millis(700)));
+    let budgeted = Limits {
+        bot: Some(Window {
+            count: 1,
+            per: Duration::from_secs(1),
+        }),
+        ..limits(100)
+    };
+    let h = Harness::with(MemoryPlatform::new(budgeted));
+    // Another chat has just used the bot-wide budget.
+    let other = ChatKey::new(PlatformKind::Telegram, "other");
+    h.pacer.acquire(&other, &budgeted, Urgency::Final).await;
+    let start = Instant::now();
     let outcome = h
         .reply(Ok(script(vec![
             content(0, "Hello"),
@@ -755,6 +805,9 @@ async fn a_preview_the_budget_held_back_counts_as_deferred_not_as_a_429() {
         .await;
     assert_eq!(outcome.status, ReplyStatus::Complete);
     assert_eq!(h.texts(), ["Hello world"]);
+    let first = h.writes()[0].at - start;
+    assert_eq!(first, Duration::from_secs(1) + crate::engine::pace::JITTER);
+    assert_eq!(h.platform.rate_limited(), 0);
     let text = handle.render();
     let metric = |name: &str, kind: &str| {
         let prefix = format!(r#"{name}{{platform="telegram",kind="{kind}"}} "#);

@@ -59,8 +59,12 @@ impl Platform for InteractionPlatform {
         PlatformKind::Discord
     }
 
+    /// The channel's pace; interaction webhooks do not count against the global limit.
     fn limits(&self, _chat: &ChatKey) -> Limits {
-        self.pace.limits()
+        Limits {
+            bot: None,
+            ..self.pace.limits()
+        }
     }
 
     /// The first send fills the original response; later ones are follow-ups.

@@ -8,13 +8,13 @@ use async_trait::async_trait;
 
 use super::rest::{DiscordRest, MISSING_PERMISSIONS, RestError, UNKNOWN_MESSAGE};
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
+use crate::engine::pace::JITTER;
 use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Window};
-use crate::platform::budget::{Budget, JITTER};
 
 /// Discord's content limit, in characters.
 pub const MAX_CONTENT: usize = 2000;
 /// Requests Discord allows a bot in one second, over all routes but interactions.
-pub const GLOBAL_PER_SECOND: usize = 50;
+pub const GLOBAL_PER_SECOND: u32 = 50;
 /// Discord shows typing for about 10 s.
 const TYPING_EVERY: Duration = Duration::from_secs(8);
 
@@ -31,7 +31,8 @@ pub struct Pace {
 
 impl Pace {
     /// The limits the engine paces a channel by: the bucket's window kept [`JITTER`] longer,
-    /// because Discord counts a call when it arrives and calls do not all arrive equally late.
+    /// because Discord counts a call when it arrives and calls do not all arrive equally late;
+    /// and Discord's global limit, which typing counts against too.
     pub fn limits(&self) -> Limits {
         Limits {
             max_len: MAX_CONTENT,
@@ -41,6 +42,12 @@ impl Pace {
                 count: self.bucket_size,
                 per: self.bucket_window + JITTER,
             }),
+            shared: None,
+            bot: Some(Window {
+                count: GLOBAL_PER_SECOND,
+                per: Duration::from_secs(1),
+            }),
+            typing_counts: true,
             typing_every: TYPING_EVERY,
         }
     }
@@ -73,8 +80,6 @@ pub struct DiscordPlatform {
     pace: Pace,
     /// Channels where missing permissions were already logged.
     warned: Mutex<HashSet<String>>,
-    /// Discord's global limit, shared by every channel.
-    budget: Budget,
 }
 
 impl DiscordPlatform {
@@ -84,7 +89,6 @@ impl DiscordPlatform {
             rest,
             pace,
             warned: Mutex::default(),
-            budget: Budget::new(GLOBAL_PER_SECOND, Duration::from_secs(1)),
         }
     }
 
@@ -129,9 +133,8 @@ impl Platform for DiscordPlatform {
         chat: &ChatKey,
         reply_to: Option<&MessageRef>,
         text: &str,
-        phase: Phase,
+        _phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
-        self.budget.admit(phase).await?;
         let channel = channel(chat);
         let reply_to = reply_to.map(MessageRef::as_str);
         match self.rest.create_message(channel, reply_to, text).await {
@@ -145,9 +148,8 @@ impl Platform for DiscordPlatform {
         chat: &ChatKey,
         message: &MessageRef,
         text: &str,
-        phase: Phase,
+        _phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
-        self.budget.admit(phase).await?;
         let channel = channel(chat);
         match self
             .rest
@@ -159,9 +161,7 @@ impl Platform for DiscordPlatform {
         }
     }
 
-    /// Typing is a courtesy: it takes a slot of the global budget only when one is free.
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {
-        self.budget.try_acquire().map_err(PlatformError::Deferred)?;
         let channel = channel(chat);
         let result = self.rest.typing(channel).await;
         result.map_err(|error| self.failed(channel, error))

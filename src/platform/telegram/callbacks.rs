@@ -12,6 +12,7 @@ use super::polling::Adapter;
 use super::{api, commands};
 use crate::engine::command::Command;
 use crate::engine::event::{Author, ChatKey, Content, UserId};
+use crate::engine::pace::Urgency;
 use crate::engine::ports::{Platform, PlatformError};
 
 /// Telegram shows at most this many characters of a callback answer.
@@ -114,12 +115,10 @@ impl Adapter {
         let limits = self.platform.limits(key);
         let mut last = PlatformError::Unavailable("not attempted".into());
         for _ in 0..ATTEMPTS {
-            pacer.acquire(key, &limits).await;
-            self.platform.group_slot(key).await;
+            pacer.acquire(key, &limits, Urgency::First).await;
             match call().await.map_err(api::platform_error) {
                 Err(PlatformError::RetryAfter(wait)) => {
-                    pacer.pause(key, wait);
-                    self.platform.pause_group(key, wait);
+                    pacer.pause(key, &limits, wait);
                     last = PlatformError::RetryAfter(wait);
                 }
                 other => return other,

@@ -15,18 +15,16 @@ use teloxide::types::{ChatAction, ChatId, MessageId, ThreadId};
 use teloxide::{Bot, RequestError};
 
 use super::api;
-use super::group_pace::GroupPace;
 use super::{format, html};
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
-use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Window};
-use crate::platform::budget::Budget;
+use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Rate, Window};
 
 /// Longest text after entity parsing, in UTF-16 units.
 pub const MAX_LEN: usize = 4096;
 /// How long Telegram shows "typing…" after one sendChatAction.
 const TYPING_EVERY: Duration = Duration::from_secs(4);
 /// Messages (sends, edits, drafts) Telegram allows in one second over all chats.
-pub const PER_SECOND: usize = 30;
+pub const PER_SECOND: u32 = 30;
 /// Message references of drafts start with this.
 const DRAFT: &str = "draft:";
 
@@ -46,8 +44,6 @@ pub struct TelegramPlatform {
     /// Private chats where drafts were refused: they stream with edits.
     no_drafts: Mutex<HashSet<i64>>,
     next_draft: AtomicI64,
-    budget: Budget,
-    groups: GroupPace,
 }
 
 /// Where a message goes.
@@ -104,36 +100,12 @@ impl TelegramPlatform {
             pace,
             no_drafts: Mutex::new(HashSet::new()),
             next_draft: AtomicI64::new(1),
-            budget: Budget::new(PER_SECOND, Duration::from_secs(1)),
-            groups: GroupPace::new(pace),
         }
     }
 
     /// The bot it sends with.
     pub fn bot(&self) -> &Bot {
         &self.bot
-    }
-
-    /// Waits for a slot in the group budget of `chat` (for calls made beside the engine).
-    pub(super) async fn group_slot(&self, chat: &ChatKey) {
-        if let Ok(target) = Target::parse(chat) {
-            self.groups.acquire(target.chat).await;
-        }
-    }
-
-    /// Pauses the whole group of `chat` after a retry-after.
-    pub(super) fn pause_group(&self, chat: &ChatKey, wait: Duration) {
-        if let Ok(target) = Target::parse(chat) {
-            self.groups.pause(target.chat, wait);
-        }
-    }
-
-    /// Waits for the group's and the bot's budget before a send or edit in `chat`.
-    async fn gate(&self, chat: &ChatKey, phase: Phase) -> Result<Target, PlatformError> {
-        let target = Target::parse(chat)?;
-        self.groups.acquire(target.chat).await;
-        self.budget.admit(phase).await?;
-        Ok(target)
     }
 
     fn drafts_allowed(&self, target: Target) -> bool {
@@ -155,13 +127,24 @@ impl Platform for TelegramPlatform {
         PlatformKind::Telegram
     }
 
+    /// About one message a second in a chat; in a group, the group's budget shared by all its
+    /// topics; about 30 messages a second over all chats. Chat actions are not messages.
     fn limits(&self, chat: &ChatKey) -> Limits {
         let group = Target::parse(chat).is_ok_and(|t| !t.private());
         Limits {
             max_len: MAX_LEN,
             unit: LengthUnit::Utf16,
             min_interval: self.pace.min_interval,
-            window: group.then_some(self.pace.group_window),
+            window: None,
+            shared: group.then_some(Rate {
+                min_interval: self.pace.min_interval,
+                window: Some(self.pace.group_window),
+            }),
+            bot: Some(Window {
+                count: PER_SECOND,
+                per: Duration::from_secs(1),
+            }),
+            typing_counts: false,
             typing_every: TYPING_EVERY,
         }
     }
@@ -173,10 +156,8 @@ impl Platform for TelegramPlatform {
         text: &str,
         phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
-        let target = self.gate(chat, phase).await?;
-        let result = self.send_to(target, reply_to, text, phase).await;
-        self.note(target, &result);
-        result
+        let target = Target::parse(chat)?;
+        self.send_to(target, reply_to, text, phase).await
     }
 
     async fn edit(
@@ -186,10 +167,8 @@ impl Platform for TelegramPlatform {
         text: &str,
         phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
-        let target = self.gate(chat, phase).await?;
-        let result = self.edit_in(target, message, text, phase).await;
-        self.note(target, &result);
-        result
+        let target = Target::parse(chat)?;
+        self.edit_in(target, message, text, phase).await
     }
 
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {

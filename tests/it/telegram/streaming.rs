@@ -367,3 +367,55 @@ async fn html_refused_by_telegram_is_resent_as_plain_text() {
     assert_eq!(message.text, "**bold** and `code`", "nothing lost");
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn a_burst_of_chats_sees_every_first_text_before_more_previews_and_no_429() {
+    const CHATS: i64 = 60;
+    let mut harness = Harness::new().await;
+    // About 2 s of streaming each; 60 first texts take about 2 s of the bot-wide budget.
+    let answer = words(80);
+    for _ in 0..CHATS {
+        harness
+            .llm
+            .push(slow(&answer, 12, Duration::from_millis(40)));
+    }
+    for i in 0..CHATS {
+        let user = User::new(900 + i, "Ann");
+        harness.tg.user_writes(&private(&user), &user, "go");
+    }
+    let tg = &harness.tg;
+    tg.wait_for(60, "every final message", |tg| {
+        (0..CHATS).all(|i| {
+            tg.messages(900 + i)
+                .last()
+                .is_some_and(|m| m.text == answer)
+        })
+    })
+    .await;
+    assert_eq!(tg.too_many_requests(), 0, "the bot-wide cap held");
+    let writes: Vec<i64> = tg
+        .calls()
+        .into_iter()
+        .filter(|c| c.error.is_none())
+        .filter(|c| {
+            ["sendmessage", "sendmessagedraft", "editmessagetext"]
+                .iter()
+                .any(|m| c.method.eq_ignore_ascii_case(m))
+        })
+        .filter_map(|c| c.chat())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let firsts: Vec<usize> = (0..writes.len())
+        .filter(|&i| seen.insert(writes[i]))
+        .collect();
+    assert_eq!(firsts.len(), CHATS as usize);
+    let last_first = *firsts.last().expect("first writes");
+    let others_before = last_first + 1 - firsts.len();
+    // First texts go before previews and finals while the budget is short; a chat whose
+    // first token came late may let a few through.
+    assert!(
+        others_before <= 5,
+        "{others_before} other writes went before the last chat's first text"
+    );
+    harness.stop().await;
+}

@@ -14,6 +14,9 @@ fn platform() -> MemoryPlatform {
             count: 3,
             per: Duration::from_secs(10),
         }),
+        shared: None,
+        bot: None,
+        typing_counts: false,
         typing_every: Duration::from_secs(5),
     })
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Reply;
+use crate::engine::pace::Urgency;
 use crate::engine::ports::PlatformError;
 use crate::metrics::{self, CallKind};
 
@@ -25,19 +26,26 @@ impl Reply<'_> {
         }
     }
 
-    /// Shows the typing indicator, counted like any platform call.
+    /// Shows the typing indicator, counted like any platform call; skipped (and counted as
+    /// deferred) while other calls wait for the bot-wide budget.
     pub(super) async fn typing(&self) -> Result<(), PlatformError> {
+        let (pacer, chat) = (self.ctx.pacer, self.ctx.chat);
+        if pacer
+            .try_acquire(chat, &self.limits, Urgency::Typing)
+            .is_err()
+        {
+            metrics::deferred(self.ctx.platform.kind(), CallKind::Typing);
+            return Ok(());
+        }
         let result = self.ctx.platform.typing(self.ctx.chat).await;
         self.count_call(CallKind::Typing, result.as_ref().err());
         result
     }
 
-    /// Counts one platform call and, when the platform answered 429, the wait it asked for; a
-    /// call the adapter held back was not made and counts only as deferred.
+    /// Counts one platform call and, when the platform answered 429, the wait it asked for.
     pub(super) fn count_call(&self, kind: CallKind, error: Option<&PlatformError>) {
         let platform = self.ctx.platform.kind();
         match error {
-            Some(PlatformError::Deferred(_)) => metrics::deferred(platform, kind),
             Some(PlatformError::RetryAfter(wait)) => {
                 metrics::platform_call(platform, kind);
                 metrics::rate_limited(platform, kind, *wait);

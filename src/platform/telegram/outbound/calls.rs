@@ -54,15 +54,10 @@ impl TelegramPlatform {
         self.send_message(target, None, &rendered).await
     }
 
-    /// A retry-after in one topic pauses the whole group.
-    pub(super) fn note(&self, target: Target, result: &Result<MessageRef, PlatformError>) {
-        if let Err(PlatformError::RetryAfter(wait)) = result {
-            self.groups.pause(target.chat, *wait);
-        }
-    }
-
-    /// Sends the HTML form, then the plain form if Telegram cannot parse the HTML; the caller
-    /// holds a slot of the bot-wide budget for the first call, the second waits for one.
+    /// Sends the HTML form, then the plain form if Telegram cannot parse the HTML. The second
+    /// call goes in the slot the engine granted the first: `html::parse` checks every text
+    /// before it is sent, so Telegram refusing it is rare, and the bot-wide window the engine
+    /// keeps is longer than Telegram's by a margin that absorbs it.
     async fn with_fallback<T, F, Fut>(&self, text: &Rendered, call: F) -> Result<T, RequestError>
     where
         F: Fn(String, Option<ParseMode>) -> Fut,
@@ -72,7 +67,6 @@ impl TelegramPlatform {
             match call(html.clone(), Some(ParseMode::Html)).await {
                 Err(error) if api::is_parse_error(&error) => {
                     tracing::warn!(%error, "Telegram refused the HTML; sending plain text");
-                    self.budget.acquire().await;
                 }
                 other => return other,
             }
