@@ -582,10 +582,67 @@ pub struct InterruptedReply {
     pub content: String,
 }
 
-/// A failure of the store; the text names what failed, never a secret.
+/// A failure of the store: its message names what failed (never a secret), its
+/// [`source`](std::error::Error::source) keeps the cause, when there is one.
 #[derive(Debug, thiserror::Error)]
-#[error("database error: {0}")]
-pub struct StoreError(pub String);
+#[error("database error: {context}")]
+pub struct StoreError {
+    context: String,
+    #[source]
+    cause: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl StoreError {
+    /// A failure that `context` describes in full.
+    pub fn new(context: impl Into<String>) -> Self {
+        Self {
+            context: context.into(),
+            cause: None,
+        }
+    }
+
+    /// `context` failed because of `cause`.
+    pub fn caused(
+        context: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            context: context.into(),
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// The conversation a turn names is not stored.
+    pub fn unknown_conversation(conversation: ConversationId) -> Self {
+        Self::new(format!("no conversation {conversation} is stored"))
+    }
+
+    /// The reply a write names is not stored.
+    pub fn unknown_reply(reply: MessageRowId) -> Self {
+        Self::new(format!("no reply with row id {} is stored", reply.0))
+    }
+
+    /// The message and every cause under it, joined by `: `, for a log line (the JSON log
+    /// format shows only an error's own message).
+    pub fn chain(&self) -> impl fmt::Display + '_ {
+        ErrorChain(self)
+    }
+}
+
+/// Displays an error followed by its sources.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
 
 /// Conversation storage.
 ///

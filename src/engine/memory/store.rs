@@ -42,7 +42,7 @@ impl MemoryStore {
         let mut state = self
             .state
             .lock()
-            .map_err(|_| StoreError("memory store poisoned".into()))?;
+            .map_err(|_| StoreError::new("the memory store's lock is poisoned"))?;
         Ok(f(&mut state))
     }
 
@@ -130,7 +130,7 @@ impl State {
         usize::try_from(id.0 - 1)
             .ok()
             .and_then(|i| self.rows.get_mut(i))
-            .ok_or_else(|| StoreError(format!("no message {}", id.0)))
+            .ok_or_else(|| StoreError::new(format!("no message {}", id.0)))
     }
 }
 
@@ -197,7 +197,7 @@ impl Store for MemoryStore {
                 None => turn.conversation,
             };
             if s.key_of(conversation).is_none() {
-                return Err(StoreError(format!("no conversation {conversation}")));
+                return Err(StoreError::new(format!("no conversation {conversation}")));
             }
             let user = s.push(Row {
                 conversation,
