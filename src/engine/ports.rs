@@ -648,7 +648,10 @@ impl fmt::Display for ErrorChain<'_> {
 ///
 /// Contract: every method is durable when it returns. `conversation` creates the chat's
 /// conversation on first sight and returns the same id until `reset`. `history` returns user
-/// messages and replies that are complete or partial, oldest first.
+/// messages and replies that are complete or partial, oldest first. A turn in a conversation
+/// that is not stored fails with [`StoreError::unknown_conversation`], a write to a reply that
+/// is not stored with [`StoreError::unknown_reply`]. Every store runs the suite in
+/// `tests/it/store/suite.rs`, which holds it to this.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// The chat's current conversation, created with a new random id on first sight.
@@ -680,7 +683,9 @@ pub trait Store: Send + Sync {
         messages: &[MessageRef],
     ) -> Result<(), StoreError>;
 
-    /// Records the text of a reply still streaming, so a crash keeps what was shown.
+    /// Records the text of a reply still streaming, so a crash keeps what was shown. A reply
+    /// that already ended (or is not stored) is left alone, without an error: a late write must
+    /// not undo how the reply ended.
     async fn set_reply_text(&self, reply: MessageRowId, text: &str) -> Result<(), StoreError>;
 
     /// Records how a reply ended.
