@@ -608,16 +608,76 @@ pub struct InterruptedReply {
     pub content: String,
 }
 
-/// A failure of the store; the text names what failed, never a secret.
+/// A failure of the store: its message names what failed (never a secret), its
+/// [`source`](std::error::Error::source) keeps the cause, when there is one.
 #[derive(Debug, thiserror::Error)]
-#[error("database error: {0}")]
-pub struct StoreError(pub String);
+#[error("database error: {context}")]
+pub struct StoreError {
+    context: String,
+    #[source]
+    cause: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl StoreError {
+    /// A failure that `context` describes in full.
+    pub fn new(context: impl Into<String>) -> Self {
+        Self {
+            context: context.into(),
+            cause: None,
+        }
+    }
+
+    /// `context` failed because of `cause`.
+    pub fn caused(
+        context: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            context: context.into(),
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// The conversation a turn names is not stored.
+    pub fn unknown_conversation(conversation: ConversationId) -> Self {
+        Self::new(format!("no conversation {conversation} is stored"))
+    }
+
+    /// The reply a write names is not stored.
+    pub fn unknown_reply(reply: MessageRowId) -> Self {
+        Self::new(format!("no reply with row id {} is stored", reply.0))
+    }
+
+    /// The message and every cause under it, joined by `: `, for a log line (the JSON log
+    /// format shows only an error's own message).
+    pub fn chain(&self) -> impl fmt::Display + '_ {
+        ErrorChain(self)
+    }
+}
+
+/// Displays an error followed by its sources.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
 
 /// Conversation storage.
 ///
 /// Contract: every method is durable when it returns. `conversation` creates the chat's
 /// conversation on first sight and returns the same id until `reset`. `history` returns user
-/// messages and replies that are complete or partial, oldest first.
+/// messages and replies that are complete or partial, oldest first. A turn in a conversation
+/// that is not stored fails with [`StoreError::unknown_conversation`], a write to a reply that
+/// is not stored with [`StoreError::unknown_reply`]. Every store runs the suite in
+/// `tests/it/store/suite.rs`, which holds it to this.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// The chat's current conversation, created with a new random id on first sight.
@@ -649,7 +709,9 @@ pub trait Store: Send + Sync {
         messages: &[MessageRef],
     ) -> Result<(), StoreError>;
 
-    /// Records the text of a reply still streaming, so a crash keeps what was shown.
+    /// Records the text of a reply still streaming, so a crash keeps what was shown. A reply
+    /// that already ended (or is not stored) is left alone, without an error: a late write must
+    /// not undo how the reply ended.
     async fn set_reply_text(&self, reply: MessageRowId, text: &str) -> Result<(), StoreError>;
 
     /// Records how a reply ended.

@@ -82,13 +82,13 @@ struct StoreObserver<'a> {
 impl ReplyObserver for StoreObserver<'_> {
     async fn messages_changed(&self, messages: &[MessageRef]) {
         if let Err(error) = self.store.set_reply_messages(self.reply, messages).await {
-            tracing::warn!(%error, "could not record the reply's platform messages");
+            tracing::warn!(error = %error.chain(), "could not record the reply's platform messages");
         }
     }
 
     async fn text_so_far(&self, text: &str) {
         if let Err(error) = self.store.set_reply_text(self.reply, text).await {
-            tracing::warn!(%error, "could not record the reply's text so far");
+            tracing::warn!(error = %error.chain(), "could not record the reply's text so far");
         }
     }
 
@@ -153,7 +153,7 @@ impl Engine {
             Content::Prompt(text) => match self.answer(incoming, text, platform, cancel).await {
                 Ok(outcome) => Some(outcome),
                 Err(error) => {
-                    tracing::error!(%error, chat = %incoming.key, "turn failed in the store");
+                    tracing::error!(error = %error.chain(), chat = %incoming.key, "turn failed in the store");
                     self.notify(
                         platform,
                         &incoming.key,
@@ -284,7 +284,7 @@ impl Engine {
         match self.command_answer(&incoming.key, command).await {
             Ok(answer) => answer,
             Err(error) => {
-                tracing::error!(%error, chat = %incoming.key, "command failed in the store");
+                tracing::error!(error = %error.chain(), chat = %incoming.key, "command failed in the store");
                 STORE_TROUBLE.into()
             }
         }

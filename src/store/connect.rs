@@ -43,8 +43,8 @@ fn locate(database_url: &str) -> Result<Location, StoreError> {
         .unwrap_or(database_url);
     match rest {
         ":memory:" => Ok(Location::Memory),
-        "" => Err(StoreError("the database URL names no file".into())),
-        path if path.contains('?') => Err(StoreError(format!(
+        "" => Err(StoreError::new("the database URL names no file")),
+        path if path.contains('?') => Err(StoreError::new(format!(
             "the database URL {database_url} has query parameters; give a plain path"
         ))),
         path => Ok(Location::File(PathBuf::from(path))),
@@ -63,16 +63,15 @@ pub(super) async fn open_pools(database_url: &str) -> Result<Pools, StoreError> 
         }
         Location::File(path) => open_file(&path).await?,
     };
-    sqlx::migrate!()
-        .run(&pools.writes)
-        .await
-        .map_err(|e| StoreError(format!("cannot migrate the database {database_url}: {e}")))?;
+    sqlx::migrate!().run(&pools.writes).await.map_err(|e| {
+        StoreError::caused(format!("cannot migrate the database {database_url}"), e)
+    })?;
     Ok(pools)
 }
 
 async fn open_memory() -> Result<SqlitePool, StoreError> {
     let options = SqliteConnectOptions::from_str("sqlite::memory:")
-        .map_err(|e| StoreError(format!("cannot open an in-memory database: {e}")))?
+        .map_err(|e| StoreError::caused("cannot open an in-memory database", e))?
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
     // One connection that never closes: the database lives exactly as long as it.
@@ -83,7 +82,7 @@ async fn open_memory() -> Result<SqlitePool, StoreError> {
         .max_lifetime(None)
         .connect_with(options)
         .await
-        .map_err(|e| StoreError(format!("cannot open an in-memory database: {e}")))
+        .map_err(|e| StoreError::caused("cannot open an in-memory database", e))
 }
 
 async fn open_file(path: &Path) -> Result<Pools, StoreError> {
@@ -91,7 +90,7 @@ async fn open_file(path: &Path) -> Result<Pools, StoreError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(parent)
             .await
-            .map_err(|e| StoreError(format!("cannot create the folder of {name}: {e}")))?;
+            .map_err(|e| StoreError::caused(format!("cannot create the folder of {name}"), e))?;
     }
     let options = SqliteConnectOptions::new()
         .filename(path)
@@ -100,7 +99,8 @@ async fn open_file(path: &Path) -> Result<Pools, StoreError> {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
-    let cannot_open = |e: sqlx::Error| StoreError(format!("cannot open the database {name}: {e}"));
+    let cannot_open =
+        |e: sqlx::Error| StoreError::caused(format!("cannot open the database {name}"), e);
     // The writer first: it creates the file and switches it to WAL.
     let writes = file_pool(1, options.clone()).await.map_err(cannot_open)?;
     let reads = file_pool(READ_CONNECTIONS, options)

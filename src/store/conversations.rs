@@ -97,7 +97,7 @@ pub(super) async fn turn_context(
         .await
         .map_err(failed("read the conversation"))?;
     let Some((uuid, model, system_prompt, ..)) = found_rows.first() else {
-        return Err(StoreError(format!("no context row for {key}")));
+        return Err(StoreError::new(format!("no context row for {key}")));
     };
     let settings = settings::from_columns(model.clone(), system_prompt.clone());
     let Some(uuid) = uuid else {
@@ -124,7 +124,7 @@ pub(super) async fn turn_context(
 }
 
 fn vanished(key: &ChatKey) -> StoreError {
-    StoreError(format!(
+    StoreError::new(format!(
         "the conversation of {key} vanished while it was created"
     ))
 }

@@ -83,7 +83,8 @@ async fn add_user<'e>(
         .fetch_optional(db)
         .await
         .map_err(failed("store the user message"))?;
-    id.map(MessageRowId).ok_or_else(|| unknown(conversation))
+    id.map(MessageRowId)
+        .ok_or_else(|| StoreError::unknown_conversation(conversation))
 }
 
 /// Creates a `streaming` reply to `in_reply_to`.
@@ -101,7 +102,8 @@ async fn start_reply<'e>(
         .fetch_optional(db)
         .await
         .map_err(failed("start the reply"))?;
-    id.map(MessageRowId).ok_or_else(|| unknown(conversation))
+    id.map(MessageRowId)
+        .ok_or_else(|| StoreError::unknown_conversation(conversation))
 }
 
 /// Records the platform messages a reply occupies so far.
@@ -187,16 +189,9 @@ pub(super) async fn recover_interrupted(
     Ok(replies)
 }
 
-fn unknown(conversation: ConversationId) -> StoreError {
-    StoreError(format!("no conversation {conversation} in the database"))
-}
-
 fn expect_one(rows_affected: u64, reply: MessageRowId) -> Result<(), StoreError> {
     match rows_affected {
         1 => Ok(()),
-        _ => Err(StoreError(format!(
-            "no reply with row id {} in the database",
-            reply.0
-        ))),
+        _ => Err(StoreError::unknown_reply(reply)),
     }
 }

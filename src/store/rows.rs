@@ -5,9 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::engine::event::{ChatId, ChatKey, ConversationId, MessageRef, PlatformKind, ThreadId};
 use crate::engine::ports::{Role, StoreError, Usage, UsageTotals};
 
-/// Maps a sqlx error to a [`StoreError`] that says which operation failed.
+/// Maps a sqlx error to a [`StoreError`] that says which operation failed, caused by it.
 pub(super) fn failed(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| StoreError(format!("{what}: {e}"))
+    move |e| StoreError::caused(what, e)
 }
 
 /// The current time in unix milliseconds.
@@ -30,7 +30,7 @@ pub(super) fn chat_key(
     thread: String,
 ) -> Result<ChatKey, StoreError> {
     let platform = PlatformKind::parse(platform)
-        .ok_or_else(|| StoreError(format!("unknown platform {platform:?} in the database")))?;
+        .ok_or_else(|| StoreError::new(format!("unknown platform {platform:?} in the database")))?;
     Ok(ChatKey {
         platform,
         chat: ChatId::new(chat),
@@ -41,7 +41,7 @@ pub(super) fn chat_key(
 /// Parses a stored conversation uuid.
 pub(super) fn conversation_id(text: &str) -> Result<ConversationId, StoreError> {
     ConversationId::parse(text).ok_or_else(|| {
-        StoreError(format!(
+        StoreError::new(format!(
             "malformed conversation id {text:?} in the database"
         ))
     })
@@ -52,7 +52,7 @@ pub(super) fn role(name: &str) -> Result<Role, StoreError> {
     match name {
         "user" => Ok(Role::User),
         "assistant" => Ok(Role::Assistant),
-        other => Err(StoreError(format!(
+        other => Err(StoreError::new(format!(
             "unknown role {other:?} in the database"
         ))),
     }
@@ -62,16 +62,13 @@ pub(super) fn role(name: &str) -> Result<Role, StoreError> {
 pub(super) fn refs_to_json(refs: &[MessageRef]) -> Result<String, StoreError> {
     let texts: Vec<&str> = refs.iter().map(MessageRef::as_str).collect();
     serde_json::to_string(&texts)
-        .map_err(|e| StoreError(format!("cannot encode platform message ids: {e}")))
+        .map_err(|e| StoreError::caused("cannot encode platform message ids", e))
 }
 
 /// Reads a JSON array of platform message references.
 pub(super) fn refs_from_json(text: &str) -> Result<Vec<MessageRef>, StoreError> {
-    let texts: Vec<String> = serde_json::from_str(text).map_err(|e| {
-        StoreError(format!(
-            "malformed platform message ids in the database: {e}"
-        ))
-    })?;
+    let texts: Vec<String> = serde_json::from_str(text)
+        .map_err(|e| StoreError::caused("malformed platform message ids in the database", e))?;
     Ok(texts.into_iter().map(MessageRef::new).collect())
 }
 
@@ -121,6 +118,27 @@ mod tests {
         let refs = vec![MessageRef::new("1"), MessageRef::new("a\"b")];
         let json = refs_to_json(&refs).ok().unwrap_or_default();
         assert_eq!(refs_from_json(&json).ok(), Some(refs));
+    }
+
+    #[test]
+    fn a_failed_query_keeps_the_sqlx_error_as_its_source() {
+        let error = failed("read the chat settings")(sqlx::Error::RowNotFound);
+        assert_eq!(error.to_string(), "database error: read the chat settings");
+        let source = std::error::Error::source(&error).expect("the cause is kept");
+        assert!(
+            matches!(
+                source.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::RowNotFound)
+            ),
+            "{source:?}"
+        );
+        assert_eq!(
+            error.chain().to_string(),
+            format!(
+                "database error: read the chat settings: {}",
+                sqlx::Error::RowNotFound
+            )
+        );
     }
 
     #[test]

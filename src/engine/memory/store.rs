@@ -1,4 +1,5 @@
-//! An in-memory conversation store with the same contract as the SQLite one.
+//! An in-memory conversation store with the same contract as the SQLite one; the store suite in
+//! `tests/it/store/suite.rs` runs against both.
 
 use std::sync::Mutex;
 
@@ -42,7 +43,7 @@ impl MemoryStore {
         let mut state = self
             .state
             .lock()
-            .map_err(|_| StoreError("memory store poisoned".into()))?;
+            .map_err(|_| StoreError::new("the memory store's lock is poisoned"))?;
         Ok(f(&mut state))
     }
 
@@ -126,11 +127,13 @@ impl State {
         MessageRowId(self.rows.len() as i64)
     }
 
-    fn row(&mut self, id: MessageRowId) -> Result<&mut Row, StoreError> {
+    /// The reply stored as `id`; a user message is not one.
+    fn reply(&mut self, id: MessageRowId) -> Result<&mut Row, StoreError> {
         usize::try_from(id.0 - 1)
             .ok()
             .and_then(|i| self.rows.get_mut(i))
-            .ok_or_else(|| StoreError(format!("no message {}", id.0)))
+            .filter(|r| r.role == Role::Assistant)
+            .ok_or_else(|| StoreError::unknown_reply(id))
     }
 }
 
@@ -197,7 +200,7 @@ impl Store for MemoryStore {
                 None => turn.conversation,
             };
             if s.key_of(conversation).is_none() {
-                return Err(StoreError(format!("no conversation {conversation}")));
+                return Err(StoreError::unknown_conversation(conversation));
             }
             let user = s.push(Row {
                 conversation,
@@ -234,13 +237,20 @@ impl Store for MemoryStore {
         messages: &[MessageRef],
     ) -> Result<(), StoreError> {
         self.with(|s| {
-            s.row(reply)
+            s.reply(reply)
                 .map(|r| r.platform_messages = messages.to_vec())
         })?
     }
 
     async fn set_reply_text(&self, reply: MessageRowId, text: &str) -> Result<(), StoreError> {
-        self.with(|s| s.row(reply).map(|r| r.content = text.to_string()))?
+        // A reply that already ended (or is not stored) is left alone.
+        self.with(|s| {
+            if let Ok(row) = s.reply(reply)
+                && row.status == ReplyStatus::Streaming
+            {
+                row.content = text.to_string();
+            }
+        })
     }
 
     async fn finish_reply(
@@ -249,7 +259,7 @@ impl Store for MemoryStore {
         record: &ReplyRecord,
     ) -> Result<(), StoreError> {
         self.with(|s| {
-            s.row(reply).map(|r| {
+            s.reply(reply).map(|r| {
                 r.content = record.content.clone();
                 r.status = record.status;
                 r.reason = record.reason.clone();

@@ -71,11 +71,13 @@ async fn chats_not_allowed_get_one_refusal_and_never_reach_the_model() {
         !tg.messages(-2003).is_empty()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Updates are handled in order, so both private messages were decided on before the
+    // group's; stopping waits for every notice the bot spawned, a second refusal included.
+    harness.stop().await;
+    let tg = &harness.tg;
     assert_eq!(tg.messages(703).len(), 1, "one refusal per hour");
     assert!(tg.messages(703)[0].text.contains("not available"));
     assert_eq!(harness.llm.requests().len(), 1);
-    harness.stop().await;
 }
 
 #[tokio::test]
