@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod conversation;
+pub mod deliver;
 pub mod dispatcher;
 pub mod event;
 pub mod memory;

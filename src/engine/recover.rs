@@ -1,15 +1,11 @@
 //! After a crash: the last message of each reply the crash interrupted is edited to say so,
 //! keeping the text recorded while it streamed.
 
-use std::time::Duration;
-
+use super::deliver::{Delivery, Policy};
 use super::pace::{Pacer, Urgency};
 use super::ports::{InterruptedReply, Limits, Phase, Platform, PlatformError};
 use super::reply::{INTERRUPTED, RESTARTED};
 use super::split;
-
-/// Attempts before giving up on one reply.
-const MAX_TRIES: u32 = 5;
 
 /// What the last message of an interrupted reply becomes: its text and the marker, or `None`
 /// when they do not fit in one message (the marker is then sent on its own).
@@ -39,28 +35,15 @@ pub async fn mark_interrupted(
     };
     let (chat, limits) = (&reply.key, platform.limits(&reply.key));
     let marked = marked_text(reply, &limits);
-    let mut tries = 0;
-    loop {
-        pacer.acquire(chat, &limits, Urgency::Final).await;
-        let result = match &marked {
+    let marker = format!("{INTERRUPTED}{RESTARTED}");
+    let delivery = Delivery::new(pacer, chat, limits, Urgency::Final, Policy::MARKER);
+    let marking = delivery.run(|| async {
+        match &marked {
             Some(text) => platform.edit(chat, last, text, Phase::Final).await,
-            None => {
-                let marker = format!("{INTERRUPTED}{RESTARTED}");
-                platform.send(chat, Some(last), &marker, Phase::Final).await
-            }
-        };
-        tries += 1;
-        match result {
-            Ok(_) => return Ok(()),
-            Err(PlatformError::RetryAfter(wait)) if tries < MAX_TRIES => {
-                pacer.pause(chat, &limits, wait);
-            }
-            Err(PlatformError::Unavailable(_)) if tries < MAX_TRIES => {
-                tokio::time::sleep(Duration::from_secs(1 << tries)).await;
-            }
-            Err(error) => return Err(error),
+            None => platform.send(chat, Some(last), &marker, Phase::Final).await,
         }
-    }
+    });
+    marking.await.map(|_| ())
 }
 
 #[cfg(test)]

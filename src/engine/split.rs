@@ -59,6 +59,24 @@ pub fn split(text: &str, max_len: usize, unit: LengthUnit) -> Vec<Piece> {
     pieces
 }
 
+/// `text` cut to fit `max_len` units (at a character boundary), ending in an ellipsis when
+/// something was cut; unchanged when it fits.
+pub fn truncate(text: &str, max_len: usize, unit: LengthUnit) -> String {
+    if unit.len(text) <= max_len {
+        return text.to_string();
+    }
+    let mut used = unit.char_len('…');
+    let mut out: String = text
+        .chars()
+        .take_while(|&c| {
+            used += unit.char_len(c);
+            used <= max_len
+        })
+        .collect();
+    out.push('…');
+    out
+}
+
 /// Puts pieces back together, removing exactly the markup [`split`] added.
 pub fn join(pieces: &[Piece]) -> String {
     pieces.iter().map(Piece::source).collect()

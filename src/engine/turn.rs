@@ -12,12 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::command::{Command, HELP, SystemAction};
 use super::conversation::build_messages;
+use super::deliver::{self, Policy};
 use super::event::{ChatKey, Content, Incoming, MessageRef, PlatformKind};
-use super::pace::{Pacer, Urgency};
+use super::pace::Pacer;
 use super::ports::{
-    ChatSettings, CompletionRequest, MessageRowId, Model, ModelError, ModelName, Phase, Platform,
-    PlatformError, ReplyRecord, Role, Store, StoreError, StoredMessage, TurnContext, TurnStart,
-    UsageTotals,
+    ChatSettings, CompletionRequest, MessageRowId, Model, ModelError, ModelName, Platform,
+    ReplyRecord, Role, Store, StoreError, StoredMessage, TurnContext, TurnStart, UsageTotals,
 };
 use super::reply::{ReplyContext, ReplyObserver, ReplyOptions, ReplyOutcome, stream_reply};
 
@@ -146,7 +146,8 @@ impl Engine {
         match &incoming.content {
             Content::Command(command) => {
                 let answer = self.run_command(incoming, command).await;
-                self.notify(platform, &incoming.key, incoming.reply_to.as_ref(), &answer)
+                let reply_to = incoming.reply_to.as_ref();
+                self.deliver(platform, &incoming.key, reply_to, &answer, Policy::ANSWER)
                     .await;
                 None
             }
@@ -343,7 +344,8 @@ impl Engine {
         })
     }
 
-    /// Sends a short message (a command's answer, an error, "busy"), paced like any other call.
+    /// Sends a short message (an error, "busy"), cut to one message, paced like any other
+    /// call; a failure is logged here.
     pub async fn notify(
         &self,
         platform: &dyn Platform,
@@ -351,38 +353,25 @@ impl Engine {
         reply_to: Option<&MessageRef>,
         text: &str,
     ) {
-        let limits = platform.limits(key);
-        let text = truncate(text, limits.max_len, limits.unit);
-        let pacer = self.pacer(platform.kind());
-        for _ in 0..3 {
-            pacer.acquire(key, &limits, Urgency::First).await;
-            match platform.send(key, reply_to, &text, Phase::Final).await {
-                Ok(_) => return,
-                Err(PlatformError::RetryAfter(wait)) => pacer.pause(key, &limits, wait),
-                Err(error) => {
-                    tracing::warn!(%error, chat = %key, "could not send a notice");
-                    return;
-                }
-            }
-        }
+        self.deliver(platform, key, reply_to, text, Policy::NOTICE)
+            .await;
     }
-}
 
-fn truncate(text: &str, max_len: usize, unit: super::ports::LengthUnit) -> String {
-    if unit.len(text) <= max_len {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut used = 1; // room for the ellipsis
-    for c in text.chars() {
-        used += unit.char_len(c);
-        if used > max_len {
-            break;
+    /// Sends `text` to `key` through the one delivery path, as `policy` says.
+    async fn deliver(
+        &self,
+        platform: &dyn Platform,
+        key: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+        policy: Policy,
+    ) {
+        let pacer = self.pacer(platform.kind());
+        let sent = deliver::send(platform, pacer, key, reply_to, text, policy).await;
+        if let Err(error) = sent {
+            tracing::warn!(%error, chat = %key, "could not send a notice");
         }
-        out.push(c);
     }
-    out.push('…');
-    out
 }
 
 /// The answer to `/usage`.

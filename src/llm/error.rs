@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use crate::engine::ports::{ModelError, ModelName};
+use crate::engine::ports::{LengthUnit, ModelError, ModelName};
+use crate::engine::split;
 
 /// The longest API message kept in an error.
 const MAX_MESSAGE: usize = 200;
@@ -64,13 +65,9 @@ pub(super) fn error_text(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// Shortens an API message to [`MAX_MESSAGE`] characters.
+/// Shortens an API message to [`MAX_MESSAGE`] characters, the ellipsis included.
 pub(super) fn truncate(text: &str) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(MAX_MESSAGE) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
+    split::truncate(text.trim(), MAX_MESSAGE, LengthUnit::Chars)
 }
 
 fn names_missing_model(message: &str) -> bool {
@@ -155,6 +152,7 @@ mod tests {
     fn long_api_messages_are_truncated() {
         let body = format!(r#"{{"error":{{"message":"{}"}}}}"#, "x".repeat(500));
         let message = api_message(&body).unwrap();
-        assert_eq!(message.chars().count(), MAX_MESSAGE + 1);
+        assert_eq!(message.chars().count(), MAX_MESSAGE, "{message}");
+        assert!(message.ends_with('…'));
     }
 }

@@ -4,9 +4,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::time::{Instant, Sleep, sleep, sleep_until};
+use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::{ReplyContext, ReplyOutcome};
+use crate::engine::deliver::{Delivery, Policy};
 use crate::engine::event::MessageRef;
 use crate::engine::pace::{Grant, Urgency};
 use crate::engine::ports::{
@@ -26,12 +27,6 @@ const HOLD_SLICE: Duration = Duration::from_secs(2);
 /// ended meanwhile) goes out on time with everything the model sent: what the socket held is
 /// read in a few milliseconds.
 const CATCH_UP: Duration = Duration::from_millis(20);
-/// Retry-afters a final edit sits out before the engine gives up on it.
-const MAX_RETRY_AFTERS: u32 = 20;
-/// Attempts of a final edit while the platform is unavailable.
-const MAX_UNAVAILABLE: u32 = 4;
-/// Attempts of a final edit the platform rejected.
-const MAX_REJECTED: u32 = 2;
 /// Shortest gap between two recordings of the text so far while a message streams.
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 
@@ -387,36 +382,26 @@ impl<'a> Reply<'a> {
         Ok(())
     }
 
-    /// Makes `text` the final text of the current message, retrying until it lands or
-    /// retrying cannot help (then `trouble` says why).
+    /// Makes `text` the final text of the current message through the one delivery path,
+    /// trying again until it lands or trying cannot help (then `trouble` says why).
     async fn land(&mut self, text: String) -> Result<(), Forbidden> {
-        let (mut limited, mut unavailable, mut rejected) = (0, 0, 0);
+        let (pacer, chat) = (self.ctx.pacer, self.ctx.chat);
+        let urgency = self.urgency(Phase::Final);
+        let mut delivery = Delivery::new(pacer, chat, self.limits, urgency, Policy::FINAL);
         loop {
-            let urgency = self.urgency(Phase::Final);
-            (self.ctx.pacer.acquire(self.ctx.chat, &self.limits, urgency)).await;
+            delivery.slot().await;
             let error = match self.call(&text, Phase::Final).await {
                 Ok(()) => return Ok(()),
                 // The message already shows exactly this text: the final state is there.
                 Err(PlatformError::Rejected(_)) if self.current.is_some() && self.shown == text => {
                     return Ok(());
                 }
+                Err(PlatformError::Forbidden(reason)) => return Err(Forbidden(reason)),
+                // The message was deleted: the next try sends a new one.
+                Err(PlatformError::MessageGone) => continue,
                 Err(error) => error,
             };
-            let give_up = match &error {
-                PlatformError::Forbidden(reason) => return Err(Forbidden(reason.clone())),
-                PlatformError::MessageGone => false,
-                PlatformError::RetryAfter(wait) => {
-                    self.ctx.pacer.pause(self.ctx.chat, &self.limits, *wait);
-                    bump(&mut limited) > MAX_RETRY_AFTERS
-                }
-                PlatformError::Unavailable(_) => {
-                    let tries = bump(&mut unavailable);
-                    sleep(Duration::from_secs(1 << tries.min(5))).await;
-                    tries >= MAX_UNAVAILABLE
-                }
-                PlatformError::Rejected(_) => bump(&mut rejected) >= MAX_REJECTED,
-            };
-            if give_up {
+            if !delivery.again(&error).await {
                 self.trouble = Some(format!("the final text could not be delivered: {error}"));
                 return Ok(());
             }
@@ -492,12 +477,6 @@ async fn granted(grant: &mut Option<Grant>) {
         Some(grant) => grant.await,
         None => std::future::pending().await,
     }
-}
-
-/// Increments a counter and returns its new value.
-fn bump(counter: &mut u32) -> u32 {
-    *counter += 1;
-    *counter
 }
 
 /// Sums reported usage.

@@ -171,3 +171,13 @@ fn a_text_of_exactly_the_limit_fits_in_either_unit() {
         assert!(cut(&"é".repeat(21), &Position::default(), 20, unit).is_some());
     }
 }
+
+#[test]
+fn truncate_keeps_a_text_that_fits_and_cuts_one_that_does_not_with_an_ellipsis() {
+    assert_eq!(truncate("short", 5, LengthUnit::Chars), "short");
+    assert_eq!(truncate("abcdef", 5, LengthUnit::Chars), "abcd…");
+    // 😀 is two UTF-16 units: it does not fit in the one unit left before the ellipsis.
+    let cut = truncate("ab😀cd", 4, LengthUnit::Utf16);
+    assert_eq!(cut, "ab…");
+    assert!(LengthUnit::Utf16.len(&cut) <= 4);
+}

@@ -19,6 +19,8 @@ use super::outbound::{DiscordPlatform, MAX_CONTENT, Pace};
 use super::rest::DiscordRest;
 use crate::engine::dispatcher::Dispatcher;
 use crate::engine::event::{Author, Content, Incoming, UserId};
+use crate::engine::ports::LengthUnit;
+use crate::engine::split;
 use crate::engine::turn::Engine;
 
 /// Everything the handler needs; shared by every event.
@@ -156,7 +158,7 @@ impl Handler {
                 return;
             }
         };
-        let answer = truncate(&answer);
+        let answer = split::truncate(&answer, MAX_CONTENT, LengthUnit::Chars);
         let edit = self
             .rest
             .edit_response(&app, &command.token, "@original", &answer);
@@ -188,14 +190,4 @@ impl Handler {
             received_at: Instant::now(),
         }
     }
-}
-
-/// Cuts a command's answer to Discord's content limit.
-fn truncate(text: &str) -> String {
-    if text.chars().count() <= MAX_CONTENT {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(MAX_CONTENT - 1).collect();
-    out.push('…');
-    out
 }

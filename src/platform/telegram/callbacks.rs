@@ -11,14 +11,14 @@ use super::inbound::{Action, Addressed, chat_key};
 use super::polling::Adapter;
 use super::{api, commands};
 use crate::engine::command::Command;
+use crate::engine::deliver::{Delivery, Policy};
 use crate::engine::event::{Author, ChatKey, Content, UserId};
 use crate::engine::pace::Urgency;
-use crate::engine::ports::{Platform, PlatformError};
+use crate::engine::ports::{LengthUnit, Platform, PlatformError};
+use crate::engine::split;
 
 /// Telegram shows at most this many characters of a callback answer.
 const MAX_CALLBACK_TEXT: usize = 200;
-/// Attempts of a keyboard message that meets rate limits.
-const ATTEMPTS: usize = 3;
 
 impl Adapter {
     /// Sends the current model with one button per model.
@@ -51,7 +51,7 @@ impl Adapter {
     /// Answers a button press; a model button switches the chat's model.
     pub(super) async fn on_callback(&self, query: CallbackQuery) {
         let answer = self.callback_answer(&query).await;
-        let short: String = answer.chars().take(MAX_CALLBACK_TEXT).collect();
+        let short = split::truncate(&answer, MAX_CALLBACK_TEXT, LengthUnit::Chars);
         let request = self.bot.answer_callback_query(query.id.clone()).text(short);
         if let Err(error) = request.await {
             tracing::warn!(%error, "could not answer a button press");
@@ -105,7 +105,8 @@ impl Adapter {
         }
     }
 
-    /// Runs `call` within the chat's pace, sitting out rate limits a few times.
+    /// Runs `call` through the engine's one delivery path: within every level of the chat's
+    /// pace, sitting out rate limits and outages as a notice does.
     async fn paced<F, Fut>(&self, key: &ChatKey, call: F) -> Result<(), PlatformError>
     where
         F: Fn() -> Fut,
@@ -113,18 +114,10 @@ impl Adapter {
     {
         let pacer = self.services.engine.pacer(self.platform.kind());
         let limits = self.platform.limits(key);
-        let mut last = PlatformError::Unavailable("not attempted".into());
-        for _ in 0..ATTEMPTS {
-            pacer.acquire(key, &limits, Urgency::First).await;
-            match call().await.map_err(api::platform_error) {
-                Err(PlatformError::RetryAfter(wait)) => {
-                    pacer.pause(key, &limits, wait);
-                    last = PlatformError::RetryAfter(wait);
-                }
-                other => return other,
-            }
-        }
-        Err(last)
+        let delivery = Delivery::new(pacer, key, limits, Urgency::First, Policy::NOTICE);
+        delivery
+            .run(|| async { call().await.map_err(api::platform_error) })
+            .await
     }
 }
 

@@ -1,7 +1,7 @@
 //! How a reply ends: the last message's final text, the interruption marker, the outcome.
 
 use super::{End, Forbidden, Reply};
-use crate::engine::ports::{LengthUnit, ModelError, ReplyStatus};
+use crate::engine::ports::{ModelError, ReplyStatus};
 use crate::engine::reply::{INTERRUPTED, RESTARTED, ReplyOutcome};
 use crate::engine::split;
 
@@ -69,15 +69,15 @@ impl Reply<'_> {
             (Some(last), Some(marker)) => {
                 self.land(last).await?;
                 self.next_message(self.at.clone());
-                self.land(truncate(marker.trim_start(), max_len, unit))
+                self.land(split::truncate(marker.trim_start(), max_len, unit))
                     .await
             }
             (None, Some(marker)) => {
                 if self.text.is_empty() {
-                    return self.land(truncate(&marker, max_len, unit)).await;
+                    return self.land(split::truncate(&marker, max_len, unit)).await;
                 }
                 // Everything already landed in finished messages: the marker goes alone.
-                self.land(truncate(marker.trim_start(), max_len, unit))
+                self.land(split::truncate(marker.trim_start(), max_len, unit))
                     .await
             }
             (None, None) => Ok(()),
@@ -109,15 +109,4 @@ impl Reply<'_> {
         self.trouble = None;
         self.outcome(status, Some(format!("forbidden: {reason}")), None)
     }
-}
-
-/// `text` cut to `max_len` units at a character boundary.
-fn truncate(text: &str, max_len: usize, unit: LengthUnit) -> String {
-    let mut used = 0;
-    text.chars()
-        .take_while(|&c| {
-            used += unit.char_len(c);
-            used <= max_len
-        })
-        .collect()
 }
