@@ -3,10 +3,11 @@
 //! bounded; a full one gets a polite "busy" answer, never a silent drop.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,6 +21,10 @@ pub const BUSY: &str = "I'm busy with other messages right now — please try ag
 
 /// How long a conversation's worker waits for more work before it is retired.
 const WORKER_IDLE: Duration = Duration::from_secs(60);
+
+/// A chat is told it is busy at most once in this long; later messages turned away meanwhile
+/// are logged at debug level only.
+pub const BUSY_EVERY: Duration = Duration::from_secs(10);
 
 /// Queue sizes.
 #[derive(Debug, Clone, Copy)]
@@ -59,11 +64,11 @@ pub struct Shutdown {
 #[derive(Clone)]
 pub struct Dispatcher {
     queue: mpsc::Sender<Job>,
-    engine: Arc<Engine>,
-    tracker: TaskTracker,
+    busy: Arc<Busy>,
 }
 
 struct Router {
+    busy: Arc<Busy>,
     engine: Arc<Engine>,
     config: DispatchConfig,
     tracker: TaskTracker,
@@ -95,7 +100,13 @@ impl Dispatcher {
     ) -> Self {
         let (queue, inbox) = mpsc::channel(config.queue_capacity.max(1));
         let (idle_tx, idle_rx) = mpsc::channel(64);
+        let busy = Arc::new(Busy {
+            engine: engine.clone(),
+            tracker: tracker.clone(),
+            told: Mutex::default(),
+        });
         let router = Router {
+            busy: busy.clone(),
             engine: engine.clone(),
             config,
             tracker: tracker.clone(),
@@ -104,11 +115,7 @@ impl Dispatcher {
             idle_tx,
         };
         tracker.spawn(router.run(inbox, idle_rx));
-        Self {
-            queue,
-            engine,
-            tracker,
-        }
+        Self { queue, busy }
     }
 
     /// Queues a message for its conversation without waiting. When the queue is full the user
@@ -124,7 +131,7 @@ impl Dispatcher {
         match sent {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(job)) => {
-                busy(&self.engine, &self.tracker, job);
+                self.busy.turn_away(job);
                 Err(SubmitError::Busy)
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Closed),
@@ -137,20 +144,45 @@ impl Dispatcher {
     }
 }
 
-fn busy(engine: &Arc<Engine>, tracker: &TaskTracker, job: Job) {
-    let engine = engine.clone();
-    tracing::warn!(chat = %job.incoming.key, "queue full; answering busy");
-    tracker.spawn(async move {
+/// Messages turned away because a queue is full, and which chats were told so lately.
+struct Busy {
+    engine: Arc<Engine>,
+    tracker: TaskTracker,
+    /// When each chat was last told it is busy.
+    told: Mutex<HashMap<ChatKey, Instant>>,
+}
+
+impl Busy {
+    /// Turns `job` away: its chat is told it is busy unless it was within [`BUSY_EVERY`], so a
+    /// flood of messages costs one notice (and one task) per chat, not one per message.
+    fn turn_away(&self, job: Job) {
         let key = &job.incoming.key;
-        engine
-            .notify(
-                job.platform.as_ref(),
-                key,
-                job.incoming.reply_to.as_ref(),
-                BUSY,
-            )
-            .await;
-    });
+        if !self.due(key) {
+            tracing::debug!(chat = %key, "queue full; busy was said lately");
+            return;
+        }
+        tracing::warn!(chat = %key, "queue full; answering busy");
+        let engine = self.engine.clone();
+        self.tracker.spawn(async move {
+            let (platform, incoming) = (job.platform.as_ref(), &job.incoming);
+            let reply_to = incoming.reply_to.as_ref();
+            engine.notify(platform, &incoming.key, reply_to, BUSY).await;
+        });
+    }
+
+    /// Whether `key` is due a busy notice; if so, notes that it gets one now.
+    fn due(&self, key: &ChatKey) -> bool {
+        let now = Instant::now();
+        let mut told = self.told.lock().unwrap_or_else(|p| p.into_inner());
+        if told.get(key).is_some_and(|at| now - *at < BUSY_EVERY) {
+            return false;
+        }
+        if told.len() >= 1024 {
+            told.retain(|_, at| now - *at < BUSY_EVERY);
+        }
+        told.insert(key.clone(), now);
+        true
+    }
 }
 
 impl Router {
@@ -179,7 +211,7 @@ impl Router {
         };
         match worker.queue.try_send(job) {
             Ok(()) => worker.routed += 1,
-            Err(mpsc::error::TrySendError::Full(job)) => busy(&self.engine, &self.tracker, job),
+            Err(mpsc::error::TrySendError::Full(job)) => self.busy.turn_away(job),
             Err(mpsc::error::TrySendError::Closed(job)) => {
                 self.workers.remove(&key);
                 self.spawn_worker(key, job);

@@ -344,6 +344,33 @@ async fn a_full_conversation_queue_answers_busy() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_flood_into_a_full_queue_gets_one_busy_notice_per_chat_and_period() {
+    let h = harness();
+    let (d, _tracker, _shutdown) = dispatcher(&h, 1);
+    let platform: Arc<dyn Platform> = h.platform.clone();
+    let flood = |count: usize| {
+        for i in 0..count {
+            h.model.push(slow("a long answer that takes a while"));
+            let _ = d.submit(prompt(&group(), &format!("q{i}")), platform.clone());
+        }
+    };
+    flood(2);
+    tokio::task::yield_now().await;
+    // The worker has its one job running and one waiting: twenty more are turned away.
+    flood(20);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let busy = |h: &Harness| {
+        let texts = h.platform.texts(&group());
+        texts.iter().filter(|t| *t == super::BUSY).count()
+    };
+    assert_eq!(busy(&h), 1, "one notice for the flood");
+    tokio::time::sleep(super::BUSY_EVERY).await;
+    flood(5);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(busy(&h), 2, "one more once the period has passed");
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_stops_taking_messages() {
     let h = harness();
     let (d, tracker, shutdown) = dispatcher(&h, 8);
