@@ -1,0 +1,157 @@
+//! The chat `Platform` port: the limits it declares, the phases of a send or edit and the
+//! errors the reply engine acts on.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
+
+/// How a platform measures message length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LengthUnit {
+    /// Unicode scalar values (Discord's 2,000 "characters").
+    Chars,
+    /// UTF-16 code units (Telegram's 4,096).
+    Utf16,
+}
+
+impl LengthUnit {
+    /// The length of `text` in this unit.
+    pub fn len(self, text: &str) -> usize {
+        match self {
+            Self::Chars => text.chars().count(),
+            Self::Utf16 => text.encode_utf16().count(),
+        }
+    }
+
+    /// The length of one character in this unit.
+    pub fn char_len(self, c: char) -> usize {
+        match self {
+            Self::Chars => 1,
+            Self::Utf16 => c.len_utf16(),
+        }
+    }
+}
+
+/// A rolling-window budget: at most `count` calls in any `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Calls allowed in one window.
+    pub count: u32,
+    /// The window's length.
+    pub per: Duration,
+}
+
+/// How fast calls may go at one level (a chat, or a scope several chats share).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Shortest gap between two calls.
+    pub min_interval: Duration,
+    /// A rolling budget on top of `min_interval`.
+    pub window: Option<Window>,
+}
+
+/// What a platform allows in one chat, at every level it counts calls; the engine's pacer
+/// keeps all of them, so an adapter never holds a call back itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest message text, in `unit`.
+    pub max_len: usize,
+    /// How `max_len` is measured.
+    pub unit: LengthUnit,
+    /// Shortest gap between two calls (sends and edits together) in one chat.
+    pub min_interval: Duration,
+    /// A chat-wide rolling budget on top of `min_interval`, shared by concurrent replies.
+    pub window: Option<Window>,
+    /// A budget every thread of the chat shares (the chat key without its thread): all forum
+    /// topics of a Telegram group count against the group's limits.
+    pub shared: Option<Rate>,
+    /// The bot-wide budget over every chat of the platform (Telegram's ~30 messages a second,
+    /// Discord's 50 requests a second); `None` where calls do not count against one.
+    pub bot: Option<Window>,
+    /// Whether a typing call counts against `bot` (Discord's does; Telegram's chat actions are
+    /// not messages).
+    pub typing_counts: bool,
+    /// How often the typing indicator must be refreshed to stay visible.
+    pub typing_every: Duration,
+}
+
+impl Limits {
+    /// The chat's own rate.
+    pub fn chat_rate(&self) -> Rate {
+        Rate {
+            min_interval: self.min_interval,
+            window: self.window,
+        }
+    }
+}
+
+/// Whether a send or edit shows an intermediate state or the final text of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A preview while tokens still arrive; the platform may render it provisionally.
+    Streaming,
+    /// The finished text of this message; it must land exactly.
+    Final,
+}
+
+/// Why a platform call failed, in the terms the reply engine acts on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlatformError {
+    /// The platform answered 429 (and only that): pause this chat for the duration, then send
+    /// the newest text.
+    #[error("rate limited; retry after {0:?}")]
+    RetryAfter(Duration),
+    /// The message to edit no longer exists (deleted by a user); continue in a new one.
+    #[error("the message to edit no longer exists")]
+    MessageGone,
+    /// The bot may not write here (blocked, kicked, missing permissions); stop this reply.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The platform refused the request itself (bad request); retrying the same will not help.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// A network error or server failure; a later attempt may succeed.
+    #[error("platform unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A chat platform as the engine sees it. Implementations convert to and from their wire types.
+///
+/// Contract: `send`, `edit` and `typing` make one call to the platform (two when a format the
+/// platform refused is sent again as plain text) and report what the platform said: the text
+/// is visible and the message's reference returned, or a [`PlatformError`] says what to do next
+/// (`RetryAfter` only for the platform's own 429s). They never wait for a budget or retry rate
+/// limits themselves: the engine paces every call by [`Platform::limits`] and retries. `text` is Markdown as the model wrote it, already
+/// split to fit [`Limits::max_len`]; the platform converts it to its own format.
+#[async_trait]
+pub trait Platform: Send + Sync {
+    /// Which platform this is.
+    fn kind(&self) -> PlatformKind;
+
+    /// The limits that apply in `chat`.
+    fn limits(&self, chat: &ChatKey) -> Limits;
+
+    /// Sends a new message, as a reply to `reply_to` when given.
+    async fn send(
+        &self,
+        chat: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError>;
+
+    /// Replaces the text of `message`; returns the reference it has afterwards (a platform may
+    /// turn a draft into a real message on the final edit).
+    async fn edit(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError>;
+
+    /// Shows the typing indicator in `chat`.
+    async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError>;
+}
