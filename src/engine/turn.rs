@@ -51,6 +51,9 @@ pub struct Engine {
 /// Shown when the database fails; the details go to the log.
 const STORE_TROUBLE: &str = "Sorry — I could not reach my database. Please try again in a moment.";
 
+/// The answer to a settings command from someone who may not change settings.
+pub const ADMINS_ONLY: &str = "Only admins can change this chat's settings here.";
+
 /// The chat text for a model error; unknown models list the valid ones.
 pub fn describe_error(error: &ModelError, models: &[ModelName]) -> String {
     match error {
@@ -145,7 +148,7 @@ impl Engine {
     ) -> Option<ReplyOutcome> {
         match &incoming.content {
             Content::Command(command) => {
-                let answer = self.run_command(incoming, command).await;
+                let answer = self.run_command(incoming, command, platform).await;
                 let reply_to = incoming.reply_to.as_ref();
                 self.deliver(platform, &incoming.key, reply_to, &answer, Policy::ANSWER)
                     .await;
@@ -277,10 +280,21 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Runs a command and returns the answer to show.
-    pub async fn run_command(&self, incoming: &Incoming, command: &Command) -> String {
-        if command.changes_settings() && !incoming.may_configure {
-            return "Only admins can change this chat's settings here.".into();
+    /// Runs a command and returns the answer to show; a settings command from someone not
+    /// known to be allowed asks the platform whether they administer the chat.
+    pub async fn run_command(
+        &self,
+        incoming: &Incoming,
+        command: &Command,
+        platform: &dyn Platform,
+    ) -> String {
+        if command.changes_settings()
+            && !incoming.may_configure
+            && !platform
+                .is_chat_admin(&incoming.key, &incoming.author.id)
+                .await
+        {
+            return ADMINS_ONLY.into();
         }
         match self.command_answer(&incoming.key, command).await {
             Ok(answer) => answer,

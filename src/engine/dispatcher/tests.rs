@@ -98,7 +98,8 @@ impl Harness {
             Content::Command(command.clone()),
             may_configure,
         );
-        self.engine.run_command(&incoming, &command).await
+        let platform = self.platform.as_ref();
+        self.engine.run_command(&incoming, &command, platform).await
     }
 
     fn last_text(&self) -> String {

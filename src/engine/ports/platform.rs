@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
+use crate::engine::event::{ChatKey, MessageRef, PlatformKind, UserId};
 
 /// How a platform measures message length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,4 +154,12 @@ pub trait Platform: Send + Sync {
 
     /// Shows the typing indicator in `chat`.
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError>;
+
+    /// Whether `user` administers `chat` on the platform, and so may change its settings. The
+    /// engine asks only for a settings command from someone not already known to be allowed,
+    /// when the command's turn comes (never on an adapter's intake, where one slow lookup would
+    /// hold every later update). The default: no one does.
+    async fn is_chat_admin(&self, _chat: &ChatKey, _user: &UserId) -> bool {
+        false
+    }
 }

@@ -141,22 +141,26 @@ impl Handler {
         }
         let token = SecretString::from(command.token.clone());
         let app = command.application_id.to_string();
-        let answer = match parsed {
-            _ if !served => NOT_HERE.to_string(),
-            None if command.data.name == "ask" => inbound::NOTHING_ASKED.to_string(),
-            None => "Unknown command.".to_string(),
-            Some(Slash::Command(neutral)) => {
-                let incoming = self.incoming(&command, Content::Command(neutral.clone()));
-                self.engine.run_command(&incoming, &neutral).await
-            }
-            Some(Slash::Ask(prompt)) => {
-                let incoming = self.incoming(&command, Content::Prompt(prompt));
-                let platform = InteractionPlatform::new(self.rest.clone(), self.pace, app, token);
+        // A command and /ask take their place in the channel's turn order, like a message;
+        // the answer fills the deferred response.
+        let content = match parsed {
+            _ if !served => Err(NOT_HERE.to_string()),
+            None if command.data.name == "ask" => Err(inbound::NOTHING_ASKED.to_string()),
+            None => Err("Unknown command.".to_string()),
+            Some(Slash::Command(neutral)) => Ok(Content::Command(neutral)),
+            Some(Slash::Ask(prompt)) => Ok(Content::Prompt(prompt)),
+        };
+        let answer = match content {
+            Ok(content) => {
+                let incoming = self.incoming(&command, content);
+                let platform =
+                    InteractionPlatform::new(self.rest.clone(), self.pace, app, token, ephemeral);
                 if let Err(error) = self.dispatcher.submit(incoming, Arc::new(platform)) {
-                    tracing::warn!(%error, "could not queue /ask");
+                    tracing::warn!(%error, "could not queue a slash command");
                 }
                 return;
             }
+            Err(answer) => answer,
         };
         let answer = split::truncate(&answer, MAX_CONTENT, LengthUnit::Chars);
         let edit = self

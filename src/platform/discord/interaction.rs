@@ -18,6 +18,8 @@ pub struct InteractionPlatform {
     pace: Pace,
     application: String,
     token: SecretString,
+    /// Only the user who asked sees the answer (a command's), follow-ups included.
+    ephemeral: bool,
     /// The original response's id, once it shows text.
     original: Mutex<Option<MessageRef>>,
 }
@@ -31,13 +33,21 @@ impl fmt::Debug for InteractionPlatform {
 }
 
 impl InteractionPlatform {
-    /// The response messages of the interaction with `token`, deferred already.
-    pub fn new(rest: DiscordRest, pace: Pace, application: String, token: SecretString) -> Self {
+    /// The response messages of the interaction with `token`, deferred already (ephemeral or
+    /// not, as `ephemeral` says; follow-ups are sent the same way).
+    pub fn new(
+        rest: DiscordRest,
+        pace: Pace,
+        application: String,
+        token: SecretString,
+        ephemeral: bool,
+    ) -> Self {
         Self {
             rest,
             pace,
             application,
             token,
+            ephemeral,
             original: Mutex::new(None),
         }
     }
@@ -77,7 +87,7 @@ impl Platform for InteractionPlatform {
     ) -> Result<MessageRef, PlatformError> {
         let (app, token) = (self.application.as_str(), self.token.expose_secret());
         if self.original().is_some() {
-            let id = self.rest.follow_up(app, token, text).await;
+            let id = self.rest.follow_up(app, token, text, self.ephemeral).await;
             return id.map(MessageRef::new).map_err(platform_error);
         }
         let result = self.rest.edit_response(app, token, "@original", text).await;

@@ -163,14 +163,17 @@ impl DiscordRest {
         parse_id(self.call(Method::PATCH, &path, Some(body)).await?)
     }
 
-    /// Sends a follow-up message of an interaction; returns its id.
+    /// Sends a follow-up message of an interaction (seen only by its user when `ephemeral`);
+    /// returns its id.
     pub async fn follow_up(
         &self,
         app: &str,
         token: &str,
         content: &str,
+        ephemeral: bool,
     ) -> Result<String, RestError> {
-        let body = json!({ "content": content, "allowed_mentions": no_pings() });
+        let flags = if ephemeral { 64 } else { 0 };
+        let body = json!({ "content": content, "allowed_mentions": no_pings(), "flags": flags });
         let path = format!("/webhooks/{app}/{token}?wait=true");
         parse_id(self.call(Method::POST, &path, Some(body)).await?)
     }

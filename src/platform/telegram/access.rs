@@ -70,21 +70,19 @@ impl Access {
     pub fn is_listed_admin(&self, user: &str) -> bool {
         self.admins.contains(user)
     }
+}
 
-    /// True when `user` may change settings in the group `chat`: listed, or a chat admin.
-    pub async fn may_configure(&self, bot: &Bot, chat: &str, user: &str) -> bool {
-        if self.is_listed_admin(user) {
-            return true;
-        }
-        let (Ok(chat_id), Ok(user_id)) = (chat.parse::<i64>(), user.parse::<u64>()) else {
-            return false;
-        };
-        match bot.get_chat_member(ChatId(chat_id), UserId(user_id)).await {
-            Ok(member) => member.is_privileged(),
-            Err(error) => {
-                tracing::warn!(%error, chat, "could not check the sender's admin rights");
-                false
-            }
+/// True when `user` is an administrator (or the creator) of the group `chat`, asked of
+/// Telegram with getChatMember; false when Telegram cannot say.
+pub async fn chat_admin(bot: &Bot, chat: &str, user: &str) -> bool {
+    let (Ok(chat_id), Ok(user_id)) = (chat.parse::<i64>(), user.parse::<u64>()) else {
+        return false;
+    };
+    match bot.get_chat_member(ChatId(chat_id), UserId(user_id)).await {
+        Ok(member) => member.is_privileged(),
+        Err(error) => {
+            tracing::warn!(%error, chat, "could not check the sender's admin rights");
+            false
         }
     }
 }

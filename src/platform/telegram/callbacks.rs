@@ -1,5 +1,9 @@
 //! The /model keyboard: sending it, and switching the chat's model when a button is pressed.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
 use teloxide::RequestError;
 use teloxide::payloads::{AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
@@ -9,13 +13,14 @@ use super::access::REFUSAL;
 use super::format::escape;
 use super::inbound::{Action, Addressed, chat_key};
 use super::polling::Adapter;
-use super::{api, commands};
+use super::{TelegramPlatform, api, commands};
 use crate::engine::command::Command;
 use crate::engine::deliver::{Delivery, Policy};
-use crate::engine::event::{Author, ChatKey, Content, UserId};
+use crate::engine::event::{Author, ChatKey, Content, MessageRef, PlatformKind, UserId};
 use crate::engine::pace::Urgency;
-use crate::engine::ports::{LengthUnit, Platform, PlatformError};
+use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError};
 use crate::engine::split;
+use crate::engine::turn::ADMINS_ONLY;
 
 /// Telegram shows at most this many characters of a callback answer.
 const MAX_CALLBACK_TEXT: usize = 200;
@@ -80,29 +85,18 @@ impl Adapter {
         if !self.access.allows(chat, user) {
             return REFUSAL.into();
         }
-        let may = self.may_configure(&addressed).await;
-        let incoming = self.incoming(&addressed, Content::Command(command.clone()), may);
-        let answer = self.services.engine.run_command(&incoming, &command).await;
-        if may {
-            self.replace_keyboard(&addressed.key, message.id, &answer)
-                .await;
+        if !self.may_configure(&addressed).await {
+            return ADMINS_ONLY.into();
         }
-        answer
-    }
-
-    /// Replaces the keyboard message with the outcome of the press.
-    async fn replace_keyboard(&self, key: &ChatKey, message: MessageId, text: &str) {
-        let result = self
-            .paced(key, || {
-                let request = self
-                    .bot
-                    .edit_message_text(chat_id(key), message, escape(text));
-                async move { request.parse_mode(ParseMode::Html).await.map(|_| ()) }
-            })
-            .await;
-        if let Err(error) = result {
-            tracing::warn!(%error, chat = %key, "could not update the model keyboard");
-        }
+        // The switch takes its place in the chat's turn order, like a typed /model: its answer
+        // replaces the keyboard when its turn comes.
+        let keyboard = Arc::new(KeyboardReply {
+            inner: self.platform.clone(),
+            message: message.id,
+            used: AtomicBool::new(false),
+        });
+        self.submit_to(&addressed, Content::Command(command), true, keyboard);
+        format!("Switching to {name}…")
     }
 
     /// Runs `call` through the engine's one delivery path: within every level of the chat's
@@ -132,4 +126,61 @@ fn thread_id(key: &ChatKey) -> Option<ThreadId> {
 
 fn message_id(id: Option<&str>) -> Option<MessageId> {
     id.and_then(|id| id.parse().ok()).map(MessageId)
+}
+
+/// Where the answer to a keyboard press goes: its first message replaces the keyboard message,
+/// any further one is sent as usual.
+struct KeyboardReply {
+    inner: Arc<TelegramPlatform>,
+    message: MessageId,
+    used: AtomicBool,
+}
+
+#[async_trait]
+impl Platform for KeyboardReply {
+    fn kind(&self) -> PlatformKind {
+        self.inner.kind()
+    }
+
+    fn limits(&self, chat: &ChatKey) -> Limits {
+        self.inner.limits(chat)
+    }
+
+    async fn send(
+        &self,
+        chat: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        if self.used.swap(true, Ordering::SeqCst) {
+            return self.inner.send(chat, reply_to, text, phase).await;
+        }
+        let request = self
+            .inner
+            .bot()
+            .edit_message_text(chat_id(chat), self.message, escape(text))
+            .parse_mode(ParseMode::Html);
+        match request.await {
+            Ok(_) => Ok(MessageRef::new(self.message.0.to_string())),
+            Err(error) => {
+                self.used.store(false, Ordering::SeqCst);
+                Err(api::platform_error(error))
+            }
+        }
+    }
+
+    async fn edit(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        self.inner.edit(chat, message, text, phase).await
+    }
+
+    async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {
+        self.inner.typing(chat).await
+    }
 }

@@ -16,7 +16,7 @@ use teloxide::{Bot, RequestError};
 
 use super::api;
 use super::{format, html};
-use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
+use crate::engine::event::{ChatKey, MessageRef, PlatformKind, UserId};
 use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Rate, Window};
 
 /// Longest text after entity parsing, in UTF-16 units.
@@ -180,5 +180,9 @@ impl Platform for TelegramPlatform {
             request = request.message_thread_id(ThreadId(MessageId(thread)));
         }
         request.await.map(|_| ()).map_err(api::platform_error)
+    }
+
+    async fn is_chat_admin(&self, chat: &ChatKey, user: &UserId) -> bool {
+        super::access::chat_admin(&self.bot, chat.chat.as_str(), user.as_str()).await
     }
 }

@@ -215,9 +215,11 @@ impl Adapter {
         }
         match addressed.action.clone() {
             Action::Prompt(text) => self.submit(&addressed, Content::Prompt(text), false),
+            // Whether a chat admin may change settings is asked when the command's turn comes,
+            // not here: a slow getChatMember would hold every later update.
             Action::Command(command) => {
-                let may = command.changes_settings() && self.may_configure(&addressed).await;
-                self.submit(&addressed, Content::Command(command), may);
+                let listed = self.access.is_listed_admin(addressed.author.id.as_str());
+                self.submit(&addressed, Content::Command(command), listed);
             }
             Action::Help => self.notice(&addressed, commands::help_text(addressed.private)),
             Action::ModelMenu => {
@@ -234,10 +236,13 @@ impl Adapter {
         }
     }
 
-    /// True in private chats, for listed admins and for the group's administrators.
+    /// True in private chats, for listed admins and for the group's administrators (asked of
+    /// Telegram: call it off the polling loop).
     pub(super) async fn may_configure(&self, addressed: &Addressed) -> bool {
-        let (chat, user) = (addressed.key.chat.as_str(), addressed.author.id.as_str());
-        addressed.private || self.access.may_configure(&self.bot, chat, user).await
+        let (key, user) = (&addressed.key, &addressed.author.id);
+        addressed.private
+            || self.access.is_listed_admin(user.as_str())
+            || self.platform.is_chat_admin(key, user).await
     }
 
     pub(super) fn incoming(&self, addressed: &Addressed, content: Content, may: bool) -> Incoming {
@@ -253,8 +258,19 @@ impl Adapter {
     }
 
     fn submit(&self, addressed: &Addressed, content: Content, may: bool) {
-        let incoming = self.incoming(addressed, content, may);
         let platform: Arc<dyn Platform> = self.platform.clone();
+        self.submit_to(addressed, content, may, platform);
+    }
+
+    /// Queues `content` in its chat's turn order, answered through `platform`.
+    pub(super) fn submit_to(
+        &self,
+        addressed: &Addressed,
+        content: Content,
+        may: bool,
+        platform: Arc<dyn Platform>,
+    ) {
+        let incoming = self.incoming(addressed, content, may);
         if let Err(error) = self.services.dispatcher.submit(incoming, platform) {
             tracing::warn!(%error, chat = %addressed.key, "message not queued");
         }

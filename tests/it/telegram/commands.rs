@@ -153,3 +153,57 @@ async fn usage_reports_this_chats_tokens_with_the_cached_share() {
     );
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn a_button_press_during_a_reply_takes_its_place_in_the_chats_turn_order() {
+    let mut harness = Harness::new().await;
+    let alice = User::new(811, "Alice");
+    let chat = private(&alice);
+    harness.tg.user_writes(&chat, &alice, "/model");
+    let tg = &harness.tg;
+    tg.wait_for(10, "the keyboard", |tg| !tg.messages(811).is_empty())
+        .await;
+    let menu = tg.messages(811)[0].clone();
+    let answer: Vec<String> = (0..40).map(|i| format!("w{i}")).collect();
+    let answer = answer.join(" ");
+    harness.llm.push(
+        crate::fake_llm::Script::reply(answer.as_str())
+            .chunk_chars(8)
+            .delay(std::time::Duration::from_millis(60)),
+    );
+    harness.tg.user_writes(&chat, &alice, "a long question");
+    harness.wait_for_requests(1).await;
+    let tg = &harness.tg;
+    let press = tg.press(&chat, &alice, menu.id, "model:grok-3");
+    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+        .await;
+    assert!(
+        tg.message(811, menu.id).is_some_and(|m| m.markup.is_some()),
+        "answered at once; the switch waits for the reply in progress"
+    );
+    tg.wait_for(20, "the menu updated", |tg| {
+        tg.message(811, menu.id)
+            .is_some_and(|m| m.markup.is_none() && m.text.contains("grok-3"))
+    })
+    .await;
+    let calls = tg.calls();
+    let position = |found: &dyn Fn(&crate::fake_telegram::Call) -> bool| {
+        calls.iter().rposition(|c| c.error.is_none() && found(c))
+    };
+    let final_text = position(&|c| {
+        c.method.eq_ignore_ascii_case("sendmessage") && c.body["text"] == answer.as_str()
+    });
+    let menu_edit = position(&|c| {
+        c.method.eq_ignore_ascii_case("editmessagetext") && c.body["message_id"] == menu.id
+    });
+    assert!(
+        final_text.is_some() && final_text < menu_edit,
+        "the reply's final text ({final_text:?}) lands before the switch ({menu_edit:?})"
+    );
+    assert_eq!(
+        harness.llm_bodies()[0]["model"],
+        "grok-4-fast-non-reasoning",
+        "the reply in progress keeps its model"
+    );
+    harness.stop().await;
+}
