@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::bot::Usage;
+use super::drive::Side;
 use super::llm::Shape;
 use super::report::{Logs, Sample, percentile};
 
@@ -143,11 +144,17 @@ fn ms(pair: (Option<f64>, Option<f64>)) -> String {
     format!("{} / {}", one(pair.0), one(pair.1))
 }
 
-/// The table in Markdown, with the budgets of issue 6 (timings are not judged in smoke runs).
-pub fn render(rows: &[Row], shape: &Shape) -> String {
+/// The table in Markdown, with the budgets of issue 6 (timings are not judged in smoke runs);
+/// `only` is the one platform of every conversation, if the run had one.
+pub fn render(rows: &[Row], shape: &Shape, only: Option<Side>) -> String {
+    let sides = match only {
+        None => "even conversations on Telegram, odd ones on Discord",
+        Some(Side::Telegram) => "every conversation on Telegram",
+        Some(Side::Discord) => "every conversation on Discord",
+    };
     let mut lines = vec![format!(
         "Replies of {} characters at {} tokens/s ({} characters a token), first token after {} ms; \
-         Telegram and Discord pace 1 call/s per chat (production defaults).",
+         Telegram and Discord pace 1 call/s per chat (production defaults); {sides}.",
         shape.reply_chars,
         shape.tokens_per_sec,
         shape.token_chars,
