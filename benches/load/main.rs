@@ -29,6 +29,7 @@ mod bot;
 mod drive;
 mod llm;
 mod report;
+mod schedule;
 mod table;
 
 use std::time::Duration;
@@ -106,6 +107,7 @@ fn options() -> Options {
 }
 
 fn main() {
+    schedule::self_check();
     let options = options();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
