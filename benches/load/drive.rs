@@ -22,7 +22,7 @@ pub enum Side {
     Discord,
 }
 
-/// One conversation: even ones on Telegram, odd ones on Discord.
+/// One conversation: by default even ones on Telegram, odd ones on Discord.
 #[derive(Debug, Clone)]
 pub struct Conversation {
     /// Its number.
@@ -34,12 +34,13 @@ pub struct Conversation {
 }
 
 impl Conversation {
-    /// Conversation `index` of the run.
-    pub fn new(index: usize) -> Self {
-        let side = if index.is_multiple_of(2) {
-            Side::Telegram
-        } else {
-            Side::Discord
+    /// Conversation `index` of the run: on `only` if given, else Telegram for an even index and
+    /// Discord for an odd one.
+    pub fn new(index: usize, only: Option<Side>) -> Self {
+        let side = match only {
+            Some(side) => side,
+            None if index.is_multiple_of(2) => Side::Telegram,
+            None => Side::Discord,
         };
         let chat = match side {
             Side::Telegram => 10_000 + index as i64,

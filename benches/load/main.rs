@@ -6,10 +6,17 @@
 //! one size. Options: `--turns T` (messages per conversation, 2), `--ttft-ms` (200),
 //! `--tps` (tokens a second, 50), `--token-chars` (characters a token, 4), `--chars` (reply
 //! length, 1500), `--ramp-ms` (over which each round's messages arrive, 1000), `--poll-s` (the
-//! bot's Telegram long-poll timeout, 10). After the rounds the bot idles for three poll timeouts
-//! and a second more, then every conversation writes once again: the idle round. Without
-//! `--bench` (as `cargo test --bench load` runs it) it is a smoke test: N = 10, polls of 2 s, and
-//! it fails only if a reply is missing or not exact. BENCHMARKS.md explains the metrics.
+//! bot's Telegram long-poll timeout, 10), `--side telegram|discord|both` (where the
+//! conversations live; both: even ones on Telegram, odd ones on Discord, the default). After the
+//! rounds the bot idles for three poll timeouts and a second more, then every conversation writes
+//! once again: the idle round. Without `--bench` (as `cargo test --bench load` runs it) it is a
+//! smoke test: N = 10, polls of 2 s, and it fails only if a reply is missing or not exact.
+//! BENCHMARKS.md explains the metrics.
+//!
+//! The burst of issue 15 (N conversations starting at once, 1,500 characters at 50 tokens/s each)
+//! is `--ramp-ms 0`: `cargo bench --bench load -- --n 200,1000 --ramp-ms 0`. Both sides share N,
+//! so N=200 puts 100 chats on each platform; `--n 200 --side telegram` puts all 200 on Telegram,
+//! as the issue measured.
 
 #[path = "../../tests/it"]
 #[allow(unused_imports)]
@@ -22,6 +29,7 @@ mod bot;
 mod drive;
 mod llm;
 mod report;
+mod schedule;
 mod table;
 
 use std::time::Duration;
@@ -29,7 +37,7 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep};
 
 use bot::{Bot, Endpoints};
-use drive::{Conversation, Fakes};
+use drive::{Conversation, Fakes, Side};
 use it::fake_discord::FakeDiscord;
 use it::fake_telegram::{FakeLimits, FakeTelegram};
 use llm::{FakeLlm, Shape};
@@ -55,6 +63,8 @@ struct Options {
     shape: Shape,
     ramp: Duration,
     poll: Duration,
+    /// The one platform of every conversation, or `None` for both (alternating).
+    only: Option<Side>,
     smoke: bool,
 }
 
@@ -86,11 +96,18 @@ fn options() -> Options {
         },
         ramp: Duration::from_millis(number("--ramp-ms", 1000.0) as u64),
         poll: Duration::from_secs(number("--poll-s", if smoke { 2.0 } else { 10.0 }) as u64),
+        only: match value("--side").as_deref() {
+            None | Some("both") => None,
+            Some("telegram") => Some(Side::Telegram),
+            Some("discord") => Some(Side::Discord),
+            Some(other) => panic!("--side {other}: telegram, discord or both"),
+        },
         smoke,
     }
 }
 
 fn main() {
+    schedule::self_check();
     let options = options();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -100,7 +117,7 @@ fn main() {
     for &n in &options.sizes {
         rows.push(runtime.block_on(run(n, &options)));
     }
-    println!("\n{}", table::render(&rows, &options.shape));
+    println!("\n{}", table::render(&rows, &options.shape, options.only));
     let bad: usize = rows.iter().map(|r| r.replies - r.exact).sum();
     if bad > 0 {
         eprintln!("{bad} replies missing or not exact");
@@ -131,7 +148,8 @@ async fn run(n: usize, options: &Options) -> Row {
     sleep(IDLE).await;
     let idle = bot.usage();
     let idle_cpu = (idle.cpu_secs - settled.cpu_secs) / IDLE.as_secs_f64();
-    let conversations: Vec<Conversation> = (0..n).map(Conversation::new).collect();
+    let conversations: Vec<Conversation> =
+        (0..n).map(|i| Conversation::new(i, options.only)).collect();
     let limit = Duration::from_secs(60) + Duration::from_millis(200) * n as u32;
     let started = Instant::now();
     let mut turns = Vec::new();

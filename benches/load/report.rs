@@ -7,10 +7,7 @@ use parley::platform::telegram::html;
 use tokio::time::Instant;
 
 use super::drive::{Fakes, Side, Turn};
-use super::it::fake_discord::GLOBAL_PER_SECOND as DISCORD_GLOBAL;
-
-/// Telegram's bot-wide limit the fake enforces.
-const TELEGRAM_GLOBAL: usize = 30;
+use super::schedule;
 
 /// One accepted write (send, edit or draft) as a fake saw it.
 #[derive(Debug, Clone)]
@@ -112,10 +109,11 @@ impl Logs {
     /// True when the platform's global window was (nearly) full at `at`, as the fake saw it: a
     /// call made then waits for the bot-wide budget.
     fn global_busy(&self, side: Side, at: Instant) -> bool {
-        let (times, limit) = match side {
-            Side::Telegram => (&self.telegram_counted, TELEGRAM_GLOBAL),
-            Side::Discord => (&self.discord_counted, DISCORD_GLOBAL),
+        let times = match side {
+            Side::Telegram => &self.telegram_counted,
+            Side::Discord => &self.discord_counted,
         };
+        let limit = schedule::rate(side == Side::Telegram);
         let from = times.partition_point(|t| *t + Duration::from_secs(1) <= at);
         let to = times.partition_point(|t| *t <= at);
         // The adapters keep the limit over a window 10 % longer (jitter room): 80 % is full.
@@ -134,6 +132,8 @@ pub struct Sample {
     pub ingest: Option<Duration>,
     /// Telegram: how long the message waited for a getUpdates to ask for it.
     pub waited_for_poll: Option<Duration>,
+    /// When the fake model sent the first chunk: the chat was ready for its first text.
+    pub ready: Option<Instant>,
     /// First chunk sent → first write carrying it.
     pub first: Option<Duration>,
     /// The first chunk came while the platform's global budget was full.
@@ -187,6 +187,7 @@ pub fn sample(fakes: &Fakes, logs: &Logs, turn: &Turn) -> Sample {
             .unwrap_or(0),
         ingest,
         waited_for_poll,
+        ready: first_at,
         first,
         first_paced: first_at.is_some_and(|at| logs.global_busy(turn.conversation.side, at)),
         last,
@@ -203,4 +204,9 @@ pub fn percentile(values: &[Duration], p: f64) -> Option<f64> {
     let last = sorted.len().checked_sub(1)?;
     let rank = ((p / 100.0) * last as f64).round() as usize;
     Some(sorted[rank.min(last)].as_secs_f64() * 1000.0)
+}
+
+/// The p50 and p99 of `values`, in milliseconds.
+pub fn p50_p99(values: &[Duration]) -> (Option<f64>, Option<f64>) {
+    (percentile(values, 50.0), percentile(values, 99.0))
 }
