@@ -9,6 +9,7 @@ pub mod deliver;
 pub mod dispatcher;
 pub mod event;
 pub mod memory;
+pub mod meter;
 pub mod pace;
 pub mod ports;
 pub mod recover;

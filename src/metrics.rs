@@ -1,6 +1,7 @@
-//! The metric names and the small functions the engine, the client and the app record them with,
-//! through the `metrics` facade; `install` renders them in the Prometheus text format, and
-//! `register_known` exports every series known in advance at zero from the first scrape.
+//! The metric names and the small functions the client and the app record them with, through
+//! the `metrics` facade, and [`Prometheus`], the engine's [`Meter`] over the same; `install`
+//! renders them in the Prometheus text format, and `register_known` exports every series known
+//! in advance at zero from the first scrape.
 
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::engine::event::PlatformKind;
+pub use crate::engine::meter::CallKind;
+use crate::engine::meter::{self, Meter};
 use crate::engine::ports::{ModelError, ReplyStatus, Usage};
 
 /// Inbound messages queued, by `platform`.
@@ -32,8 +35,8 @@ pub const API_RETRIES: &str = "parley_completion_retries_total";
 pub const PLATFORM_CALLS: &str = "parley_platform_calls_total";
 /// Platform calls the platform answered with status 429, by `platform` and `kind`.
 pub const RATE_LIMITED: &str = "parley_platform_rate_limited_total";
-/// Previews and typing calls Parley held back itself to stay within the bot-wide budget (not
-/// sent, not an error), by `platform` and `kind`.
+/// Previews that waited behind other calls for the bot-wide budget, and typing skipped while
+/// calls waited (Parley's own pacing, not an error), by `platform` and `kind`.
 pub const DEFERRED: &str = "parley_platform_deferred_total";
 /// Seconds the platforms asked to wait (its `_sum` is the total retry_after), by `platform`.
 pub const RETRY_AFTER: &str = "parley_platform_retry_after_seconds";
@@ -51,28 +54,61 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Histogram buckets for platform retry_after waits, in seconds.
 const WAIT_BUCKETS: &[f64] = &[0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0];
 
-/// A platform call, as counted in [`PLATFORM_CALLS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallKind {
-    /// A new message.
-    Send,
-    /// An edit of a message.
-    Edit,
-    /// The typing indicator.
-    Typing,
+/// The engine's meter: what the engine counts, recorded through the `metrics` facade.
+#[derive(Debug, Clone, Copy)]
+pub struct Prometheus;
+
+impl Meter for Prometheus {
+    fn incoming(&self, platform: PlatformKind) {
+        incoming(platform);
+    }
+
+    fn queue_depth(&self, depth: usize) {
+        queue_depth(depth);
+    }
+
+    fn stream_started(&self) {
+        gauge!(ACTIVE_STREAMS).increment(1.0);
+    }
+
+    fn stream_ended(&self) {
+        gauge!(ACTIVE_STREAMS).decrement(1.0);
+    }
+
+    fn first_token(&self, platform: PlatformKind, after: Duration) {
+        first_token(platform, after);
+    }
+
+    fn reply_finished(
+        &self,
+        platform: PlatformKind,
+        status: ReplyStatus,
+        took: Duration,
+        usage: &Usage,
+    ) {
+        reply_finished(platform, status, took, usage);
+    }
+
+    fn completion_error(&self, kind: &'static str) {
+        completion_error(kind);
+    }
+
+    fn platform_call(&self, platform: PlatformKind, kind: CallKind) {
+        platform_call(platform, kind);
+    }
+
+    fn rate_limited(&self, platform: PlatformKind, kind: CallKind, retry_after: Duration) {
+        rate_limited(platform, kind, retry_after);
+    }
+
+    fn deferred(&self, platform: PlatformKind, kind: CallKind) {
+        deferred(platform, kind);
+    }
 }
 
-impl CallKind {
-    /// Every kind, for series known in advance.
-    pub const ALL: [CallKind; 3] = [Self::Send, Self::Edit, Self::Typing];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Send => "send",
-            Self::Edit => "edit",
-            Self::Typing => "typing",
-        }
-    }
+/// Makes [`Prometheus`] the engine's meter (once per process; later calls change nothing).
+pub fn meter_engine() {
+    meter::install(&Prometheus);
 }
 
 /// A recorder that renders Prometheus text, not installed globally (tests, and `install`).
@@ -88,6 +124,7 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
     let recorder = recorder()?;
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder)?;
+    meter_engine();
     describe();
     Ok(handle)
 }
@@ -119,7 +156,7 @@ fn describe() {
     );
     describe_counter!(
         DEFERRED,
-        "Previews and typing calls held back to stay within the bot-wide budget (not sent)."
+        "Previews that waited for the bot-wide budget, and typing skipped while calls waited."
     );
     describe_histogram!(RETRY_AFTER, "Seconds platforms asked to wait after a 429.");
     describe_gauge!(ACTIVE_STREAMS, "Replies streaming right now.");
@@ -199,7 +236,7 @@ pub fn platform_call(platform: PlatformKind, kind: CallKind) {
     counter!(PLATFORM_CALLS, "platform" => platform.as_str(), "kind" => kind.as_str()).increment(1);
 }
 
-/// The adapter held back a call of `kind` to stay within the bot-wide budget.
+/// A call of `kind` waited behind others for the bot-wide budget, or typing was skipped.
 pub fn deferred(platform: PlatformKind, kind: CallKind) {
     counter!(DEFERRED, "platform" => platform.as_str(), "kind" => kind.as_str()).increment(1);
 }
@@ -209,22 +246,6 @@ pub fn rate_limited(platform: PlatformKind, kind: CallKind, retry_after: Duratio
     let name = platform.as_str();
     counter!(RATE_LIMITED, "platform" => name, "kind" => kind.as_str()).increment(1);
     histogram!(RETRY_AFTER, "platform" => name).record(retry_after.as_secs_f64());
-}
-
-/// Counts a reply as streaming until the guard is dropped.
-pub fn stream_started() -> StreamGuard {
-    gauge!(ACTIVE_STREAMS).increment(1.0);
-    StreamGuard(())
-}
-
-/// Decrements [`ACTIVE_STREAMS`] when dropped, however the reply ended.
-#[derive(Debug)]
-pub struct StreamGuard(());
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        gauge!(ACTIVE_STREAMS).decrement(1.0);
-    }
 }
 
 /// The shared queue holds `depth` messages.
@@ -259,7 +280,8 @@ mod tests {
                 CallKind::Edit,
                 Duration::from_secs(2),
             );
-            drop(stream_started());
+            Prometheus.stream_started();
+            Prometheus.stream_ended();
         });
         let text = handle.render();
         assert!(

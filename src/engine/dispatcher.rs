@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::event::{ChatKey, Incoming};
+use super::meter::meter;
 use super::ports::Platform;
 use super::turn::Engine;
-use crate::metrics;
 
 /// Shown when a queue is full.
 pub const BUSY: &str = "I'm busy with other messages right now — please try again in a moment.";
@@ -125,9 +125,9 @@ impl Dispatcher {
         incoming: Incoming,
         platform: Arc<dyn Platform>,
     ) -> Result<(), SubmitError> {
-        metrics::incoming(incoming.key.platform);
+        meter().incoming(incoming.key.platform);
         let sent = self.queue.try_send(Job { incoming, platform });
-        metrics::queue_depth(self.queue_depth());
+        meter().queue_depth(self.queue_depth());
         match sent {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(job)) => {
@@ -193,7 +193,7 @@ impl Router {
                 Some(idle) = idle.recv() => self.retire(idle),
                 job = inbox.recv() => match job {
                     Some(job) => {
-                        metrics::queue_depth(inbox.len());
+                        meter().queue_depth(inbox.len());
                         self.route(job);
                     }
                     None => break,

@@ -17,9 +17,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{ChatKey, MessageRef};
+use super::meter::{Streaming, meter};
 use super::pace::Pacer;
 use super::ports::{ModelError, Platform, ReplyStatus, TokenStream, Usage};
-use crate::metrics;
 
 /// The marker that starts the text appended to an interrupted reply.
 pub const INTERRUPTED: &str = "⚠️ reply interrupted: ";
@@ -119,12 +119,12 @@ pub async fn stream_reply(
     stream: Result<TokenStream, ModelError>,
 ) -> ReplyOutcome {
     let platform = ctx.platform.kind();
-    let _streaming = metrics::stream_started();
+    let _streaming = Streaming::start();
     let outcome = run::Reply::new(ctx).run(stream).await;
     let took = ctx.asked_at.elapsed();
-    metrics::reply_finished(platform, outcome.status, took, &outcome.usage);
+    meter().reply_finished(platform, outcome.status, took, &outcome.usage);
     if let Some(error) = &outcome.error {
-        metrics::completion_error(error.kind());
+        meter().completion_error(error.kind());
     }
     outcome
 }

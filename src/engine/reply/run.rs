@@ -9,12 +9,12 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use super::{ReplyContext, ReplyOutcome};
 use crate::engine::deliver::{Delivery, Policy};
 use crate::engine::event::MessageRef;
+use crate::engine::meter::{CallKind::Edit, CallKind::Send, meter};
 use crate::engine::pace::{Grant, Urgency};
 use crate::engine::ports::{
     Limits, ModelError, Phase, PlatformError, StreamEvent, TokenStream, Usage,
 };
 use crate::engine::split::{self, Position};
-use crate::metrics::{self, CallKind::Edit, CallKind::Send};
 
 /// How often the thinking placeholder's seconds are updated.
 const THINKING_EVERY: Duration = Duration::from_secs(5);
@@ -279,7 +279,7 @@ impl<'a> Reply<'a> {
             return true;
         }
         let kind = if self.current.is_some() { Edit } else { Send };
-        metrics::deferred(self.ctx.platform.kind(), kind);
+        meter().deferred(self.ctx.platform.kind(), kind);
         clocks.grant = Some(grant);
         false
     }
@@ -438,7 +438,7 @@ impl<'a> Reply<'a> {
         if !self.content_shown && !self.text.is_empty() {
             self.content_shown = true;
             let after = self.ctx.asked_at.elapsed();
-            metrics::first_token(self.ctx.platform.kind(), after);
+            meter().first_token(self.ctx.platform.kind(), after);
         }
         let changed = match &self.current {
             Some(current) if *current == message => false,

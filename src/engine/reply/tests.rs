@@ -781,6 +781,7 @@ async fn the_transport_is_not_held_once_the_model_has_finished() {
 
 #[tokio::test(start_paused = true)]
 async fn a_preview_that_waits_for_the_bot_wide_budget_counts_as_deferred_not_as_a_429() {
+    crate::metrics::meter_engine();
     let recorder = crate::metrics::recorder().expect("valid buckets");
     let handle = recorder.handle();
     let _local = ::metrics::set_default_local_recorder(&recorder);

@@ -6,9 +6,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Reply;
+use crate::engine::meter::{CallKind, meter};
 use crate::engine::pace::Urgency;
 use crate::engine::ports::PlatformError;
-use crate::metrics::{self, CallKind};
 
 impl Reply<'_> {
     /// Tells the observer the text so far.
@@ -34,7 +34,7 @@ impl Reply<'_> {
             .try_acquire(chat, &self.limits, Urgency::Typing)
             .is_err()
         {
-            metrics::deferred(self.ctx.platform.kind(), CallKind::Typing);
+            meter().deferred(self.ctx.platform.kind(), CallKind::Typing);
             return Ok(());
         }
         let result = self.ctx.platform.typing(self.ctx.chat).await;
@@ -47,10 +47,10 @@ impl Reply<'_> {
         let platform = self.ctx.platform.kind();
         match error {
             Some(PlatformError::RetryAfter(wait)) => {
-                metrics::platform_call(platform, kind);
-                metrics::rate_limited(platform, kind, *wait);
+                meter().platform_call(platform, kind);
+                meter().rate_limited(platform, kind, *wait);
             }
-            _ => metrics::platform_call(platform, kind),
+            _ => meter().platform_call(platform, kind),
         }
     }
 }
