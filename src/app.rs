@@ -282,8 +282,9 @@ async fn start_platforms(settings: &Settings, runtime: &Runtime) -> anyhow::Resu
         runtime.platforms.register(platform);
     }
     if settings.discord_enabled() {
+        let config = discord::DiscordConfig::from_settings(settings)?;
         let platform = discord::start(
-            settings,
+            config,
             runtime.engine.clone(),
             runtime.dispatcher.clone(),
             &runtime.tracker,

@@ -6,7 +6,7 @@ use anyhow::bail;
 use crate::engine::event::PlatformKind;
 use crate::engine::ports::ModelName;
 use crate::llm::OpenAiClient;
-use crate::platform::discord::DiscordProbe;
+use crate::platform::discord::{DiscordConfig, DiscordProbe};
 use crate::platform::probe::Probe;
 use crate::platform::telegram::{TelegramConfig, TelegramProbe};
 use crate::settings::Settings;
@@ -112,7 +112,9 @@ fn probe(settings: &Settings, kind: PlatformKind) -> Option<Box<dyn Probe>> {
             let config = TelegramConfig::from_settings(settings);
             Some(Box::new(TelegramProbe::new(&config)))
         }
-        PlatformKind::Discord => match DiscordProbe::new(settings) {
+        PlatformKind::Discord => match DiscordConfig::from_settings(settings)
+            .and_then(|config| DiscordProbe::new(&config))
+        {
             Ok(probe) => Some(Box::new(probe)),
             Err(error) => {
                 tracing::warn!(%error, "cannot check Discord");

@@ -109,7 +109,8 @@ impl Bot {
             Dispatcher::start(engine.clone(), config, tracker.clone(), shutdown.clone());
         let intake = shutdown.intake.clone();
         let health = parley::health::Health::new().register("discord");
-        discord::start(&settings, engine, dispatcher, &tracker, intake, health).await?;
+        let adapter = discord::DiscordConfig::from_settings(&settings)?;
+        discord::start(adapter, engine, dispatcher, &tracker, intake, health).await?;
         self.starts += 1;
         self.discord.wait_ready(self.starts).await;
         self.running = Some(Running {

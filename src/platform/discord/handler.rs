@@ -19,6 +19,7 @@ use super::outbound::{DiscordPlatform, MAX_CONTENT, Pace};
 use super::rest::DiscordRest;
 use crate::engine::dispatcher::Dispatcher;
 use crate::engine::event::{Author, Content, Incoming, UserId};
+use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 
 /// Everything the handler needs; shared by every event.
@@ -36,7 +37,7 @@ pub struct Handler {
     /// Where the bot answers, and its admins.
     pub access: Access,
     /// `/model`'s choices.
-    pub models: Vec<String>,
+    pub models: Vec<ModelName>,
     /// Guilds to register commands in (empty = global).
     pub guild_ids: Vec<GuildId>,
     /// Set once the commands are registered.
