@@ -12,18 +12,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::engine::command::Command;
-use crate::engine::dispatcher::{DispatchConfig, Dispatcher, Shutdown};
+use crate::engine::dispatcher::{Dispatcher, Shutdown};
 use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
 use crate::engine::ports::{InterruptedReply, ModelName, Store};
-use crate::engine::turn::{Engine, EngineConfig};
+use crate::engine::turn::Engine;
 use crate::health::Health;
 use crate::http::HttpState;
-use crate::llm::{ClientConfig, OpenAiClient, RetryPolicy, Timeouts};
+use crate::llm::OpenAiClient;
 use crate::metrics;
 use crate::platform::console::ConsolePlatform;
 use crate::platform::registry::Platforms;
 use crate::platform::{discord, telegram};
-use crate::settings::Settings;
+use crate::settings::Config;
 use crate::store::SqliteStore;
 
 mod check;
@@ -43,50 +43,11 @@ pub struct ChatOptions {
     pub model: Option<String>,
 }
 
-/// The completion client's configuration, from the settings.
-pub fn client_config(settings: &Settings) -> ClientConfig {
-    let llm = &settings.llm;
-    ClientConfig {
-        base_url: llm.base_url.clone(),
-        api_key: llm.api_key.to_secret_string(),
-        conversation_header: llm.conversation_header.clone(),
-        stream: llm.stream,
-        params: llm.params(),
-        overrides: llm.overrides.clone(),
-        timeouts: Timeouts {
-            connect: Duration::from_secs(llm.timeouts.connect_secs),
-            first_token: Duration::from_secs(llm.timeouts.first_token_secs),
-            idle: Duration::from_secs(llm.timeouts.idle_secs),
-            total: Duration::from_secs(llm.timeouts.total_secs),
-        },
-        retry: RetryPolicy {
-            max_retries: llm.retry.max_retries,
-            initial_backoff: Duration::from_millis(llm.retry.initial_backoff_ms),
-            max_backoff: Duration::from_millis(llm.retry.max_backoff_ms),
-        },
-    }
-}
-
-/// The engine's configuration, from the settings.
-pub fn engine_config(settings: &Settings) -> EngineConfig {
-    let llm = &settings.llm;
-    let prompt = llm.system_prompt.trim();
-    EngineConfig {
-        models: llm.models.iter().map(ModelName::new).collect(),
-        default_model: ModelName::new(&llm.default_model),
-        system_prompt: (!prompt.is_empty()).then(|| llm.system_prompt.clone()),
-        history_budget: settings.history.budget_tokens,
-        max_concurrent: settings.dispatch.max_concurrent,
-        thinking_after: (settings.reply.thinking_after_secs > 0)
-            .then(|| Duration::from_secs(settings.reply.thinking_after_secs)),
-    }
-}
-
-/// Opens and migrates the database.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<SqliteStore>> {
-    let store = SqliteStore::open(&settings.store.database_url)
+/// Opens and migrates the database at `database_url`.
+pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<SqliteStore>> {
+    let store = SqliteStore::open(database_url)
         .await
-        .with_context(|| format!("store.database_url = {}", settings.store.database_url))?;
+        .with_context(|| format!("store.database_url = {database_url}"))?;
     Ok(Arc::new(store))
 }
 
@@ -108,22 +69,11 @@ pub async fn recover_store(
     Ok(interrupted)
 }
 
-/// Builds the engine over an open store.
-pub fn build_engine(settings: &Settings, store: Arc<SqliteStore>) -> anyhow::Result<Arc<Engine>> {
-    let client = OpenAiClient::new(client_config(settings)).context("building the HTTP client")?;
-    Ok(Arc::new(Engine::new(
-        store,
-        Arc::new(client),
-        engine_config(settings),
-    )))
-}
-
-/// The dispatcher's queue sizes, from the settings.
-pub fn dispatch_config(settings: &Settings) -> DispatchConfig {
-    DispatchConfig {
-        queue_capacity: settings.dispatch.queue_capacity,
-        per_conversation: settings.dispatch.per_conversation,
-    }
+/// Builds the completion client and the engine over an open store.
+pub fn build_engine(config: &Config, store: Arc<SqliteStore>) -> anyhow::Result<Arc<Engine>> {
+    let client = OpenAiClient::new(config.client.clone()).context("building the HTTP client")?;
+    let engine = Engine::new(store, Arc::new(client), config.engine.clone());
+    Ok(Arc::new(engine))
 }
 
 /// What every platform adapter is started with.
@@ -173,25 +123,25 @@ fn worker_threads(cores: usize) -> usize {
 const MARKING_TIME: Duration = Duration::from_secs(1);
 
 /// `parley run`: every enabled platform until SIGINT/SIGTERM, then an orderly stop.
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
+pub async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = install_metrics();
-    metrics::register_known(&enabled_platforms(&settings));
-    let store = open_store(&settings).await?;
+    metrics::register_known(&enabled_platforms(&config));
+    let store = open_store(&config.database_url).await?;
     let interrupted =
         recover_store(&store, &[PlatformKind::Telegram, PlatformKind::Discord]).await?;
-    let engine = build_engine(&settings, store.clone())?;
+    let engine = build_engine(&config, store.clone())?;
     let health = Health::new();
     let state = HttpState {
         health: health.clone(),
         store: store.clone(),
         metrics,
     };
-    let http = serve::start(&settings.http.listen, state).await?;
+    let http = serve::start(config.listen, state).await?;
     let tracker = TaskTracker::new();
     let shutdown = Shutdown::default();
     let dispatcher = Dispatcher::start(
         engine.clone(),
-        dispatch_config(&settings),
+        config.dispatch,
         tracker.clone(),
         shutdown.clone(),
     );
@@ -203,11 +153,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         health,
         platforms: Platforms::new(),
     };
-    start_platforms(&settings, &runtime).await?;
+    start_platforms(&config, &runtime).await?;
     recovery::spawn(&runtime, interrupted);
     stop_signal().await;
-    let grace = Duration::from_secs(settings.shutdown.grace_secs);
-    stop(&shutdown, &tracker, grace).await;
+    stop(&shutdown, &tracker, config.grace).await;
     http.stop().await;
     store.close().await;
     tracing::info!("stopped");
@@ -252,39 +201,34 @@ fn install_metrics() -> PrometheusHandle {
 }
 
 /// The platforms `parley run` starts.
-fn enabled_platforms(settings: &Settings) -> Vec<PlatformKind> {
-    let telegram = settings
-        .telegram_enabled()
-        .then_some(PlatformKind::Telegram);
-    let discord = settings.discord_enabled().then_some(PlatformKind::Discord);
+fn enabled_platforms(config: &Config) -> Vec<PlatformKind> {
+    let telegram = config.telegram.as_ref().map(|_| PlatformKind::Telegram);
+    let discord = config.discord.as_ref().map(|_| PlatformKind::Discord);
     telegram.into_iter().chain(discord).collect()
 }
 
 /// Starts each enabled platform's adapter; a bad token fails here, before anything else runs.
-async fn start_platforms(settings: &Settings, runtime: &Runtime) -> anyhow::Result<()> {
-    if settings.telegram_enabled() {
+async fn start_platforms(config: &Config, runtime: &Runtime) -> anyhow::Result<()> {
+    if let Some(config) = &config.telegram {
         let services = telegram::Services {
             engine: runtime.engine.clone(),
             dispatcher: runtime.dispatcher.clone(),
             tracker: runtime.tracker.clone(),
             stop: runtime.shutdown.intake.clone(),
             // A poll that keeps failing for longer than a quiet poll lasts: Telegram is down.
-            health: runtime.health.register_with_grace(
-                "telegram",
-                Duration::from_secs(settings.telegram.poll_timeout_secs),
-            ),
+            health: runtime
+                .health
+                .register_with_grace("telegram", config.poll_timeout),
         };
         let health = services.health.clone();
-        let config = telegram::TelegramConfig::from_settings(settings);
-        let platform = telegram::start(config, services).await?;
+        let platform = telegram::start(config.clone(), services).await?;
         // getMe answered: connected, until a poll says otherwise.
         health.beat();
         runtime.platforms.register(platform);
     }
-    if settings.discord_enabled() {
-        let config = discord::DiscordConfig::from_settings(settings)?;
+    if let Some(config) = &config.discord {
         let platform = discord::start(
-            config,
+            config.clone(),
             runtime.engine.clone(),
             runtime.dispatcher.clone(),
             &runtime.tracker,
@@ -322,20 +266,22 @@ async fn stop_signal() {
 }
 
 /// `parley chat`: a conversation in the terminal, stored like any other.
-pub async fn chat(settings: Settings, options: ChatOptions) -> anyhow::Result<()> {
-    let store = open_store(&settings).await?;
+pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
+    let store = open_store(&config.database_url).await?;
     recover_store(&store, &[PlatformKind::Console]).await?;
-    let engine = build_engine(&settings, store.clone())?;
+    let engine = build_engine(&config, store.clone())?;
     let key = ChatKey::new(PlatformKind::Console, &options.chat);
     if let Some(model) = &options.model {
-        let known = settings.llm.models.contains(model);
-        if !known {
+        let model = ModelName::new(model);
+        let models = &config.engine.models;
+        if !models.contains(&model) {
+            let names: Vec<&str> = models.iter().map(ModelName::as_str).collect();
             bail!(
                 "--model {model} is not in llm.models; use one of: {}",
-                settings.llm.models.join(", ")
+                names.join(", ")
             );
         }
-        store.set_model(&key, Some(&ModelName::new(model))).await?;
+        store.set_model(&key, Some(&model)).await?;
     }
     let conversation = store.conversation(&key).await?;
     eprintln!(

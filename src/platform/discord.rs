@@ -16,7 +16,6 @@ mod rest;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use serenity::all::{Client, ClientBuilder, GatewayIntents, GuildId, HttpBuilder};
 use tokio_util::sync::CancellationToken;
@@ -32,7 +31,7 @@ use crate::engine::dispatcher::Dispatcher;
 use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 use crate::health::HealthHandle;
-use crate::settings::{Secret, Settings};
+use crate::settings::Secret;
 use handler::Handler;
 use rest::{DiscordRest, RestError};
 
@@ -57,24 +56,6 @@ pub struct DiscordConfig {
 }
 
 impl DiscordConfig {
-    /// The configuration from `settings`.
-    pub fn from_settings(settings: &Settings) -> Result<Self, DiscordError> {
-        let discord = &settings.discord;
-        let proxy = discord.proxy_url.trim();
-        Ok(Self {
-            token: discord.token.clone(),
-            proxy_url: (!proxy.is_empty()).then(|| proxy.to_string()),
-            pace: Pace {
-                min_interval: Duration::from_millis(discord.edit_interval_ms),
-                bucket_size: discord.bucket_size,
-                bucket_window: Duration::from_millis(discord.bucket_window_ms),
-            },
-            access: access(settings),
-            models: settings.llm.models.iter().map(ModelName::new).collect(),
-            guild_ids: guild_ids(settings)?,
-        })
-    }
-
     /// Where REST calls go: the proxy when set, Discord otherwise.
     fn base_url(&self) -> &str {
         self.proxy_url.as_deref().unwrap_or(DISCORD)
@@ -110,9 +91,6 @@ pub enum DiscordError {
         /// What went wrong.
         reason: String,
     },
-    /// A configured id is not a Discord snowflake.
-    #[error("discord.guild_ids: `{0}` is not a Discord id")]
-    BadGuildId(String),
     /// serenity could not build its client.
     #[error("could not start the Discord gateway client: {0}")]
     Client(String),
@@ -126,28 +104,12 @@ pub fn intents() -> GatewayIntents {
         | GatewayIntents::MESSAGE_CONTENT
 }
 
-/// The settings' access lists, as sets.
-fn access(settings: &Settings) -> Access {
-    let set = |list: &[String]| list.iter().map(|s| s.trim().to_string()).collect();
-    let admins = settings.access.admins.iter();
-    Access {
-        guilds: set(&settings.discord.allowed_guilds),
-        channels: set(&settings.discord.allowed_channels),
-        users: set(&settings.discord.allowed_users),
-        admins: admins
-            .filter(|a| a.starts_with("discord:"))
-            .cloned()
-            .collect(),
+/// A configured guild id (`discord.guild_ids`): a Discord snowflake, a positive number.
+pub fn guild_id(text: &str) -> Option<GuildId> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Some(GuildId::new(n)),
+        _ => None,
     }
-}
-
-fn guild_ids(settings: &Settings) -> Result<Vec<GuildId>, DiscordError> {
-    let ids = settings.discord.guild_ids.iter();
-    ids.map(|id| match id.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(GuildId::new(n)),
-        _ => Err(DiscordError::BadGuildId(id.clone())),
-    })
-    .collect()
 }
 
 /// Checks the token, connects to the gateway and serves until `stop` is cancelled. The

@@ -14,7 +14,7 @@ use std::time::Duration;
 use parley::app;
 use parley::engine::dispatcher::{Dispatcher, Shutdown};
 use parley::platform::discord;
-use parley::settings::{Purpose, Settings};
+use parley::settings::{Config, Purpose, Settings};
 use parley::store::SqliteStore;
 use serde_json::{Value, json};
 use tokio_util::task::TaskTracker;
@@ -92,24 +92,25 @@ impl Bot {
         }
     }
 
-    fn settings(&self) -> Settings {
+    fn settings(&self) -> Config {
         let env: HashMap<String, String> = self.env.iter().cloned().collect();
-        Settings::load_from(None, Some(env), Purpose::Run).expect("valid test settings")
+        let settings = Settings::load_from(None, Some(env)).expect("valid test settings");
+        Config::from_settings(&settings, Purpose::Run).expect("valid test settings")
     }
 
     /// Opens the store, starts the engine, dispatcher and adapter, and waits for READY.
     async fn launch(&mut self) -> Result<(), discord::DiscordError> {
         let settings = self.settings();
-        let store = app::open_store(&settings).await.unwrap();
+        let store = app::open_store(&settings.database_url).await.unwrap();
         let engine = app::build_engine(&settings, store.clone()).unwrap();
         let tracker = TaskTracker::new();
         let shutdown = Shutdown::default();
-        let config = app::dispatch_config(&settings);
+        let config = settings.dispatch;
         let dispatcher =
             Dispatcher::start(engine.clone(), config, tracker.clone(), shutdown.clone());
         let intake = shutdown.intake.clone();
         let health = parley::health::Health::new().register("discord");
-        let adapter = discord::DiscordConfig::from_settings(&settings)?;
+        let adapter = settings.discord.expect("Discord is configured");
         discord::start(adapter, engine, dispatcher, &tracker, intake, health).await?;
         self.starts += 1;
         self.discord.wait_ready(self.starts).await;

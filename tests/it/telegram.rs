@@ -14,7 +14,7 @@ use parley::app;
 use parley::engine::dispatcher::{Dispatcher, Shutdown};
 use parley::engine::ports::Window;
 use parley::platform::telegram::{self, Services, TelegramConfig};
-use parley::settings::{Purpose, Settings};
+use parley::settings::{Config, Purpose, Settings};
 use parley::store::SqliteStore;
 use serde_json::Value;
 use tokio_util::task::TaskTracker;
@@ -81,14 +81,15 @@ impl Harness {
         }
     }
 
-    /// The settings the bot runs with.
-    pub fn settings(&self) -> Settings {
-        Settings::load_from(None, Some(self.env.clone()), Purpose::Run).expect("valid settings")
+    /// The configuration the bot runs with, parsed from the settings.
+    pub fn settings(&self) -> Config {
+        let settings = Settings::load_from(None, Some(self.env.clone())).expect("valid settings");
+        Config::from_settings(&settings, Purpose::Run).expect("valid settings")
     }
 
     /// The adapter's configuration, with a one-second group window so tests stay short.
     pub fn config(&self) -> TelegramConfig {
-        let mut config = TelegramConfig::from_settings(&self.settings());
+        let mut config = self.settings().telegram.expect("Telegram is configured");
         config.pace.group_window = Window {
             count: 20,
             per: Duration::from_secs(1),
@@ -104,13 +105,13 @@ impl Harness {
     /// Starts with an adjusted configuration.
     pub async fn start_with(&mut self, config: TelegramConfig) -> Result<(), telegram::StartError> {
         let settings = self.settings();
-        let store = app::open_store(&settings).await.unwrap();
+        let store = app::open_store(&settings.database_url).await.unwrap();
         let engine = app::build_engine(&settings, store.clone()).unwrap();
         let tracker = TaskTracker::new();
         let shutdown = Shutdown::default();
         let dispatcher = Dispatcher::start(
             engine.clone(),
-            app::dispatch_config(&settings),
+            settings.dispatch,
             tracker.clone(),
             shutdown.clone(),
         );

@@ -27,7 +27,8 @@ impl Server {
             store,
             metrics: recorder.handle(),
         };
-        let listener = http::bind("127.0.0.1:0").await.expect("binds");
+        let loopback = "127.0.0.1:0".parse().expect("an address");
+        let listener = http::bind(loopback).await.expect("binds");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let stop = CancellationToken::new();
         tokio::spawn(http::serve(listener, state, stop.clone()));
