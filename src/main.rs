@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use parley::app;
+use parley::app::{self, App};
 use parley::settings::{Config, Purpose, Settings, SettingsError};
 
 /// A self-hosted chat bot for Discord and Telegram that streams answers from an
@@ -113,7 +113,13 @@ impl Task {
     /// Runs the command to its end.
     async fn run(self) -> anyhow::Result<()> {
         match self {
-            Self::Run(config) => app::run(config).await,
+            Self::Run(config) => {
+                let grace = config.grace;
+                let app = App::start(config).await?;
+                app::stop_signal().await;
+                app.shutdown(grace).await;
+                Ok(())
+            }
             Self::Chat(config, options) => app::chat(config, options).await,
             Self::Check(config, online) => {
                 let report = app::check(&config, online).await?;

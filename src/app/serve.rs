@@ -12,6 +12,7 @@ use crate::http::{self, HttpState};
 pub(super) struct Listener {
     stop: CancellationToken,
     task: Option<JoinHandle<()>>,
+    address: Option<SocketAddr>,
 }
 
 /// Binds `listen` (failing before any platform connects) and serves in the background.
@@ -21,7 +22,11 @@ pub(super) async fn start(
 ) -> anyhow::Result<Listener> {
     let stop = CancellationToken::new();
     let Some(listen) = listen else {
-        return Ok(Listener { stop, task: None });
+        return Ok(Listener {
+            stop,
+            task: None,
+            address: None,
+        });
     };
     let listener = http::bind(listen)
         .await
@@ -32,10 +37,16 @@ pub(super) async fn start(
     Ok(Listener {
         stop,
         task: Some(task),
+        address: Some(address),
     })
 }
 
 impl Listener {
+    /// The address bound (with the port the system chose for port 0).
+    pub(super) fn address(&self) -> Option<SocketAddr> {
+        self.address
+    }
+
     /// Stops serving and waits for the requests in flight.
     pub(super) async fn stop(mut self) {
         self.stop.cancel();
