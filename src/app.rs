@@ -151,7 +151,7 @@ impl Runtime {
 }
 
 /// Opens and migrates the database at `database_url`.
-pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<SqliteStore>> {
+async fn open_store(database_url: &str) -> anyhow::Result<Arc<SqliteStore>> {
     let store = SqliteStore::open(database_url)
         .await
         .with_context(|| format!("store.database_url = {database_url}"))?;
@@ -159,7 +159,7 @@ pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<SqliteStore>> 
 }
 
 /// Marks replies a crash left streaming on `platforms` as partial and returns them.
-pub async fn recover_store(
+async fn recover_store(
     store: &SqliteStore,
     platforms: &[PlatformKind],
 ) -> anyhow::Result<Vec<InterruptedReply>> {
@@ -177,7 +177,7 @@ pub async fn recover_store(
 }
 
 /// Builds the completion client and the engine over an open store.
-pub fn build_engine(config: &Config, store: Arc<SqliteStore>) -> anyhow::Result<Arc<Engine>> {
+fn build_engine(config: &Config, store: Arc<SqliteStore>) -> anyhow::Result<Arc<Engine>> {
     let client = OpenAiClient::new(config.client.clone()).context("building the HTTP client")?;
     let engine = Engine::new(store, Arc::new(client), config.engine.clone());
     Ok(Arc::new(engine))
