@@ -25,14 +25,11 @@ const PING_TIMEOUT: Duration = Duration::from_secs(3);
 /// Why the listener could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    /// `http.listen` is not a socket address.
-    #[error("http.listen: `{0}` is not an address like 127.0.0.1:9464")]
-    Address(String),
     /// The address is taken or not allowed.
     #[error("http.listen: cannot listen on {address}")]
     Bind {
         /// The address.
-        address: String,
+        address: SocketAddr,
         /// The system's reason.
         #[source]
         source: std::io::Error,
@@ -59,17 +56,11 @@ struct HealthBody {
     components: BTreeMap<String, ComponentReport>,
 }
 
-/// Binds `listen` (`host:port`).
-pub async fn bind(listen: &str) -> Result<TcpListener, HttpError> {
-    let address: SocketAddr = listen
-        .parse()
-        .map_err(|_| HttpError::Address(listen.to_string()))?;
+/// Binds `address` (`http.listen`).
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, HttpError> {
     TcpListener::bind(address)
         .await
-        .map_err(|source| HttpError::Bind {
-            address: listen.to_string(),
-            source,
-        })
+        .map_err(|source| HttpError::Bind { address, source })
 }
 
 /// The routes.

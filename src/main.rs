@@ -1,11 +1,12 @@
 //! The `parley` binary: parse arguments, load settings, hand over to the app.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use parley::app;
-use parley::settings::{Purpose, Settings};
+use parley::app::{self, App};
+use parley::settings::{Config, Purpose, Settings, SettingsError};
 
 /// A self-hosted chat bot for Discord and Telegram that streams answers from an
 /// OpenAI-compatible API and keeps every conversation in SQLite.
@@ -51,18 +52,13 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Cmd::Run);
-    let purpose = match command {
-        Cmd::Run => Purpose::Run,
-        Cmd::Chat { .. } => Purpose::Chat,
-        Cmd::Check { .. } => Purpose::Check,
-        Cmd::Healthcheck => Purpose::Healthcheck,
-    };
-    let settings = match Settings::load(cli.config.as_deref(), purpose) {
+    let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("parley: {error}");
-            return ExitCode::from(2);
-        }
+        Err(error) => return config_error(&error),
+    };
+    let task = match Task::parse(command, &settings) {
+        Ok(task) => task,
+        Err(error) => return config_error(&error),
     };
     parley::telemetry::init(&settings.log);
     let runtime = match app::runtime() {
@@ -72,29 +68,70 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match command {
-            Cmd::Run => app::run(settings).await,
+    match runtime.block_on(task.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("parley: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A bad config stops start-up with one line naming the key, and exit code 2.
+fn config_error(error: &SettingsError) -> ExitCode {
+    eprintln!("parley: {error}");
+    ExitCode::from(2)
+}
+
+/// A command with the configuration it runs with.
+enum Task {
+    /// `parley run`.
+    Run(Config),
+    /// `parley chat`.
+    Chat(Config, app::ChatOptions),
+    /// `parley check [--online]`.
+    Check(Config, bool),
+    /// `parley healthcheck`, on `http.listen`.
+    Healthcheck(Option<SocketAddr>),
+}
+
+impl Task {
+    /// Parses the settings for `command`.
+    fn parse(command: Cmd, settings: &Settings) -> Result<Self, SettingsError> {
+        let config = |purpose| Config::from_settings(settings, purpose);
+        let task = match command {
+            Cmd::Run => Self::Run(config(Purpose::Run)?),
             Cmd::Chat { chat, model } => {
-                app::chat(settings, app::ChatOptions { chat, model }).await
+                Self::Chat(config(Purpose::Chat)?, app::ChatOptions { chat, model })
             }
-            Cmd::Check { online } => app::check(&settings, online).await.and_then(|report| {
+            Cmd::Check { online } => Self::Check(config(Purpose::Check)?, online),
+            Cmd::Healthcheck => Self::Healthcheck(settings.http_listen()?),
+        };
+        Ok(task)
+    }
+
+    /// Runs the command to its end.
+    async fn run(self) -> anyhow::Result<()> {
+        match self {
+            Self::Run(config) => {
+                let grace = config.grace;
+                let app = App::start(config).await?;
+                app::stop_signal().await;
+                app.shutdown(grace).await;
+                Ok(())
+            }
+            Self::Chat(config, options) => app::chat(config, options).await,
+            Self::Check(config, online) => {
+                let report = app::check(&config, online).await?;
                 println!("{}", report.lines.join("\n"));
                 match report.ok {
                     true => Ok(()),
                     false => Err(anyhow::anyhow!("an online check failed")),
                 }
-            }),
-            Cmd::Healthcheck => app::healthcheck(&settings)
+            }
+            Self::Healthcheck(listen) => app::healthcheck(listen)
                 .await
                 .map(|body| println!("{body}")),
-        }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("parley: {error:#}");
-            ExitCode::FAILURE
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The typed configuration tree: layered from the compiled-in defaults, an optional file and
-//! `PARLEY__SECTION__KEY` environment variables, then validated before anything starts.
+//! `PARLEY__SECTION__KEY` environment variables, then parsed into the runtime [`Config`] before
+//! anything starts.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,9 +11,11 @@ use serde::Deserialize;
 
 use crate::llm::{ModelOverride, Params};
 
-mod validate;
+mod error;
+mod parse;
 
-pub use validate::SettingsError;
+pub use error::SettingsError;
+pub use parse::Config;
 
 /// The shipped defaults (config/default.toml), compiled in so `parley` runs from any folder.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -310,6 +313,7 @@ pub struct ShutdownSettings {
 }
 
 /// What the caller is about to do, which decides what the configuration must contain.
+/// (`parley healthcheck` needs only [`Settings::http_listen`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     /// `parley run`: at least one platform, and an API key.
@@ -318,8 +322,6 @@ pub enum Purpose {
     Chat,
     /// `parley check`: what `run` needs.
     Check,
-    /// `parley healthcheck`: only what finding the health endpoint needs.
-    Healthcheck,
 }
 
 impl LlmSettings {
@@ -338,16 +340,16 @@ impl LlmSettings {
 }
 
 impl Settings {
-    /// Loads defaults, then `file`, then the process environment, and validates for `purpose`.
-    pub fn load(file: Option<&Path>, purpose: Purpose) -> Result<Self, SettingsError> {
-        Self::load_from(file, None, purpose)
+    /// Loads defaults, then `file`, then the process environment; [`Config::from_settings`]
+    /// then parses what was loaded.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, None)
     }
 
     /// Like [`Settings::load`], with the environment given as a map (for tests).
     pub fn load_from(
         file: Option<&Path>,
         env: Option<HashMap<String, String>>,
-        purpose: Purpose,
     ) -> Result<Self, SettingsError> {
         let mut builder = config::Config::builder().add_source(config::File::from_str(
             DEFAULT_TOML,
@@ -374,12 +376,10 @@ impl Settings {
             environment = environment.with_list_parse_key(key);
         }
         builder = builder.add_source(environment.source(env));
-        let settings: Settings = builder
+        builder
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(SettingsError::from_config)?;
-        settings.validate(purpose)?;
-        Ok(settings)
+            .map_err(SettingsError::from_config)
     }
 
     /// True when Telegram is configured.

@@ -1,4 +1,4 @@
-//! The bot under load: `parley run` as a child process (the real binary, wired by `app::run`),
+//! The bot under load: `parley run` as a child process (the real binary, wired by `App::start`),
 //! so its CPU time and memory are measured apart from the fakes, from `/proc/<pid>`.
 
 use std::path::Path;

@@ -4,14 +4,13 @@
 use anyhow::bail;
 
 use crate::engine::event::PlatformKind;
-use crate::engine::ports::ModelName;
 use crate::llm::OpenAiClient;
 use crate::platform::discord::DiscordProbe;
 use crate::platform::probe::Probe;
-use crate::platform::telegram::{TelegramConfig, TelegramProbe};
-use crate::settings::Settings;
+use crate::platform::telegram::TelegramProbe;
+use crate::settings::Config;
 
-use super::{client_config, open_store};
+use super::{enabled_platforms, open_store};
 
 /// What `parley check` prints, and whether every check passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,22 +22,22 @@ pub struct CheckReport {
 }
 
 /// Validates the config and the database; with `online`, calls the API and the platforms.
-pub async fn check(settings: &Settings, online: bool) -> anyhow::Result<CheckReport> {
-    let store = open_store(settings).await?;
+pub async fn check(config: &Config, online: bool) -> anyhow::Result<CheckReport> {
+    let store = open_store(&config.database_url).await?;
     let integrity = store.integrity_check().await?;
     store.close().await;
     if integrity != "ok" {
         bail!("store.database_url: the database failed its integrity check: {integrity}");
     }
     let mut report = CheckReport {
-        lines: offline_lines(settings),
+        lines: offline_lines(config),
         ok: true,
     };
     if online {
-        report.add("model API online", api_online(settings).await);
-        for kind in enabled_platforms(settings) {
+        report.add("model API online", api_online(config).await);
+        for kind in enabled_platforms(config) {
             let line = format!("{kind} online");
-            match probe(settings, kind) {
+            match probe(config, kind) {
                 Some(probe) => report.add(&line, probe.probe().await.map_err(|e| e.to_string())),
                 None => report.lines.push(format!(
                     "{line}: not checked (the adapter could not be set up)"
@@ -61,18 +60,19 @@ impl CheckReport {
     }
 }
 
-fn offline_lines(settings: &Settings) -> Vec<String> {
+fn offline_lines(config: &Config) -> Vec<String> {
     let mut lines = vec![
         "config: ok".to_string(),
-        format!("database: ok ({})", settings.store.database_url),
+        format!("database: ok ({})", config.database_url),
+        // The parse refused an empty key, so there is one to hide.
         format!(
-            "model API: {} (key {}), default model {}",
-            settings.llm.base_url, settings.llm.api_key, settings.llm.default_model
+            "model API: {} (key ***), default model {}",
+            config.client.base_url, config.engine.default_model
         ),
     ];
     for (name, enabled) in [
-        ("telegram", settings.telegram_enabled()),
-        ("discord", settings.discord_enabled()),
+        ("telegram", config.telegram.is_some()),
+        ("discord", config.discord.is_some()),
     ] {
         let state = if enabled {
             "would start"
@@ -84,35 +84,24 @@ fn offline_lines(settings: &Settings) -> Vec<String> {
     lines
 }
 
-fn enabled_platforms(settings: &Settings) -> Vec<PlatformKind> {
-    let mut kinds = Vec::new();
-    if settings.telegram_enabled() {
-        kinds.push(PlatformKind::Telegram);
-    }
-    if settings.discord_enabled() {
-        kinds.push(PlatformKind::Discord);
-    }
-    kinds
-}
-
 /// One non-streaming, one-token request to the default model.
-async fn api_online(settings: &Settings) -> Result<String, String> {
-    let client = OpenAiClient::new(client_config(settings)).map_err(|e| e.to_string())?;
-    let model = ModelName::new(&settings.llm.default_model);
-    match client.ping(&model).await {
+async fn api_online(config: &Config) -> Result<String, String> {
+    let client = OpenAiClient::new(config.client.clone()).map_err(|e| e.to_string())?;
+    let model = &config.engine.default_model;
+    match client.ping(model).await {
         Ok(()) => Ok(format!("{model} answered")),
         Err(error) => Err(error.to_string()),
     }
 }
 
 /// The adapter's online check for `kind`; `None` when the adapter cannot be set up.
-fn probe(settings: &Settings, kind: PlatformKind) -> Option<Box<dyn Probe>> {
+fn probe(config: &Config, kind: PlatformKind) -> Option<Box<dyn Probe>> {
     match kind {
         PlatformKind::Telegram => {
-            let config = TelegramConfig::from_settings(settings);
-            Some(Box::new(TelegramProbe::new(&config)))
+            let probe = TelegramProbe::new(config.telegram.as_ref()?);
+            Some(Box::new(probe))
         }
-        PlatformKind::Discord => match DiscordProbe::new(settings) {
+        PlatformKind::Discord => match DiscordProbe::new(config.discord.as_ref()?) {
             Ok(probe) => Some(Box::new(probe)),
             Err(error) => {
                 tracing::warn!(%error, "cannot check Discord");

@@ -6,19 +6,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::settings::Settings;
-
 /// How long the health check waits for an answer.
 const WAIT: Duration = Duration::from_secs(5);
 
-/// GETs `/healthz` on `http.listen` (a wildcard address is asked on loopback); errors unless
-/// the answer is 200.
-pub async fn healthcheck(settings: &Settings) -> anyhow::Result<String> {
-    let listen = &settings.http.listen;
-    if listen.is_empty() {
+/// GETs `/healthz` on `listen`, the bot's `http.listen` (a wildcard address is asked on
+/// loopback); errors unless the answer is 200.
+pub async fn healthcheck(listen: Option<SocketAddr>) -> anyhow::Result<String> {
+    let Some(address) = listen else {
         bail!("http.listen is empty, so there is no health endpoint to ask");
-    }
-    let address: SocketAddr = listen.parse().context("http.listen")?;
+    };
     let url = format!("http://{}/healthz", loopback_if_wildcard(address));
     let client = reqwest::Client::builder()
         .timeout(WAIT)

@@ -16,7 +16,6 @@ mod rest;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use serenity::all::{Client, ClientBuilder, GatewayIntents, GuildId, HttpBuilder};
 use tokio_util::sync::CancellationToken;
@@ -29,14 +28,52 @@ pub use outbound::{DiscordPlatform, Pace};
 pub use probe::DiscordProbe;
 
 use crate::engine::dispatcher::Dispatcher;
+use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 use crate::health::HealthHandle;
-use crate::settings::Settings;
+use crate::settings::Secret;
 use handler::Handler;
 use rest::{DiscordRest, RestError};
 
 /// Discord's REST base when no proxy is configured.
 const DISCORD: &str = "https://discord.com";
+
+/// What the Discord adapter needs, resolved from the settings.
+#[derive(Debug, Clone)]
+pub struct DiscordConfig {
+    /// The bot token (never logged).
+    pub token: Secret,
+    /// A base URL replacing https://discord.com for REST (`discord.proxy_url`; `None`: none).
+    pub proxy_url: Option<String>,
+    /// Pacing of sends and edits in one channel.
+    pub pace: Pace,
+    /// Where the bot answers, and its admins.
+    pub access: Access,
+    /// `/model`'s choices.
+    pub models: Vec<ModelName>,
+    /// Guilds to register slash commands in instantly (empty = global registration).
+    pub guild_ids: Vec<GuildId>,
+}
+
+impl DiscordConfig {
+    /// Where REST calls go: the proxy when set, Discord otherwise.
+    fn base_url(&self) -> &str {
+        self.proxy_url.as_deref().unwrap_or(DISCORD)
+    }
+
+    /// Where REST calls go, for error lines: the proxy names its key.
+    fn describe(&self) -> String {
+        match &self.proxy_url {
+            None => DISCORD.to_string(),
+            Some(proxy) => format!("{proxy} (discord.proxy_url)"),
+        }
+    }
+
+    /// The REST client every call of the adapter goes through.
+    fn rest(&self, client: reqwest::Client) -> DiscordRest {
+        DiscordRest::new(client, self.base_url(), self.token.to_secret_string())
+    }
+}
 
 /// Why the Discord adapter could not start; each names the key to fix.
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +91,6 @@ pub enum DiscordError {
         /// What went wrong.
         reason: String,
     },
-    /// A configured id is not a Discord snowflake.
-    #[error("discord.guild_ids: `{0}` is not a Discord id")]
-    BadGuildId(String),
     /// serenity could not build its client.
     #[error("could not start the Discord gateway client: {0}")]
     Client(String),
@@ -70,84 +104,50 @@ pub fn intents() -> GatewayIntents {
         | GatewayIntents::MESSAGE_CONTENT
 }
 
-/// The settings' access lists, as sets.
-fn access(settings: &Settings) -> Access {
-    let set = |list: &[String]| list.iter().map(|s| s.trim().to_string()).collect();
-    let admins = settings.access.admins.iter();
-    Access {
-        guilds: set(&settings.discord.allowed_guilds),
-        channels: set(&settings.discord.allowed_channels),
-        users: set(&settings.discord.allowed_users),
-        admins: admins
-            .filter(|a| a.starts_with("discord:"))
-            .cloned()
-            .collect(),
+/// A configured guild id (`discord.guild_ids`): a Discord snowflake, a positive number.
+pub fn guild_id(text: &str) -> Option<GuildId> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Some(GuildId::new(n)),
+        _ => None,
     }
-}
-
-fn guild_ids(settings: &Settings) -> Result<Vec<GuildId>, DiscordError> {
-    let ids = settings.discord.guild_ids.iter();
-    ids.map(|id| match id.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(GuildId::new(n)),
-        _ => Err(DiscordError::BadGuildId(id.clone())),
-    })
-    .collect()
 }
 
 /// Checks the token, connects to the gateway and serves until `stop` is cancelled. The
 /// gateway task belongs to `tracker`; serenity reconnects on its own. `health` beats while a
 /// shard is connected. Returns the channel platform, for marking interrupted replies.
 pub async fn start(
-    settings: &Settings,
+    config: DiscordConfig,
     engine: Arc<Engine>,
     dispatcher: Dispatcher,
     tracker: &TaskTracker,
     stop: CancellationToken,
     health: HealthHandle,
 ) -> Result<Arc<DiscordPlatform>, DiscordError> {
-    let discord = &settings.discord;
-    let proxy = discord.proxy_url.trim();
-    let base = if proxy.is_empty() { DISCORD } else { proxy };
     let client = DiscordRest::http_client().map_err(|e| DiscordError::Client(e.to_string()))?;
-    let rest = DiscordRest::new(client.clone(), base, discord.token.to_secret_string());
-    check_token(&rest, &describe(proxy)).await?;
-    let pace = Pace {
-        min_interval: Duration::from_millis(discord.edit_interval_ms),
-        bucket_size: discord.bucket_size,
-        bucket_window: Duration::from_millis(discord.bucket_window_ms),
-    };
-    let platform = Arc::new(DiscordPlatform::new(rest.clone(), pace));
+    let rest = config.rest(client.clone());
+    check_token(&rest, &config.describe()).await?;
+    let platform = Arc::new(DiscordPlatform::new(rest.clone(), config.pace));
+    let mut http = HttpBuilder::new(config.token.expose()).client(client);
+    if let Some(proxy) = &config.proxy_url {
+        http = http.proxy(proxy.as_str()).ratelimiter_disabled(true);
+    }
     let handler = Handler {
         engine,
         dispatcher,
         platform: platform.clone(),
         rest,
-        pace,
-        access: access(settings),
-        models: settings.llm.models.clone(),
-        guild_ids: guild_ids(settings)?,
+        pace: config.pace,
+        access: config.access,
+        models: config.models,
+        guild_ids: config.guild_ids,
         registered: AtomicBool::new(false),
     };
-    let token = discord.token.expose();
-    let mut http = HttpBuilder::new(token).client(client);
-    if !proxy.is_empty() {
-        http = http.proxy(proxy).ratelimiter_disabled(true);
-    }
     let gateway = ClientBuilder::new_with_http(http.build(), intents())
         .event_handler(handler)
         .await
         .map_err(|e| DiscordError::Client(e.to_string()))?;
     tracker.spawn(serve(gateway, stop, health));
     Ok(platform)
-}
-
-/// Where REST calls go, for error lines: the proxy names its key.
-fn describe(proxy: &str) -> String {
-    if proxy.is_empty() {
-        DISCORD.to_string()
-    } else {
-        format!("{proxy} (discord.proxy_url)")
-    }
 }
 
 /// Checks the token before connecting, so a bad one stops start-up with a clear line.

@@ -21,13 +21,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::engine::dispatcher::Dispatcher;
-use crate::engine::ports::{ModelName, Window};
+use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 use crate::health::HealthHandle;
-use crate::settings::{Secret, Settings};
+use crate::settings::Secret;
 
 pub use outbound::{Pace, TelegramPlatform};
 pub use probe::TelegramProbe;
+
+/// A refused chat is told so at most once in this period.
+pub const REFUSAL_EVERY: Duration = Duration::from_secs(3600);
+
+/// The first wait after a failed getUpdates.
+pub const POLL_BACKOFF: Duration = Duration::from_millis(500);
 
 /// What the Telegram adapter needs, resolved from the settings.
 #[derive(Debug, Clone)]
@@ -55,32 +61,6 @@ pub struct TelegramConfig {
     /// The first wait after a failed getUpdates; it doubles up to 5 s after a server or
     /// network failure, up to 30 s after a refusal.
     pub poll_backoff: Duration,
-}
-
-impl TelegramConfig {
-    /// The configuration from `settings`.
-    pub fn from_settings(settings: &Settings) -> Self {
-        let telegram = &settings.telegram;
-        Self {
-            token: telegram.token.clone(),
-            api_url: telegram.api_url.clone(),
-            pace: Pace {
-                min_interval: Duration::from_millis(telegram.edit_interval_ms),
-                group_window: Window {
-                    count: telegram.group_per_minute,
-                    per: Duration::from_secs(60),
-                },
-            },
-            allowed_chats: telegram.allowed_chats.clone(),
-            allowed_users: telegram.allowed_users.clone(),
-            admins: settings.access.admins.clone(),
-            models: settings.llm.models.iter().map(ModelName::new).collect(),
-            default_model: ModelName::new(&settings.llm.default_model),
-            refusal_every: Duration::from_secs(3600),
-            poll_timeout: Duration::from_secs(telegram.poll_timeout_secs),
-            poll_backoff: Duration::from_millis(500),
-        }
-    }
 }
 
 /// Why the adapter could not start; each names the setting to fix.

@@ -12,8 +12,16 @@ fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
+/// Loads `pairs` over the defaults and parses them for `purpose`, as `parley` starts.
+fn parse(pairs: &[(&str, &str)], purpose: Purpose) -> Result<(Settings, Config), SettingsError> {
+    let settings = Settings::load_from(None, Some(env(pairs)))?;
+    let config = Config::from_settings(&settings, purpose)?;
+    Ok((settings, config))
+}
+
+/// The settings of [`parse`], when they parse.
 fn load(pairs: &[(&str, &str)], purpose: Purpose) -> Result<Settings, SettingsError> {
-    Settings::load_from(None, Some(env(pairs)), purpose)
+    parse(pairs, purpose).map(|(settings, _)| settings)
 }
 
 const KEY: (&str, &str) = ("PARLEY__LLM__API_KEY", "sk-test-secret");
@@ -68,9 +76,10 @@ fn a_config_file_sits_between_defaults_and_environment() {
     let s = Settings::load_from(
         Some(file.path()),
         Some(env(&[KEY, ("PARLEY__LLM__DEFAULT_MODEL", "grok-3")])),
-        Purpose::Chat,
     )
     .unwrap();
+    let config = Config::from_settings(&s, Purpose::Chat).expect("valid");
+    assert_eq!(config.engine.default_model.as_str(), "grok-3");
     assert_eq!(s.llm.system_prompt, "from file");
     assert_eq!(s.llm.default_model, "grok-3");
 }
@@ -79,7 +88,7 @@ fn a_config_file_sits_between_defaults_and_environment() {
 fn an_unknown_key_is_named() {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     writeln!(file, "[llm]\ntemprature = 0.3").unwrap();
-    let err = Settings::load_from(Some(file.path()), Some(env(&[KEY])), Purpose::Chat).unwrap_err();
+    let err = Settings::load_from(Some(file.path()), Some(env(&[KEY]))).unwrap_err();
     assert!(err.key.contains("temprature"), "{err}");
     assert!(err.to_string().contains("unknown key"), "{err}");
     assert!(
@@ -181,7 +190,6 @@ fn a_missing_config_file_is_named() {
     let err = Settings::load_from(
         Some(Path::new("/nonexistent/parley.toml")),
         Some(env(&[KEY])),
-        Purpose::Chat,
     )
     .unwrap_err();
     assert_eq!(err.key, "--config");
@@ -209,11 +217,11 @@ fn a_bad_listen_address_or_grace_is_named() {
 
 #[test]
 fn the_healthcheck_needs_neither_a_key_nor_a_platform() {
-    let s = load(
-        &[("PARLEY__HTTP__LISTEN", "0.0.0.0:9000")],
-        Purpose::Healthcheck,
-    );
-    assert_eq!(s.expect("loads").http.listen, "0.0.0.0:9000");
+    let s = Settings::load_from(None, Some(env(&[("PARLEY__HTTP__LISTEN", "0.0.0.0:9000")])));
+    let listen = s.expect("loads").http_listen().expect("an address");
+    assert_eq!(listen, Some("0.0.0.0:9000".parse().unwrap()));
+    let s = Settings::load_from(None, Some(env(&[("PARLEY__HTTP__LISTEN", "")]))).unwrap();
+    assert_eq!(s.http_listen().expect("empty disables"), None);
 }
 
 #[test]
@@ -247,4 +255,88 @@ fn discord_ids_load_from_one_number_or_a_list() {
     assert_eq!(s.discord.allowed_channels, ["1", "2"]);
     assert_eq!(s.discord.allowed_users, ["7"]);
     assert_eq!(s.discord.allowed_guilds, ["9"]);
+}
+
+#[test]
+fn the_config_holds_the_parsed_values_for_each_part() {
+    let (_, config) = parse(
+        &[
+            KEY,
+            TG,
+            ("PARLEY__LLM__SYSTEM_PROMPT", "  "),
+            ("PARLEY__LLM__TIMEOUTS__IDLE_SECS", "7"),
+            ("PARLEY__DISPATCH__MAX_CONCURRENT", "3"),
+            ("PARLEY__REPLY__THINKING_AFTER_SECS", "0"),
+            ("PARLEY__TELEGRAM__GROUP_PER_MINUTE", "12"),
+            ("PARLEY__HTTP__LISTEN", "127.0.0.1:0"),
+            ("PARLEY__SHUTDOWN__GRACE_SECS", "4"),
+        ],
+        Purpose::Run,
+    )
+    .expect("valid");
+    assert_eq!(
+        config.client.timeouts.idle,
+        std::time::Duration::from_secs(7)
+    );
+    assert_eq!(config.engine.max_concurrent, 3);
+    assert_eq!(config.engine.system_prompt, None, "a blank prompt is none");
+    assert_eq!(config.engine.thinking_after, None);
+    assert_eq!(config.engine.models.len(), 4);
+    let telegram = config.telegram.expect("the token enables Telegram");
+    assert_eq!(telegram.pace.group_window.count, 12);
+    assert_eq!(telegram.default_model, config.engine.default_model);
+    assert!(config.discord.is_none(), "no token, no Discord");
+    assert_eq!(config.listen, Some("127.0.0.1:0".parse().unwrap()));
+    assert_eq!(config.grace, std::time::Duration::from_secs(4));
+}
+
+#[test]
+fn discord_gets_its_own_config_with_ids_parsed_and_only_its_admins() {
+    let (_, config) = parse(
+        &[
+            KEY,
+            ("PARLEY__DISCORD__TOKEN", "dc"),
+            ("PARLEY__DISCORD__PROXY_URL", " http://127.0.0.1:9/ "),
+            ("PARLEY__DISCORD__GUILD_IDS", "555,556"),
+            ("PARLEY__DISCORD__ALLOWED_CHANNELS", "10"),
+            ("PARLEY__ACCESS__ADMINS", "telegram:1,discord:2"),
+        ],
+        Purpose::Run,
+    )
+    .expect("valid");
+    let discord = config.discord.expect("the token enables Discord");
+    assert_eq!(discord.proxy_url.as_deref(), Some("http://127.0.0.1:9/"));
+    let ids: Vec<u64> = discord.guild_ids.iter().map(|id| id.get()).collect();
+    assert_eq!(ids, [555, 556]);
+    assert!(discord.access.channels.contains("10"));
+    assert_eq!(discord.access.admins.len(), 1);
+    assert!(discord.access.admins.contains("discord:2"));
+}
+
+#[test]
+fn a_guild_id_that_is_not_a_snowflake_is_named() {
+    let env = [
+        KEY,
+        ("PARLEY__DISCORD__TOKEN", "dc"),
+        ("PARLEY__DISCORD__GUILD_IDS", "my-server"),
+    ];
+    let err = load(&env, Purpose::Run).unwrap_err();
+    assert_eq!(err.key, "discord.guild_ids");
+    assert!(
+        err.message.contains("`my-server` is not a Discord id"),
+        "{err}"
+    );
+}
+
+#[test]
+fn secrets_never_show_in_the_configs_debug_output() {
+    let (_, config) = parse(
+        &[KEY, TG, ("PARLEY__DISCORD__TOKEN", "dc-secret")],
+        Purpose::Run,
+    )
+    .unwrap();
+    let debug = format!("{config:?}");
+    for secret in ["sk-test-secret", "tg-secret", "dc-secret"] {
+        assert!(!debug.contains(secret), "{secret} leaked");
+    }
 }

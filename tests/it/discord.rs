@@ -1,5 +1,5 @@
-//! The Discord adapter end to end: the real engine, a real SQLite file, the fake completion
-//! server and the fake Discord (REST and gateway).
+//! The Discord adapter end to end: the bot started as `parley run` starts it (`App::start`, a
+//! SQLite file), against the fake completion server and the fake Discord (REST and gateway).
 
 mod bench;
 mod commands;
@@ -8,39 +8,31 @@ mod limits;
 mod messages;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use parley::app;
-use parley::engine::dispatcher::{Dispatcher, Shutdown};
-use parley::platform::discord;
-use parley::settings::{Purpose, Settings};
-use parley::store::SqliteStore;
+use parley::app::{App, Stopped};
 use serde_json::{Value, json};
-use tokio_util::task::TaskTracker;
 
 use crate::fake_discord::{FAKE_TOKEN, FakeDiscord};
-use crate::fake_llm::{FAKE_KEY, FakeLlm};
+use crate::fake_llm::FakeLlm;
+use crate::support::{app_config, app_env};
 
 /// The guild and channels the scenarios use.
 const GUILD: &str = "1";
 const CHANNEL: &str = "10";
 const USER: &str = "42";
 
-/// A running bot: the adapter started in-process against both fakes.
+/// How long replies get to finish when a test stops the bot.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// A running bot: started in-process as `parley run` starts it, against both fakes.
 struct Bot {
     discord: FakeDiscord,
     llm: FakeLlm,
     _dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-    running: Option<Running>,
+    env: HashMap<String, String>,
+    app: Option<App>,
     starts: usize,
-}
-
-struct Running {
-    tracker: TaskTracker,
-    shutdown: Shutdown,
-    store: Arc<SqliteStore>,
 }
 
 impl Bot {
@@ -63,73 +55,44 @@ impl Bot {
     async fn new(discord: FakeDiscord, extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let llm = FakeLlm::start().await;
-        let db = dir.path().join("parley.db");
-        let mut env = vec![
-            ("PARLEY__LLM__API_KEY".to_string(), FAKE_KEY.to_string()),
-            ("PARLEY__LLM__BASE_URL".into(), llm.base_url()),
-            (
-                "PARLEY__STORE__DATABASE_URL".into(),
-                format!("sqlite://{}", db.display()),
-            ),
-            ("PARLEY__REPLY__THINKING_AFTER_SECS".into(), "0".into()),
-            ("PARLEY__DISCORD__TOKEN".into(), FAKE_TOKEN.into()),
-            ("PARLEY__DISCORD__PROXY_URL".into(), discord.proxy_url()),
-            ("PARLEY__DISCORD__EDIT_INTERVAL_MS".into(), "50".into()),
-            ("PARLEY__DISCORD__BUCKET_SIZE".into(), "5".into()),
-            ("PARLEY__DISCORD__BUCKET_WINDOW_MS".into(), "500".into()),
+        let mut env = app_env(&llm, &dir.path().join("parley.db"));
+        let settings = [
+            ("PARLEY__DISCORD__TOKEN", FAKE_TOKEN.to_string()),
+            ("PARLEY__DISCORD__PROXY_URL", discord.proxy_url()),
+            ("PARLEY__DISCORD__EDIT_INTERVAL_MS", "50".into()),
+            ("PARLEY__DISCORD__BUCKET_SIZE", "5".into()),
+            ("PARLEY__DISCORD__BUCKET_WINDOW_MS", "500".into()),
         ];
-        for (key, value) in extra {
-            env.retain(|(k, _)| k != key);
-            env.push((key.to_string(), value.to_string()));
+        let extra = extra.iter().map(|(k, v)| (*k, v.to_string()));
+        for (key, value) in settings.into_iter().chain(extra) {
+            env.insert(key.to_string(), value);
         }
         Self {
             discord,
             llm,
             _dir: dir,
             env,
-            running: None,
+            app: None,
             starts: 0,
         }
     }
 
-    fn settings(&self) -> Settings {
-        let env: HashMap<String, String> = self.env.iter().cloned().collect();
-        Settings::load_from(None, Some(env), Purpose::Run).expect("valid test settings")
-    }
-
-    /// Opens the store, starts the engine, dispatcher and adapter, and waits for READY.
-    async fn launch(&mut self) -> Result<(), discord::DiscordError> {
-        let settings = self.settings();
-        let store = app::open_store(&settings).await.unwrap();
-        let engine = app::build_engine(&settings, store.clone()).unwrap();
-        let tracker = TaskTracker::new();
-        let shutdown = Shutdown::default();
-        let config = app::dispatch_config(&settings);
-        let dispatcher =
-            Dispatcher::start(engine.clone(), config, tracker.clone(), shutdown.clone());
-        let intake = shutdown.intake.clone();
-        let health = parley::health::Health::new().register("discord");
-        discord::start(&settings, engine, dispatcher, &tracker, intake, health).await?;
+    /// Starts the bot as `parley run` does, and waits for READY.
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        let app = App::start(app_config(&self.env)).await?;
         self.starts += 1;
         self.discord.wait_ready(self.starts).await;
-        self.running = Some(Running {
-            tracker,
-            shutdown,
-            store,
-        });
+        self.app = Some(app);
         Ok(())
     }
 
-    /// Stops the adapter and the engine as `parley run` does, and closes the store.
+    /// Stops the bot as `parley run` does on SIGTERM; every reply must finish within [`GRACE`].
     async fn stop(&mut self) {
-        let Some(running) = self.running.take() else {
+        let Some(app) = self.app.take() else {
             return;
         };
-        running.shutdown.intake.cancel();
-        running.tracker.close();
-        let wait = tokio::time::timeout(Duration::from_secs(10), running.tracker.wait());
-        wait.await.expect("the adapter stops");
-        running.store.close().await;
+        let stopped = app.shutdown(GRACE).await;
+        assert_eq!(stopped, Stopped::Drained, "the adapter stops");
     }
 
     /// Waits until `check` holds, failing the test after 10 s.

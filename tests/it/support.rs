@@ -1,9 +1,12 @@
-//! What the tests that run the `parley` binary share: the command, configured only through the
-//! environment against the fake completion server and a database file.
+//! What the tests share: for the binary, the `parley` command, configured only through the
+//! environment; for the bot started in-process, the configuration `parley run` would parse from
+//! that environment. Both point at the fake completion server and a database file.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
 
+use parley::settings::{Config, Purpose, Settings};
 use tokio::process::Command;
 
 use crate::fake_llm::{FAKE_KEY, FakeLlm};
@@ -33,4 +36,26 @@ pub fn parley_command_of(bin: &str, args: &[&str], llm: &FakeLlm, db: &Path) -> 
 /// The `sqlite://` URL of a database file.
 pub fn db_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
+}
+
+/// The `PARLEY__...` variables of a bot started in-process with [`app_config`]: the fake's key and
+/// URL, the database at `db`, no "thinking…" placeholder, and `/healthz` on a port the system
+/// picks (tests run side by side).
+pub fn app_env(llm: &FakeLlm, db: &Path) -> HashMap<String, String> {
+    [
+        ("PARLEY__LLM__API_KEY", FAKE_KEY.to_string()),
+        ("PARLEY__LLM__BASE_URL", llm.base_url()),
+        ("PARLEY__STORE__DATABASE_URL", db_url(db)),
+        ("PARLEY__REPLY__THINKING_AFTER_SECS", "0".into()),
+        ("PARLEY__HTTP__LISTEN", "127.0.0.1:0".into()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_string(), value))
+    .collect()
+}
+
+/// What `parley run` parses `env` into, over the defaults; for `App::start`.
+pub fn app_config(env: &HashMap<String, String>) -> Config {
+    let settings = Settings::load_from(None, Some(env.clone())).expect("valid test settings");
+    Config::from_settings(&settings, Purpose::Run).expect("valid test settings")
 }

@@ -1,5 +1,5 @@
-//! The Telegram adapter end to end: the real engine, store (a SQLite file) and completion client
-//! against the fake Bot API and the fake completion server.
+//! The Telegram adapter end to end: the bot started as `parley run` starts it (`App::start`, a
+//! SQLite file), against the fake Bot API and the fake completion server.
 
 mod commands;
 mod groups;
@@ -7,20 +7,20 @@ mod run;
 mod streaming;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use parley::app;
-use parley::engine::dispatcher::{Dispatcher, Shutdown};
+use parley::app::App;
 use parley::engine::ports::Window;
-use parley::platform::telegram::{self, Services, TelegramConfig};
-use parley::settings::{Purpose, Settings};
-use parley::store::SqliteStore;
+use parley::platform::telegram::TelegramConfig;
+use parley::settings::Config;
 use serde_json::Value;
-use tokio_util::task::TaskTracker;
 
-use crate::fake_llm::{FAKE_KEY, FakeLlm};
+use crate::fake_llm::FakeLlm;
 use crate::fake_telegram::{FAKE_TOKEN, FakeLimits, FakeTelegram};
+use crate::support::{app_config, app_env};
+
+/// How long replies get to finish when a test stops the bot.
+const GRACE: Duration = Duration::from_secs(5);
 
 /// The bot under test with its fakes; `start` and `stop` can be called again (a restart).
 pub struct Harness {
@@ -28,13 +28,7 @@ pub struct Harness {
     pub llm: FakeLlm,
     _dir: tempfile::TempDir,
     env: HashMap<String, String>,
-    running: Option<Running>,
-}
-
-struct Running {
-    tracker: TaskTracker,
-    shutdown: Shutdown,
-    store: Arc<SqliteStore>,
+    app: Option<App>,
 }
 
 impl Harness {
@@ -55,92 +49,63 @@ impl Harness {
         let tg = FakeTelegram::start_with(limits).await;
         let llm = FakeLlm::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("parley.db");
-        let mut vars: HashMap<String, String> = [
-            ("LLM__API_KEY", FAKE_KEY.to_string()),
-            ("LLM__BASE_URL", llm.base_url()),
-            ("LLM__RETRY__INITIAL_BACKOFF_MS", "10".into()),
-            ("STORE__DATABASE_URL", format!("sqlite://{}", db.display())),
-            ("REPLY__THINKING_AFTER_SECS", "0".into()),
+        let mut vars = app_env(&llm, &dir.path().join("parley.db"));
+        let telegram = [
+            ("LLM__RETRY__INITIAL_BACKOFF_MS", "10".to_string()),
             ("TELEGRAM__TOKEN", FAKE_TOKEN.into()),
             ("TELEGRAM__API_URL", tg.api_url()),
             ("TELEGRAM__EDIT_INTERVAL_MS", "50".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (format!("PARLEY__{k}"), v))
-        .collect();
-        for (key, value) in env {
-            vars.insert(format!("PARLEY__{key}"), value.to_string());
+        ];
+        let extra = env.iter().map(|(k, v)| (*k, v.to_string()));
+        for (key, value) in telegram.into_iter().chain(extra) {
+            vars.insert(format!("PARLEY__{key}"), value);
         }
         Self {
             tg,
             llm,
             _dir: dir,
             env: vars,
-            running: None,
+            app: None,
         }
     }
 
-    /// The settings the bot runs with.
-    pub fn settings(&self) -> Settings {
-        Settings::load_from(None, Some(self.env.clone()), Purpose::Run).expect("valid settings")
+    /// The configuration exactly as `parley run` parses it from the settings.
+    pub fn parsed_config(&self) -> Config {
+        app_config(&self.env)
     }
 
-    /// The adapter's configuration, with a one-second group window so tests stay short.
-    pub fn config(&self) -> TelegramConfig {
-        let mut config = TelegramConfig::from_settings(&self.settings());
-        config.pace.group_window = Window {
+    /// The configuration the bot starts with: a one-second group window so tests stay short.
+    pub fn config(&self) -> Config {
+        self.config_with(|_| {})
+    }
+
+    /// [`Harness::config`] with the Telegram adapter's part changed by `change`.
+    pub fn config_with(&self, change: impl FnOnce(&mut TelegramConfig)) -> Config {
+        let mut config = self.parsed_config();
+        let telegram = config.telegram.as_mut().expect("Telegram is configured");
+        telegram.pace.group_window = Window {
             count: 20,
             per: Duration::from_secs(1),
         };
+        change(telegram);
         config
     }
 
-    /// Starts the engine, dispatcher and adapter on the same database.
-    pub async fn start(&mut self) -> Result<(), telegram::StartError> {
+    /// Starts the bot on the same database, as `parley run` does.
+    pub async fn start(&mut self) -> anyhow::Result<()> {
         self.start_with(self.config()).await
     }
 
     /// Starts with an adjusted configuration.
-    pub async fn start_with(&mut self, config: TelegramConfig) -> Result<(), telegram::StartError> {
-        let settings = self.settings();
-        let store = app::open_store(&settings).await.unwrap();
-        let engine = app::build_engine(&settings, store.clone()).unwrap();
-        let tracker = TaskTracker::new();
-        let shutdown = Shutdown::default();
-        let dispatcher = Dispatcher::start(
-            engine.clone(),
-            app::dispatch_config(&settings),
-            tracker.clone(),
-            shutdown.clone(),
-        );
-        let services = Services {
-            engine,
-            dispatcher,
-            tracker: tracker.clone(),
-            stop: shutdown.intake.clone(),
-            health: parley::health::Health::new().register("telegram"),
-        };
-        telegram::start(config, services).await?;
-        self.running = Some(Running {
-            tracker,
-            shutdown,
-            store,
-        });
+    pub async fn start_with(&mut self, config: Config) -> anyhow::Result<()> {
+        self.app = Some(App::start(config).await?);
         Ok(())
     }
 
-    /// Stops polling, lets replies finish and closes the database.
+    /// Stops the bot as `parley run` does on SIGTERM: replies get [`GRACE`] to finish.
     pub async fn stop(&mut self) {
-        if let Some(running) = self.running.take() {
-            running.shutdown.intake.cancel();
-            running.tracker.close();
-            let finished = tokio::time::timeout(Duration::from_secs(5), running.tracker.wait());
-            if finished.await.is_err() {
-                running.shutdown.abort.cancel();
-                running.tracker.wait().await;
-            }
-            running.store.close().await;
+        if let Some(app) = self.app.take() {
+            app.shutdown(GRACE).await;
         }
     }
 
@@ -207,13 +172,14 @@ async fn start_removes_the_webhook_and_registers_the_commands() {
 async fn a_bad_token_stops_start_up_naming_the_setting() {
     let mut harness = Harness::new().await;
     harness.stop().await;
-    let mut config = harness.config();
-    config.token = parley::settings::Secret::new("999:wrong-token");
+    let config = harness.config_with(|telegram| {
+        telegram.token = parley::settings::Secret::new("999:wrong-token");
+    });
     let error = harness
         .start_with(config)
         .await
         .expect_err("a bad token fails");
-    let text = error.to_string();
+    let text = format!("{error:#}");
     assert!(text.contains("telegram.token"), "{text}");
     assert!(!text.contains("wrong-token"), "the token leaks: {text}");
 }

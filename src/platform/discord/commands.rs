@@ -7,6 +7,7 @@ use serenity::all::{
 };
 
 use crate::engine::command::{Command, SystemAction};
+use crate::engine::ports::ModelName;
 
 /// Discord allows at most this many choices per option.
 const MAX_CHOICES: usize = 25;
@@ -21,7 +22,7 @@ pub enum Slash {
 }
 
 /// The commands to register; `/model`'s choices are `models`.
-pub fn definitions(models: &[String]) -> Vec<CreateCommand> {
+pub fn definitions(models: &[ModelName]) -> Vec<CreateCommand> {
     let string = |name: &str, description: &str| {
         CreateCommandOption::new(CommandOptionType::String, name, description)
     };
@@ -29,7 +30,7 @@ pub fn definitions(models: &[String]) -> Vec<CreateCommand> {
         .iter()
         .take(MAX_CHOICES)
         .fold(string("name", "The model to switch to"), |option, m| {
-            option.add_string_choice(m, m)
+            option.add_string_choice(m.as_str(), m.as_str())
         });
     vec![
         CreateCommand::new("model")
@@ -126,7 +127,7 @@ mod tests {
 
     #[test]
     fn model_choices_stay_within_discords_limit() {
-        let models: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+        let models: Vec<ModelName> = (0..40).map(|i| ModelName::new(format!("m{i}"))).collect();
         let json = serde_json::to_value(&definitions(&models)[0]).unwrap();
         assert_eq!(json["options"][0]["choices"].as_array().unwrap().len(), 25);
     }

@@ -19,7 +19,7 @@ use super::outbound::{DiscordPlatform, MAX_CONTENT, Pace};
 use super::rest::DiscordRest;
 use crate::engine::dispatcher::Dispatcher;
 use crate::engine::event::{Author, Content, Incoming, UserId};
-use crate::engine::ports::LengthUnit;
+use crate::engine::ports::{LengthUnit, ModelName};
 use crate::engine::split;
 use crate::engine::turn::Engine;
 
@@ -38,7 +38,7 @@ pub struct Handler {
     /// Where the bot answers, and its admins.
     pub access: Access,
     /// `/model`'s choices.
-    pub models: Vec<String>,
+    pub models: Vec<ModelName>,
     /// Guilds to register commands in (empty = global).
     pub guild_ids: Vec<GuildId>,
     /// Set once the commands are registered.

@@ -3,9 +3,8 @@
 use async_trait::async_trait;
 
 use super::rest::DiscordRest;
-use super::{DISCORD, DiscordError};
+use super::{DiscordConfig, DiscordError};
 use crate::platform::probe::{Probe, ProbeError};
-use crate::settings::Settings;
 
 /// Asks Discord who the bot is.
 pub struct DiscordProbe {
@@ -14,13 +13,11 @@ pub struct DiscordProbe {
 
 impl DiscordProbe {
     /// A probe with the adapter's token and base URL (`discord.proxy_url` when set).
-    pub fn new(settings: &Settings) -> Result<Self, DiscordError> {
-        let discord = &settings.discord;
-        let proxy = discord.proxy_url.trim();
-        let base = if proxy.is_empty() { DISCORD } else { proxy };
+    pub fn new(config: &DiscordConfig) -> Result<Self, DiscordError> {
         let client = DiscordRest::http_client().map_err(|e| DiscordError::Client(e.to_string()))?;
-        let rest = DiscordRest::new(client, base, discord.token.to_secret_string());
-        Ok(Self { rest })
+        Ok(Self {
+            rest: config.rest(client),
+        })
     }
 }
 

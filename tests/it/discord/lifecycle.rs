@@ -47,7 +47,7 @@ async fn a_bad_token_stops_start_up_with_a_line_naming_the_key() {
         .launch()
         .await
         .expect_err("a refused token fails start-up");
-    let line = error.to_string();
+    let line = format!("{error:#}");
     assert!(line.contains("discord.token"), "{line}");
     assert!(
         !line.contains("wrong-token"),

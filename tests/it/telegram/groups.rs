@@ -103,8 +103,7 @@ async fn a_question_deleted_before_the_answer_is_still_answered() {
 async fn polling_survives_a_broken_bot_api_and_answers_afterwards() {
     let mut harness = Harness::unstarted(FakeLimits::default(), &[]).await;
     harness.tg.break_polls(3);
-    let mut config = harness.config();
-    config.poll_backoff = Duration::from_millis(20);
+    let config = harness.config_with(|telegram| telegram.poll_backoff = Duration::from_millis(20));
     harness.start_with(config).await.expect("the bot starts");
     let alice = User::new(705, "Alice");
     harness

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use parley::engine::ports::LengthUnit;
 use parley::engine::split;
-use parley::platform::telegram::{TelegramConfig, format, html};
+use parley::platform::telegram::{format, html};
 
 use super::Harness;
 use crate::fake_llm::Script;
@@ -272,8 +272,7 @@ async fn telegram_benchmark_counts_calls_and_429s_for_a_3000_character_reply() {
     };
     let env = [("TELEGRAM__EDIT_INTERVAL_MS", "1000")];
     let mut harness = Harness::unstarted(limits, &env).await;
-    let config = TelegramConfig::from_settings(&harness.settings());
-    harness.start_with(config).await.unwrap();
+    harness.start_with(harness.parsed_config()).await.unwrap();
     let answer: String = "lorem ipsum dolor sit amet ".repeat(112)[..3000].to_string();
     for _ in 0..2 {
         harness.llm.push(

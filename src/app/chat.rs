@@ -1,0 +1,101 @@
+//! `parley chat`: a conversation in the terminal, through the same engine and store as the
+//! platforms, without Discord or Telegram.
+
+use std::io::IsTerminal;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::command::Command;
+use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
+use crate::engine::ports::{ModelName, Store};
+use crate::platform::console::ConsolePlatform;
+use crate::settings::Config;
+
+use super::{build_engine, open_store, recover_store};
+
+/// Options of `parley chat`.
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    /// The console chat's name: each name is its own conversation.
+    pub chat: String,
+    /// Switch the chat to this model first.
+    pub model: Option<String>,
+}
+
+/// `parley chat`: a conversation in the terminal, stored like any other.
+pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
+    let store = open_store(&config.database_url).await?;
+    recover_store(&store, &[PlatformKind::Console]).await?;
+    let engine = build_engine(&config, store.clone())?;
+    let key = ChatKey::new(PlatformKind::Console, &options.chat);
+    if let Some(model) = &options.model {
+        let model = ModelName::new(model);
+        let models = &config.engine.models;
+        if !models.contains(&model) {
+            let names: Vec<&str> = models.iter().map(ModelName::as_str).collect();
+            bail!(
+                "--model {model} is not in llm.models; use one of: {}",
+                names.join(", ")
+            );
+        }
+        store.set_model(&key, Some(&model)).await?;
+    }
+    let conversation = store.conversation(&key).await?;
+    eprintln!(
+        "Parley chat `{}` (conversation {}). Type a message; /help for commands; Ctrl-D to quit.",
+        options.chat, conversation.id
+    );
+    let console = ConsolePlatform::stdout();
+    let cancel = CancellationToken::new();
+    let interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            interrupt.cancel();
+        }
+    });
+    let author = Author {
+        id: UserId::new("local"),
+        display_name: std::env::var("USER").unwrap_or_else(|_| "you".into()),
+    };
+    let prompt = std::io::stdin().is_terminal();
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        if prompt {
+            eprint!("> ");
+        }
+        let line = tokio::select! {
+            _ = cancel.cancelled() => break,
+            line = lines.next_line() => line.context("reading stdin")?,
+        };
+        let Some(line) = line else { break };
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let content = match Command::parse(text) {
+            Some(command) => Content::Command(command),
+            None if text.starts_with('/') => {
+                println!("Unknown command {text}; /help lists the commands.");
+                continue;
+            }
+            None => Content::Prompt(text.to_string()),
+        };
+        let incoming = Incoming {
+            key: key.clone(),
+            author: author.clone(),
+            content,
+            private: true,
+            may_configure: true,
+            reply_to: None,
+            received_at: std::time::Instant::now(),
+        };
+        engine.handle(&incoming, &console, &cancel).await;
+        if cancel.is_cancelled() {
+            break;
+        }
+    }
+    store.close().await;
+    Ok(())
+}
