@@ -1,0 +1,162 @@
+//! One turn: build the request, start the turn (the request leaves while its rows are written),
+//! stream the reply, record how it ended.
+
+use async_trait::async_trait;
+use tokio::sync::SemaphorePermit;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Engine;
+use crate::engine::conversation::build_messages;
+use crate::engine::event::{Incoming, MessageRef};
+use crate::engine::ports::{
+    CompletionRequest, MessageRowId, ModelError, ModelName, Platform, ReplyRecord, Role, Store,
+    StoreError, StoredMessage, TokenStream, TurnContext, TurnRows, TurnStart,
+};
+use crate::engine::reply::{ReplyContext, ReplyObserver, ReplyOutcome, stream_reply};
+
+/// Records the platform messages of a streaming reply as they appear, and gives back the
+/// completion permit once the model's stream has ended.
+struct StoreObserver<'a> {
+    store: &'a dyn Store,
+    reply: MessageRowId,
+    permit: std::sync::Mutex<Option<SemaphorePermit<'a>>>,
+}
+
+#[async_trait]
+impl ReplyObserver for StoreObserver<'_> {
+    async fn messages_changed(&self, messages: &[MessageRef]) {
+        if let Err(error) = self.store.set_reply_messages(self.reply, messages).await {
+            tracing::warn!(error = %error.chain(), "could not record the reply's platform messages");
+        }
+    }
+
+    async fn text_so_far(&self, text: &str) {
+        if let Err(error) = self.store.set_reply_text(self.reply, text).await {
+            tracing::warn!(error = %error.chain(), "could not record the reply's text so far");
+        }
+    }
+
+    /// The permit caps concurrent completions, not replies waiting for the platform.
+    fn stream_ended(&self) {
+        let mut permit = self.permit.lock().unwrap_or_else(|p| p.into_inner());
+        permit.take();
+    }
+}
+
+impl Engine {
+    /// Answers the prompt `text` with the model: a turn of the chat's conversation.
+    #[tracing::instrument(
+        skip_all,
+        fields(platform = %incoming.key.platform, chat = %incoming.key, conversation)
+    )]
+    pub(super) async fn answer(
+        &self,
+        incoming: &Incoming,
+        text: &str,
+        platform: &dyn Platform,
+        cancel: &CancellationToken,
+    ) -> Result<ReplyOutcome, StoreError> {
+        let context = self.store.turn_context(&incoming.key).await?;
+        let conversation = context.conversation.id;
+        tracing::Span::current().record("conversation", tracing::field::display(conversation));
+        tracing::debug!(text, "prompt");
+        let new = context.new;
+        let request = self.request(incoming, text, context);
+        // Invariant: the semaphore is never closed. Held until the stream ends (the observer
+        // gives it back), not while the final text waits for the platform.
+        let permit = self.completions.acquire().await.ok();
+        let asked_at = Instant::now();
+        let model = request.model.clone();
+        let start = TurnStart {
+            conversation,
+            create_in: new.then_some(&incoming.key),
+            author: &incoming.author,
+            content: text,
+            model: &model,
+        };
+        let (rows, stream) = self.start(&start, request).await;
+        let rows = rows?;
+        if rows.conversation != conversation {
+            tracing::debug!(stored = %rows.conversation, "another turn created the conversation first");
+        }
+        let observer = StoreObserver {
+            store: self.store.as_ref(),
+            reply: rows.reply,
+            permit: std::sync::Mutex::new(permit),
+        };
+        let context = ReplyContext {
+            platform,
+            pacer: self.pacer(incoming.key.platform),
+            chat: &incoming.key,
+            reply_to: incoming.reply_to.as_ref(),
+            options: &self.reply_options,
+            observer: &observer,
+            cancel,
+            asked_at,
+        };
+        let outcome = stream_reply(&context, stream).await;
+        self.record(rows, &model, &outcome).await?;
+        Ok(outcome)
+    }
+
+    /// The turn's request: the system prompt, the history within its budget, the new message.
+    fn request(&self, incoming: &Incoming, text: &str, context: TurnContext) -> CompletionRequest {
+        let (model, system) = self.model_and_prompt(context.settings);
+        let new_message = StoredMessage {
+            role: Role::User,
+            author_name: Some(incoming.author.display_name.clone()),
+            content: text.to_string(),
+        };
+        CompletionRequest {
+            conversation: context.conversation.id,
+            model,
+            messages: build_messages(
+                system.as_deref(),
+                &context.history,
+                &new_message,
+                incoming.private,
+                self.config.history_budget,
+            ),
+        }
+    }
+
+    /// Starts the turn: the request leaves while the user message and the reply row are
+    /// written (with the conversation, on a place's first turn). Streaming starts once both are
+    /// done; a failed write still lets the stream close.
+    async fn start(
+        &self,
+        start: &TurnStart<'_>,
+        request: CompletionRequest,
+    ) -> (
+        Result<TurnRows, StoreError>,
+        Result<TokenStream, ModelError>,
+    ) {
+        tokio::join!(self.store.start_turn(start), self.model.complete(request))
+    }
+
+    /// Records how the reply ended.
+    async fn record(
+        &self,
+        rows: TurnRows,
+        model: &ModelName,
+        outcome: &ReplyOutcome,
+    ) -> Result<(), StoreError> {
+        let record = ReplyRecord {
+            content: outcome.text.clone(),
+            status: outcome.status,
+            reason: outcome.reason.clone(),
+            platform_messages: outcome.messages.clone(),
+            usage: outcome.usage,
+        };
+        self.store.finish_reply(rows.reply, &record).await?;
+        tracing::info!(
+            conversation = %rows.conversation,
+            model = %model,
+            status = outcome.status.as_str(),
+            chars = outcome.text.chars().count(),
+            "reply finished"
+        );
+        Ok(())
+    }
+}
