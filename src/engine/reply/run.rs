@@ -1,121 +1,21 @@
 //! One reply in progress: the read loop, coalesced previews, continuation and final landing.
 
-use std::pin::Pin;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::Instant;
 
 use super::{ReplyContext, ReplyOutcome};
 use crate::engine::deliver::{Delivery, Policy};
 use crate::engine::event::MessageRef;
 use crate::engine::meter::{CallKind::Edit, CallKind::Send, meter};
-use crate::engine::pace::{Grant, Urgency};
+use crate::engine::pace::Urgency;
 use crate::engine::ports::{
     Limits, ModelError, Phase, PlatformError, StreamEvent, TokenStream, Usage,
 };
 use crate::engine::split::{self, Position};
 
-/// How often the thinking placeholder's seconds are updated.
-const THINKING_EVERY: Duration = Duration::from_secs(5);
-/// While a preview waits for its slot, the stream is left unread for at most this long at a
-/// time: the socket holds the tokens, and the bot wakes about once per slice instead of once
-/// per token. Between slices it reads what came for [`CATCH_UP`], so the socket never holds
-/// more than a slice's worth.
-const HOLD_SLICE: Duration = Duration::from_secs(2);
-/// Reading resumes this long before the slot, so the preview (or the final text, if the stream
-/// ended meanwhile) goes out on time with everything the model sent: what the socket held is
-/// read in a few milliseconds.
-const CATCH_UP: Duration = Duration::from_millis(20);
 /// Shortest gap between two recordings of the text so far while a message streams.
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
-
-/// Whether the read loop reads the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reads {
-    /// Every token as it comes.
-    Open,
-    /// Not until `resume`: a preview waits for its slot.
-    Held,
-    /// Between two held slices, until `resume`.
-    Draining,
-}
-
-/// The read loop's clocks, kept across its iterations.
-struct Clocks {
-    /// When the pacer may allow the next preview.
-    preview: Pin<Box<Sleep>>,
-    preview_armed: bool,
-    /// The deadline of `preview`.
-    preview_at: Instant,
-    /// A preview waiting behind other calls for the bot-wide budget; reads stay open.
-    grant: Option<Grant>,
-    /// When held reads resume, or a drain between slices ends.
-    resume: Pin<Box<Sleep>>,
-    reads: Reads,
-    /// When the typing indicator is due.
-    typing: Pin<Box<Sleep>>,
-    /// When the thinking placeholder is due.
-    thinking: Pin<Box<Sleep>>,
-    thinking_armed: bool,
-}
-
-impl Clocks {
-    fn new(start: Instant, thinking_after: Option<Duration>) -> Self {
-        Self {
-            preview: Box::pin(sleep_until(start)),
-            preview_armed: false,
-            preview_at: start,
-            grant: None,
-            resume: Box::pin(sleep_until(start)),
-            reads: Reads::Open,
-            typing: Box::pin(sleep_until(start)),
-            thinking: Box::pin(sleep_until(start + thinking_after.unwrap_or_default())),
-            thinking_armed: thinking_after.is_some(),
-        }
-    }
-
-    /// Arms the preview for `ready` and holds reads until shortly before it.
-    fn arm_preview(&mut self, ready: Instant) {
-        self.preview.as_mut().reset(ready);
-        self.preview_armed = true;
-        self.preview_at = ready;
-        self.hold(Instant::now());
-    }
-
-    /// No preview is waiting: read every token.
-    fn disarm_preview(&mut self) {
-        self.preview_armed = false;
-        self.reads = Reads::Open;
-    }
-
-    /// Leaves the stream unread for a slice, or until [`CATCH_UP`] before the preview's slot
-    /// when that comes first; reads on when the slot is closer than that.
-    fn hold(&mut self, now: Instant) {
-        if self.preview_at.saturating_duration_since(now) <= CATCH_UP {
-            self.reads = Reads::Open;
-            return;
-        }
-        self.reads = Reads::Held;
-        let until = (self.preview_at - CATCH_UP).min(now + HOLD_SLICE);
-        self.resume.as_mut().reset(until);
-    }
-
-    /// The resume clock fired: after a slice that ends well before the slot, read what came
-    /// for [`CATCH_UP`] and hold again; near the slot, read on.
-    fn resume_fired(&mut self) {
-        let now = Instant::now();
-        let far = self.preview_at.saturating_duration_since(now) > 2 * CATCH_UP;
-        match self.reads {
-            Reads::Held if self.preview_armed && far => {
-                self.reads = Reads::Draining;
-                self.resume.as_mut().reset(now + CATCH_UP);
-            }
-            Reads::Draining if self.preview_armed => self.hold(now),
-            _ => self.reads = Reads::Open,
-        }
-    }
-}
 
 /// The bot may not write in the chat any more; the reply stops.
 struct Forbidden(String);
@@ -127,8 +27,11 @@ enum End {
     Cancelled,
 }
 
+mod clocks;
 mod finish;
 mod progress;
+
+use clocks::{Clocks, Next};
 
 /// The state of one reply.
 pub(super) struct Reply<'a> {
@@ -196,17 +99,16 @@ impl<'a> Reply<'a> {
         }
     }
 
-    /// The read loop: typing, placeholder, coalesced previews and continuations.
+    /// The read loop: typing, placeholder, coalesced previews and continuations, one thing at a
+    /// time as [`Clocks::next`] says it happens.
     ///
-    /// Its timers live across iterations and are re-armed only when their deadline changes; the
-    /// pacer is asked again only when its answer may have changed; and while a preview waits for
-    /// its slot the stream is read only in short drains between slices and from [`CATCH_UP`]
-    /// before the slot (see [`HOLD_SLICE`]).
+    /// The pacer is asked again only when its answer may have changed; while a preview waits
+    /// for its slot the stream is read only in short drains between slices and from shortly
+    /// before the slot (see [`clocks`]).
     async fn read(&mut self, mut stream: TokenStream) -> Result<End, Forbidden> {
         let ctx = self.ctx;
         let start = Instant::now();
-        let typing_every = self.limits.typing_every.max(Duration::from_secs(1));
-        let mut clocks = Clocks::new(start, ctx.options.thinking_after);
+        let mut clocks = Clocks::new(start, &self.limits, ctx.options.thinking_after);
         loop {
             if ctx.cancel.is_cancelled() {
                 return Ok(End::Cancelled);
@@ -215,40 +117,28 @@ impl<'a> Reply<'a> {
                 self.previewed(&mut clocks).await?;
                 continue;
             }
-            // Nothing is read until `resume`: the transport need not announce tokens meanwhile
-            // (the next read ends the hold). Once the model has finished, what is left (usage,
-            // the end) is already on its way: read it rather than hold a connection that may go
-            // back to its pool meanwhile.
-            if clocks.reads == Reads::Held && !self.finished {
-                stream.hold();
-            }
             let typing = !self.content_shown;
-            let thinking = clocks.thinking_armed && self.text.is_empty();
-            tokio::select! {
-                biased;
-                () = ctx.cancel.cancelled() => return Ok(End::Cancelled),
-                () = granted(&mut clocks.grant) => {
-                    clocks.grant = None;
-                    self.previewed(&mut clocks).await?;
-                }
-                () = &mut clocks.preview, if clocks.preview_armed => clocks.disarm_preview(),
-                () = &mut clocks.resume, if clocks.reads != Reads::Open => clocks.resume_fired(),
-                () = &mut clocks.typing, if typing => {
-                    // Typing is a courtesy; its failures change nothing.
-                    let _ = self.typing().await;
-                    clocks.typing.as_mut().reset(Instant::now() + typing_every);
-                }
-                () = &mut clocks.thinking, if thinking => {
+            let thinking = self.text.is_empty();
+            let next = clocks.next(&mut stream, ctx.cancel, typing, thinking, self.finished);
+            match next.await {
+                Next::Cancelled => return Ok(End::Cancelled),
+                Next::Granted => self.previewed(&mut clocks).await?,
+                Next::Slot | Next::Resume => {}
+                // Typing is a courtesy; its failures change nothing.
+                Next::Typing => drop(self.typing().await),
+                Next::Thinking => {
                     let seconds = start.elapsed().as_secs();
                     self.placeholder = Some(format!("thinking… {seconds}s"));
-                    clocks.thinking.as_mut().reset(Instant::now() + THINKING_EVERY);
                 }
-                item = stream.next(), if clocks.reads != Reads::Held => match item {
-                    Some(Ok(event)) => self.absorb(event).await?,
-                    Some(Err(error)) => return Ok(End::Failed(error)),
-                    None if self.finished => return Ok(End::Complete),
-                    None => return Ok(End::Failed(ModelError::Incomplete)),
-                },
+                Next::Event(Some(Ok(event))) => {
+                    if matches!(event, StreamEvent::Thinking(_)) {
+                        clocks.model_thinking();
+                    }
+                    self.absorb(event).await?;
+                }
+                Next::Event(Some(Err(error))) => return Ok(End::Failed(error)),
+                Next::Event(None) if self.finished => return Ok(End::Complete),
+                Next::Event(None) => return Ok(End::Failed(ModelError::Incomplete)),
             }
         }
     }
@@ -258,9 +148,9 @@ impl<'a> Reply<'a> {
     /// other calls wait for the bot-wide budget, keeps the grant to wait for.
     ///
     /// While the clock is armed nothing can be shown, so reads stay held until shortly before
-    /// it fires, whether or not new text has come yet (see [`HOLD_SLICE`]).
+    /// it fires, whether or not new text has come yet (see [`clocks`]).
     fn preview_now(&self, clocks: &mut Clocks) -> bool {
-        if clocks.preview_armed || clocks.grant.is_some() {
+        if clocks.preview_pending() {
             return false;
         }
         if !self.dirty() {
@@ -280,7 +170,7 @@ impl<'a> Reply<'a> {
         }
         let kind = if self.current.is_some() { Edit } else { Send };
         meter().deferred(self.ctx.platform.kind(), kind);
-        clocks.grant = Some(grant);
+        clocks.wait_for(grant);
         false
     }
 
@@ -468,14 +358,6 @@ impl<'a> Reply<'a> {
             self.shown.clear();
             self.ctx.observer.messages_changed(&self.messages).await;
         }
-    }
-}
-
-/// Completes when `grant` is granted; never while there is none.
-async fn granted(grant: &mut Option<Grant>) {
-    match grant {
-        Some(grant) => grant.await,
-        None => std::future::pending().await,
     }
 }
 

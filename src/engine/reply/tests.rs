@@ -832,3 +832,44 @@ async fn a_preview_that_waits_for_the_bot_wide_budget_counts_as_deferred_not_as_
         "only the call that was made: {text}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn where_typing_costs_a_bot_wide_slot_it_waits_for_a_slow_or_thinking_model() {
+    let counted = Limits {
+        bot: Some(Window {
+            count: 50,
+            per: Duration::from_secs(1),
+        }),
+        typing_counts: true,
+        ..limits(100)
+    };
+    let typing = |h: &Harness| {
+        let calls = h.platform.calls().into_iter();
+        calls.filter(|c| c.kind == CallKind::Typing).count()
+    };
+    // Text within a second: no typing, the slot goes to the text.
+    let h = Harness::with(MemoryPlatform::new(counted));
+    h.reply(Ok(script(vec![content(300, "Hi"), finished(0)])))
+        .await;
+    assert_eq!(typing(&h), 0);
+    // A model that thinks first: typing at once.
+    let h = Harness::with(MemoryPlatform::new(counted));
+    let start = Instant::now();
+    let steps = vec![
+        (0, Ok(StreamEvent::Thinking("hmm".into()))),
+        content(2000, "Hi"),
+        finished(0),
+    ];
+    h.reply(Ok(script(steps))).await;
+    let calls = h.platform.calls();
+    let first = calls.iter().find(|c| c.kind == CallKind::Typing);
+    assert_eq!(first.map(|c| c.at - start), Some(Duration::ZERO));
+    // A slow model that shows nothing: typing after a second.
+    let h = Harness::with(MemoryPlatform::new(counted));
+    let start = Instant::now();
+    h.reply(Ok(script(vec![content(2500, "Hi"), finished(0)])))
+        .await;
+    let calls = h.platform.calls();
+    let first = calls.iter().find(|c| c.kind == CallKind::Typing);
+    assert_eq!(first.map(|c| c.at - start), Some(Duration::from_secs(1)));
+}
