@@ -77,11 +77,13 @@ async fn missing_permissions_stop_the_reply_without_a_retry_loop() {
         b.discord.calls().iter().any(|c| c.status == 403)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let refused = bot.discord.calls().into_iter().filter(|c| c.status == 403);
-    assert_eq!(refused.count(), 1, "no retries after 50013");
     bot.discord
         .user_message(UserMessage::dm("20", USER, "still there?"));
     bot.until_texts("20", &["echo: still there?".to_string()])
         .await;
+    // Stopping waits for every reply to end: a retry loop would show here.
+    let mut bot = bot;
+    bot.stop().await;
+    let refused = bot.discord.calls().into_iter().filter(|c| c.status == 403);
+    assert_eq!(refused.count(), 1, "no retries after 50013");
 }
