@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 use super::{ReplyContext, ReplyOutcome};
@@ -122,7 +123,13 @@ impl<'a> Reply<'a> {
             let next = clocks.next(&mut stream, ctx.cancel, typing, thinking, self.finished);
             match next.await {
                 Next::Cancelled => return Ok(End::Cancelled),
-                Next::Granted => self.previewed(&mut clocks).await?,
+                Next::Granted => {
+                    // Reads were held while the slot was waited for: read what came first.
+                    if let Some(end) = self.catch_up(&mut stream).await? {
+                        return Ok(end);
+                    }
+                    self.previewed(&mut clocks).await?;
+                }
                 Next::Slot | Next::Resume => {}
                 // Typing is a courtesy; its failures change nothing.
                 Next::Typing => drop(self.typing().await),
@@ -141,6 +148,20 @@ impl<'a> Reply<'a> {
                 Next::Event(None) => return Ok(End::Failed(ModelError::Incomplete)),
             }
         }
+    }
+
+    /// Takes in every event the stream has ready now, without waiting; how the stream ended,
+    /// if it did meanwhile.
+    async fn catch_up(&mut self, stream: &mut TokenStream) -> Result<Option<End>, Forbidden> {
+        while let Some(item) = stream.next().now_or_never() {
+            match item {
+                Some(Ok(event)) => self.absorb(event).await?,
+                Some(Err(error)) => return Ok(Some(End::Failed(error))),
+                None if self.finished => return Ok(Some(End::Complete)),
+                None => return Ok(Some(End::Failed(ModelError::Incomplete))),
+            }
+        }
+        Ok(None)
     }
 
     /// True when a preview is wanted and the pacer just granted it a slot. Otherwise, when the

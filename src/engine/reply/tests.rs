@@ -873,3 +873,38 @@ async fn where_typing_costs_a_bot_wide_slot_it_waits_for_a_slow_or_thinking_mode
     let first = calls.iter().find(|c| c.kind == CallKind::Typing);
     assert_eq!(first.map(|c| c.at - start), Some(Duration::from_secs(1)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_preview_waiting_for_the_bot_wide_budget_leaves_the_stream_unread_then_catches_up() {
+    let budgeted = Limits {
+        bot: Some(Window {
+            count: 1,
+            per: Duration::from_secs(1),
+        }),
+        ..limits(4000)
+    };
+    let h = Harness::with(MemoryPlatform::new(budgeted));
+    let other = ChatKey::new(PlatformKind::Telegram, "other");
+    h.pacer.acquire(&other, &budgeted, Urgency::Final).await;
+    let start = Instant::now();
+    // A word every 20 ms from the start; the first slot comes at 1.1 s.
+    let (text, mut steps) = words(100, 20);
+    steps[0].0 = 0;
+    let (outcome, reads) = h.reply_noting_reads(steps).await;
+    assert_eq!(outcome.text, text);
+    let waiting = reads.iter().filter(|r| {
+        let at = **r - start;
+        at > Duration::from_millis(50) && at < Duration::from_millis(1050)
+    });
+    assert_eq!(waiting.count(), 0, "no reads while the slot is waited for");
+    let first = &h.writes()[0];
+    assert_eq!(
+        first.at - start,
+        Duration::from_secs(1) + crate::engine::pace::JITTER
+    );
+    assert!(
+        first.text.contains("word50"),
+        "the preview shows what came while it waited: {}",
+        first.text
+    );
+}

@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::pace::Grant;
 use crate::engine::ports::{Limits, ModelError, StreamEvent, TokenStream};
 
+/// How far off a slot granted by the bot-wide queue is taken to be: its wait is unknown, so
+/// reads are held slice by slice until it comes.
+const WAIT_UNKNOWN: Duration = Duration::from_secs(3600);
 /// Where typing costs a slot of the bot-wide budget, how long a reply waits for text before it
 /// shows typing.
 const TYPING_AFTER: Duration = Duration::from_secs(1);
@@ -120,11 +123,11 @@ impl Clocks {
         let now = Instant::now();
         let far = self.preview_at.saturating_duration_since(now) > 2 * CATCH_UP;
         match self.reads {
-            Reads::Held if self.preview_armed && far => {
+            Reads::Held if self.preview_pending() && far => {
                 self.reads = Reads::Draining;
                 self.resume.as_mut().reset(now + CATCH_UP);
             }
-            Reads::Draining if self.preview_armed => self.hold(now),
+            Reads::Draining if self.preview_pending() => self.hold(now),
             _ => self.reads = Reads::Open,
         }
     }
@@ -150,8 +153,13 @@ pub(super) enum Next {
 
 impl Clocks {
     /// A preview waits behind other calls for the bot-wide budget.
+    /// A preview waits behind other calls for the bot-wide budget, for as long as it takes:
+    /// reads are held in slices meanwhile (the newest text is read when the slot comes).
     pub(super) fn wait_for(&mut self, grant: Grant) {
         self.grant = Some(grant);
+        let now = Instant::now();
+        self.preview_at = now + WAIT_UNKNOWN;
+        self.hold(now);
     }
 
     /// True while a preview's slot is armed or waited for: nothing new can be asked.
@@ -195,7 +203,10 @@ impl Clocks {
             item = stream.next(), if self.reads != Reads::Held => Next::Event(item),
         };
         match next {
-            Next::Granted => self.grant = None,
+            Next::Granted => {
+                self.grant = None;
+                self.reads = Reads::Open;
+            }
             Next::Slot => self.disarm_preview(),
             Next::Resume => self.resume_fired(),
             Next::Typing => {
