@@ -8,6 +8,7 @@ pub mod http;
 pub mod llm;
 pub mod metrics;
 pub mod platform;
+pub mod secret;
 pub mod settings;
 pub mod store;
 pub mod telemetry;

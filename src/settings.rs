@@ -3,10 +3,8 @@
 //! anything starts.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::Path;
 
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::llm::{ModelOverride, Params};
@@ -14,6 +12,7 @@ use crate::llm::{ModelOverride, Params};
 mod error;
 mod parse;
 
+pub use crate::secret::Secret;
 pub use error::SettingsError;
 pub use parse::Config;
 
@@ -32,45 +31,6 @@ const LIST_KEYS: &[&str] = &[
     "discord.allowed_users",
     "discord.guild_ids",
 ];
-
-/// A secret from the configuration: its `Debug` and `Display` print `***`.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(SecretString);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: &str) -> Self {
-        Self(SecretString::from(value))
-    }
-
-    /// True when no value was configured.
-    pub fn is_empty(&self) -> bool {
-        self.0.expose_secret().trim().is_empty()
-    }
-
-    /// The value, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-
-    /// The wrapped value as a `SecretString`.
-    pub fn to_secret_string(&self) -> SecretString {
-        self.0.clone()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.is_empty() { "\"\"" } else { "***" })
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]

@@ -27,6 +27,7 @@ mod it {
 }
 mod bot;
 mod drive;
+mod limits;
 mod llm;
 mod report;
 mod schedule;
@@ -39,18 +40,9 @@ use tokio::time::{Instant, sleep};
 use bot::{Bot, Endpoints};
 use drive::{Conversation, Fakes, Side};
 use it::fake_discord::FakeDiscord;
-use it::fake_telegram::{FakeLimits, FakeTelegram};
+use it::fake_telegram::FakeTelegram;
 use llm::{FakeLlm, Shape};
 use table::Row;
-
-/// Telegram's limits as the fake enforces them here: about one message a second per chat (with
-/// 100 ms of leeway for arrival jitter), 20 a minute per group, 30 a second over all chats.
-const TELEGRAM_LIMITS: FakeLimits = FakeLimits {
-    min_gap: Duration::from_millis(900),
-    group_count: 20,
-    group_per: Duration::from_secs(60),
-    global_per_second: 30,
-};
 
 /// How long the bot's idle CPU time is measured after start.
 const IDLE: Duration = Duration::from_secs(4);
@@ -129,7 +121,7 @@ fn main() {
 async fn run(n: usize, options: &Options) -> Row {
     let load = load_average();
     let fakes = Fakes {
-        tg: FakeTelegram::start_with(TELEGRAM_LIMITS).await,
+        tg: FakeTelegram::start_with(limits::TELEGRAM).await,
         dc: FakeDiscord::start().await,
         llm: FakeLlm::start(options.shape).await,
         reply_chars: options.shape.reply_chars,

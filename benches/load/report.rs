@@ -7,7 +7,6 @@ use parley::platform::telegram::html;
 use tokio::time::Instant;
 
 use super::drive::{Fakes, Side, Turn};
-use super::schedule;
 
 /// One accepted write (send, edit or draft) as a fake saw it.
 #[derive(Debug, Clone)]
@@ -113,7 +112,7 @@ impl Logs {
             Side::Telegram => &self.telegram_counted,
             Side::Discord => &self.discord_counted,
         };
-        let limit = schedule::rate(side == Side::Telegram);
+        let limit = super::limits::global_rate(side == Side::Telegram);
         let from = times.partition_point(|t| *t + Duration::from_secs(1) <= at);
         let to = times.partition_point(|t| *t <= at);
         // The adapters keep the limit over a window 10 % longer (jitter room): 80 % is full.

@@ -6,20 +6,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::it::fake_discord::GLOBAL_PER_SECOND as DISCORD_GLOBAL;
 use super::report::{Sample, p50_p99, percentile};
 
 /// Below this limit a ratio measured / limit says nothing: it is printed as "–".
 pub const RATIO_FLOOR_MS: f64 = 50.0;
-
-/// The bot-wide calls a second of a side, as the fakes enforce them.
-pub fn rate(telegram: bool) -> usize {
-    if telegram {
-        crate::TELEGRAM_LIMITS.global_per_second
-    } else {
-        DISCORD_GLOBAL
-    }
-}
 
 /// Each chat's wait for its first text under a perfect scheduler with `rate` texts a second:
 /// the chats in the order of `ready` (offsets from any origin, in any order), one slot every
@@ -73,7 +63,7 @@ impl Versus {
             .flat_map(|round| {
                 let of_round = side.iter().filter(|s| s.round == round);
                 let ready: Vec<Instant> = of_round.filter_map(|s| s.ready).collect();
-                limits_of_round(&ready, rate(telegram))
+                limits_of_round(&ready, super::limits::global_rate(telegram))
             })
             .collect();
         let measured = |f: fn(&Sample) -> Option<Duration>| -> Vec<Duration> {

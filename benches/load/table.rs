@@ -6,7 +6,7 @@ use super::bot::Usage;
 use super::drive::Side;
 use super::llm::Shape;
 use super::report::{Logs, Sample, p50_p99};
-use super::schedule::{self, RATIO_FLOOR_MS, Versus};
+use super::schedule::{RATIO_FLOOR_MS, Versus};
 
 /// The bot's usage when idle after start and after the rounds, and its idle CPU rate.
 #[derive(Debug, Clone, Copy)]
@@ -240,7 +240,7 @@ pub fn render(rows: &[Row], shape: &Shape, only: Option<Side>) -> String {
         &|r| ms(r.last),
     );
     for (i, side) in ["Telegram", "Discord"].iter().enumerate() {
-        let rate = schedule::rate(i == 0);
+        let rate = super::limits::global_rate(i == 0);
         line(
             &format!("{side}: schedule limit of first-visible p50 / p99, busy rounds (ms)"),
             &format!("the best at {rate}/s"),

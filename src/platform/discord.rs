@@ -31,7 +31,7 @@ use crate::engine::dispatcher::Dispatcher;
 use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 use crate::health::HealthHandle;
-use crate::settings::Secret;
+use crate::secret::Secret;
 use handler::Handler;
 use rest::{DiscordRest, RestError};
 

@@ -24,7 +24,7 @@ use crate::engine::dispatcher::Dispatcher;
 use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 use crate::health::HealthHandle;
-use crate::settings::Secret;
+use crate::secret::Secret;
 
 pub use outbound::{Pace, TelegramPlatform};
 pub use probe::TelegramProbe;

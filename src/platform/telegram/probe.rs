@@ -5,7 +5,7 @@ use teloxide::prelude::Requester;
 
 use super::{TelegramConfig, api};
 use crate::platform::probe::{Probe, ProbeError};
-use crate::settings::Secret;
+use crate::secret::Secret;
 
 /// Asks the Bot API who the bot is.
 pub struct TelegramProbe {
