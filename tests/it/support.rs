@@ -26,6 +26,8 @@ pub fn parley_command_of(bin: &str, args: &[&str], llm: &FakeLlm, db: &Path) -> 
         .env("PARLEY__LLM__BASE_URL", llm.base_url())
         .env("PARLEY__STORE__DATABASE_URL", db_url(db))
         .env("PARLEY__REPLY__THINKING_AFTER_SECS", "0")
+        // Tests run side by side: `/healthz` on a port the system picks, unless a test sets one.
+        .env("PARLEY__HTTP__LISTEN", "127.0.0.1:0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
