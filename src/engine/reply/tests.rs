@@ -892,11 +892,18 @@ async fn a_preview_waiting_for_the_bot_wide_budget_leaves_the_stream_unread_then
     steps[0].0 = 0;
     let (outcome, reads) = h.reply_noting_reads(steps).await;
     assert_eq!(outcome.text, text);
-    let waiting = reads.iter().filter(|r| {
-        let at = **r - start;
-        at > Duration::from_millis(50) && at < Duration::from_millis(1050)
-    });
-    assert_eq!(waiting.count(), 0, "no reads while the slot is waited for");
+    // While the slot is waited for, the stream is read only in a drain between slices (what
+    // came meanwhile, at once), not as each word comes: a handful of wake-ups, not fifty.
+    let mut wakeups: Vec<Instant> = reads
+        .iter()
+        .copied()
+        .filter(|r| {
+            let at = *r - start;
+            at > Duration::from_millis(50) && at < Duration::from_millis(1050)
+        })
+        .collect();
+    wakeups.dedup();
+    assert!(wakeups.len() <= 4, "woken at {wakeups:?}");
     let first = &h.writes()[0];
     assert_eq!(
         first.at - start,

@@ -12,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::pace::Grant;
 use crate::engine::ports::{Limits, ModelError, StreamEvent, TokenStream};
 
+/// While a preview waits in the bot-wide queue, reads are held for at most this long at a time.
+const WAIT_SLICE: Duration = Duration::from_millis(500);
 /// How far off a slot granted by the bot-wide queue is taken to be: its wait is unknown, so
 /// reads are held slice by slice until it comes.
 const WAIT_UNKNOWN: Duration = Duration::from_secs(3600);
@@ -113,7 +115,14 @@ impl Clocks {
             return;
         }
         self.reads = Reads::Held;
-        let until = (self.preview_at - CATCH_UP).min(now + HOLD_SLICE);
+        // A wait in the bot-wide queue can be long: shorter slices there keep each catch-up
+        // (and the read buffers it grows) small.
+        let slice = if self.grant.is_some() {
+            WAIT_SLICE
+        } else {
+            HOLD_SLICE
+        };
+        let until = (self.preview_at - CATCH_UP).min(now + slice);
         self.resume.as_mut().reset(until);
     }
 
