@@ -1,5 +1,5 @@
 //! What the engine counts, as a small port of its own: the engine says what happened, an
-//! implementation outside it (`crate::metrics`, over Prometheus) records it. One meter serves the
+//! implementation outside it (the crate's metrics module, over Prometheus) records it. One meter serves the
 //! whole process, as one metrics registry does; until one is installed nothing is recorded.
 
 use std::sync::OnceLock;
