@@ -107,6 +107,36 @@ impl Pacer {
         let mut state = self.lock();
         let now = Instant::now();
         state.prune(now);
+        self.grant(state, chat, limits, urgency, now)
+    }
+
+    /// Like [`Pacer::acquire`] once `chat` and its scope allow a call of `urgency`; until then,
+    /// the instant they may (without waiting in the queue meanwhile).
+    pub fn acquire_when_ready(
+        &self,
+        chat: &ChatKey,
+        limits: &Limits,
+        urgency: Urgency,
+    ) -> Result<Grant, Instant> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.prune(now);
+        let ready = state.local_ready_at(chat, limits, urgency, now);
+        if ready > now {
+            return Err(ready);
+        }
+        Ok(self.grant(state, chat, limits, urgency, now))
+    }
+
+    /// Records the call now if nothing waits and every level allows it, else queues it.
+    fn grant(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        chat: &ChatKey,
+        limits: &Limits,
+        urgency: Urgency,
+        now: Instant,
+    ) -> Grant {
         if state.queue.is_empty() && state.ready_at(chat, limits, urgency, now) <= now {
             state.record(chat, limits, urgency, now);
             return Grant(None);
@@ -378,10 +408,7 @@ fn bot_rate(limits: &Limits, urgency: Urgency) -> Option<Rate> {
     }
     limits.bot.map(|mut window| {
         window.per += JITTER;
-        Rate {
-            min_interval: Duration::ZERO,
-            window: Some(window),
-        }
+        Rate::window(window)
     })
 }
 

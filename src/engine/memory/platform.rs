@@ -196,11 +196,7 @@ impl State {
             ready = ready.max(too_soon_at(calls, shared, now));
         }
         if let Some(window) = limits.bot {
-            let rate = Rate {
-                min_interval: Duration::ZERO,
-                window: Some(window),
-            };
-            ready = ready.max(too_soon_at(&mut self.bot, &rate, now));
+            ready = ready.max(too_soon_at(&mut self.bot, &Rate::window(window), now));
         }
         (ready > now).then(|| ready - now)
     }
@@ -214,11 +210,7 @@ impl State {
             return Ok(());
         };
         let now = Instant::now();
-        let rate = Rate {
-            min_interval: Duration::ZERO,
-            window: Some(window),
-        };
-        let ready = too_soon_at(&mut self.bot, &rate, now);
+        let ready = too_soon_at(&mut self.bot, &Rate::window(window), now);
         if ready > now {
             self.rate_limited += 1;
             return Err(PlatformError::RetryAfter(ready - now));

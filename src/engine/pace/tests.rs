@@ -379,3 +379,16 @@ async fn a_call_outside_the_bot_wide_budget_does_not_wait_for_it() {
     queued.await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(1) + JITTER);
 }
+
+#[tokio::test(start_paused = true)]
+async fn acquire_when_ready_says_when_the_chat_allows_a_call_without_queueing() {
+    let pacer = Pacer::new();
+    let start = Instant::now();
+    let limits = budgeted(1000, 30);
+    pacer.acquire(&chat("a"), &limits, FINAL).await;
+    let early = pacer.acquire_when_ready(&chat("a"), &limits, Urgency::Preview);
+    assert_eq!(early.err(), Some(start + Duration::from_secs(1)));
+    // Nothing was queued: another chat still goes at once.
+    let other = pacer.acquire_when_ready(&chat("b"), &limits, Urgency::Preview);
+    assert!(other.is_ok_and(|grant| grant.was_immediate()));
+}

@@ -52,6 +52,16 @@ pub struct Rate {
     pub window: Option<Window>,
 }
 
+impl Rate {
+    /// A rolling window alone, with no gap between calls (a bot-wide budget).
+    pub fn window(window: Window) -> Self {
+        Self {
+            min_interval: Duration::ZERO,
+            window: Some(window),
+        }
+    }
+}
+
 /// What a platform allows in one chat, at every level it counts calls; the engine's pacer
 /// keeps all of them, so an adapter never holds a call back itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -180,12 +180,13 @@ impl<'a> Reply<'a> {
         }
         let (pacer, chat) = (self.ctx.pacer, self.ctx.chat);
         let urgency = self.urgency(Phase::Streaming);
-        let ready = pacer.ready_at(chat, &self.limits, urgency);
-        if ready > Instant::now() {
-            clocks.arm_preview(ready);
-            return false;
-        }
-        let grant = pacer.acquire(chat, &self.limits, urgency);
+        let grant = match pacer.acquire_when_ready(chat, &self.limits, urgency) {
+            Ok(grant) => grant,
+            Err(ready) => {
+                clocks.arm_preview(ready);
+                return false;
+            }
+        };
         if grant.was_immediate() {
             return true;
         }
