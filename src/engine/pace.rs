@@ -72,6 +72,9 @@ struct State {
     /// Waiting calls that do not count against the bot-wide budget.
     unbudgeted: usize,
     next_seq: u64,
+    /// A waiting call is held back by the bot-wide budget alone: the budget is the bottleneck,
+    /// so the bot level spreads its calls (see [`State::bot_spacing`]) and new calls queue.
+    contended: bool,
     /// A driver task grants slots to waiting calls.
     driving: bool,
     prune_at: usize,
@@ -128,7 +131,9 @@ impl Pacer {
         Ok(self.grant(state, chat, limits, urgency, now))
     }
 
-    /// Records the call now if nothing waits and every level allows it, else queues it.
+    /// Records the call now if every level allows it and no waiting call has a claim on the
+    /// slot (one held back by the bot-wide budget, or one in the same chat or scope), else
+    /// queues it.
     fn grant(
         &self,
         mut state: MutexGuard<'_, State>,
@@ -137,10 +142,14 @@ impl Pacer {
         urgency: Urgency,
         now: Instant,
     ) -> Grant {
-        if state.queue.is_empty() && state.ready_at(chat, limits, urgency, now) <= now {
+        let local = state.local_ready_at(chat, limits, urgency, now);
+        let bot = state.bot_ready_at(limits, urgency, now);
+        if local.max(bot) <= now && !state.claimed(chat, limits, urgency) {
             state.record(chat, limits, urgency, now);
             return Grant(None);
         }
+        // Held back by the bot-wide budget alone: the budget is contended from now on.
+        state.contended |= local <= now && bot > now;
         let (grant, granted) = oneshot::channel();
         let rank = Rank {
             urgency,
@@ -182,7 +191,7 @@ impl Pacer {
         state.prune(now);
         let ready = state.ready_at(chat, limits, urgency, now);
         let budgeted = bot_rate(limits, urgency).is_some();
-        if ready > now || (budgeted && !state.queue.is_empty()) {
+        if ready > now || (budgeted && state.contended) {
             return Err(ready.max(now));
         }
         state.record(chat, limits, urgency, now);
@@ -269,6 +278,9 @@ impl Drop for Waiting {
         if let Some(waiter) = state.queue.remove(&self.rank) {
             state.unbudgeted -= usize::from(bot_rate(&waiter.limits, self.rank.urgency).is_none());
         }
+        if state.queue.is_empty() {
+            state.contended = false;
+        }
         // A call granted while this wait was being dropped leaves its slot unused, which errs
         // on the side of fewer calls.
     }
@@ -301,6 +313,8 @@ impl State {
     fn dispatch(&mut self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut granted = Vec::new();
+        let mut contended = false;
+        let spacing = self.bot_spacing();
         let State {
             chats,
             scopes,
@@ -310,10 +324,16 @@ impl State {
             ..
         } = self;
         for (rank, waiter) in queue.iter() {
-            let budgeted = bot_rate(&waiter.limits, rank.urgency);
-            if let Some(rate) = &budgeted {
-                let bot_ready = bot.ready_at(rate, Spacing::SpreadWhenBusy, now);
+            let (chat, limits, urgency) = (&waiter.chat, &waiter.limits, rank.urgency);
+            let ready = local_ready_at(chats, scopes, chat, limits, urgency, now);
+            if ready > now {
+                next = Some(next.map_or(ready, |n| n.min(ready)));
+                continue;
+            }
+            if let Some(rate) = bot_rate(limits, urgency) {
+                let bot_ready = bot.ready_at(&rate, spacing, now);
                 if bot_ready > now {
+                    contended = true;
                     next = Some(next.map_or(bot_ready, |n| n.min(bot_ready)));
                     if *unbudgeted == 0 {
                         // Nothing else can go before the bot-wide slot frees.
@@ -322,27 +342,7 @@ impl State {
                     continue;
                 }
             }
-            let ready = local_ready_at(
-                chats,
-                scopes,
-                &waiter.chat,
-                &waiter.limits,
-                rank.urgency,
-                now,
-            );
-            if ready > now {
-                next = Some(next.map_or(ready, |n| n.min(ready)));
-                continue;
-            }
-            record_in(
-                chats,
-                scopes,
-                bot,
-                &waiter.chat,
-                &waiter.limits,
-                rank.urgency,
-                now,
-            );
+            record_in(chats, scopes, bot, chat, limits, urgency, now);
             granted.push(*rank);
         }
         for rank in granted {
@@ -352,19 +352,52 @@ impl State {
                 let _ = waiter.grant.send(());
             }
         }
-        if queue.is_empty() {
+        self.contended = contended;
+        if self.queue.is_empty() {
             None
         } else {
             next.or(Some(now))
         }
     }
 
+    /// How the bot level spaces its calls: as its window allows while nothing waits for it, a
+    /// call goes at once (a quiet bot adds no delay); while calls wait for it, one every
+    /// window/count, so a busy budget stays busy without bursts.
+    fn bot_spacing(&self) -> Spacing {
+        if self.contended {
+            Spacing::Spread
+        } else {
+            Spacing::Plain
+        }
+    }
+
+    /// True when a waiting call has a claim on the slot a call of `urgency` in `chat` would
+    /// take: the bot-wide budget is contended (and the call counts against it), or a call
+    /// waits in the same chat or the scope it shares.
+    fn claimed(&self, chat: &ChatKey, limits: &Limits, urgency: Urgency) -> bool {
+        if self.queue.is_empty() {
+            return false;
+        }
+        if self.contended && bot_rate(limits, urgency).is_some() {
+            return true;
+        }
+        let shares = limits.shared.is_some();
+        self.queue
+            .values()
+            .any(|w| w.chat == *chat || (shares && w.chat.chat == chat.chat))
+    }
+
+    /// The earliest instant the bot-wide budget allows a call of `urgency` under `limits`.
+    fn bot_ready_at(&self, limits: &Limits, urgency: Urgency, now: Instant) -> Instant {
+        match bot_rate(limits, urgency) {
+            Some(rate) => self.bot.ready_at(&rate, self.bot_spacing(), now),
+            None => now,
+        }
+    }
+
     fn ready_at(&self, chat: &ChatKey, limits: &Limits, urgency: Urgency, now: Instant) -> Instant {
         let at = self.local_ready_at(chat, limits, urgency, now);
-        match bot_rate(limits, urgency) {
-            Some(rate) => at.max(self.bot.ready_at(&rate, Spacing::SpreadWhenBusy, now)),
-            None => at,
-        }
+        at.max(self.bot_ready_at(limits, urgency, now))
     }
 
     fn local_ready_at(

@@ -296,20 +296,56 @@ async fn a_busy_bot_wide_budget_stays_busy_without_bursts_and_within_its_window(
             "{in_window} calls within {window:?} from {at:?}"
         );
     }
-    // Busy: once the budget is half used, one call every window/30, never a burst.
+    // Busy: once calls wait for the budget, one call every window/30, never a burst.
     let gap = window / 30;
-    let busy = &times[15..];
+    let busy = &times[30..];
     assert!(
         busy.windows(2).all(|w| w[1] - w[0] >= gap),
         "a burst in {busy:?}"
     );
-    // Never idle while calls wait: 900 calls take about 900 gaps (each grant may come up to
-    // a millisecond late: tokio's timers have a resolution of 1 ms).
+    // Never idle while calls wait: after the first window, the other 870 calls take about 870
+    // gaps (each grant may come up to a millisecond late: tokio's timers have a resolution of
+    // 1 ms).
     let took = *times.last().unwrap();
     assert!(
-        took <= gap * 900 + Duration::from_millis(900),
+        took <= window + gap * 870 + Duration::from_millis(870),
         "took {took:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_goes_at_once_while_the_bot_wide_window_has_room_and_nothing_waits_for_it() {
+    let pacer = Pacer::new();
+    let start = Instant::now();
+    let limits = budgeted(1000, 30);
+    // Most of the window used, by chats that now wait for their own next slot.
+    for i in 0..29 {
+        pacer.acquire(&chat(&i.to_string()), &limits, FINAL).await;
+    }
+    let waiting: Vec<Grant> = (0..3)
+        .map(|i| pacer.acquire(&chat(&i.to_string()), &limits, FINAL))
+        .collect();
+    assert!(waiting.iter().all(|w| !w.was_immediate()));
+    // They wait for their chats, not for the bot: a first text elsewhere takes the last slot.
+    let first = pacer.acquire(&chat("new"), &limits, Urgency::First);
+    assert!(first.was_immediate());
+    first.await;
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    // A call in a chat where one waits queues behind it, whatever its urgency.
+    let behind = pacer.acquire(&chat("1"), &limits, Urgency::First);
+    assert!(!behind.was_immediate());
+    // The window is full now: the next call in a new chat waits for the bot-wide budget, and
+    // typing is skipped while it does.
+    let full = pacer.acquire(&chat("other"), &limits, Urgency::First);
+    assert!(!full.was_immediate());
+    assert!(
+        pacer
+            .try_acquire(&chat("t"), &limits, Urgency::Typing)
+            .is_err()
+    );
+    drop((waiting, behind));
+    full.await;
+    assert_eq!(start.elapsed(), Duration::from_secs(1) + JITTER);
 }
 
 #[tokio::test(start_paused = true)]

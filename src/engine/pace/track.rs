@@ -14,11 +14,9 @@ pub(super) enum Spacing {
     Plain,
     /// A window's calls spread evenly over it: at most one per `per / count`. Previews are
     /// spaced so in a chat's window, so a slow reply spreads its chat's budget over the reply
-    /// instead of spending it at the start and leaving its final text waiting.
+    /// instead of spending it at the start and leaving its final text waiting; the bot-wide
+    /// window is spaced so while calls wait for it, so a busy budget stays busy without bursts.
     Spread,
-    /// Plain while the window is less than half full, spread after that: a quiet budget lets a
-    /// few calls through at once, a busy one stays busy without bursts.
-    SpreadWhenBusy,
 }
 
 /// One level's recent calls and pause.
@@ -40,9 +38,6 @@ impl Track {
         if let Some(&last) = self.calls.back() {
             let spread = match (spacing, window) {
                 (Spacing::Spread, Some(w)) => w.per / w.count,
-                (Spacing::SpreadWhenBusy, Some(w)) if self.in_window(w.per, now) * 2 >= w.count => {
-                    w.per / w.count
-                }
                 _ => Duration::ZERO,
             };
             at = at.max(last + rate.min_interval.max(spread));
@@ -54,12 +49,6 @@ impl Track {
             }
         }
         self.paused_until.map_or(at, |until| at.max(until))
-    }
-
-    /// How many of the calls kept fall within the `per` before `now`.
-    fn in_window(&self, per: Duration, now: Instant) -> u32 {
-        let stale = self.calls.partition_point(|&t| t + per <= now);
-        (self.calls.len() - stale) as u32
     }
 
     /// Records a call made at `now` and drops the calls `rate` no longer looks at.
