@@ -167,3 +167,63 @@ async fn slash_ask_streams_the_answer_through_the_interaction() {
         .clone();
     assert!(user["content"].as_str().unwrap().contains("tell me"));
 }
+
+#[tokio::test]
+async fn a_slash_command_during_a_reply_takes_its_place_in_the_channels_turn_order() {
+    let bot = Bot::start().await;
+    let answer: Vec<String> = (0..40).map(|i| format!("w{i}")).collect();
+    let answer = answer.join(" ");
+    bot.llm.push(
+        Script::reply(answer.as_str())
+            .chunk_chars(8)
+            .delay(Duration::from_millis(60)),
+    );
+    bot.discord.user_message(UserMessage::mention(
+        GUILD,
+        CHANNEL,
+        USER,
+        "a long question",
+    ));
+    bot.until("the request is sent", |b| b.llm.requests().len() == 1)
+        .await;
+    let command = SlashCommand::guild(GUILD, CHANNEL, USER, "model").option("name", "grok-3");
+    let token = bot.discord.slash_command(command.manager());
+    bot.until("the interaction is acknowledged", |b| {
+        b.discord.interaction_callback(&token).is_some()
+    })
+    .await;
+    assert_eq!(bot.discord.interaction_callback(&token).unwrap()["type"], 5);
+    assert!(
+        bot.discord.texts(CHANNEL).last() != Some(&answer),
+        "acknowledged at once, while the reply still streams"
+    );
+    bot.until("the command is answered", |b| {
+        b.discord
+            .original(&token)
+            .is_some_and(|m| m.content.contains("grok-3"))
+    })
+    .await;
+    let calls: Vec<_> = bot
+        .discord
+        .calls()
+        .into_iter()
+        .filter(|c| c.status < 300)
+        .collect();
+    let final_text = calls.iter().rposition(|c| {
+        c.path.starts_with(&format!("/channels/{CHANNEL}/messages")) && c.body["content"] == answer
+    });
+    let switch = calls.iter().position(|c| {
+        c.path.contains(&format!("/webhooks/2000/{token}/")) && c.body["content"] != Value::Null
+    });
+    assert!(
+        final_text.is_some() && final_text < switch,
+        "the reply's final text ({final_text:?}) lands before the switch's answer ({switch:?})"
+    );
+    assert_eq!(
+        bot.llm.requests()[0].body["model"],
+        "grok-4-fast-non-reasoning",
+        "the reply in progress keeps its model"
+    );
+    ask(&bot, CHANNEL, "and now?").await;
+    assert_eq!(bot.last_request()["model"], "grok-3");
+}
