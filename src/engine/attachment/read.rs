@@ -105,7 +105,10 @@ async fn read_one(
     }
     let data = match platform.fetch(&attachment.source, cap).await {
         Ok(data) => data,
-        Err(FetchError::TooLarge(_)) => return Err(too_large(name, expect, None, cap)),
+        // The platform's own limit may be lower than ours.
+        Err(FetchError::TooLarge(limit)) => {
+            return Err(too_large(name, expect, None, limit.min(cap)));
+        }
         Err(FetchError::Unsupported) => return Err("Files cannot be read here.".into()),
         Err(FetchError::Failed(why)) => {
             tracing::warn!(%why, "could not download an attachment");
