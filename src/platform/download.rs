@@ -46,12 +46,16 @@ pub async fn get(
 
 /// A request error without its URL.
 fn failed(error: reqwest::Error) -> FetchError {
-    let what = if error.is_timeout() {
+    FetchError::Failed(failure(&error).to_string())
+}
+
+/// What went wrong with a request that got no answer, in words that hold no URL.
+pub fn failure(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
         "could not connect"
     } else {
         "the connection failed"
-    };
-    FetchError::Failed(what.to_string())
+    }
 }

@@ -232,12 +232,19 @@ impl FakeTelegram {
         text: &str,
         to: Option<i64>,
     ) -> i64 {
+        self.post(chat, |st, id| {
+            let replied = to.and_then(|to| st.messages.get(&(chat.id, to)).cloned());
+            updates::message(id, chat, from, text, replied.as_ref())
+        })
+    }
+
+    /// Posts the user message `build` makes with its new id into `chat`; returns the id.
+    fn post(&self, chat: &updates::ChatRef, build: impl FnOnce(&mut St, i64) -> Value) -> i64 {
         let (id, message) = {
             let mut st = self.st();
             let id = st.next_message;
             st.next_message += 1;
-            let replied = to.and_then(|to| st.messages.get(&(chat.id, to)).cloned());
-            let message = updates::message(id, chat, from, text, replied.as_ref());
+            let message = build(&mut st, id);
             st.user_messages.insert((chat.id, id), message.clone());
             st.pushed.insert((chat.id, id), Instant::now());
             (id, message)

@@ -109,35 +109,22 @@ impl FakeTelegram {
         caption: &str,
         to: Option<i64>,
     ) -> i64 {
-        let (id, message) = {
-            let mut st = self.st();
-            let id = st.next_message;
-            st.next_message += 1;
-            let (field, value) = st.media_fields(media);
+        self.post(chat, |st, id| {
+            let media = st.media_fields(media);
             let replied = to.and_then(|to| st.user_messages.get(&(chat.id, to)).cloned());
-            let message = updates::media_message(id, chat, from, (field, value), caption, replied);
-            st.user_messages.insert((chat.id, id), message.clone());
-            (id, message)
-        };
-        self.push_update(json!({ "message": message }));
-        id
+            updates::media_message(id, chat, from, media, caption, replied)
+        })
     }
 
     /// A user writes `text` in `chat` replying to the user message `to` (a photo, a file).
     pub fn user_replies_to_user(&self, chat: &ChatRef, from: &User, text: &str, to: i64) -> i64 {
-        let (id, message) = {
-            let mut st = self.st();
-            let id = st.next_message;
-            st.next_message += 1;
+        self.post(chat, |st, id| {
             let mut message = updates::message(id, chat, from, text, None);
             if let Some(replied) = st.user_messages.get(&(chat.id, to)) {
                 message["reply_to_message"] = replied.clone();
             }
-            st.user_messages.insert((chat.id, id), message.clone());
-            (id, message)
-        };
-        self.push_update(json!({ "message": message }));
-        id
+            message
+        })
     }
 
     /// Makes every later download answer 404, as for a file path that expired.

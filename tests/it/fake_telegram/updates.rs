@@ -127,8 +127,10 @@ pub fn media_message(
     caption: &str,
     replied: Option<Value>,
 ) -> Value {
-    let mut message = json!({ "message_id": id, "date": DATE, "chat": chat_json(chat),
-        "from": from.json() });
+    let mut message = message(id, chat, from, "", None);
+    if let Some(fields) = message.as_object_mut() {
+        fields.remove("text");
+    }
     message[media.0] = media.1;
     if !caption.is_empty() {
         message["caption"] = json!(caption);
@@ -136,10 +138,6 @@ pub fn media_message(
         if !entities.is_empty() {
             message["caption_entities"] = json!(entities);
         }
-    }
-    if let Some(thread) = chat.thread {
-        message["message_thread_id"] = json!(thread);
-        message["is_topic_message"] = json!(true);
     }
     if let Some(replied) = replied {
         message["reply_to_message"] = replied;

@@ -9,12 +9,34 @@ use crate::fake_telegram::{FAKE_TOKEN, FakeTelegram, User, private};
 use crate::support::parley_command;
 
 fn parley_run(tg: &FakeTelegram, llm: &FakeLlm, dir: &std::path::Path, token: &str) -> Child {
+    parley_run_with(tg, llm, dir, token, "info")
+}
+
+/// `parley run` logging at `level`.
+fn parley_run_with(
+    tg: &FakeTelegram,
+    llm: &FakeLlm,
+    dir: &std::path::Path,
+    token: &str,
+    level: &str,
+) -> Child {
     parley_command(&["run"], llm, &dir.join("parley.db"))
         .env("PARLEY__TELEGRAM__TOKEN", token)
         .env("PARLEY__TELEGRAM__API_URL", tg.api_url())
         .env("PARLEY__TELEGRAM__EDIT_INTERVAL_MS", "50")
+        .env("RUST_LOG", level)
         .spawn()
         .expect("start parley run")
+}
+
+/// SIGTERM, then what the exit and the logs were.
+async fn terminate(child: Child) -> (Option<i32>, String) {
+    let pid = child.id().expect("a running child").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(killed.unwrap().success());
+    finish(child).await
 }
 
 async fn finish(child: Child) -> (Option<i32>, String) {
@@ -44,12 +66,7 @@ async fn parley_run_answers_on_telegram_and_stops_on_sigterm() {
             .is_some_and(|m| m.text == "echo: hello from run")
     })
     .await;
-    let pid = child.id().expect("a running child").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    assert!(killed.unwrap().success());
-    let (code, logs) = finish(child).await;
+    let (code, logs) = terminate(child).await;
     assert_eq!(code, Some(0), "{logs}");
     assert!(logs.contains("telegram polling stopped"), "{logs}");
     assert!(
@@ -81,14 +98,7 @@ async fn the_bot_token_in_file_urls_reaches_no_request_log_line_or_row() {
     use crate::fake_telegram::Media;
     let (tg, llm) = (FakeTelegram::start().await, FakeLlm::start().await);
     let dir = tempfile::tempdir().unwrap();
-    let mut child = parley_command(&["run"], &llm, &dir.path().join("parley.db"));
-    let child = child
-        .env("PARLEY__TELEGRAM__TOKEN", FAKE_TOKEN)
-        .env("PARLEY__TELEGRAM__API_URL", tg.api_url())
-        .env("PARLEY__TELEGRAM__EDIT_INTERVAL_MS", "50")
-        .env("RUST_LOG", "trace")
-        .spawn()
-        .expect("start parley run");
+    let child = parley_run_with(&tg, &llm, dir.path(), FAKE_TOKEN, "trace");
     let alice = User::new(902, "Alice");
     let chat = private(&alice);
     let photo = Media::Photo(crate::parts::jpeg(31, 2000));
@@ -111,12 +121,7 @@ async fn the_bot_token_in_file_urls_reaches_no_request_log_line_or_row() {
         tg.messages(902).iter().any(|m| m.text == "echo: and this?")
     })
     .await;
-    let pid = child.id().expect("a running child").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    assert!(killed.unwrap().success());
-    let (code, logs) = finish(child).await;
+    let (code, logs) = terminate(child).await;
     assert_eq!(code, Some(0), "{logs}");
     assert!(logs.contains("could not download an attachment"), "{logs}");
     assert!(logs.contains("TRACE"), "trace logging is on");

@@ -1,9 +1,6 @@
-use std::time::Duration;
-
 use super::*;
 use crate::engine::attachment::{FileContent, FileRef};
 use crate::engine::memory::MemoryPlatform;
-use crate::engine::ports::{LengthUnit, Limits};
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
 const LIMITS: AttachmentLimits = AttachmentLimits {
@@ -12,16 +9,7 @@ const LIMITS: AttachmentLimits = AttachmentLimits {
 };
 
 fn platform() -> MemoryPlatform {
-    MemoryPlatform::new(Limits {
-        max_len: 4096,
-        unit: LengthUnit::Utf16,
-        min_interval: Duration::ZERO,
-        window: None,
-        shared: None,
-        bot: None,
-        typing_counts: false,
-        typing_every: Duration::from_secs(5),
-    })
+    MemoryPlatform::unpaced(4096)
 }
 
 fn file(name: &str, kind: AttachmentKind, mime: Option<&str>, size: Option<u64>) -> Attachment {
