@@ -44,7 +44,8 @@ pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
     }
     let conversation = store.conversation(&key).await?;
     eprintln!(
-        "Parley chat `{}` (conversation {}). Type a message; /help for commands; Ctrl-D to quit.",
+        "Parley chat `{}` (conversation {}). Type a message; /attach PATH adds a file to the next \
+         one; /help for commands; Ctrl-D to quit.",
         options.chat, conversation.id
     );
     let console = ConsolePlatform::stdout();

@@ -172,7 +172,11 @@ fn expect(attachment: &Attachment) -> Result<Expect, String> {
         return Err(refused(what));
     }
     let image_mime = mime.starts_with("image/") && mime != "image/svg+xml";
-    let image_name = matches!(extension.as_str(), "png" | "jpg" | "jpeg" | "webp" | "gif");
+    // Other image types too: refused by their bytes as images, not as long texts.
+    let image_name = matches!(
+        extension.as_str(),
+        "png" | "jpg" | "jpeg" | "webp" | "gif" | "heic" | "heif" | "avif" | "bmp" | "tif" | "tiff"
+    );
     Ok(if image_mime || image_name {
         Expect::Image
     } else {

@@ -145,9 +145,11 @@ async fn binary_files_and_fake_images_are_refused_with_a_line() {
     let platform = platform();
     platform.put_file("blob.bin", b"\0\x01\x02");
     platform.put_file("fake.png", b"not a png");
+    platform.put_file("IMG_1.HEIC", b"\0\0\0\x18ftypheic");
     let attachments = [
         file("blob.bin", AttachmentKind::File, None, None),
         file("fake.png", AttachmentKind::File, None, None),
+        file("IMG_1.HEIC", AttachmentKind::File, None, None),
         file("missing.txt", AttachmentKind::File, None, None),
     ];
     let read = read_all(&attachments, &platform, LIMITS, &ImageSupport::Reads).await;
@@ -156,6 +158,7 @@ async fn binary_files_and_fake_images_are_refused_with_a_line() {
         [
             "I can't read blob.bin: I read images and UTF-8 text files.",
             "fake.png is not an image I can read (PNG, JPEG, WebP or GIF).",
+            "IMG_1.HEIC is not an image I can read (PNG, JPEG, WebP or GIF).",
             "I could not download missing.txt — please send it again.",
         ]
     );
