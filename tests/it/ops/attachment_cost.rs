@@ -3,7 +3,9 @@
 //! fake) and prints the bytes sent to the model and the time from the message's delivery (the
 //! getUpdates that handed it over) to the request, for a text turn, an image turn and the turn
 //! after it; then the resident memory with `ATTACH_CONVERSATIONS` (100) conversations holding an
-//! image of `ATTACH_IMAGE_KB` (300) KiB each, and while each of them asks once more.
+//! image of `ATTACH_IMAGE_KB` (300) KiB each, and while each of them asks once more. The
+//! conversations start all at once, or one after the other with `ATTACH_SEQUENTIAL=1` (what a
+//! conversation holds at rest, apart from what a burst of them needs at once).
 
 use std::time::Duration;
 
@@ -76,16 +78,23 @@ async fn attachment_cost_report() {
     let users: Vec<User> = (0..conversations)
         .map(|i| User::new(80_000 + i as i64, "User"))
         .collect();
+    let sequential = std::env::var("ATTACH_SEQUENTIAL").is_ok_and(|v| v == "1");
     for (i, user) in users.iter().enumerate() {
         let photo = Media::Photo(jpeg(i as u8, image_kb * 1024));
-        bot.tg
-            .user_sends(&private(user), user, &photo, "describe", None);
+        let chat = private(user);
+        bot.tg.user_sends(&chat, user, &photo, "describe", None);
+        if sequential {
+            answered(&bot, std::slice::from_ref(user), 1).await;
+        }
     }
     answered(&bot, &users, 1).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (held, held_peak) = memory(pid);
     for user in &users {
         bot.tg.user_writes(&private(user), user, "more");
+        if sequential {
+            answered(&bot, std::slice::from_ref(user), 2).await;
+        }
     }
     answered(&bot, &users, 2).await;
     let (after, peak) = memory(pid);
