@@ -101,3 +101,26 @@ pub fn ask_attachment(command: &CommandInteraction) -> Vec<Attachment> {
     .map(attachment)
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_discords_cdn_and_the_proxy_are_fetched() {
+        let cdn = Cdn::new(Some("http://127.0.0.1:9/")).expect("a client");
+        let refused = FetchError::Failed("not a Discord attachment URL".into());
+        for url in [
+            "http://169.254.169.254/latest/meta-data",
+            "https://cdn.discordapp.com.evil.example/a.png",
+            "https://cdn.discordapp.com@evil.example/a.png",
+            "http://127.0.0.10/a.png",
+        ] {
+            assert_eq!(cdn.fetch(url, 10).await, Err(refused.clone()), "{url}");
+        }
+        let proxied = cdn
+            .fetch("http://127.0.0.1:9/attachments/1/2/a.png", 10)
+            .await;
+        assert_eq!(proxied, Err(FetchError::Failed("could not connect".into())));
+    }
+}

@@ -246,4 +246,27 @@ mod tests {
             Some(Action::Unknown("weather".into()))
         );
     }
+
+    #[test]
+    fn a_file_without_a_question_is_a_prompt_where_the_message_is_addressed() {
+        let empty = || Some(Action::Prompt(String::new()));
+        assert_eq!(with_files(None, "", true, true), empty(), "a private photo");
+        assert_eq!(
+            with_files(None, "", true, false),
+            None,
+            "an unaddressed group photo"
+        );
+        let mention = Some(Action::EmptyAsk);
+        assert_eq!(
+            with_files(mention.clone(), "@parley_bot", true, false),
+            empty()
+        );
+        assert_eq!(
+            with_files(mention.clone(), "@parley_bot", false, false),
+            mention
+        );
+        assert_eq!(with_files(None, "/weather@other_bot", true, true), None);
+        let asked = Some(Action::Prompt("why?".into()));
+        assert_eq!(with_files(asked.clone(), "why?", true, false), asked);
+    }
 }
