@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 mod read;
@@ -69,8 +70,8 @@ pub enum FileContent {
     Image {
         /// Its type, from its first bytes.
         kind: ImageType,
-        /// The file's bytes, exactly as downloaded.
-        data: Arc<[u8]>,
+        /// The file's bytes, exactly as downloaded (shared, never copied per turn).
+        data: Bytes,
     },
     /// A UTF-8 text file (a byte-order mark removed).
     Text(Arc<str>),
@@ -97,7 +98,7 @@ pub struct StoredFile {
 
 impl StoredFile {
     /// An image file.
-    pub fn image(name: impl Into<String>, kind: ImageType, data: impl Into<Arc<[u8]>>) -> Self {
+    pub fn image(name: impl Into<String>, kind: ImageType, data: impl Into<Bytes>) -> Self {
         Self {
             name: name.into(),
             content: FileContent::Image {

@@ -205,7 +205,7 @@ impl From<WireUsage> for Usage {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use bytes::Bytes;
 
     use super::*;
     use crate::engine::event::ConversationId;
@@ -236,7 +236,7 @@ mod tests {
             parts: vec![
                 Part::Image {
                     mime: "image/png",
-                    data: Arc::from(&b"\x89PNG"[..]),
+                    data: Bytes::from_static(b"\x89PNG"),
                 },
                 Part::Text("a.txt:\n```\nx\n```".into()),
             ],
@@ -259,7 +259,7 @@ mod tests {
             content: String::new(),
             parts: vec![Part::Image {
                 mime: "image/jpeg",
-                data: Arc::from(&b"\xff\xd8\xff"[..]),
+                data: Bytes::from_static(b"\xff\xd8\xff"),
             }],
         };
         let json = body(vec![message]);

@@ -31,10 +31,13 @@ pub async fn get(
     if !status.is_success() {
         return Err(FetchError::Failed(format!("the server answered {status}")));
     }
-    if response.content_length().is_some_and(|len| len > limit) {
+    let announced = response.content_length();
+    if announced.is_some_and(|len| len > limit) {
         return Err(FetchError::TooLarge(limit));
     }
-    let mut body = Vec::new();
+    // Room for what the server announced (within the limit), so the body is not copied as it grows.
+    let room = usize::try_from(announced.unwrap_or(0)).unwrap_or(0);
+    let mut body = Vec::with_capacity(room);
     while let Some(chunk) = response.chunk().await.map_err(failed)? {
         if (body.len() + chunk.len()) as u64 > limit {
             return Err(FetchError::TooLarge(limit));

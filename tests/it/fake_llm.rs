@@ -49,6 +49,9 @@ pub const FAKE_MODELS: [&str; 4] = [
     "grok-4-fast-reasoning",
 ];
 
+/// The largest request body the fake takes: several images of the API's 10 MiB limit.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
 /// The models that read images unless changed ([`FakeLlm::set_image_models`]).
 pub const FAKE_IMAGE_MODELS: [&str; 3] = [
     "grok-4",
@@ -118,6 +121,8 @@ impl FakeLlm {
         let app = Router::new()
             .route("/v1/chat/completions", post(handle))
             .route("/chat/completions", post(handle))
+            // Image turns carry megabytes of base64: the API takes them (axum's default is 2 MB).
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
             .with_state(shared.clone());
         let listener = TcpListener::bind("127.0.0.1:0")
             .await

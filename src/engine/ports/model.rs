@@ -3,10 +3,10 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::Stream;
 
 use crate::engine::event::ConversationId;
@@ -65,8 +65,8 @@ pub enum Part {
     Image {
         /// Its MIME type.
         mime: &'static str,
-        /// The image file's bytes.
-        data: Arc<[u8]>,
+        /// The image file's bytes (shared, never copied per request).
+        data: Bytes,
     },
 }
 

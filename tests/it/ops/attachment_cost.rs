@@ -50,8 +50,14 @@ async fn attachment_cost_report() {
     let conversations = number("ATTACH_CONVERSATIONS", 100);
     let (idle, _) = memory(pid);
 
-    let turn = |label: &str, user: &User, id: i64| {
+    let turn = |label: &str, user: &User, id: i64, count: usize| {
         let requests = install.fake.requests();
+        assert_eq!(
+            requests.len(),
+            count,
+            "{label}: {:?}",
+            bot.tg.messages(user.id)
+        );
         let request = requests.last().expect("a request");
         let delivered = bot.tg.delivered(user.id, id).expect("delivered");
         eprintln!(
@@ -64,16 +70,16 @@ async fn attachment_cost_report() {
     let chat = private(&ann);
     let id = bot.tg.user_writes(&chat, &ann, "what is in a photo?");
     answered(&bot, std::slice::from_ref(&ann), 1).await;
-    turn("text turn", &ann, id);
+    turn("text turn", &ann, id, 1);
     let photo = Media::Photo(jpeg(1, image_kb * 1024));
     let id = bot
         .tg
         .user_sends(&chat, &ann, &photo, "what is in this one?", None);
     answered(&bot, std::slice::from_ref(&ann), 2).await;
-    turn(&format!("image turn ({image_kb} KiB JPEG)"), &ann, id);
+    turn(&format!("image turn ({image_kb} KiB JPEG)"), &ann, id, 2);
     let id = bot.tg.user_writes(&chat, &ann, "and the colours?");
     answered(&bot, std::slice::from_ref(&ann), 3).await;
-    turn("the turn after it (the image is sent again)", &ann, id);
+    turn("the turn after it (the image is sent again)", &ann, id, 3);
 
     let users: Vec<User> = (0..conversations)
         .map(|i| User::new(80_000 + i as i64, "User"))
