@@ -283,9 +283,10 @@ impl Model for OpenAiClient {
             .params
             .for_model(&request.model, &self.config.overrides);
         let body = RequestBody::new(&request, &params, self.config.stream);
-        let body = serde_json::to_vec(&body)
-            .map(Bytes::from)
+        let mut bytes = Vec::with_capacity(body.size_hint());
+        serde_json::to_writer(&mut bytes, &body)
             .map_err(|_| ModelError::BadRequest("the request could not be encoded".into()))?;
+        let body = Bytes::from(bytes);
         let mut attempt = 0;
         loop {
             let failure = match self.attempt(&request, &body).await {

@@ -71,6 +71,25 @@ impl Serialize for DataUrl<'_> {
     }
 }
 
+impl WireMessage<'_> {
+    /// About how many bytes this message serializes to.
+    fn size_hint(&self) -> usize {
+        const FRAMING: usize = 48;
+        match &self.content {
+            Content::Text(text) => text.len() + FRAMING,
+            Content::Parts(parts) => parts
+                .iter()
+                .map(|part| match part {
+                    WirePart::Text { text } => text.len() + FRAMING,
+                    WirePart::ImageUrl { image_url } => {
+                        image_url.url.data.len().div_ceil(3) * 4 + FRAMING * 2
+                    }
+                })
+                .sum(),
+        }
+    }
+}
+
 impl<'a> WireMessage<'a> {
     /// The text first (when there is any), then each part in order.
     fn new(message: &'a ChatMessage) -> Self {
@@ -121,6 +140,15 @@ impl<'a> RequestBody<'a> {
                 include_usage: true,
             }),
         }
+    }
+}
+
+impl RequestBody<'_> {
+    /// About how many bytes the body serializes to, so a body of megabytes of images can be
+    /// written into a buffer of its size instead of one copied as it doubles.
+    pub(super) fn size_hint(&self) -> usize {
+        let messages: usize = self.messages.iter().map(WireMessage::size_hint).sum();
+        messages + 512
     }
 }
 
@@ -249,6 +277,31 @@ mod tests {
                 { "type": "image_url", "image_url": { "url": "data:image/png;base64,iVBORw==" } },
                 { "type": "text", "text": "a.txt:\n```\nx\n```" },
             ])
+        );
+    }
+
+    #[test]
+    fn the_size_hint_is_close_to_the_body_with_an_image() {
+        let message = ChatMessage {
+            role: Role::User,
+            content: "see".into(),
+            parts: vec![Part::Image {
+                mime: "image/png",
+                data: Bytes::from(vec![7u8; 300_000]),
+            }],
+        };
+        let request = CompletionRequest {
+            conversation: ConversationId::random(),
+            model: ModelName::new("grok-4"),
+            messages: vec![message],
+        };
+        let params = Params::default();
+        let body = RequestBody::new(&request, &params, true);
+        let written = serde_json::to_vec(&body).unwrap().len();
+        let hint = body.size_hint();
+        assert!(
+            hint >= written && hint < written + 1024,
+            "{hint} for {written}"
         );
     }
 
