@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 
 use crate::engine::attachment::{Attachment, AttachmentKind, FileRef};
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
-use crate::engine::ports::{FetchError, LengthUnit, Limits, Phase, Platform, PlatformError};
+use crate::engine::ports::{FetchError, Limits, Phase, Platform, PlatformError};
 
 /// Writes replies to a terminal (or any writer), appending as the text grows.
 pub struct ConsolePlatform {
@@ -99,16 +99,7 @@ impl Platform for ConsolePlatform {
     }
 
     fn limits(&self, _chat: &ChatKey) -> Limits {
-        Limits {
-            max_len: 1 << 20,
-            unit: LengthUnit::Chars,
-            min_interval: Duration::ZERO,
-            window: None,
-            shared: None,
-            bot: None,
-            typing_counts: false,
-            typing_every: Duration::from_secs(3600),
-        }
+        Limits::unpaced(1 << 20, Duration::from_secs(3600))
     }
 
     async fn send(

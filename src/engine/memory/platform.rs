@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::engine::attachment::FileRef;
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
-use crate::engine::ports::{FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Rate};
+use crate::engine::ports::{FetchError, Limits, Phase, Platform, PlatformError, Rate};
 
 /// Which platform method a recorded call used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,16 +95,7 @@ impl MemoryPlatform {
     /// A Telegram-like platform that paces nothing, with messages up to `max_len` characters:
     /// for tests that do not look at pacing.
     pub fn unpaced(max_len: usize) -> Self {
-        Self::new(Limits {
-            max_len,
-            unit: LengthUnit::Chars,
-            min_interval: Duration::ZERO,
-            window: None,
-            shared: None,
-            bot: None,
-            typing_counts: false,
-            typing_every: Duration::from_secs(5),
-        })
+        Self::new(Limits::unpaced(max_len, Duration::from_secs(5)))
     }
 
     /// A platform of the given kind with these limits.

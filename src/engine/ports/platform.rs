@@ -89,6 +89,21 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Limits that pace nothing: messages up to `max_len` characters, typing refreshed every
+    /// `typing_every` (a terminal, tests that do not look at pacing).
+    pub fn unpaced(max_len: usize, typing_every: Duration) -> Self {
+        Self {
+            max_len,
+            unit: LengthUnit::Chars,
+            min_interval: Duration::ZERO,
+            window: None,
+            shared: None,
+            bot: None,
+            typing_counts: false,
+            typing_every,
+        }
+    }
+
     /// The chat's own rate.
     pub fn chat_rate(&self) -> Rate {
         Rate {
