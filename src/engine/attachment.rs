@@ -7,10 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-mod read;
+pub mod read;
 mod sniff;
 
-pub use read::{AttachmentLimits, ImageSupport, Read, read_all};
 pub use sniff::ImageType;
 
 /// Where a platform can fetch an attachment's bytes: a Telegram file id, a Discord attachment

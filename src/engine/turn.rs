@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::attachment::{AttachmentLimits, ImageSupport};
+use super::attachment::read::{AttachmentLimits, ImageSupport};
 use super::deliver::Policy;
 use super::event::{ChatKey, Content, Incoming, PlatformKind};
 use super::pace::Pacer;

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{AttachmentSettings, DispatchSettings, Purpose, Settings, SettingsError};
-use crate::engine::attachment::AttachmentLimits;
+use crate::engine::attachment::read::AttachmentLimits;
 use crate::engine::dispatcher::DispatchConfig;
 use crate::engine::turn::EngineConfig;
 use crate::llm::ClientConfig;

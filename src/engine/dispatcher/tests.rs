@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{DispatchConfig, Dispatcher, Shutdown};
-use crate::engine::attachment::AttachmentLimits;
+use crate::engine::attachment::read::AttachmentLimits;
 use crate::engine::command::{Command, SystemAction};
 use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
 use crate::engine::memory::{MemoryPlatform, MemoryStore, Script, ScriptedModel};

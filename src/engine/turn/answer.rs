@@ -7,7 +7,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Engine;
-use crate::engine::attachment::{StoredFile, read_all};
+use crate::engine::attachment::StoredFile;
+use crate::engine::attachment::read::read_all;
 use crate::engine::conversation::{Shape, build_messages};
 use crate::engine::event::{Incoming, MessageRef};
 use crate::engine::ports::{
