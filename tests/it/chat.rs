@@ -290,6 +290,9 @@ async fn check_validates_without_printing_secrets() {
         run.stdout
     );
     assert!(run.stdout.contains("***"), "{}", run.stdout);
+    let attachments = "attachments: images up to 10 MB for grok-4, grok-4-fast-non-reasoning, \
+        grok-4-fast-reasoning; text files up to 256 KB";
+    assert!(run.stdout.contains(attachments), "{}", run.stdout);
     for secret in [FAKE_KEY, "telegram-secret"] {
         assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
     }
