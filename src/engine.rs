@@ -3,6 +3,7 @@
 //! Imports no platform, HTTP or SQL crate; adapters, the client and the store implement
 //! [`ports`].
 
+pub mod attachment;
 pub mod command;
 pub mod conversation;
 pub mod deliver;

@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod discord;
+pub mod download;
 pub mod probe;
 pub mod registry;
 pub mod telegram;

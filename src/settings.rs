@@ -22,6 +22,7 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// Keys whose environment values are comma-separated lists.
 const LIST_KEYS: &[&str] = &[
     "llm.models",
+    "llm.image_models",
     "llm.stop",
     "access.admins",
     "telegram.allowed_chats",
@@ -44,6 +45,8 @@ pub struct Settings {
     pub store: StoreSettings,
     /// How much history a request carries.
     pub history: HistorySettings,
+    /// Files users send.
+    pub attachments: AttachmentSettings,
     /// Queues and concurrency.
     pub dispatch: DispatchSettings,
     /// The streaming reply engine.
@@ -72,6 +75,8 @@ pub struct LlmSettings {
     pub models: Vec<String>,
     /// The model of chats that did not choose one.
     pub default_model: String,
+    /// Models that read images; the others get a line asking to switch.
+    pub image_models: Vec<String>,
     /// Header carrying the conversation id.
     pub conversation_header: String,
     /// Default system prompt ("" = none).
@@ -149,6 +154,18 @@ pub struct StoreSettings {
 pub struct HistorySettings {
     /// Estimated tokens of history a request may carry.
     pub budget_tokens: usize,
+    /// The estimate one image counts for in that budget.
+    pub image_tokens: usize,
+}
+
+/// `[attachments]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentSettings {
+    /// The largest image read, in bytes.
+    pub max_image_bytes: u64,
+    /// The largest text file read, in bytes.
+    pub max_text_bytes: u64,
 }
 
 /// `[dispatch]`.

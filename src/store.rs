@@ -2,6 +2,7 @@
 
 mod connect;
 mod conversations;
+mod files;
 mod messages;
 mod port;
 mod rows;

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::command::Command;
 use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
 use crate::engine::ports::{ModelName, Store};
-use crate::platform::console::ConsolePlatform;
+use crate::platform::console::{self, ConsolePlatform};
 use crate::settings::Config;
 
 use super::{build_engine, open_store, recover_store};
@@ -44,7 +44,8 @@ pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
     }
     let conversation = store.conversation(&key).await?;
     eprintln!(
-        "Parley chat `{}` (conversation {}). Type a message; /help for commands; Ctrl-D to quit.",
+        "Parley chat `{}` (conversation {}). Type a message; /attach PATH adds a file to the next \
+         one; /help for commands; Ctrl-D to quit.",
         options.chat, conversation.id
     );
     let console = ConsolePlatform::stdout();
@@ -61,6 +62,7 @@ pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
     };
     let prompt = std::io::stdin().is_terminal();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut attachments = Vec::new();
     loop {
         if prompt {
             eprint!("> ");
@@ -74,6 +76,10 @@ pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
         if text.is_empty() {
             continue;
         }
+        if let Some(path) = text.strip_prefix("/attach") {
+            attach(path.trim(), &mut attachments).await;
+            continue;
+        }
         let content = match Command::parse(text) {
             Some(command) => Content::Command(command),
             None if text.starts_with('/') => {
@@ -85,6 +91,10 @@ pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
         let incoming = Incoming {
             key: key.clone(),
             author: author.clone(),
+            attachments: match content {
+                Content::Prompt(_) => std::mem::take(&mut attachments),
+                Content::Command(_) => Vec::new(),
+            },
             content,
             private: true,
             may_configure: true,
@@ -98,4 +108,22 @@ pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
     }
     store.close().await;
     Ok(())
+}
+
+/// `/attach PATH`: the file goes with the next message.
+async fn attach(path: &str, attachments: &mut Vec<crate::engine::attachment::Attachment>) {
+    if path.is_empty() {
+        println!("Usage: /attach PATH — the file goes with your next message.");
+        return;
+    }
+    match console::attachment(path).await {
+        Ok(attachment) => {
+            println!(
+                "Attached {}; it goes with your next message.",
+                attachment.name
+            );
+            attachments.push(attachment);
+        }
+        Err(problem) => println!("{problem}"),
+    }
 }

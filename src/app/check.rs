@@ -3,6 +3,7 @@
 
 use anyhow::bail;
 
+use crate::engine::attachment::human_size;
 use crate::engine::event::PlatformKind;
 use crate::llm::OpenAiClient;
 use crate::platform::discord::DiscordProbe;
@@ -70,6 +71,7 @@ fn offline_lines(config: &Config) -> Vec<String> {
             config.client.base_url, config.engine.default_model
         ),
     ];
+    lines.push(attachments_line(config));
     for (name, enabled) in [
         ("telegram", config.telegram.is_some()),
         ("discord", config.discord.is_some()),
@@ -82,6 +84,28 @@ fn offline_lines(config: &Config) -> Vec<String> {
         lines.push(format!("{name}: {state}"));
     }
     lines
+}
+
+/// What attachments are read: images up to their limit by which of the offered models, text files
+/// up to theirs.
+fn attachments_line(config: &Config) -> String {
+    let engine = &config.engine;
+    let readers: Vec<&str> = engine
+        .models
+        .iter()
+        .filter(|m| engine.image_models.contains(m))
+        .map(|m| m.as_str())
+        .collect();
+    let images = match readers.is_empty() {
+        true => "no model of llm.models reads images (llm.image_models)".to_string(),
+        false => format!(
+            "images up to {} for {}",
+            human_size(engine.attachments.max_image_bytes),
+            readers.join(", ")
+        ),
+    };
+    let texts = human_size(engine.attachments.max_text_bytes);
+    format!("attachments: {images}; text files up to {texts}")
 }
 
 /// One non-streaming, one-token request to the default model.

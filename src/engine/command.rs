@@ -65,7 +65,8 @@ impl Command {
 
 /// The help text, in plain Markdown that every platform can show.
 pub const HELP: &str = "\
-I answer with a language model and remember this chat's conversation.
+I answer with a language model and remember this chat's conversation. Send a photo, an image \
+or a text file with your question and I read it too.
 
 /model — show the current model and the choices; /model NAME switches this chat
 /reset — forget the conversation and start a new one

@@ -4,6 +4,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use super::attachment::Attachment;
 use super::command::Command;
 
 /// Which platform a chat lives on.
@@ -174,6 +175,9 @@ pub struct Incoming {
     pub author: Author,
     /// What it asks for.
     pub content: Content,
+    /// The files a prompt brings along (its own, or those of the message it replies to),
+    /// read at its turn.
+    pub attachments: Vec<Attachment>,
     /// True in a private chat or DM; false in groups, guild channels and threads.
     pub private: bool,
     /// True when the author may change this chat's settings (private chat, server manager, or

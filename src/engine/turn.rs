@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::attachment::read::{AttachmentLimits, ImageSupport};
 use super::deliver::Policy;
 use super::event::{ChatKey, Content, Incoming, PlatformKind};
 use super::pace::Pacer;
@@ -26,6 +27,12 @@ pub struct EngineConfig {
     pub system_prompt: Option<String>,
     /// Estimated tokens of history per request.
     pub history_budget: usize,
+    /// The estimate an image counts for in the history budget.
+    pub image_tokens: usize,
+    /// Models that read images (`llm.image_models`).
+    pub image_models: Vec<ModelName>,
+    /// The largest attachments read, per kind.
+    pub attachments: AttachmentLimits,
     /// Completions in flight at once.
     pub max_concurrent: usize,
     /// When a "thinking…" placeholder shows.
@@ -103,7 +110,7 @@ impl Engine {
                 None
             }
             Content::Prompt(text) => match self.answer(incoming, text, platform, cancel).await {
-                Ok(outcome) => Some(outcome),
+                Ok(outcome) => outcome,
                 Err(error) => {
                     tracing::error!(error = %error.chain(), chat = %incoming.key, "turn failed in the store");
                     self.notify(
@@ -130,6 +137,19 @@ impl Engine {
             .system_prompt
             .or_else(|| self.config.system_prompt.clone());
         (model, system)
+    }
+
+    /// Whether `model` reads images, and which model to suggest when it does not.
+    fn image_support(&self, model: &ModelName) -> ImageSupport {
+        let readers = &self.config.image_models;
+        if readers.contains(model) {
+            return ImageSupport::Reads;
+        }
+        let suggest = self.config.models.iter().find(|m| readers.contains(m));
+        ImageSupport::Cannot {
+            model: model.clone(),
+            suggest: suggest.cloned(),
+        }
     }
 
     async fn chat_model(&self, key: &ChatKey) -> Result<(ModelName, Option<String>), StoreError> {

@@ -106,7 +106,7 @@ impl OpenAiClient {
     async fn attempt(
         &self,
         request: &CompletionRequest,
-        body: &[u8],
+        body: &Bytes,
     ) -> Result<TokenStream, Failure> {
         let started = Instant::now();
         let response = self.send(request, body).await?;
@@ -118,13 +118,15 @@ impl OpenAiClient {
             .map_err(|error| Failure::fatal(error, None))
     }
 
-    async fn send(&self, request: &CompletionRequest, body: &[u8]) -> Result<Response, Failure> {
+    /// Sends `body`, shared with later attempts rather than copied (an image turn's body holds
+    /// its images).
+    async fn send(&self, request: &CompletionRequest, body: &Bytes) -> Result<Response, Failure> {
         let accept = if self.config.stream {
             "text/event-stream"
         } else {
             "application/json"
         };
-        let call = self.post(request.conversation.to_string(), accept, body.to_vec());
+        let call = self.post(request.conversation.to_string(), accept, body.clone());
         let (wait, kind) = self.header_wait();
         match timeout(wait, call).await {
             Ok(Ok(response)) => Ok(response),
@@ -151,7 +153,7 @@ impl OpenAiClient {
         &self,
         conversation: String,
         accept: &'static str,
-        body: Vec<u8>,
+        body: Bytes,
     ) -> hyper_util::client::legacy::ResponseFuture {
         let built = Request::builder()
             .method(Method::POST)
@@ -160,7 +162,7 @@ impl OpenAiClient {
             .header(&self.conversation_header, conversation)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, accept)
-            .body(Full::new(Bytes::from(body)));
+            .body(Full::new(body));
         // Every part was checked when the client was built: the URL, the header name, the key;
         // a conversation id is a UUID.
         let request = built.unwrap_or_else(|_| Request::new(Full::new(Bytes::new())));
@@ -281,8 +283,10 @@ impl Model for OpenAiClient {
             .params
             .for_model(&request.model, &self.config.overrides);
         let body = RequestBody::new(&request, &params, self.config.stream);
-        let body = serde_json::to_vec(&body)
+        let mut bytes = Vec::with_capacity(body.size_hint());
+        serde_json::to_writer(&mut bytes, &body)
             .map_err(|_| ModelError::BadRequest("the request could not be encoded".into()))?;
+        let body = Bytes::from(bytes);
         let mut attempt = 0;
         loop {
             let failure = match self.attempt(&request, &body).await {

@@ -1,9 +1,11 @@
 //! The private JSON shapes of the chat-completions API: the request body and the answers.
 
-use serde::{Deserialize, Serialize};
+use base64::display::Base64Display;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::config::Params;
-use crate::engine::ports::{CompletionRequest, Usage};
+use crate::engine::ports::{ChatMessage, CompletionRequest, Part, Usage};
 
 /// The request body; field order is fixed so equal requests serialize to equal bytes.
 #[derive(Serialize)]
@@ -32,7 +34,86 @@ pub(super) struct RequestBody<'a> {
 #[derive(Serialize)]
 struct WireMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Content<'a>,
+}
+
+/// A message's content: its text alone, or (with attachments) an array of content parts.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Content<'a> {
+    Text(&'a str),
+    Parts(Vec<WirePart<'a>>),
+}
+
+/// One content part, OpenAI-style.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WirePart<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: ImageUrl<'a> },
+}
+
+#[derive(Serialize)]
+struct ImageUrl<'a> {
+    url: DataUrl<'a>,
+}
+
+/// `data:MIME;base64,…`, written straight into the body: the same bytes give the same text.
+struct DataUrl<'a> {
+    mime: &'a str,
+    data: &'a [u8],
+}
+
+impl Serialize for DataUrl<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let base64 = Base64Display::new(self.data, &STANDARD);
+        serializer.collect_str(&format_args!("data:{};base64,{base64}", self.mime))
+    }
+}
+
+impl WireMessage<'_> {
+    /// About how many bytes this message serializes to.
+    fn size_hint(&self) -> usize {
+        const FRAMING: usize = 48;
+        match &self.content {
+            Content::Text(text) => text.len() + FRAMING,
+            Content::Parts(parts) => parts
+                .iter()
+                .map(|part| match part {
+                    WirePart::Text { text } => text.len() + FRAMING,
+                    WirePart::ImageUrl { image_url } => {
+                        image_url.url.data.len().div_ceil(3) * 4 + FRAMING * 2
+                    }
+                })
+                .sum(),
+        }
+    }
+}
+
+impl<'a> WireMessage<'a> {
+    /// The text first (when there is any), then each part in order.
+    fn new(message: &'a ChatMessage) -> Self {
+        let content = if message.parts.is_empty() {
+            Content::Text(&message.content)
+        } else {
+            let text = (!message.content.is_empty()).then(|| WirePart::Text {
+                text: &message.content,
+            });
+            let parts = message.parts.iter().map(|part| match part {
+                Part::Text(text) => WirePart::Text { text },
+                Part::Image { mime, data } => WirePart::ImageUrl {
+                    image_url: ImageUrl {
+                        url: DataUrl { mime, data },
+                    },
+                },
+            });
+            Content::Parts(text.into_iter().chain(parts).collect())
+        };
+        Self {
+            role: message.role.as_str(),
+            content,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -43,14 +124,7 @@ struct StreamOptions {
 impl<'a> RequestBody<'a> {
     /// The body for `request` with the parameters already resolved for its model.
     pub(super) fn new(request: &'a CompletionRequest, params: &'a Params, stream: bool) -> Self {
-        let messages = request
-            .messages
-            .iter()
-            .map(|m| WireMessage {
-                role: m.role.as_str(),
-                content: &m.content,
-            })
-            .collect();
+        let messages = request.messages.iter().map(WireMessage::new).collect();
         Self {
             model: request.model.as_str(),
             messages,
@@ -66,6 +140,15 @@ impl<'a> RequestBody<'a> {
                 include_usage: true,
             }),
         }
+    }
+}
+
+impl RequestBody<'_> {
+    /// About how many bytes the body serializes to, so a body of megabytes of images can be
+    /// written into a buffer of its size instead of one copied as it doubles.
+    pub(super) fn size_hint(&self) -> usize {
+        let messages: usize = self.messages.iter().map(WireMessage::size_hint).sum();
+        messages + 512
     }
 }
 
@@ -145,5 +228,96 @@ impl From<WireUsage> for Usage {
                 .completion_tokens_details
                 .map_or(0, |d| d.reasoning_tokens),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::engine::event::ConversationId;
+    use crate::engine::ports::{ModelName, Role};
+
+    fn body(messages: Vec<ChatMessage>) -> serde_json::Value {
+        let request = CompletionRequest {
+            conversation: ConversationId::random(),
+            model: ModelName::new("grok-4"),
+            messages,
+        };
+        let params = Params::default();
+        let bytes = serde_json::to_vec(&RequestBody::new(&request, &params, true)).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn a_message_without_parts_is_a_plain_string() {
+        let json = body(vec![ChatMessage::text(Role::User, "hi")]);
+        assert_eq!(json["messages"][0]["content"], "hi");
+    }
+
+    #[test]
+    fn attachments_become_openai_content_parts_after_the_text() {
+        let message = ChatMessage {
+            role: Role::User,
+            content: "what is this?".into(),
+            parts: vec![
+                Part::Image {
+                    mime: "image/png",
+                    data: Bytes::from_static(b"\x89PNG"),
+                },
+                Part::Text("a.txt:\n```\nx\n```".into()),
+            ],
+        };
+        let json = body(vec![message]);
+        assert_eq!(
+            json["messages"][0]["content"],
+            serde_json::json!([
+                { "type": "text", "text": "what is this?" },
+                { "type": "image_url", "image_url": { "url": "data:image/png;base64,iVBORw==" } },
+                { "type": "text", "text": "a.txt:\n```\nx\n```" },
+            ])
+        );
+    }
+
+    #[test]
+    fn the_size_hint_is_close_to_the_body_with_an_image() {
+        let message = ChatMessage {
+            role: Role::User,
+            content: "see".into(),
+            parts: vec![Part::Image {
+                mime: "image/png",
+                data: Bytes::from(vec![7u8; 300_000]),
+            }],
+        };
+        let request = CompletionRequest {
+            conversation: ConversationId::random(),
+            model: ModelName::new("grok-4"),
+            messages: vec![message],
+        };
+        let params = Params::default();
+        let body = RequestBody::new(&request, &params, true);
+        let written = serde_json::to_vec(&body).unwrap().len();
+        let hint = body.size_hint();
+        assert!(
+            hint >= written && hint < written + 1024,
+            "{hint} for {written}"
+        );
+    }
+
+    #[test]
+    fn an_image_without_text_has_no_empty_text_part() {
+        let message = ChatMessage {
+            role: Role::User,
+            content: String::new(),
+            parts: vec![Part::Image {
+                mime: "image/jpeg",
+                data: Bytes::from_static(b"\xff\xd8\xff"),
+            }],
+        };
+        let json = body(vec![message]);
+        let parts = json["messages"][0]["content"].as_array().unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0]["type"], "image_url");
     }
 }

@@ -1,15 +1,17 @@
-//! The terminal platform behind `parley chat`: replies stream to stdout as they arrive.
+//! The terminal platform behind `parley chat`: replies stream to stdout as they arrive; files
+//! given with `/attach PATH` are read from the local disk.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
 
+use crate::engine::attachment::{Attachment, AttachmentKind, FileRef};
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
-use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError};
+use crate::engine::ports::{FetchError, Limits, Phase, Platform, PlatformError};
 
 /// Writes replies to a terminal (or any writer), appending as the text grows.
 pub struct ConsolePlatform {
@@ -67,6 +69,25 @@ impl Output {
     }
 }
 
+/// The attachment `/attach PATH` adds to the next message: the file at `path`, which must exist.
+pub async fn attachment(path: &str) -> Result<Attachment, String> {
+    let metadata = tokio::fs::metadata(path).await;
+    let metadata = metadata.map_err(|e| format!("cannot read {path}: {e}"))?;
+    if !metadata.is_file() {
+        return Err(format!("{path} is not a file"));
+    }
+    let name = std::path::Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_string(), |n| n.to_string_lossy().into_owned());
+    Ok(Attachment {
+        name,
+        kind: AttachmentKind::File,
+        mime: None,
+        size: Some(metadata.len()),
+        source: FileRef::new(path),
+    })
+}
+
 fn io_error(error: std::io::Error) -> PlatformError {
     PlatformError::Unavailable(format!("terminal: {error}"))
 }
@@ -78,16 +99,7 @@ impl Platform for ConsolePlatform {
     }
 
     fn limits(&self, _chat: &ChatKey) -> Limits {
-        Limits {
-            max_len: 1 << 20,
-            unit: LengthUnit::Chars,
-            min_interval: Duration::ZERO,
-            window: None,
-            shared: None,
-            bot: None,
-            typing_counts: false,
-            typing_every: Duration::from_secs(3600),
-        }
+        Limits::unpaced(1 << 20, Duration::from_secs(3600))
     }
 
     async fn send(
@@ -117,5 +129,18 @@ impl Platform for ConsolePlatform {
 
     async fn typing(&self, _chat: &ChatKey) -> Result<(), PlatformError> {
         Ok(())
+    }
+
+    /// `file` is a local path; more than `limit` bytes is refused while reading.
+    async fn fetch(&self, file: &FileRef, limit: u64) -> Result<Vec<u8>, FetchError> {
+        let failed = |e: std::io::Error| FetchError::Failed(e.to_string());
+        let opened = tokio::fs::File::open(file.as_str()).await.map_err(failed)?;
+        let mut data = Vec::new();
+        let mut reader = opened.take(limit.saturating_add(1));
+        reader.read_to_end(&mut data).await.map_err(failed)?;
+        match data.len() as u64 > limit {
+            true => Err(FetchError::TooLarge(limit)),
+            false => Ok(data),
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! [`rest`]), so the engine pauses a channel for exactly the `retry_after` Discord asks.
 
 mod commands;
+mod files;
 mod handler;
 mod inbound;
 mod interaction;
@@ -126,7 +127,8 @@ pub async fn start(
     let client = DiscordRest::http_client().map_err(|e| DiscordError::Client(e.to_string()))?;
     let rest = config.rest(client.clone());
     check_token(&rest, &config.describe()).await?;
-    let platform = Arc::new(DiscordPlatform::new(rest.clone(), config.pace));
+    let cdn = files::Cdn::new(config.proxy_url.as_deref()).map_err(DiscordError::Client)?;
+    let platform = Arc::new(DiscordPlatform::new(rest.clone(), config.pace, cdn.clone()));
     let mut http = HttpBuilder::new(config.token.expose()).client(client);
     if let Some(proxy) = &config.proxy_url {
         http = http.proxy(proxy.as_str()).ratelimiter_disabled(true);
@@ -137,6 +139,7 @@ pub async fn start(
         platform: platform.clone(),
         rest,
         pace: config.pace,
+        cdn,
         access: config.access,
         models: config.models,
         guild_ids: config.guild_ids,

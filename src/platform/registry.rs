@@ -62,23 +62,11 @@ impl Platforms {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::engine::memory::MemoryPlatform;
-    use crate::engine::ports::{LengthUnit, Limits};
 
     fn platform() -> Arc<dyn Platform> {
-        Arc::new(MemoryPlatform::new(Limits {
-            max_len: 10,
-            unit: LengthUnit::Chars,
-            min_interval: Duration::ZERO,
-            window: None,
-            shared: None,
-            bot: None,
-            typing_counts: false,
-            typing_every: Duration::from_secs(5),
-        }))
+        Arc::new(MemoryPlatform::unpaced(10))
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ mod access;
 mod api;
 mod callbacks;
 mod commands;
+mod files;
 pub mod format;
 pub mod html;
 mod inbound;
@@ -26,6 +27,7 @@ use crate::engine::turn::Engine;
 use crate::health::HealthHandle;
 use crate::secret::Secret;
 
+pub use files::BOT_DOWNLOAD_LIMIT;
 pub use outbound::{Pace, TelegramPlatform};
 pub use probe::TelegramProbe;
 
@@ -114,7 +116,9 @@ pub async fn start(
     if let Err(error) = bot.set_my_commands(commands::bot_commands()).await {
         tracing::warn!(%error, "could not register the command menu");
     }
-    let platform = Arc::new(TelegramPlatform::new(bot.clone(), config.pace));
+    let files = files::Files::new(bot.clone(), config.token.expose(), &config.api_url)
+        .map_err(StartError::BadUrl)?;
+    let platform = Arc::new(TelegramPlatform::new(bot.clone(), config.pace, files));
     tracing::info!(bot = %me.username, "telegram connected; polling for updates");
     let adapter = polling::Adapter::new(&config, me, platform.clone(), services.clone(), long_poll);
     services.tracker.spawn(adapter.run(services.stop));

@@ -8,7 +8,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{DispatchSettings, Purpose, Settings, SettingsError};
+use super::{AttachmentSettings, DispatchSettings, Purpose, Settings, SettingsError};
+use crate::engine::attachment::read::AttachmentLimits;
 use crate::engine::dispatcher::DispatchConfig;
 use crate::engine::turn::EngineConfig;
 use crate::llm::ClientConfig;
@@ -47,6 +48,8 @@ impl Config {
         let database_url = database_url(&settings.store.database_url)?;
         let history_budget =
             at_least(settings.history.budget_tokens, 256, "history.budget_tokens")?;
+        let image_tokens = at_least(settings.history.image_tokens, 1, "history.image_tokens")?;
+        let attachments = attachments(&settings.attachments)?;
         let (dispatch, max_concurrent) = dispatch(&settings.dispatch)?;
         check_log(settings)?;
         let engine = EngineConfig {
@@ -54,6 +57,9 @@ impl Config {
             default_model: models.default,
             system_prompt: llm::system_prompt(&settings.llm),
             history_budget,
+            image_tokens,
+            image_models: llm::image_models(&settings.llm)?,
+            attachments,
             max_concurrent,
             thinking_after: (settings.reply.thinking_after_secs > 0)
                 .then(|| Duration::from_secs(settings.reply.thinking_after_secs)),
@@ -144,6 +150,33 @@ fn dispatch(d: &DispatchSettings) -> Result<(DispatchConfig, usize), SettingsErr
         per_conversation: at_least(d.per_conversation, 1, "dispatch.per_conversation")?,
     };
     Ok((config, max_concurrent))
+}
+
+/// The largest image a bot may be asked to hold (and send, base64, with every later turn).
+const MAX_IMAGE_BYTES: u64 = 100 << 20;
+/// The largest text file: far beyond any model's context already.
+const MAX_TEXT_BYTES: u64 = 10 << 20;
+
+/// `[attachments]`: the size limits per kind.
+fn attachments(a: &AttachmentSettings) -> Result<AttachmentLimits, SettingsError> {
+    let bytes = |value: u64, max: u64, key: &str| {
+        check((1024..=max).contains(&value), key, || {
+            format!("must be between 1024 and {max} bytes (10 MiB is 10485760)")
+        })
+        .map(|()| value)
+    };
+    Ok(AttachmentLimits {
+        max_image_bytes: bytes(
+            a.max_image_bytes,
+            MAX_IMAGE_BYTES,
+            "attachments.max_image_bytes",
+        )?,
+        max_text_bytes: bytes(
+            a.max_text_bytes,
+            MAX_TEXT_BYTES,
+            "attachments.max_text_bytes",
+        )?,
+    })
 }
 
 /// `[log]`, which the subscriber reads as it is: only checked here.

@@ -340,3 +340,56 @@ fn secrets_never_show_in_the_configs_debug_output() {
         assert!(!debug.contains(secret), "{secret} leaked");
     }
 }
+
+#[test]
+fn attachment_settings_parse_into_the_engine_config_with_their_defaults() {
+    let (_, config) = parse(&[KEY], Purpose::Chat).expect("defaults are valid");
+    let engine = &config.engine;
+    let names: Vec<&str> = engine.image_models.iter().map(|m| m.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "grok-4",
+            "grok-4-fast-non-reasoning",
+            "grok-4-fast-reasoning"
+        ]
+    );
+    assert_eq!(engine.attachments.max_image_bytes, 10 * 1024 * 1024);
+    assert_eq!(engine.attachments.max_text_bytes, 256 * 1024);
+    assert_eq!(engine.image_tokens, 1000);
+    let pairs = [
+        KEY,
+        ("PARLEY__LLM__IMAGE_MODELS", "grok-4,grok-3"),
+        ("PARLEY__ATTACHMENTS__MAX_TEXT_BYTES", "4096"),
+    ];
+    let (_, config) = parse(&pairs, Purpose::Chat).expect("valid");
+    assert_eq!(config.engine.image_models.len(), 2);
+    assert_eq!(config.engine.attachments.max_text_bytes, 4096);
+}
+
+#[test]
+fn bad_attachment_settings_stop_start_up_naming_the_key() {
+    let cases = [
+        (
+            "PARLEY__ATTACHMENTS__MAX_IMAGE_BYTES",
+            "0",
+            "attachments.max_image_bytes",
+        ),
+        (
+            "PARLEY__ATTACHMENTS__MAX_TEXT_BYTES",
+            "99999999999",
+            "attachments.max_text_bytes",
+        ),
+        ("PARLEY__HISTORY__IMAGE_TOKENS", "0", "history.image_tokens"),
+        (
+            "PARLEY__LLM__IMAGE_MODELS",
+            "grok-4,grok-4",
+            "llm.image_models",
+        ),
+    ];
+    for (variable, value, key) in cases {
+        let err = load(&[KEY, (variable, value)], Purpose::Chat).unwrap_err();
+        assert_eq!(err.key, key, "{err}");
+        assert!(err.to_string().contains(variable), "{err}");
+    }
+}

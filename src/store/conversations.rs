@@ -3,7 +3,7 @@
 use sqlx::{SqliteConnection, SqliteExecutor, SqlitePool};
 
 use super::rows::{self, failed};
-use super::settings;
+use super::{files, settings};
 use crate::engine::event::{ChatKey, ConversationId};
 use crate::engine::ports::{Conversation, StoreError, StoredMessage, TurnContext};
 
@@ -25,7 +25,8 @@ const END_ACTIVE: &str = "UPDATE conversations SET ended_at = ?4 \
 /// message (or one row with NULL message columns when it has none, NULL conversation columns
 /// too when it has no conversation). The `thread` and `status` conditions are those of
 /// [`SELECT_ACTIVE`] and [`HISTORY`].
-const TURN_CONTEXT: &str = "SELECT c.uuid, s.model, s.system_prompt, m.role, m.author_name, m.content \
+const TURN_CONTEXT: &str = "SELECT c.uuid, s.model, s.system_prompt, m.role, m.author_name, m.content, \
+     m.id, EXISTS (SELECT 1 FROM message_files l WHERE l.message = m.id) \
      FROM (SELECT ?1 AS platform, ?2 AS chat, ?3 AS thread) k \
      LEFT JOIN conversations c \
        ON c.platform = k.platform AND c.chat = k.chat AND c.thread = k.thread \
@@ -36,7 +37,8 @@ const TURN_CONTEXT: &str = "SELECT c.uuid, s.model, s.system_prompt, m.role, m.a
        ON m.conversation = c.id AND (m.role = 'user' OR m.status IN ('complete', 'partial')) \
      ORDER BY m.id";
 
-const HISTORY: &str = "SELECT m.role, m.author_name, m.content \
+const HISTORY: &str = "SELECT m.role, m.author_name, m.content, m.id, \
+     EXISTS (SELECT 1 FROM message_files l WHERE l.message = m.id) \
      FROM messages m JOIN conversations c ON c.id = m.conversation \
      WHERE c.uuid = ?1 AND (m.role = 'user' OR m.status IN ('complete', 'partial')) \
      ORDER BY m.id";
@@ -81,10 +83,16 @@ type ContextRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<i64>,
+    Option<bool>,
 );
 
-/// What a turn reads before its request, in one query on a reading connection; a place without
-/// a conversation gets a fresh id, stored later by the turn's first write.
+/// One message of a history: role, author name, content, row id, whether it has files.
+type HistoryRow = (String, Option<String>, String, i64, bool);
+
+/// What a turn reads before its request, in one query on a reading connection (two when the
+/// conversation has files); a place without a conversation gets a fresh id, stored later by the
+/// turn's first write.
 pub(super) async fn turn_context(
     reads: &SqlitePool,
     key: &ChatKey,
@@ -109,12 +117,13 @@ pub(super) async fn turn_context(
         });
     };
     let conversation = found(rows::conversation_id(uuid)?, key);
-    let history = found_rows
+    let messages: Vec<HistoryRow> = found_rows
         .into_iter()
-        .filter_map(|(_, _, _, role, author_name, content)| {
-            Some(stored(&role?, author_name, content?))
+        .filter_map(|(_, _, _, role, author_name, content, id, has_files)| {
+            Some((role?, author_name, content?, id?, has_files?))
         })
-        .collect::<Result<_, _>>()?;
+        .collect();
+    let history = with_files(reads, conversation.id, messages).await?;
     Ok(TurnContext {
         conversation,
         new: false,
@@ -154,28 +163,36 @@ pub(super) async fn history(
     pool: &SqlitePool,
     conversation: ConversationId,
 ) -> Result<Vec<StoredMessage>, StoreError> {
-    let found: Vec<(String, Option<String>, String)> = sqlx::query_as(HISTORY)
+    let found: Vec<HistoryRow> = sqlx::query_as(HISTORY)
         .bind(conversation.to_string())
         .fetch_all(pool)
         .await
         .map_err(failed("history"))?;
-    found
-        .into_iter()
-        .map(|(role, author_name, content)| stored(&role, author_name, content))
-        .collect()
+    with_files(pool, conversation, found).await
 }
 
-/// A history message from its `role`, `author_name` and `content` columns.
-fn stored(
-    role: &str,
-    author_name: Option<String>,
-    content: String,
-) -> Result<StoredMessage, StoreError> {
-    Ok(StoredMessage {
-        role: rows::role(role)?,
-        author_name,
-        content,
-    })
+/// The history messages of `rows`, with their files read when any has some.
+async fn with_files(
+    pool: &SqlitePool,
+    conversation: ConversationId,
+    messages: Vec<HistoryRow>,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let mut files = if messages.iter().any(|row| row.4) {
+        files::of_conversation(pool, conversation).await?
+    } else {
+        Default::default()
+    };
+    messages
+        .into_iter()
+        .map(|(role, author_name, content, id, _)| {
+            Ok(StoredMessage {
+                role: rows::role(&role)?,
+                author_name,
+                content,
+                files: files.remove(&id).unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 async fn active<'e>(

@@ -2,8 +2,8 @@
 
 use sqlx::{SqliteExecutor, SqlitePool};
 
-use super::conversations;
 use super::rows::{self, failed};
+use super::{conversations, files};
 use crate::engine::event::{Author, ConversationId, MessageRef, PlatformKind};
 use crate::engine::ports::{
     InterruptedReply, MessageRowId, ModelName, ReplyRecord, StoreError, TurnRows, TurnStart,
@@ -57,6 +57,7 @@ pub(super) async fn start_turn(
         None => turn.conversation,
     };
     let user = add_user(&mut *tx, conversation, turn.author, turn.content).await?;
+    files::add(&mut tx, user, turn.files).await?;
     let reply = start_reply(&mut *tx, conversation, user, turn.model).await?;
     tx.commit()
         .await

@@ -290,6 +290,9 @@ async fn check_validates_without_printing_secrets() {
         run.stdout
     );
     assert!(run.stdout.contains("***"), "{}", run.stdout);
+    let attachments = "attachments: images up to 10 MB for grok-4, grok-4-fast-non-reasoning, \
+        grok-4-fast-reasoning; text files up to 256 KB";
+    assert!(run.stdout.contains(attachments), "{}", run.stdout);
     for secret in [FAKE_KEY, "telegram-secret"] {
         assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
     }
@@ -312,4 +315,44 @@ async fn an_unknown_command_is_not_sent_to_the_model() {
         run.stdout
     );
     assert!(chat.fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn attach_adds_a_file_to_the_next_message_only() {
+    let chat = Chat::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.md");
+    std::fs::write(&notes, "# Plan\n- ship it\n").unwrap();
+    let image = dir.path().join("shot.png");
+    let png = crate::parts::png(21, 700);
+    std::fs::write(&image, &png).unwrap();
+    let input = format!(
+        "/attach {}\n/attach {}\n/attach /no/such/file\nwhat now?\nand then?\n",
+        notes.display(),
+        image.display()
+    );
+    let run = chat.run(&input, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with(
+            "Attached notes.md; it goes with your next message.\n\
+         Attached shot.png; it goes with your next message.\n\
+         cannot read /no/such/file: "
+        ),
+        "{}",
+        run.stdout
+    );
+    let requests = chat.fake.requests();
+    assert_eq!(requests.len(), 2);
+    let first = crate::parts::last_message(&requests[0].body);
+    let file = "notes.md:\n```\n# Plan\n- ship it\n```";
+    assert_eq!(crate::parts::texts(&first), ["what now?", file]);
+    let url = crate::parts::data_url("image/png", &png);
+    assert_eq!(crate::parts::image_urls(&requests[0].body), [url.as_str()]);
+    let second = crate::parts::last_message(&requests[1].body);
+    assert_eq!(
+        second["content"], "and then?",
+        "only the next message takes them"
+    );
+    assert_eq!(crate::parts::image_urls(&requests[1].body), [url.as_str()]);
 }

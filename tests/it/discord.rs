@@ -1,6 +1,7 @@
 //! The Discord adapter end to end: the bot started as `parley run` starts it (`App::start`, a
 //! SQLite file), against the fake completion server and the fake Discord (REST and gateway).
 
+mod attachments;
 mod bench;
 mod commands;
 mod lifecycle;

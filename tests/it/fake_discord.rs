@@ -10,10 +10,12 @@
 //! did not write (403, 50005), interactions answered too late (404, 10062) and Discord's global
 //! limit of 50 bot-token requests per second (429 with `global: true`; interaction routes are
 //! exempt, as on Discord). Every call is recorded, with its JSON body; the gateway notes when it
-//! delivered each MESSAGE_CREATE (`delivered`).
+//! delivered each MESSAGE_CREATE (`delivered`). Attachments of user messages and of `/ask` are
+//! served at signed CDN-style URLs on the same address (`cdn.rs`).
 
 #![allow(dead_code)]
 
+mod cdn;
 mod gateway;
 mod payload;
 mod rest;
@@ -32,6 +34,7 @@ use tokio::time::Instant;
 
 use super::fake_net::{self, IDLE};
 
+pub use cdn::FakeFile;
 pub use payload::{SlashCommand, UserMessage};
 
 /// Discord's global limit: bot-token requests in any one second.
@@ -82,6 +85,17 @@ pub struct Message {
     pub edits: u32,
     /// Deleted by a user or the bot.
     pub deleted: bool,
+    /// Its Attachment objects.
+    pub attachments: Vec<Value>,
+}
+
+/// One download of an attachment URL.
+#[derive(Debug, Clone)]
+pub struct Download {
+    /// The URL's path.
+    pub path: String,
+    /// It carried an `Authorization` header.
+    pub authorized: bool,
 }
 
 /// An interaction the fake dispatched.
@@ -108,6 +122,8 @@ struct State {
     interactions: HashMap<String, Interaction>,
     identify: Vec<Value>,
     sessions: usize,
+    files: HashMap<String, (String, Vec<u8>)>,
+    downloads: Vec<Download>,
 }
 
 struct Shared {
@@ -150,7 +166,9 @@ impl FakeDiscord {
             dispatch: broadcast::channel(256).0,
             ready: watch::channel(0).0,
         });
-        let app: Router = rest::routes(shared.clone()).merge(gateway::routes(shared.clone()));
+        let app: Router = rest::routes(shared.clone())
+            .merge(gateway::routes(shared.clone()))
+            .merge(cdn::routes(shared.clone()));
         let task = tokio::spawn(async move {
             fake_net::serve(listener, app, idle).await;
         });
@@ -181,6 +199,12 @@ impl FakeDiscord {
     pub fn user_message(&self, message: UserMessage) -> String {
         let id = self.lock().new_id();
         let reply_to = message.reply_to.clone();
+        let addr = self.shared.addr.to_string();
+        let attachments: Vec<Value> = message
+            .files
+            .iter()
+            .map(|file| self.lock().attach(&addr, &message.channel_id, file))
+            .collect();
         self.lock().messages.push(Message {
             id: id.clone(),
             channel_id: message.channel_id.clone(),
@@ -191,17 +215,21 @@ impl FakeDiscord {
             flags: 0,
             edits: 0,
             deleted: false,
+            attachments: attachments.clone(),
         });
         let referenced = message.reply_to.as_ref().and_then(|r| self.message(r));
-        let d = payload::message_create(&id, &message, referenced.as_ref());
+        let d = payload::message_create(&id, &message, &attachments, referenced.as_ref());
         self.dispatch("MESSAGE_CREATE", d);
         id
     }
 
     /// Dispatches a slash command (INTERACTION_CREATE) and returns its token.
     pub fn slash_command(&self, command: SlashCommand) -> String {
-        let (id, token) = {
+        let addr = self.shared.addr.to_string();
+        let (id, token, attachment) = {
             let mut state = self.lock();
+            let file = command.attachment.as_ref();
+            let attachment = file.map(|f| state.attach(&addr, &command.channel_id, f));
             let id = state.new_id();
             let token = format!("itoken-{id}");
             state.interactions.insert(
@@ -213,11 +241,11 @@ impl FakeDiscord {
                     original: None,
                 },
             );
-            (id, token)
+            (id, token, attachment)
         };
         self.dispatch(
             "INTERACTION_CREATE",
-            payload::interaction(&id, &token, &command),
+            payload::interaction(&id, &token, &command, attachment.as_ref()),
         );
         token
     }
@@ -255,6 +283,11 @@ impl FakeDiscord {
     /// When the gateway first delivered the user message `id` (MESSAGE_CREATE).
     pub fn delivered(&self, id: &str) -> Option<Instant> {
         self.lock().delivered.get(id).copied()
+    }
+
+    /// Every download of an attachment URL so far.
+    pub fn downloads(&self) -> Vec<Download> {
+        self.lock().downloads.clone()
     }
 
     /// How many calls were answered 429.

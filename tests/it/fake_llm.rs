@@ -6,10 +6,15 @@
 //! finish reason, usage (when asked) and `[DONE]`. Like the real API it checks the key (401),
 //! the body (400 without `model` or `messages`), the model (404 for unknown names) and refuses
 //! `presence_penalty`, `frequency_penalty` and `stop` for reasoning models (400, xAI shape).
+//! Message contents must be a string or an array of OpenAI content parts (`content.rs`): text
+//! parts, and image parts with a `data:` URL of a PNG, JPEG, WebP or GIF of at most 10 MiB, in
+//! user messages of a model that reads images; anything else is refused with 400 and an
+//! OpenAI-style error body, as the real API refuses it.
 //! Every request is recorded with its lowercased headers and JSON body.
 
 #![allow(dead_code)]
 
+mod content;
 mod render;
 mod script;
 
@@ -44,6 +49,16 @@ pub const FAKE_MODELS: [&str; 4] = [
     "grok-4-fast-reasoning",
 ];
 
+/// The largest request body the fake takes: several images of the API's 10 MiB limit.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// The models that read images unless changed ([`FakeLlm::set_image_models`]).
+pub const FAKE_IMAGE_MODELS: [&str; 3] = [
+    "grok-4",
+    "grok-4-fast-non-reasoning",
+    "grok-4-fast-reasoning",
+];
+
 /// One request as the fake received it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -67,6 +82,7 @@ impl Recorded {
 struct Shared {
     key: String,
     models: Mutex<Vec<String>>,
+    image_models: Mutex<Vec<String>>,
     scripts: Mutex<VecDeque<Script>>,
     requests: Mutex<Vec<Recorded>>,
 }
@@ -98,12 +114,15 @@ impl FakeLlm {
         let shared = Arc::new(Shared {
             key: key.to_string(),
             models: Mutex::new(FAKE_MODELS.iter().map(|m| m.to_string()).collect()),
+            image_models: Mutex::new(FAKE_IMAGE_MODELS.iter().map(|m| m.to_string()).collect()),
             scripts: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(handle))
             .route("/chat/completions", post(handle))
+            // Image turns carry megabytes of base64: the API takes them (axum's default is 2 MB).
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
             .with_state(shared.clone());
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -140,6 +159,11 @@ impl FakeLlm {
         self.shared.models.lock().unwrap().push(name.to_string());
     }
 
+    /// Makes exactly `models` read images.
+    pub fn set_image_models(&self, models: &[&str]) {
+        *self.shared.image_models.lock().unwrap() = models.iter().map(|m| m.to_string()).collect();
+    }
+
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.requests.lock().unwrap().clone()
@@ -171,12 +195,12 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, raw: Byte
     answer(&script, &body)
 }
 
+/// The text of the last user message: its string, or its text parts joined by blank lines.
 fn last_user(body: &Value) -> String {
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     let last = messages.iter().rev().find(|m| m["role"] == "user");
-    last.and_then(|m| m["content"].as_str())
-        .unwrap_or("")
-        .to_string()
+    last.map(|m| content::text_of(&m["content"]))
+        .unwrap_or_default()
 }
 
 /// The real API's own checks, before any script.
@@ -194,6 +218,15 @@ fn refuse(shared: &Shared, headers: &HeaderMap, body: &Value) -> Option<Response
         let message =
             format!("The model `{model}` does not exist or you do not have access to it.");
         return Some(openai_error(404, &message, "model_not_found"));
+    }
+    let reads_images = shared
+        .image_models
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| m == model);
+    if let Err(refusal) = content::check(body, model, reads_images) {
+        return Some(respond(400, refusal.to_string(), "application/json", &[]));
     }
     let reasoning = model == "grok-4" || (model.contains("reasoning") && !model.contains("non-"));
     let refused = ["presence_penalty", "frequency_penalty", "stop"];

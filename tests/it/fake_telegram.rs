@@ -10,11 +10,14 @@
 //! when an update arrives meanwhile; it can be put into an outage, where every method answers
 //! 502 with an HTML page, as the proxy in front of the Bot API does. It notes when each user
 //! message was handed to the bot by getUpdates (`delivered`) and how long it waited for a poll.
+//! Users' photos, documents and voice messages are served through `getFile` and
+//! `/file/bot<token>/<file_path>` with the 20 MB limit bots have (`files.rs`).
 //! Tests push updates (`private_text`, `group_text`, `callback`), read what every
 //! chat shows (`messages`, `drafts`) and every call made (`calls`).
 
 #![allow(dead_code)]
 
+mod files;
 mod methods;
 mod updates;
 
@@ -37,6 +40,7 @@ use tokio::time::Instant;
 
 use super::fake_net::{self, IDLE};
 
+pub use files::Media;
 pub use updates::{User, group, private};
 
 /// The token the fake accepts.
@@ -140,6 +144,9 @@ struct St {
     too_many: usize,
     reject_html: bool,
     broken_polls: usize,
+    files: HashMap<String, files::Stored>,
+    downloads: Vec<String>,
+    files_lost: bool,
 }
 
 struct Shared {
@@ -175,6 +182,7 @@ impl FakeTelegram {
         });
         let app = Router::new()
             .route("/{bot}/{method}", post(handle))
+            .route("/file/{bot}/{*path}", axum::routing::get(files::download))
             .with_state(shared.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -224,12 +232,19 @@ impl FakeTelegram {
         text: &str,
         to: Option<i64>,
     ) -> i64 {
+        self.post(chat, |st, id| {
+            let replied = to.and_then(|to| st.messages.get(&(chat.id, to)).cloned());
+            updates::message(id, chat, from, text, replied.as_ref())
+        })
+    }
+
+    /// Posts the user message `build` makes with its new id into `chat`; returns the id.
+    fn post(&self, chat: &updates::ChatRef, build: impl FnOnce(&mut St, i64) -> Value) -> i64 {
         let (id, message) = {
             let mut st = self.st();
             let id = st.next_message;
             st.next_message += 1;
-            let replied = to.and_then(|to| st.messages.get(&(chat.id, to)).cloned());
-            let message = updates::message(id, chat, from, text, replied.as_ref());
+            let message = build(&mut st, id);
             st.user_messages.insert((chat.id, id), message.clone());
             st.pushed.insert((chat.id, id), Instant::now());
             (id, message)

@@ -50,14 +50,8 @@ fn request(model: &str, prompt: &str) -> CompletionRequest {
         conversation: ConversationId::random(),
         model: ModelName::new(model),
         messages: vec![
-            ChatMessage {
-                role: Role::System,
-                content: "Be brief.".into(),
-            },
-            ChatMessage {
-                role: Role::User,
-                content: prompt.into(),
-            },
+            ChatMessage::text(Role::System, "Be brief."),
+            ChatMessage::text(Role::User, prompt),
         ],
     }
 }
@@ -221,10 +215,9 @@ async fn equal_requests_are_sent_as_equal_bytes_and_turns_extend_the_prefix() {
     let client = client(config(&fake));
     let first = request("grok-3", "one");
     let mut second = first.clone();
-    second.messages.push(ChatMessage {
-        role: Role::Assistant,
-        content: "echo: one".into(),
-    });
+    second
+        .messages
+        .push(ChatMessage::text(Role::Assistant, "echo: one"));
     for request in [first.clone(), first, second] {
         let _ = client.complete(request).await.unwrap();
     }

@@ -8,6 +8,7 @@ mod fake_net;
 mod fake_telegram;
 mod llm;
 mod ops;
+mod parts;
 mod store;
 mod support;
 mod telegram;

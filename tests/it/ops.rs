@@ -1,6 +1,7 @@
 //! Self-hosting: the health and metrics endpoint, `check --online`, secrets in trace logs, a
 //! kill -9 in the middle of a reply, and the binary run the way the Docker image runs it.
 
+mod attachment_cost;
 mod check;
 mod crash;
 mod field;

@@ -1,6 +1,7 @@
 //! The Telegram adapter end to end: the bot started as `parley run` starts it (`App::start`, a
 //! SQLite file), against the fake Bot API and the fake completion server.
 
+mod attachments;
 mod commands;
 mod groups;
 mod run;

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{DispatchConfig, Dispatcher, Shutdown};
+use crate::engine::attachment::read::AttachmentLimits;
 use crate::engine::command::{Command, SystemAction};
 use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
 use crate::engine::memory::{MemoryPlatform, MemoryStore, Script, ScriptedModel};
@@ -48,6 +49,12 @@ fn harness_with(max_concurrent: usize) -> Harness {
         default_model: ModelName::new("grok-4"),
         system_prompt: Some("be kind".into()),
         history_budget: 10_000,
+        image_tokens: 1_000,
+        image_models: vec![ModelName::new("grok-4")],
+        attachments: AttachmentLimits {
+            max_image_bytes: 10 << 20,
+            max_text_bytes: 256 << 10,
+        },
         max_concurrent,
         thinking_after: None,
     };
@@ -72,6 +79,7 @@ fn message(key: &ChatKey, user: &str, content: Content, may_configure: bool) -> 
             display_name: user.to_uppercase(),
         },
         content,
+        attachments: Vec::new(),
         private: false,
         may_configure,
         reply_to: None,

@@ -7,8 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
+use crate::engine::attachment::FileRef;
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
-use crate::engine::ports::{Limits, Phase, Platform, PlatformError, Rate};
+use crate::engine::ports::{FetchError, Limits, Phase, Platform, PlatformError, Rate};
 
 /// Which platform method a recorded call used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,12 +81,21 @@ struct State {
     forbidden: Option<String>,
     faults: VecDeque<PlatformError>,
     next_id: u64,
+    /// Files users sent, by handle, and the handles fetched so far.
+    files: HashMap<String, Vec<u8>>,
+    fetched: Vec<String>,
 }
 
 impl MemoryPlatform {
     /// A Telegram-like platform with these limits.
     pub fn new(limits: Limits) -> Self {
         Self::with_kind(PlatformKind::Telegram, limits)
+    }
+
+    /// A Telegram-like platform that paces nothing, with messages up to `max_len` characters:
+    /// for tests that do not look at pacing.
+    pub fn unpaced(max_len: usize) -> Self {
+        Self::new(Limits::unpaced(max_len, Duration::from_secs(5)))
     }
 
     /// A platform of the given kind with these limits.
@@ -140,6 +150,16 @@ impl MemoryPlatform {
     /// Fails the next `count` sends and edits with `RetryAfter(wait)`.
     pub fn fail_next_with_retry_after(&self, count: usize, wait: Duration) {
         self.fail_next(count, PlatformError::RetryAfter(wait));
+    }
+
+    /// Makes the file `handle` fetchable with `bytes`, as a user's upload.
+    pub fn put_file(&self, handle: &str, bytes: &[u8]) {
+        self.lock().files.insert(handle.to_string(), bytes.to_vec());
+    }
+
+    /// The handles of every file fetched so far, in order.
+    pub fn fetched(&self) -> Vec<String> {
+        self.lock().fetched.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -335,6 +355,19 @@ impl Platform for MemoryPlatform {
         let outcome = state.typing(&self.limits);
         state.record(CallKind::Typing, chat, None, "", None, outcome.clone());
         outcome
+    }
+
+    /// A file put with [`MemoryPlatform::put_file`]; longer than `limit` is `TooLarge`, as a
+    /// download cut off at the limit is.
+    async fn fetch(&self, file: &FileRef, limit: u64) -> Result<Vec<u8>, FetchError> {
+        let mut state = self.lock();
+        state.fetched.push(file.as_str().to_string());
+        let bytes = state.files.get(file.as_str()).cloned();
+        let bytes = bytes.ok_or_else(|| FetchError::Failed("no such file".into()))?;
+        match bytes.len() as u64 {
+            len if len > limit => Err(FetchError::TooLarge(limit)),
+            _ => Ok(bytes),
+        }
     }
 }
 

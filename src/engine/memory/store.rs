@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::engine::attachment::StoredFile;
 use crate::engine::event::{Author, ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
 use crate::engine::ports::{
     ChatSettings, Conversation, InterruptedReply, MessageRowId, ModelName, ReplyRecord,
@@ -18,6 +19,7 @@ struct Row {
     role: Role,
     author: Option<Author>,
     content: String,
+    files: Vec<StoredFile>,
     status: ReplyStatus,
     reason: Option<String>,
     in_reply_to: Option<MessageRowId>,
@@ -100,6 +102,7 @@ impl State {
                 role: r.role,
                 author_name: r.author.as_ref().map(|a| a.display_name.clone()),
                 content: r.content.clone(),
+                files: r.files.clone(),
             })
             .collect()
     }
@@ -207,6 +210,7 @@ impl Store for MemoryStore {
                 role: Role::User,
                 author: Some(turn.author.clone()),
                 content: turn.content.into(),
+                files: turn.files.to_vec(),
                 status: ReplyStatus::Complete,
                 reason: None,
                 in_reply_to: None,
@@ -218,6 +222,7 @@ impl Store for MemoryStore {
                 role: Role::Assistant,
                 author: None,
                 content: String::new(),
+                files: Vec::new(),
                 status: ReplyStatus::Streaming,
                 reason: None,
                 in_reply_to: Some(user),

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::Stream;
 
 use crate::engine::event::ConversationId;
@@ -54,6 +55,35 @@ impl Role {
     }
 }
 
+/// A part of a user message after its text: what an attachment became.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Part {
+    /// Text: a text file's name and fenced content, or the stand-in for an image the model
+    /// cannot read.
+    Text(String),
+    /// An image, sent as a `data:` URL of exactly these bytes.
+    Image {
+        /// Its MIME type.
+        mime: &'static str,
+        /// The image file's bytes (shared, never copied per request).
+        data: Bytes,
+    },
+}
+
+/// An image's bytes are left out.
+impl fmt::Debug for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(text) => f.debug_tuple("Text").field(text).finish(),
+            Self::Image { mime, data } => f
+                .debug_struct("Image")
+                .field("mime", mime)
+                .field("bytes", &data.len())
+                .finish(),
+        }
+    }
+}
+
 /// One message of a completion request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
@@ -61,6 +91,20 @@ pub struct ChatMessage {
     pub role: Role,
     /// What was said, exactly as sent (display-name prefix included in groups).
     pub content: String,
+    /// What its attachments became, sent after `content` (none: `content` is sent alone, as
+    /// a plain string).
+    pub parts: Vec<Part>,
+}
+
+impl ChatMessage {
+    /// A message of text alone.
+    pub fn text(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            parts: Vec::new(),
+        }
+    }
 }
 
 /// A completion request for one turn of one conversation.

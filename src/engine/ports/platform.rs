@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::engine::attachment::FileRef;
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind, UserId};
 
 /// How a platform measures message length.
@@ -88,6 +89,21 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Limits that pace nothing: messages up to `max_len` characters, typing refreshed every
+    /// `typing_every` (a terminal, tests that do not look at pacing).
+    pub fn unpaced(max_len: usize, typing_every: Duration) -> Self {
+        Self {
+            max_len,
+            unit: LengthUnit::Chars,
+            min_interval: Duration::ZERO,
+            window: None,
+            shared: None,
+            bot: None,
+            typing_counts: false,
+            typing_every,
+        }
+    }
+
     /// The chat's own rate.
     pub fn chat_rate(&self) -> Rate {
         Rate {
@@ -125,6 +141,20 @@ pub enum PlatformError {
     /// A network error or server failure; a later attempt may succeed.
     #[error("platform unavailable: {0}")]
     Unavailable(String),
+}
+
+/// Why an attachment could not be fetched. The text never holds a URL or a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The file is larger than the limit asked for (or than the platform lets a bot download).
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
+    /// The platform does not hand out files (or not this one).
+    #[error("files are not available here")]
+    Unsupported,
+    /// The download failed (network, timeout, the platform refused); what happened.
+    #[error("download failed: {0}")]
+    Failed(String),
 }
 
 /// A chat platform as the engine sees it. Implementations convert to and from their wire types.
@@ -171,5 +201,12 @@ pub trait Platform: Send + Sync {
     /// hold every later update). The default: no one does.
     async fn is_chat_admin(&self, _chat: &ChatKey, _user: &UserId) -> bool {
         false
+    }
+
+    /// Downloads the file `file` names, refusing with [`FetchError::TooLarge`] once it is
+    /// longer than `limit` bytes (checked before downloading where the platform says the size,
+    /// and while reading). Has timeouts of its own. The default: no files.
+    async fn fetch(&self, _file: &FileRef, _limit: u64) -> Result<Vec<u8>, FetchError> {
+        Err(FetchError::Unsupported)
     }
 }

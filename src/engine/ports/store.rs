@@ -6,6 +6,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 use super::model::{ModelName, Role, Usage};
+use crate::engine::attachment::StoredFile;
 use crate::engine::event::{Author, ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
 
 /// A stored conversation: the place it belongs to and its stable id.
@@ -30,6 +31,8 @@ pub struct StoredMessage {
     pub author_name: Option<String>,
     /// The text: the user's prompt, or the model's answer (partial answers as far as they got).
     pub content: String,
+    /// The files a user message brought, in order (none for replies).
+    pub files: Vec<StoredFile>,
 }
 
 /// Where a reply stands.
@@ -117,6 +120,8 @@ pub struct TurnStart<'a> {
     pub author: &'a Author,
     /// What they wrote.
     pub content: &'a str,
+    /// The files their message brought, stored once by content.
+    pub files: &'a [StoredFile],
     /// The model that answers.
     pub model: &'a ModelName,
 }

@@ -7,7 +7,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Engine;
-use crate::engine::conversation::build_messages;
+use crate::engine::attachment::StoredFile;
+use crate::engine::attachment::read::read_all;
+use crate::engine::conversation::{Shape, build_messages};
 use crate::engine::event::{Incoming, MessageRef};
 use crate::engine::ports::{
     CompletionRequest, MessageRowId, ModelError, ModelName, Platform, ReplyRecord, Role, Store,
@@ -45,7 +47,9 @@ impl ReplyObserver for StoreObserver<'_> {
 }
 
 impl Engine {
-    /// Answers the prompt `text` with the model: a turn of the chat's conversation.
+    /// Answers the prompt `text` and the files its attachments hold with the model: a turn of
+    /// the chat's conversation. Attachments that cannot be read get one short line each first;
+    /// with nothing left to answer there is no turn (`None`).
     #[tracing::instrument(
         skip_all,
         fields(platform = %incoming.key.platform, chat = %incoming.key, conversation)
@@ -56,13 +60,24 @@ impl Engine {
         text: &str,
         platform: &dyn Platform,
         cancel: &CancellationToken,
-    ) -> Result<ReplyOutcome, StoreError> {
+    ) -> Result<Option<ReplyOutcome>, StoreError> {
         let context = self.store.turn_context(&incoming.key).await?;
         let conversation = context.conversation.id;
         tracing::Span::current().record("conversation", tracing::field::display(conversation));
-        tracing::debug!(text, "prompt");
+        tracing::debug!(text, attachments = incoming.attachments.len(), "prompt");
         let new = context.new;
-        let request = self.request(incoming, text, context);
+        let (model, system) = self.model_and_prompt(context.settings.clone());
+        let files = self.read_files(incoming, &model, platform).await;
+        if text.is_empty() && files.is_empty() {
+            return Ok(None);
+        }
+        let new_message = StoredMessage {
+            role: Role::User,
+            author_name: Some(incoming.author.display_name.clone()),
+            content: text.to_string(),
+            files,
+        };
+        let request = self.request(incoming, &new_message, model, system, &context);
         // Invariant: the semaphore is never closed. Held until the stream ends (the observer
         // gives it back), not while the final text waits for the platform.
         let permit = self.completions.acquire().await.ok();
@@ -73,6 +88,7 @@ impl Engine {
             create_in: new.then_some(&incoming.key),
             author: &incoming.author,
             content: text,
+            files: &new_message.files,
             model: &model,
         };
         let (rows, stream) = self.start(&start, request).await;
@@ -97,27 +113,50 @@ impl Engine {
         };
         let outcome = stream_reply(&context, stream).await;
         self.record(rows, &model, &outcome).await?;
-        Ok(outcome)
+        Ok(Some(outcome))
+    }
+
+    /// Reads the message's attachments for `model`; what could not be read is told in one
+    /// notice before the turn.
+    async fn read_files(
+        &self,
+        incoming: &Incoming,
+        model: &ModelName,
+        platform: &dyn Platform,
+    ) -> Vec<StoredFile> {
+        if incoming.attachments.is_empty() {
+            return Vec::new();
+        }
+        let images = self.image_support(model);
+        let limits = self.config.attachments;
+        let read = read_all(&incoming.attachments, platform, limits, &images).await;
+        if !read.problems.is_empty() {
+            let (key, reply_to) = (&incoming.key, incoming.reply_to.as_ref());
+            self.notify(platform, key, reply_to, &read.problems.join("\n"))
+                .await;
+        }
+        read.files
     }
 
     /// The turn's request: the system prompt, the history within its budget, the new message.
-    fn request(&self, incoming: &Incoming, text: &str, context: TurnContext) -> CompletionRequest {
-        let (model, system) = self.model_and_prompt(context.settings);
-        let new_message = StoredMessage {
-            role: Role::User,
-            author_name: Some(incoming.author.display_name.clone()),
-            content: text.to_string(),
+    fn request(
+        &self,
+        incoming: &Incoming,
+        new_message: &StoredMessage,
+        model: ModelName,
+        system: Option<String>,
+        context: &TurnContext,
+    ) -> CompletionRequest {
+        let shape = Shape {
+            private: incoming.private,
+            budget: self.config.history_budget,
+            image_tokens: self.config.image_tokens,
+            images: self.config.image_models.contains(&model),
         };
         CompletionRequest {
             conversation: context.conversation.id,
             model,
-            messages: build_messages(
-                system.as_deref(),
-                &context.history,
-                &new_message,
-                incoming.private,
-                self.config.history_budget,
-            ),
+            messages: build_messages(system.as_deref(), &context.history, new_message, shape),
         }
     }
 

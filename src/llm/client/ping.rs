@@ -24,7 +24,7 @@ impl OpenAiClient {
         let call = self.post(
             ConversationId::random().to_string(),
             "application/json",
-            body.to_string().into_bytes(),
+            body.to_string().into_bytes().into(),
         );
         let response = match timeout(PING_WAIT, call).await {
             Ok(Ok(response)) => response,

@@ -49,7 +49,12 @@ pub fn definitions(models: &[ModelName]) -> Vec<CreateCommand> {
         CreateCommand::new("help").description("What this bot can do"),
         CreateCommand::new("ask")
             .description("Ask the model; the answer streams here")
-            .add_option(string("prompt", "Your question").required(true)),
+            .add_option(string("prompt", "Your question").required(true))
+            .add_option(CreateCommandOption::new(
+                CommandOptionType::Attachment,
+                "attachment",
+                "An image or a text file to ask about",
+            )),
     ]
 }
 

@@ -13,6 +13,7 @@ use serenity::all::{
 };
 
 use super::commands::{self, Slash};
+use super::files::{self, Cdn};
 use super::inbound::{self, Access, Identity, Inbound};
 use super::interaction::InteractionPlatform;
 use super::outbound::{DiscordPlatform, MAX_CONTENT, Pace};
@@ -35,6 +36,8 @@ pub struct Handler {
     pub rest: DiscordRest,
     /// Channel pacing, for interaction replies.
     pub pace: Pace,
+    /// Downloads of attachments, for interaction replies.
+    pub cdn: Cdn,
     /// Where the bot answers, and its admins.
     pub access: Access,
     /// `/model`'s choices.
@@ -153,8 +156,9 @@ impl Handler {
         let answer = match content {
             Ok(content) => {
                 let incoming = self.incoming(&command, content);
+                let (rest, cdn) = (self.rest.clone(), self.cdn.clone());
                 let platform =
-                    InteractionPlatform::new(self.rest.clone(), self.pace, app, token, ephemeral);
+                    InteractionPlatform::new(rest, self.pace, cdn, app, token, ephemeral);
                 if let Err(error) = self.dispatcher.submit(incoming, Arc::new(platform)) {
                     tracing::warn!(%error, "could not queue a slash command");
                 }
@@ -186,6 +190,10 @@ impl Handler {
             author: Author {
                 id: UserId::new(user.id.to_string()),
                 display_name: name.unwrap_or_else(|| user.display_name().to_string()),
+            },
+            attachments: match content {
+                Content::Prompt(_) => files::ask_attachment(command),
+                Content::Command(_) => Vec::new(),
             },
             content,
             private,

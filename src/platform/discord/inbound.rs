@@ -6,6 +6,7 @@ use std::time::Instant;
 use serenity::model::channel::Message;
 use serenity::model::id::{ChannelId, GuildId, RoleId, UserId as DiscordUserId};
 
+use super::files;
 use crate::engine::command::Command;
 use crate::engine::event::{Author, ChatKey, Content, Incoming, MessageRef, PlatformKind, UserId};
 
@@ -126,15 +127,16 @@ pub fn to_inbound(
         return None;
     }
     let text = strip_mentions(&message.content, me);
-    if text.is_empty() {
+    let attachments = files::attachments(message);
+    if text.is_empty() && attachments.is_empty() {
         return Some(Inbound::NothingAsked {
             key: chat_key(channel),
             reply_to: MessageRef::new(message.id.to_string()),
         });
     }
-    let content = match Command::parse(&text) {
-        Some(command) => Content::Command(command),
-        None => Content::Prompt(text),
+    let (content, attachments) = match Command::parse(&text) {
+        Some(command) => (Content::Command(command), Vec::new()),
+        None => (Content::Prompt(text), attachments),
     };
     Some(Inbound::Turn(Incoming {
         key: chat_key(channel),
@@ -143,6 +145,7 @@ pub fn to_inbound(
             display_name: display_name(message),
         },
         content,
+        attachments,
         private,
         may_configure: private || access.is_admin(user),
         reply_to: Some(MessageRef::new(message.id.to_string())),

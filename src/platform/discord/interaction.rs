@@ -7,15 +7,18 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::files::Cdn;
 use super::outbound::{Pace, platform_error};
 use super::rest::DiscordRest;
+use crate::engine::attachment::FileRef;
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
-use crate::engine::ports::{Limits, Phase, Platform, PlatformError};
+use crate::engine::ports::{FetchError, Limits, Phase, Platform, PlatformError};
 
 /// One deferred interaction's response messages. Its `Debug` hides the interaction token.
 pub struct InteractionPlatform {
     rest: DiscordRest,
     pace: Pace,
+    cdn: Cdn,
     application: String,
     token: SecretString,
     /// Only the user who asked sees the answer (a command's), follow-ups included.
@@ -34,10 +37,12 @@ impl fmt::Debug for InteractionPlatform {
 
 impl InteractionPlatform {
     /// The response messages of the interaction with `token`, deferred already (ephemeral or
-    /// not, as `ephemeral` says; follow-ups are sent the same way).
+    /// not, as `ephemeral` says; follow-ups are sent the same way); `/ask`'s attachment comes
+    /// from `cdn`.
     pub fn new(
         rest: DiscordRest,
         pace: Pace,
+        cdn: Cdn,
         application: String,
         token: SecretString,
         ephemeral: bool,
@@ -45,6 +50,7 @@ impl InteractionPlatform {
         Self {
             rest,
             pace,
+            cdn,
             application,
             token,
             ephemeral,
@@ -114,5 +120,10 @@ impl Platform for InteractionPlatform {
     /// The deferred response already shows "thinking…".
     async fn typing(&self, _chat: &ChatKey) -> Result<(), PlatformError> {
         Ok(())
+    }
+
+    /// `file` is the URL of `/ask`'s attachment.
+    async fn fetch(&self, file: &FileRef, limit: u64) -> Result<Vec<u8>, FetchError> {
+        self.cdn.fetch(file.as_str(), limit).await
     }
 }

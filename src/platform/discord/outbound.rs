@@ -6,10 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::files::Cdn;
 use super::rest::{DiscordRest, MISSING_PERMISSIONS, RestError, UNKNOWN_MESSAGE};
+use crate::engine::attachment::FileRef;
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
 use crate::engine::pace::JITTER;
-use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Window};
+use crate::engine::ports::{
+    FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Window,
+};
 
 /// Discord's content limit, in characters.
 pub const MAX_CONTENT: usize = 2000;
@@ -78,16 +82,18 @@ pub fn platform_error(error: RestError) -> PlatformError {
 pub struct DiscordPlatform {
     rest: DiscordRest,
     pace: Pace,
+    cdn: Cdn,
     /// Channels where missing permissions were already logged.
     warned: Mutex<HashSet<String>>,
 }
 
 impl DiscordPlatform {
-    /// A platform writing through `rest`, paced by `pace`.
-    pub fn new(rest: DiscordRest, pace: Pace) -> Self {
+    /// A platform writing through `rest`, paced by `pace`, downloading attachments from `cdn`.
+    pub fn new(rest: DiscordRest, pace: Pace, cdn: Cdn) -> Self {
         Self {
             rest,
             pace,
+            cdn,
             warned: Mutex::default(),
         }
     }
@@ -165,6 +171,11 @@ impl Platform for DiscordPlatform {
         let channel = channel(chat);
         let result = self.rest.typing(channel).await;
         result.map_err(|error| self.failed(channel, error))
+    }
+
+    /// `file` is an attachment URL.
+    async fn fetch(&self, file: &FileRef, limit: u64) -> Result<Vec<u8>, FetchError> {
+        self.cdn.fetch(file.as_str(), limit).await
     }
 }
 

@@ -80,6 +80,7 @@ impl Adapter {
             private: message.chat.is_private(),
             reply_to: None,
             action: Action::Command(command.clone()),
+            attachments: Vec::new(),
         };
         let (chat, user) = (addressed.key.chat.as_str(), addressed.author.id.as_str());
         if !self.access.allows(chat, user) {

@@ -40,7 +40,10 @@ pub fn help_text(private: bool) -> String {
         "Mention me, reply to one of my messages, or use /ask, and I answer with a language \
          model, streaming the reply as it is written."
     };
-    let mut text = format!("{how} I remember this chat's conversation.\n");
+    let mut text = format!(
+        "{how} I remember this chat's conversation. Send a photo, an image or a text file \
+         with your question (as its caption) and I read it too.\n"
+    );
     for (name, description) in COMMANDS {
         text.push_str(&format!("\n/{name} — {description}"));
     }

@@ -4,6 +4,8 @@ use std::ops::Range;
 
 use teloxide::types::{Message, MessageEntityKind};
 
+use super::files;
+use crate::engine::attachment::Attachment;
 use crate::engine::command::Command;
 use crate::engine::event::{Author, ChatKey, MessageRef, PlatformKind, UserId};
 
@@ -46,18 +48,30 @@ pub struct Addressed {
     pub reply_to: Option<MessageRef>,
     /// What it asks for.
     pub action: Action,
+    /// The files a prompt brings: those of the message it replies to, then its own.
+    pub attachments: Vec<Attachment>,
 }
 
-/// Maps a message; `None` when it is not for the bot (not text, from a bot, unaddressed).
+/// Maps a message; `None` when it is not for the bot (neither text nor a file, from a bot,
+/// unaddressed). A caption is the text of a photo or a file; a file without one is a prompt
+/// where a text would be.
 pub fn map_message(message: &Message, me: &Me) -> Option<Addressed> {
-    let text = message.text()?;
+    let own = files::attachments(message);
+    let text = message.text().or_else(|| message.caption());
+    if text.is_none() && own.is_empty() {
+        return None;
+    }
+    let text = text.unwrap_or("");
     let from = message.from.as_ref().filter(|user| !user.is_bot)?;
     let private = message.chat.is_private();
-    let to_bot = message
-        .reply_to_message()
+    let replied = message.reply_to_message();
+    let to_bot = replied
         .and_then(|m| m.from.as_ref())
         .is_some_and(|user| user.id.0 == me.id);
-    let action = classify(text, private, &mentions(message, me), to_bot, &me.username)?;
+    let mut attachments = replied.map(files::attachments).unwrap_or_default();
+    attachments.extend(own);
+    let action = classify(text, private, &mentions(message, me), to_bot, &me.username);
+    let action = with_files(action, text, !attachments.is_empty(), private || to_bot)?;
     Some(Addressed {
         key: chat_key(message),
         author: Author {
@@ -67,7 +81,18 @@ pub fn map_message(message: &Message, me: &Me) -> Option<Addressed> {
         private,
         reply_to: (!private).then(|| MessageRef::new(message.id.0.to_string())),
         action,
+        attachments,
     })
+}
+
+/// What a message with files asks for: a mention alone, an empty `/ask` or no text at all
+/// (where every message is addressed) asks about the files.
+fn with_files(action: Option<Action>, text: &str, files: bool, addressed: bool) -> Option<Action> {
+    match action {
+        Some(Action::EmptyAsk) if files => Some(Action::Prompt(String::new())),
+        None if files && addressed && !text.starts_with('/') => Some(Action::Prompt(String::new())),
+        other => other,
+    }
 }
 
 /// The conversation place of a message: its chat, or its forum topic.
@@ -81,7 +106,10 @@ pub fn chat_key(message: &Message) -> ChatKey {
 
 /// Byte ranges of the @mentions of this bot in the message's text.
 fn mentions(message: &Message, me: &Me) -> Vec<Range<usize>> {
-    let Some(entities) = message.parse_entities() else {
+    let entities = message
+        .parse_entities()
+        .or_else(|| message.parse_caption_entities());
+    let Some(entities) = entities else {
         return Vec::new();
     };
     entities
@@ -217,5 +245,28 @@ mod tests {
             classify("/weather", true, &[], false, BOT),
             Some(Action::Unknown("weather".into()))
         );
+    }
+
+    #[test]
+    fn a_file_without_a_question_is_a_prompt_where_the_message_is_addressed() {
+        let empty = || Some(Action::Prompt(String::new()));
+        assert_eq!(with_files(None, "", true, true), empty(), "a private photo");
+        assert_eq!(
+            with_files(None, "", true, false),
+            None,
+            "an unaddressed group photo"
+        );
+        let mention = Some(Action::EmptyAsk);
+        assert_eq!(
+            with_files(mention.clone(), "@parley_bot", true, false),
+            empty()
+        );
+        assert_eq!(
+            with_files(mention.clone(), "@parley_bot", false, false),
+            mention
+        );
+        assert_eq!(with_files(None, "/weather@other_bot", true, true), None);
+        let asked = Some(Action::Prompt("why?".into()));
+        assert_eq!(with_files(asked.clone(), "why?", true, false), asked);
     }
 }

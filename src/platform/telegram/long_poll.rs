@@ -11,6 +11,8 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use teloxide::types::{Update, UpdateKind};
 
+use crate::platform::download;
+
 /// How much longer than the poll's own timeout the request may take: the server answers a
 /// quiet poll when its timeout ends, and the answer still has to travel.
 pub const MARGIN: Duration = Duration::from_secs(10);
@@ -112,13 +114,7 @@ impl LongPoll {
 }
 
 fn network(error: reqwest::Error) -> PollError {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else {
-        "the connection failed"
-    };
+    let kind = download::failure(&error);
     let error = error.without_url();
     let cause = std::error::Error::source(&error).map_or(String::new(), |s| format!(": {s}"));
     PollError::Network(format!("{kind}{cause}"))

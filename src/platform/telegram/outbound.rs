@@ -15,9 +15,13 @@ use teloxide::types::{ChatAction, ChatId, MessageId, ThreadId};
 use teloxide::{Bot, RequestError};
 
 use super::api;
+use super::files::Files;
 use super::{format, html};
+use crate::engine::attachment::FileRef;
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind, UserId};
-use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError, Rate, Window};
+use crate::engine::ports::{
+    FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Rate, Window,
+};
 
 /// Longest text after entity parsing, in UTF-16 units.
 pub const MAX_LEN: usize = 4096;
@@ -41,6 +45,7 @@ pub struct Pace {
 pub struct TelegramPlatform {
     bot: Bot,
     pace: Pace,
+    files: Files,
     /// Private chats where drafts were refused: they stream with edits.
     no_drafts: Mutex<HashSet<i64>>,
     next_draft: AtomicI64,
@@ -93,11 +98,12 @@ fn render(markdown: &str, phase: Phase) -> Rendered {
 }
 
 impl TelegramPlatform {
-    /// A platform sending through `bot`, paced by `pace`.
-    pub fn new(bot: Bot, pace: Pace) -> Self {
+    /// A platform sending through `bot`, paced by `pace`, downloading users' files with `files`.
+    pub fn new(bot: Bot, pace: Pace, files: Files) -> Self {
         Self {
             bot,
             pace,
+            files,
             no_drafts: Mutex::new(HashSet::new()),
             next_draft: AtomicI64::new(1),
         }
@@ -184,5 +190,10 @@ impl Platform for TelegramPlatform {
 
     async fn is_chat_admin(&self, chat: &ChatKey, user: &UserId) -> bool {
         super::access::chat_admin(&self.bot, chat.chat.as_str(), user.as_str()).await
+    }
+
+    /// `file` is a Telegram file id: getFile, then the download.
+    async fn fetch(&self, file: &FileRef, limit: u64) -> Result<Vec<u8>, FetchError> {
+        self.files.fetch(file.as_str(), limit).await
     }
 }

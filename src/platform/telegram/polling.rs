@@ -250,6 +250,7 @@ impl Adapter {
             key: addressed.key.clone(),
             author: addressed.author.clone(),
             content,
+            attachments: addressed.attachments.clone(),
             private: addressed.private,
             may_configure: addressed.private || may,
             reply_to: addressed.reply_to.clone(),

@@ -89,6 +89,21 @@ fn models(llm: &LlmSettings) -> Result<Models, SettingsError> {
     })
 }
 
+/// `llm.image_models`: names, each once. A name outside `llm.models` is allowed (the lists are
+/// often changed apart); it is simply never asked.
+pub(super) fn image_models(llm: &LlmSettings) -> Result<Vec<ModelName>, SettingsError> {
+    let names = &llm.image_models;
+    for (i, model) in names.iter().enumerate() {
+        check(!model.trim().is_empty(), "llm.image_models", || {
+            "has an empty name; list model names, or [] when no model reads images".into()
+        })?;
+        check(!names[..i].contains(model), "llm.image_models", || {
+            format!("lists `{model}` twice")
+        })?;
+    }
+    Ok(names.iter().map(ModelName::new).collect())
+}
+
 fn header(name: &str) -> Result<String, SettingsError> {
     check(
         reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok(),

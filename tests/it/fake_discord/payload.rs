@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{BOT_ID, Message};
+use super::{BOT_ID, FakeFile, Message};
 
 /// When every fake message was written.
 const TIMESTAMP: &str = "2026-01-01T00:00:00.000000+00:00";
@@ -30,6 +30,8 @@ pub struct UserMessage {
     pub mention_roles: Vec<String>,
     /// The message this one replies to.
     pub reply_to: Option<String>,
+    /// Its attachments.
+    pub files: Vec<FakeFile>,
 }
 
 impl UserMessage {
@@ -46,6 +48,7 @@ impl UserMessage {
             mentions: Vec::new(),
             mention_roles: Vec::new(),
             reply_to: None,
+            files: Vec::new(),
         }
     }
 
@@ -80,6 +83,12 @@ impl UserMessage {
         self
     }
 
+    /// Attaches a file.
+    pub fn with_file(mut self, file: FakeFile) -> Self {
+        self.files.push(file);
+        self
+    }
+
     /// Makes it a reply to `message`.
     pub fn replying_to(mut self, message: &str) -> Self {
         self.reply_to = Some(message.into());
@@ -102,6 +111,8 @@ pub struct SlashCommand {
     pub user_id: String,
     /// The member's permissions in the channel (a decimal bit set), in guilds.
     pub permissions: String,
+    /// The file of an `attachment` option.
+    pub attachment: Option<FakeFile>,
 }
 
 impl SlashCommand {
@@ -115,7 +126,14 @@ impl SlashCommand {
             user_id: user.into(),
             // VIEW_CHANNEL | SEND_MESSAGES
             permissions: (1u64 << 10 | 1 << 11).to_string(),
+            attachment: None,
         }
+    }
+
+    /// Gives the `attachment` option a file.
+    pub fn attachment(mut self, file: FakeFile) -> Self {
+        self.attachment = Some(file);
+        self
     }
 
     /// Adds a string option.
@@ -153,7 +171,7 @@ pub fn message(m: &Message) -> Value {
         "id": m.id, "channel_id": m.channel_id, "author": author, "content": m.content,
         "timestamp": TIMESTAMP, "edited_timestamp": (m.edits > 0).then_some(TIMESTAMP),
         "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [],
-        "attachments": [], "embeds": [], "pinned": false, "type": 0, "flags": m.flags,
+        "attachments": m.attachments, "embeds": [], "pinned": false, "type": 0, "flags": m.flags,
     });
     if let Some(reply_to) = &m.reply_to {
         value["type"] = json!(19);
@@ -163,7 +181,12 @@ pub fn message(m: &Message) -> Value {
 }
 
 /// The `d` of MESSAGE_CREATE.
-pub fn message_create(id: &str, m: &UserMessage, referenced: Option<&Message>) -> Value {
+pub fn message_create(
+    id: &str,
+    m: &UserMessage,
+    attachments: &[Value],
+    referenced: Option<&Message>,
+) -> Value {
     let mentions: Vec<Value> = m
         .mentions
         .iter()
@@ -174,8 +197,11 @@ pub fn message_create(id: &str, m: &UserMessage, referenced: Option<&Message>) -
         "author": user(&m.author_id, &m.author_name, m.bot), "content": m.content,
         "timestamp": TIMESTAMP, "edited_timestamp": null, "tts": false,
         "mention_everyone": false, "mentions": mentions, "mention_roles": m.mention_roles,
-        "attachments": [], "embeds": [], "pinned": false, "type": 0,
+        "attachments": attachments, "embeds": [], "pinned": false, "type": 0,
     });
+    if m.files.iter().any(|f| f.voice) {
+        d["flags"] = json!(1 << 13);
+    }
     if let Some(guild) = &m.guild_id {
         d["guild_id"] = json!(guild);
         d["member"] = json!({ "nick": m.nick, "roles": [], "joined_at": TIMESTAMP,
@@ -191,18 +217,25 @@ pub fn message_create(id: &str, m: &UserMessage, referenced: Option<&Message>) -
 }
 
 /// The `d` of INTERACTION_CREATE for a slash command.
-pub fn interaction(id: &str, token: &str, c: &SlashCommand) -> Value {
-    let options: Vec<Value> = c
+pub fn interaction(id: &str, token: &str, c: &SlashCommand, file: Option<&Value>) -> Value {
+    let mut options: Vec<Value> = c
         .options
         .iter()
         .map(|(name, value)| json!({ "name": name, "type": 3, "value": value }))
         .collect();
+    if let Some(file) = file {
+        options.push(json!({ "name": "attachment", "type": 11, "value": file["id"] }));
+    }
     let mut d = json!({
         "id": id, "application_id": super::APP_ID, "type": 2, "token": token, "version": 1,
         "channel_id": c.channel_id, "locale": "en-US", "entitlements": [],
         "attachment_size_limit": 26_214_400, "app_permissions": "2147483647",
         "data": { "id": "3000", "name": c.name, "type": 1, "options": options },
     });
+    if let Some(file) = file {
+        let id = file["id"].as_str().unwrap_or_default();
+        d["data"]["resolved"] = json!({ "attachments": { id: file } });
+    }
     let author = user(&c.user_id, &format!("user{}", c.user_id), false);
     match &c.guild_id {
         Some(guild) => {

@@ -264,6 +264,7 @@ impl State {
             flags: body["flags"].as_u64().unwrap_or(0),
             edits: 0,
             deleted: false,
+            attachments: Vec::new(),
         };
         let answer = payload::message(&message);
         self.messages.push(message);
@@ -335,6 +336,7 @@ impl State {
             flags: body["data"]["flags"].as_u64().unwrap_or(0),
             edits: 0,
             deleted: false,
+            attachments: Vec::new(),
         });
         if let Some(interaction) = self.interactions.get_mut(token) {
             interaction.callback = Some(body.clone());

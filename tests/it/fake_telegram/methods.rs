@@ -84,6 +84,7 @@ pub(super) fn dispatch(st: &mut St, method: &str, body: &Value) -> Answer {
         "sendmessagedraft" => send_draft(st, body),
         "answercallbackquery" => answer_callback(st, body),
         "getchatmember" => chat_member(st, body),
+        "getfile" => super::files::get_file(st, body),
         _ => Err((404, "Not Found".into(), None)),
     }
 }

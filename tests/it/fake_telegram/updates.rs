@@ -117,6 +117,34 @@ pub fn message(id: i64, chat: &ChatRef, from: &User, text: &str, to: Option<&Sen
     message
 }
 
+/// A user's message with a photo, document or voice (`media`: its field and value) and a
+/// caption with its entities, replying to the message `replied` when given.
+pub fn media_message(
+    id: i64,
+    chat: &ChatRef,
+    from: &User,
+    media: (&str, Value),
+    caption: &str,
+    replied: Option<Value>,
+) -> Value {
+    let mut message = message(id, chat, from, "", None);
+    if let Some(fields) = message.as_object_mut() {
+        fields.remove("text");
+    }
+    message[media.0] = media.1;
+    if !caption.is_empty() {
+        message["caption"] = json!(caption);
+        let entities = entities(caption);
+        if !entities.is_empty() {
+            message["caption_entities"] = json!(entities);
+        }
+    }
+    if let Some(replied) = replied {
+        message["reply_to_message"] = replied;
+    }
+    message
+}
+
 /// The bot's message `sent`, as it appears in updates.
 pub fn bot_message(sent: &Sent, chat: &ChatRef) -> Value {
     let mut message = json!({ "message_id": sent.id, "date": DATE, "chat": chat_json(chat),

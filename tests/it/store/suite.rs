@@ -2,6 +2,7 @@
 //! store by [`store_suite!`], as matrix-rust-sdk runs its store tests.
 
 pub mod conversations;
+pub mod files;
 pub mod recovery;
 pub mod turns;
 pub mod usage;
@@ -34,6 +35,8 @@ macro_rules! store_suite {
                 turns::concurrent_turns_in_many_chats_all_land,
                 turns::text_so_far_is_recorded_while_streaming_and_left_alone_once_the_reply_ended,
                 turns::unknown_conversations_and_replies_are_errors_that_store_nothing,
+                files::files_come_back_with_their_messages_in_order,
+                files::a_file_another_conversation_uses_outlives_a_reset,
                 recovery::recover_interrupted_marks_streaming_replies_partial_once_oldest_first,
                 usage::usage_is_summed_per_chat_over_conversations_and_per_user,
             );
@@ -105,6 +108,7 @@ pub async fn start(
         create_in: None,
         author: &author,
         content: prompt,
+        files: &[],
         model: &model,
     };
     store.start_turn(&turn).await

@@ -147,3 +147,36 @@ fn listed_admins_may_configure_in_guilds() {
     let other = to_incoming(&m, &me(), &Access::default(), None).unwrap();
     assert!(!other.may_configure);
 }
+
+/// `message` with these Attachment objects.
+fn with_attachments(mut message: Message, files: serde_json::Value) -> Message {
+    message.attachments = serde_json::from_value(files).unwrap();
+    message
+}
+
+#[test]
+fn attachments_travel_with_a_prompt_and_a_voice_message_is_a_kind_not_read() {
+    let files = json!([
+        { "id": "1", "filename": "message.txt", "size": 3000, "url": "https://cdn.discordapp.com/a/1/message.txt",
+          "proxy_url": "https://media.discordapp.net/a/1/message.txt", "content_type": "text/plain; charset=utf-8" },
+        { "id": "2", "filename": "voice-message.ogg", "size": 900, "url": "https://cdn.discordapp.com/a/2/v.ogg",
+          "proxy_url": "https://media.discordapp.net/a/2/v.ogg", "content_type": "audio/ogg",
+          "duration_secs": 2.0, "waveform": "AAAA" },
+    ]);
+    let dm = with_attachments(message("", None, &[], false), files);
+    let incoming = to_incoming(&dm, &me(), &Access::default(), None).expect("a turn");
+    assert_eq!(prompt(&incoming), "", "a file alone is asked about");
+    let kinds: Vec<_> = incoming.attachments.iter().map(|a| a.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            crate::engine::attachment::AttachmentKind::File,
+            crate::engine::attachment::AttachmentKind::Unreadable("voice messages"),
+        ]
+    );
+    assert_eq!(incoming.attachments[0].size, Some(3000));
+    assert_eq!(
+        incoming.attachments[0].source.as_str(),
+        "https://cdn.discordapp.com/a/1/message.txt"
+    );
+}

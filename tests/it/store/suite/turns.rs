@@ -146,6 +146,7 @@ pub async fn first_turns_of_a_new_place_create_one_conversation_with_settings_ch
                 create_in: Some(&key),
                 author: &author,
                 content: "hello",
+                files: &[],
                 model: &model,
             };
             store.start_turn(&turn).await
@@ -183,6 +184,7 @@ pub async fn concurrent_turns_in_many_chats_all_land(store: Arc<dyn Store>) {
                     create_in: context.new.then_some(&key),
                     author: &author,
                     content: "q",
+                    files: &[],
                     model: &model,
                 };
                 let rows = store.start_turn(&turn).await?;
