@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::attachment::read::{AttachmentLimits, ImageSupport};
+use super::controls::Controls;
 use super::deliver::Policy;
 use super::event::{ChatKey, Content, Incoming, PlatformKind};
 use super::pace::Pacer;
@@ -47,6 +48,7 @@ pub struct Engine {
     completions: Semaphore,
     pacers: HashMap<PlatformKind, Pacer>,
     reply_options: ReplyOptions,
+    controls: Controls,
 }
 
 mod answer;
@@ -80,12 +82,18 @@ impl Engine {
             config,
             pacers,
             reply_options,
+            controls: Controls::default(),
         }
     }
 
     /// The store the engine writes to.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The replies streaming now, which the Stop controls act on.
+    pub fn controls(&self) -> &Controls {
+        &self.controls
     }
 
     /// The pacer shared by every reply on `platform`.

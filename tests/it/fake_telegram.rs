@@ -141,6 +141,8 @@ struct St {
     deleted: HashSet<(i64, i64)>,
     blocked: HashSet<i64>,
     callbacks: HashMap<String, bool>,
+    pressed_at: HashMap<String, Instant>,
+    stoppable: HashSet<(i64, i64)>,
     too_many: usize,
     reject_html: bool,
     broken_polls: usize,
@@ -259,6 +261,7 @@ impl FakeTelegram {
             let mut st = self.st();
             let id = format!("cb{}", st.next_update);
             st.callbacks.insert(id.clone(), false);
+            st.pressed_at.insert(id.clone(), Instant::now());
             (id, st.messages.get(&(chat.id, message)).cloned())
         };
         let message = sent
@@ -268,6 +271,40 @@ impl FakeTelegram {
             "data": data, "message": message });
         self.push_update(json!({ "callback_query": query }));
         id
+    }
+
+    /// The user presses the stop control of the newest draft sent with `can_stop` in the
+    /// private `chat`: the draft goes and a `stopped_message_generation` update arrives. False
+    /// (and nothing happens) when no draft there offered the control.
+    pub fn stop_draft(&self, chat: &updates::ChatRef) -> bool {
+        let draft = {
+            let mut st = self.st();
+            let draft = st
+                .stoppable
+                .iter()
+                .filter(|(c, _)| *c == chat.id)
+                .max()
+                .copied();
+            let Some((_, draft)) = draft else {
+                return false;
+            };
+            st.stoppable.retain(|(c, _)| *c != chat.id);
+            st.drafts.remove(&(chat.id, draft));
+            draft
+        };
+        let chat_json = json!({ "id": chat.id, "type": "private", "first_name": "User" });
+        let stopped = json!({ "chat": chat_json, "draft_id": draft });
+        self.push_update(json!({ "stopped_message_generation": stopped }));
+        true
+    }
+
+    /// The answer text of the callback query `id`, once answered.
+    pub fn callback_text(&self, id: &str) -> Option<String> {
+        let st = self.st();
+        let call = st.calls.iter().rev().find(|c| {
+            c.method == "answercallbackquery" && c.body["callback_query_id"] == json!(id)
+        });
+        call.map(|c| c.body["text"].as_str().unwrap_or("").to_string())
     }
 
     /// True once the callback query `id` was answered.

@@ -61,3 +61,18 @@ pub fn app_config(env: &HashMap<String, String>) -> Config {
     let settings = Settings::load_from(None, Some(env.clone())).expect("valid test settings");
     Config::from_settings(&settings, Purpose::Run).expect("valid test settings")
 }
+
+/// Status, reason and content of every reply stored in the database at `db`, in order.
+pub async fn stored_replies(db: &Path) -> Vec<(String, Option<String>, String)> {
+    let pool = sqlx::SqlitePool::connect(&db_url(db))
+        .await
+        .expect("opens the database");
+    let rows = sqlx::query_as(
+        "SELECT status, failure_reason, content FROM messages WHERE role = 'assistant' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("the reply rows");
+    pool.close().await;
+    rows
+}

@@ -122,6 +122,18 @@ pub enum Phase {
     Final,
 }
 
+/// A button under a message: its label, and the data a press sends back to the bot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Button {
+    /// What the button says.
+    pub label: String,
+    /// What a press sends back (at most 64 bytes: Telegram's limit).
+    pub data: String,
+    /// A Stop button: a platform with a stop control of its own for streamed text (a
+    /// Telegram draft's) may show that instead.
+    pub stops: bool,
+}
+
 /// Why a platform call failed, in the terms the reply engine acts on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlatformError {
@@ -191,6 +203,32 @@ pub trait Platform: Send + Sync {
         text: &str,
         phase: Phase,
     ) -> Result<MessageRef, PlatformError>;
+
+    /// Like [`Platform::send`], with `buttons` under the message. A platform without buttons
+    /// sends the text alone (the default).
+    async fn send_with(
+        &self,
+        chat: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+        phase: Phase,
+        _buttons: &[Button],
+    ) -> Result<MessageRef, PlatformError> {
+        self.send(chat, reply_to, text, phase).await
+    }
+
+    /// Like [`Platform::edit`], leaving exactly `buttons` under the message (none removes
+    /// them). A platform without buttons edits the text alone (the default).
+    async fn edit_with(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        text: &str,
+        phase: Phase,
+        _buttons: &[Button],
+    ) -> Result<MessageRef, PlatformError> {
+        self.edit(chat, message, text, phase).await
+    }
 
     /// Shows the typing indicator in `chat`.
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError>;

@@ -111,7 +111,8 @@ impl<'a> Reply<'a> {
         let start = Instant::now();
         let mut clocks = Clocks::new(start, &self.limits, ctx.options.thinking_after);
         loop {
-            if ctx.cancel.is_cancelled() {
+            let cancel = self.cancel_token();
+            if cancel.is_cancelled() {
                 return Ok(End::Cancelled);
             }
             if self.preview_now(&mut clocks) {
@@ -120,7 +121,7 @@ impl<'a> Reply<'a> {
             }
             let typing = !self.content_shown;
             let thinking = self.text.is_empty();
-            let next = clocks.next(&mut stream, ctx.cancel, typing, thinking, self.finished);
+            let next = clocks.next(&mut stream, cancel, typing, thinking, self.finished);
             match next.await {
                 Next::Cancelled => return Ok(End::Cancelled),
                 Next::Granted => {
@@ -148,6 +149,20 @@ impl<'a> Reply<'a> {
                 Next::Event(None) => return Ok(End::Failed(ModelError::Incomplete)),
             }
         }
+    }
+
+    /// What ends the read early: the Stop control's token (a child of shutdown's), else
+    /// shutdown's.
+    fn cancel_token(&self) -> &'a tokio_util::sync::CancellationToken {
+        match self.ctx.stop {
+            Some(stop) => stop.stopper.token(),
+            None => self.ctx.cancel,
+        }
+    }
+
+    /// True when the reply ended because someone pressed Stop.
+    pub(super) fn stopped(&self) -> bool {
+        self.ctx.stop.is_some_and(|stop| stop.stopper.pressed())
     }
 
     /// Takes in every event the stream has ready now, without waiting; how the stream ended,
@@ -323,11 +338,17 @@ impl<'a> Reply<'a> {
     /// One send (no current message) or edit of the current message, without pacing.
     async fn call(&mut self, text: &str, phase: Phase) -> Result<(), PlatformError> {
         let (platform, chat) = (self.ctx.platform, self.ctx.chat);
+        let stop = self.ctx.stop.filter(|_| phase == Phase::Streaming);
+        let buttons = stop.map(|s| std::slice::from_ref(s.button)).unwrap_or(&[]);
         let (kind, result) = match &self.current {
-            Some(message) => (Edit, platform.edit(chat, message, text, phase).await),
+            Some(message) => {
+                let edit = platform.edit_with(chat, message, text, phase, buttons);
+                (Edit, edit.await)
+            }
             None => {
                 let reply_to = self.ctx.reply_to.filter(|_| self.messages.is_empty());
-                (Send, platform.send(chat, reply_to, text, phase).await)
+                let send = platform.send_with(chat, reply_to, text, phase, buttons);
+                (Send, send.await)
             }
         };
         self.count_call(kind, result.as_ref().err());

@@ -117,6 +117,7 @@ impl Harness {
             options: &self.options,
             observer: &self.observer,
             cancel: &self.cancel,
+            stop: None,
             asked_at: tokio::time::Instant::now(),
         };
         stream_reply(&ctx, stream).await

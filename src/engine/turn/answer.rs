@@ -1,6 +1,8 @@
 //! One turn: build the request, start the turn (the request leaves while its rows are written),
 //! stream the reply, record how it ended.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
@@ -9,13 +11,14 @@ use tokio_util::sync::CancellationToken;
 use super::Engine;
 use crate::engine::attachment::StoredFile;
 use crate::engine::attachment::read::read_all;
+use crate::engine::controls::{Stopper, stop_button};
 use crate::engine::conversation::{Shape, build_messages};
 use crate::engine::event::{Incoming, MessageRef};
 use crate::engine::ports::{
     CompletionRequest, MessageRowId, ModelError, ModelName, Platform, ReplyRecord, Role, Store,
     StoreError, StoredMessage, TokenStream, TurnContext, TurnRows, TurnStart,
 };
-use crate::engine::reply::{ReplyContext, ReplyObserver, ReplyOutcome, stream_reply};
+use crate::engine::reply::{ReplyContext, ReplyObserver, ReplyOutcome, StopControl, stream_reply};
 
 /// Records the platform messages of a streaming reply as they appear, and gives back the
 /// completion permit once the model's stream has ended.
@@ -96,6 +99,14 @@ impl Engine {
         if rows.conversation != conversation {
             tracing::debug!(stored = %rows.conversation, "another turn created the conversation first");
         }
+        let stopper = Arc::new(Stopper::under(cancel));
+        let button = stop_button(rows.reply);
+        let _listed = (self.controls).list(
+            rows.reply,
+            &incoming.key,
+            &incoming.author.id,
+            stopper.clone(),
+        );
         let observer = StoreObserver {
             store: self.store.as_ref(),
             reply: rows.reply,
@@ -109,6 +120,10 @@ impl Engine {
             options: &self.reply_options,
             observer: &observer,
             cancel,
+            stop: Some(StopControl {
+                button: &button,
+                stopper: &stopper,
+            }),
             asked_at,
         };
         let outcome = stream_reply(&context, stream).await;

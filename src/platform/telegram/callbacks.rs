@@ -15,6 +15,7 @@ use super::inbound::{Action, Addressed, chat_key};
 use super::polling::Adapter;
 use super::{TelegramPlatform, api, commands};
 use crate::engine::command::Command;
+use crate::engine::controls::Press;
 use crate::engine::deliver::{Delivery, Policy};
 use crate::engine::event::{Author, ChatKey, Content, MessageRef, PlatformKind, UserId};
 use crate::engine::pace::Urgency;
@@ -64,6 +65,9 @@ impl Adapter {
     }
 
     async fn callback_answer(&self, query: &CallbackQuery) -> String {
+        if let Some(Press::Stop(reply)) = query.data.as_deref().and_then(Press::parse) {
+            return self.stop_pressed(query, reply).await;
+        }
         let Some(name) = query.data.as_deref().and_then(commands::picked_model) else {
             return "This button does nothing.".into();
         };

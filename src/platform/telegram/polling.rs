@@ -200,6 +200,8 @@ impl Adapter {
                     .tracker
                     .spawn(async move { adapter.on_callback(query).await });
             }
+            // Updates newer than teloxide knows arrive raw.
+            UpdateKind::Error(raw) => self.generation_stopped(&raw),
             _ => {}
         }
     }

@@ -1,8 +1,9 @@
 //! How a reply ends: the last message's final text, the interruption marker, the outcome.
 
 use super::{End, Forbidden, Reply};
+use crate::engine::controls::STOPPED;
 use crate::engine::ports::{ModelError, ReplyStatus};
-use crate::engine::reply::{INTERRUPTED, RESTARTED, ReplyOutcome};
+use crate::engine::reply::{INTERRUPTED, RESTARTED, ReplyOutcome, STOPPED_MARKER};
 use crate::engine::split;
 
 impl Reply<'_> {
@@ -20,12 +21,16 @@ impl Reply<'_> {
                 let status = self.interrupted_status();
                 (status, Some(error), Some(reason))
             }
+            End::Cancelled if self.stopped() => {
+                (self.interrupted_status(), None, Some(STOPPED.to_string()))
+            }
             End::Cancelled => (self.interrupted_status(), None, Some(RESTARTED.to_string())),
         };
         let notice = match (&error, status) {
             (_, ReplyStatus::Complete) => None,
             (Some(error), _) => Some((self.ctx.options.error_text)(error)),
             (None, _) if reason.as_deref() == Some(RESTARTED) => Some(RESTARTED.to_string()),
+            (None, _) if reason.as_deref() == Some(STOPPED) => Some(STOPPED.to_string()),
             (None, _) => Some("The model sent an empty answer.".to_string()),
         };
         self.land_end(notice).await?;
@@ -47,6 +52,7 @@ impl Reply<'_> {
         let has_text = self.text.len() > self.at.offset;
         let last = has_text.then(|| split::tail(&self.text, &self.at).text);
         let marker = notice.map(|n| match self.text.is_empty() {
+            _ if n == STOPPED => format!("{}{STOPPED_MARKER}", self.gap()),
             true if n == RESTARTED => format!("{INTERRUPTED}{n}"),
             true => n,
             false => format!("\n\n{INTERRUPTED}{n}"),
@@ -82,6 +88,11 @@ impl Reply<'_> {
             }
             (None, None) => Ok(()),
         }
+    }
+
+    /// What separates a marker from the text before it.
+    fn gap(&self) -> &'static str {
+        if self.text.is_empty() { "" } else { "\n\n" }
     }
 
     fn outcome(

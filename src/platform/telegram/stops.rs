@@ -1,0 +1,62 @@
+//! Stopping a streaming reply from Telegram: the inline Stop button (groups, and private chats
+//! streamed with edits) and the draft's own stop control (`stopped_message_generation`).
+
+use serde_json::Value;
+use teloxide::types::CallbackQuery;
+
+use super::access::REFUSAL;
+use super::inbound::{Action, Addressed, chat_key};
+use super::long_poll::STOPPED_GENERATION;
+use super::polling::Adapter;
+use crate::engine::controls::StopAnswer;
+use crate::engine::event::{Author, ChatKey, PlatformKind, UserId};
+use crate::engine::ports::MessageRowId;
+
+impl Adapter {
+    /// The answer to a press of Stop on the reply stored as `reply`: the asker stops it at
+    /// once; anyone else only if they administer the chat (asked of Telegram then).
+    pub(super) async fn stop_pressed(&self, query: &CallbackQuery, reply: MessageRowId) -> String {
+        let Some(message) = query.message.as_ref().and_then(|m| m.regular_message()) else {
+            return StopAnswer::NotRunning.text().into();
+        };
+        let addressed = Addressed {
+            key: chat_key(message),
+            author: Author {
+                id: UserId::new(query.from.id.0.to_string()),
+                display_name: query.from.full_name(),
+            },
+            private: message.chat.is_private(),
+            reply_to: None,
+            attachments: Vec::new(),
+            action: Action::Help,
+        };
+        let (key, user) = (&addressed.key, &addressed.author.id);
+        if !self.access.allows(key.chat.as_str(), user.as_str()) {
+            return REFUSAL.into();
+        }
+        let controls = self.services.engine.controls();
+        let answer = match controls.stop(reply, key, user, false) {
+            StopAnswer::NotYours if self.may_configure(&addressed).await => {
+                controls.stop(reply, key, user, true)
+            }
+            answer => answer,
+        };
+        answer.text().into()
+    }
+
+    /// A user stopped a draft with Telegram's own control: stop what streams in that private
+    /// chat (only its user sees the draft, and they asked for it).
+    pub(super) fn generation_stopped(&self, update: &Value) {
+        let stopped = &update[STOPPED_GENERATION];
+        let Some(chat) = stopped["chat"]["id"].as_i64() else {
+            return;
+        };
+        let key = ChatKey::new(PlatformKind::Telegram, chat.to_string());
+        let key = match stopped["message_thread_id"].as_i64() {
+            Some(thread) => key.with_thread(thread.to_string()),
+            None => key,
+        };
+        let answer = self.services.engine.controls().stop_in(&key);
+        tracing::info!(chat = %key, answer = ?answer, "the user stopped a draft");
+    }
+}
