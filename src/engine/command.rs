@@ -72,7 +72,10 @@ or a text file with your question and I read it too.
 /reset — forget the conversation and start a new one
 /system — show the system prompt; /system TEXT sets it; /system clear restores the default
 /usage — tokens used in this chat
-/help — this text";
+/help — this text
+
+While I write a reply, its ⏹ Stop button stops it (for whoever asked, or an admin); the text so \
+far stays.";
 
 #[cfg(test)]
 mod tests {

@@ -48,6 +48,10 @@ pub fn help_text(private: bool) -> String {
         text.push_str(&format!("\n/{name} — {description}"));
     }
     text.push_str("\n\nIn groups, /model and /system changes are for admins.");
+    text.push_str(
+        "\n\nWhile I write a reply, its ⏹ Stop button stops it (for whoever asked, or an \
+         admin); the text so far stays.",
+    );
     text
 }
 
