@@ -15,6 +15,6 @@ pub use platform::{
     Button, FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Rate, Window,
 };
 pub use store::{
-    ChatSettings, Conversation, InterruptedReply, MessageRowId, ReplyRecord, ReplyStatus, Store,
-    StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, UsageTotals,
+    ChatSettings, Conversation, InterruptedReply, LastReply, MessageRowId, ReplyRecord,
+    ReplyStatus, Store, StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, UsageTotals,
 };

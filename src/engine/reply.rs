@@ -126,6 +126,8 @@ pub struct ReplyOutcome {
     pub usage: Usage,
     /// The model error that ended it, if one did.
     pub error: Option<ModelError>,
+    /// Why the model finished (`stop`, `length`, ...), when it did.
+    pub finish_reason: Option<String>,
 }
 
 /// Streams `stream` into the chat of `ctx` and returns once the final state has landed (or

@@ -2,11 +2,11 @@
 
 use async_trait::async_trait;
 
-use super::{SqliteStore, conversations, messages, settings, usage};
+use super::{SqliteStore, conversations, messages, replies, settings, usage};
 use crate::engine::event::{ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
 use crate::engine::ports::{
-    ChatSettings, Conversation, InterruptedReply, MessageRowId, ModelName, ReplyRecord, Store,
-    StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, UsageTotals,
+    ChatSettings, Conversation, InterruptedReply, LastReply, MessageRowId, ModelName, ReplyRecord,
+    Store, StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, UsageTotals,
 };
 
 #[async_trait]
@@ -52,6 +52,18 @@ impl Store for SqliteStore {
         record: &ReplyRecord,
     ) -> Result<(), StoreError> {
         messages::finish(&self.pools.writes, reply, record).await
+    }
+
+    async fn last_reply(&self, key: &ChatKey) -> Result<Option<LastReply>, StoreError> {
+        replies::last(&self.pools.reads, key).await
+    }
+
+    async fn reopen_reply(&self, reply: MessageRowId, keep: bool) -> Result<(), StoreError> {
+        replies::reopen(&self.pools.writes, reply, keep).await
+    }
+
+    async fn alternatives(&self, reply: MessageRowId) -> Result<Vec<String>, StoreError> {
+        replies::alternatives(&self.pools.reads, reply).await
     }
 
     async fn settings(&self, key: &ChatKey) -> Result<ChatSettings, StoreError> {

@@ -82,8 +82,26 @@ pub struct ReplyRecord {
     pub reason: Option<String>,
     /// The platform messages the reply occupies, in order.
     pub platform_messages: Vec<MessageRef>,
-    /// Token usage, when the API reported it.
+    /// Token usage, when the API reported it; added to what the reply counted before (a
+    /// regenerated or continued reply counts every attempt).
     pub usage: Usage,
+    /// Why the model finished (`stop`, `length`, ...), when it said.
+    pub finish_reason: Option<String>,
+}
+
+/// The newest reply of a chat's current conversation, as the reply controls see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastReply {
+    /// Its row: what its buttons name.
+    pub id: MessageRowId,
+    /// Where it stands.
+    pub status: ReplyStatus,
+    /// The text shown (and in the history).
+    pub content: String,
+    /// Why the model finished it, when it said.
+    pub finish_reason: Option<String>,
+    /// The platform messages it occupies, in order.
+    pub platform_messages: Vec<MessageRef>,
 }
 
 /// Per-chat settings; `None` means the configured default.
@@ -270,6 +288,18 @@ pub trait Store: Send + Sync {
         reply: MessageRowId,
         record: &ReplyRecord,
     ) -> Result<(), StoreError>;
+
+    /// The newest reply of the chat's current conversation (none after a reset).
+    async fn last_reply(&self, key: &ChatKey) -> Result<Option<LastReply>, StoreError>;
+
+    /// Reopens a finished reply for a regenerate or a continue: it is `streaming` again (out of
+    /// the history until it finishes). With `keep`, its shown text and finish reason are kept
+    /// first as its next alternative. A reply still streaming is not reopened
+    /// ([`StoreError::unknown_reply`]).
+    async fn reopen_reply(&self, reply: MessageRowId, keep: bool) -> Result<(), StoreError>;
+
+    /// The reply's alternatives (answers it showed before), oldest first.
+    async fn alternatives(&self, reply: MessageRowId) -> Result<Vec<String>, StoreError>;
 
     /// The chat's settings.
     async fn settings(&self, key: &ChatKey) -> Result<ChatSettings, StoreError>;

@@ -55,6 +55,8 @@ pub(super) struct Reply<'a> {
     /// True once content is visible: typing stops.
     content_shown: bool,
     finished: bool,
+    /// Why the model finished, once it said.
+    finish_reason: Option<String>,
     usage: Usage,
     /// Why a final text could not be delivered.
     trouble: Option<String>,
@@ -76,6 +78,7 @@ impl<'a> Reply<'a> {
             messages: Vec::new(),
             content_shown: false,
             finished: false,
+            finish_reason: None,
             usage: Usage::default(),
             trouble: None,
             saved_at: Instant::now(),
@@ -244,7 +247,10 @@ impl<'a> Reply<'a> {
             }
             StreamEvent::Content(_) | StreamEvent::Thinking(_) => {}
             StreamEvent::Usage(usage) => add_usage(&mut self.usage, usage),
-            StreamEvent::Finished(_) => self.finished = true,
+            StreamEvent::Finished(reason) => {
+                self.finished = true;
+                self.finish_reason = Some(reason);
+            }
         }
         Ok(())
     }

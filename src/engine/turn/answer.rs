@@ -202,6 +202,7 @@ impl Engine {
             reason: outcome.reason.clone(),
             platform_messages: outcome.messages.clone(),
             usage: outcome.usage,
+            finish_reason: outcome.finish_reason.clone(),
         };
         self.store.finish_reply(rows.reply, &record).await?;
         tracing::info!(

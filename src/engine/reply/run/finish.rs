@@ -112,6 +112,7 @@ impl Reply<'_> {
             messages: std::mem::take(&mut self.messages),
             usage: self.usage,
             error,
+            finish_reason: self.finish_reason.take(),
         }
     }
 
