@@ -1,4 +1,7 @@
-//! Platform-neutral commands (`/model`, `/reset`, `/system`, `/usage`, `/help`) and their parsing.
+//! Platform-neutral commands (`/model`, `/reset`, `/system`, `/usage`, `/help`, `/regen`,
+//! `/continue`) and their parsing.
+
+use super::ports::MessageRowId;
 
 /// A command a user sent; adapters map their slash commands onto these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +16,12 @@ pub enum Command {
     Usage,
     /// Show what the bot can do.
     Help,
+    /// Ask again for the chat's last reply (`/regen`), or for the reply a Regenerate button
+    /// names (it must still be the last).
+    Regenerate(Option<MessageRowId>),
+    /// Go on with the chat's last reply where it was cut (`/continue`), or with the reply a
+    /// Continue button names.
+    Continue(Option<MessageRowId>),
 }
 
 /// What `/system` does.
@@ -58,6 +67,8 @@ impl Command {
             })),
             "usage" => Some(Self::Usage),
             "help" | "start" => Some(Self::Help),
+            "regen" | "regenerate" => Some(Self::Regenerate(None)),
+            "continue" => Some(Self::Continue(None)),
             _ => None,
         }
     }
@@ -72,6 +83,8 @@ or a text file with your question and I read it too.
 /reset — forget the conversation and start a new one
 /system — show the system prompt; /system TEXT sets it; /system clear restores the default
 /usage — tokens used in this chat
+/regen — ask again for my last reply (its 🔄 Regenerate button does the same)
+/continue — go on with my last reply where it was cut (its ⏩ Continue button)
 /help — this text
 
 While I write a reply, its ⏹ Stop button stops it (for whoever asked, or an admin); the text so \
@@ -102,6 +115,8 @@ mod tests {
             Some(Command::System(SystemAction::Show))
         );
         assert_eq!(Command::parse("/USAGE"), Some(Command::Usage));
+        assert_eq!(Command::parse("/regen"), Some(Command::Regenerate(None)));
+        assert_eq!(Command::parse("/continue"), Some(Command::Continue(None)));
     }
 
     #[test]

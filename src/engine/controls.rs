@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
+use super::command::Command;
 use super::event::{ChatKey, UserId};
 use super::ports::{Button, MessageRowId};
 
@@ -20,6 +21,10 @@ pub const STOPPED: &str = "stopped";
 pub enum Press {
     /// Stop the streaming reply stored as this row.
     Stop(MessageRowId),
+    /// Ask again for the reply stored as this row (it must still be the chat's last).
+    Regenerate(MessageRowId),
+    /// Go on with the reply stored as this row where `max_tokens` cut it.
+    Continue(MessageRowId),
 }
 
 impl Press {
@@ -29,7 +34,25 @@ impl Press {
         let row = MessageRowId(row.parse().ok()?);
         match action {
             "stop" => Some(Self::Stop(row)),
+            "regen" => Some(Self::Regenerate(row)),
+            "cont" => Some(Self::Continue(row)),
             _ => None,
+        }
+    }
+
+    /// The reply the press names.
+    pub fn reply(self) -> MessageRowId {
+        match self {
+            Self::Stop(row) | Self::Regenerate(row) | Self::Continue(row) => row,
+        }
+    }
+
+    /// The command a press of Regenerate or Continue queues in the chat (Stop acts at once).
+    pub fn command(self) -> Option<Command> {
+        match self {
+            Self::Stop(_) => None,
+            Self::Regenerate(row) => Some(Command::Regenerate(Some(row))),
+            Self::Continue(row) => Some(Command::Continue(Some(row))),
         }
     }
 
@@ -37,6 +60,8 @@ impl Press {
     pub fn data(self) -> String {
         match self {
             Self::Stop(row) => format!("stop:{}", row.0),
+            Self::Regenerate(row) => format!("regen:{}", row.0),
+            Self::Continue(row) => format!("cont:{}", row.0),
         }
     }
 }
@@ -49,6 +74,28 @@ pub fn stop_button(reply: MessageRowId) -> Button {
         stops: true,
     }
 }
+
+/// The buttons of a finished reply that is the chat's last: Regenerate, and Continue when the
+/// model stopped at `max_tokens` (`finish_reason = length`).
+pub fn final_buttons(reply: MessageRowId, finish_reason: Option<&str>) -> Vec<Button> {
+    let regenerate = Button {
+        label: "🔄 Regenerate".into(),
+        data: Press::Regenerate(reply).data(),
+        stops: false,
+    };
+    let more = Button {
+        label: "⏩ Continue".into(),
+        data: Press::Continue(reply).data(),
+        stops: false,
+    };
+    let cut = finish_reason == Some(LENGTH);
+    std::iter::once(regenerate)
+        .chain(cut.then_some(more))
+        .collect()
+}
+
+/// The finish reason of a reply `max_tokens` cut.
+pub const LENGTH: &str = "length";
 
 /// How a stop request was answered; `text` is the short private answer to the presser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +245,24 @@ mod tests {
         assert_eq!(Press::parse(&data), Some(Press::Stop(MessageRowId(42))));
         assert_eq!(Press::parse("model:grok-3"), None);
         assert_eq!(Press::parse("stop:x"), None);
+        let regen = Press::parse(&Press::Regenerate(MessageRowId(3)).data());
+        assert_eq!(
+            regen.and_then(Press::command),
+            Some(Command::Regenerate(Some(MessageRowId(3))))
+        );
+        let more = Press::parse("cont:4").and_then(Press::command);
+        assert_eq!(more, Some(Command::Continue(Some(MessageRowId(4)))));
+    }
+
+    #[test]
+    fn continue_shows_only_after_a_cut() {
+        let labels = |reason| -> Vec<String> {
+            let buttons = final_buttons(MessageRowId(5), reason);
+            buttons.into_iter().map(|b| b.data).collect()
+        };
+        assert_eq!(labels(Some("stop")), ["regen:5"]);
+        assert_eq!(labels(None), ["regen:5"]);
+        assert_eq!(labels(Some("length")), ["regen:5", "cont:5"]);
     }
 
     #[test]

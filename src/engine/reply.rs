@@ -20,7 +20,7 @@ use super::controls::Stopper;
 use super::event::{ChatKey, MessageRef};
 use super::meter::{Streaming, meter};
 use super::pace::Pacer;
-use super::ports::{Button, ModelError, Platform, ReplyStatus, TokenStream, Usage};
+use super::ports::{Button, MessageRowId, ModelError, Platform, ReplyStatus, TokenStream, Usage};
 
 /// The marker that starts the text appended to an interrupted reply.
 pub const INTERRUPTED: &str = "⚠️ reply interrupted: ";
@@ -97,6 +97,12 @@ pub struct ReplyContext<'a> {
     pub cancel: &'a CancellationToken,
     /// The Stop control shown while the reply streams, if it has one.
     pub stop: Option<StopControl<'a>>,
+    /// The stored reply, when its last message should carry the finished reply's buttons
+    /// (Regenerate, and Continue after a cut).
+    pub row: Option<MessageRowId>,
+    /// Messages of an earlier answer to write this one into, in order (a regenerate shows the
+    /// new answer in place of the old); those left over are deleted at the end.
+    pub reuse: &'a [MessageRef],
     /// When the model was asked: the start of the time-to-first-token and reply-time metrics.
     pub asked_at: Instant,
 }

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::attachment::read::{AttachmentLimits, ImageSupport};
+use super::command::Command;
 use super::controls::Controls;
 use super::deliver::Policy;
 use super::event::{ChatKey, Content, Incoming, PlatformKind};
@@ -54,10 +55,13 @@ pub struct Engine {
 mod answer;
 mod commands;
 mod notices;
+mod redo;
 
 pub use commands::{ADMINS_ONLY, describe_usage};
 use notices::STORE_TROUBLE;
 pub use notices::describe_error;
+use redo::Redo;
+pub use redo::{CONTINUE_PROMPT, NOT_LAST};
 
 impl Engine {
     /// An engine over a store and a model.
@@ -110,6 +114,14 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Option<ReplyOutcome> {
         match &incoming.content {
+            Content::Command(Command::Regenerate(target)) => {
+                self.redo(incoming, Redo::Regenerate, *target, platform, cancel)
+                    .await
+            }
+            Content::Command(Command::Continue(target)) => {
+                self.redo(incoming, Redo::Continue, *target, platform, cancel)
+                    .await
+            }
             Content::Command(command) => {
                 let answer = self.run_command(incoming, command, platform).await;
                 let reply_to = incoming.reply_to.as_ref();

@@ -433,3 +433,30 @@ async fn ctrl_c_during_a_reply_stops_only_the_reply() {
     chat.assert_first_stopped(&run).await;
     assert!(run.stdout.contains("echo: and now?"), "{}", run.stdout);
 }
+
+#[tokio::test]
+async fn regen_asks_again_with_the_same_request_and_continue_goes_on_after_a_cut() {
+    let chat = Chat::new().await;
+    chat.fake.push(Script::reply("First try."));
+    chat.fake
+        .push(Script::reply("Second try,").finish_reason("length"));
+    chat.fake.push(Script::reply(" and its end."));
+    let run = chat.run("a question\n/regen\n/continue\n", &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let requests = chat.fake.requests();
+    assert_eq!(requests.len(), 3, "{}", run.stdout);
+    assert_eq!(
+        requests[1].raw, requests[0].raw,
+        "/regen resends the same request"
+    );
+    assert!(run.stdout.contains("First try.") && run.stdout.contains("Second try,"));
+    assert!(run.stdout.contains("and its end."), "{}", run.stdout);
+    let rows = crate::support::stored_replies(&chat.db).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].2, "Second try, and its end.");
+    let kept = crate::support::stored_alternatives(&chat.db).await;
+    assert_eq!(
+        kept.into_iter().map(|(_, c)| c).collect::<Vec<_>>(),
+        ["First try."]
+    );
+}

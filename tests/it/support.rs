@@ -76,3 +76,18 @@ pub async fn stored_replies(db: &Path) -> Vec<(String, Option<String>, String)> 
     pool.close().await;
     rows
 }
+
+/// The alternatives stored for every reply in the database at `db`: (reply row, content), in
+/// order.
+pub async fn stored_alternatives(db: &Path) -> Vec<(i64, String)> {
+    let pool = sqlx::SqlitePool::connect(&db_url(db))
+        .await
+        .expect("opens the database");
+    let rows =
+        sqlx::query_as("SELECT reply, content FROM reply_alternatives ORDER BY reply, position")
+            .fetch_all(&pool)
+            .await
+            .expect("the alternatives");
+    pool.close().await;
+    rows
+}

@@ -5,6 +5,7 @@ mod attachments;
 mod commands;
 mod controls;
 mod groups;
+mod redo;
 mod run;
 mod streaming;
 

@@ -230,6 +230,25 @@ pub trait Platform: Send + Sync {
         self.edit(chat, message, text, phase).await
     }
 
+    /// Leaves exactly `buttons` under `message` without changing its text (none removes
+    /// them). A platform without buttons has nothing to do (the default).
+    async fn set_buttons(
+        &self,
+        _chat: &ChatKey,
+        _message: &MessageRef,
+        _buttons: &[Button],
+    ) -> Result<(), PlatformError> {
+        Ok(())
+    }
+
+    /// Deletes one of the bot's messages (a regenerated reply that needs fewer messages than
+    /// before). The default: the platform cannot, and says so.
+    async fn delete(&self, _chat: &ChatKey, _message: &MessageRef) -> Result<(), PlatformError> {
+        Err(PlatformError::Rejected(
+            "messages cannot be deleted here".into(),
+        ))
+    }
+
     /// Shows the typing indicator in `chat`.
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError>;
 

@@ -6,12 +6,13 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 use super::{ReplyContext, ReplyOutcome};
+use crate::engine::controls::final_buttons;
 use crate::engine::deliver::{Delivery, Policy};
 use crate::engine::event::MessageRef;
 use crate::engine::meter::{CallKind::Edit, CallKind::Send, meter};
 use crate::engine::pace::Urgency;
 use crate::engine::ports::{
-    Limits, ModelError, Phase, PlatformError, StreamEvent, TokenStream, Usage,
+    Button, Limits, ModelError, Phase, PlatformError, StreamEvent, TokenStream, Usage,
 };
 use crate::engine::split::{self, Position};
 
@@ -62,6 +63,10 @@ pub(super) struct Reply<'a> {
     trouble: Option<String>,
     /// When the text so far was last told to the observer.
     saved_at: Instant,
+    /// Messages of an earlier answer not written into yet (see [`ReplyContext::reuse`]).
+    spare: std::collections::VecDeque<MessageRef>,
+    /// True while the reply's last message lands: it carries the finished reply's buttons.
+    closing: bool,
 }
 
 impl<'a> Reply<'a> {
@@ -82,6 +87,22 @@ impl<'a> Reply<'a> {
             usage: Usage::default(),
             trouble: None,
             saved_at: Instant::now(),
+            spare: ctx.reuse.iter().cloned().collect(),
+            closing: false,
+        }
+        .with_spare()
+    }
+
+    /// Writes into the next message of an earlier answer, when one is left.
+    fn with_spare(mut self) -> Self {
+        self.take_spare();
+        self
+    }
+
+    fn take_spare(&mut self) {
+        if let Some(message) = self.spare.pop_front() {
+            self.messages.push(message.clone());
+            self.current = Some(message);
         }
     }
 
@@ -266,12 +287,13 @@ impl<'a> Reply<'a> {
         Ok(())
     }
 
-    /// Starts a new message at `at`.
+    /// Starts a new message at `at` (the next one of an earlier answer, when one is left).
     fn next_message(&mut self, at: Position) {
         self.at = at;
         self.current = None;
         self.shown.clear();
         self.skipped = None;
+        self.take_spare();
     }
 
     /// What the current message should show now.
@@ -344,16 +366,15 @@ impl<'a> Reply<'a> {
     /// One send (no current message) or edit of the current message, without pacing.
     async fn call(&mut self, text: &str, phase: Phase) -> Result<(), PlatformError> {
         let (platform, chat) = (self.ctx.platform, self.ctx.chat);
-        let stop = self.ctx.stop.filter(|_| phase == Phase::Streaming);
-        let buttons = stop.map(|s| std::slice::from_ref(s.button)).unwrap_or(&[]);
+        let buttons = self.buttons(phase);
         let (kind, result) = match &self.current {
             Some(message) => {
-                let edit = platform.edit_with(chat, message, text, phase, buttons);
+                let edit = platform.edit_with(chat, message, text, phase, &buttons);
                 (Edit, edit.await)
             }
             None => {
                 let reply_to = self.ctx.reply_to.filter(|_| self.messages.is_empty());
-                let send = platform.send_with(chat, reply_to, text, phase, buttons);
+                let send = platform.send_with(chat, reply_to, text, phase, &buttons);
                 (Send, send.await)
             }
         };
@@ -368,6 +389,18 @@ impl<'a> Reply<'a> {
                 Err(PlatformError::MessageGone)
             }
             Err(error) => Err(error),
+        }
+    }
+
+    /// The buttons a call of `phase` leaves under the message: Stop while streaming, the
+    /// finished reply's on its last message (when it has text to regenerate), else none.
+    fn buttons(&self, phase: Phase) -> Vec<Button> {
+        match (phase, self.ctx.stop, self.ctx.row) {
+            (Phase::Streaming, Some(stop), _) => vec![stop.button.clone()],
+            (Phase::Final, _, Some(row)) if self.closing && !self.text.is_empty() => {
+                final_buttons(row, self.finish_reason.as_deref())
+            }
+            _ => Vec::new(),
         }
     }
 

@@ -127,6 +127,8 @@ impl Harness {
                 button,
                 stopper: stopper.as_ref(),
             }),
+            row: None,
+            reuse: &[],
             asked_at: tokio::time::Instant::now(),
         };
         stream_reply(&ctx, stream).await

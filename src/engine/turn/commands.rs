@@ -38,6 +38,8 @@ impl Engine {
     async fn command_answer(&self, key: &ChatKey, command: &Command) -> Result<String, StoreError> {
         Ok(match command {
             Command::Help => HELP.into(),
+            // Turns of their own (`Engine::redo`); never answered here.
+            Command::Regenerate(_) | Command::Continue(_) => HELP.into(),
             Command::Reset => {
                 self.store.reset(key).await?;
                 "Started a new conversation: I have forgotten everything said before.".into()

@@ -211,6 +211,25 @@ impl Platform for DiscordPlatform {
         }
     }
 
+    async fn set_buttons(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        buttons: &[Button],
+    ) -> Result<(), PlatformError> {
+        let channel = channel(chat);
+        let edit = self
+            .rest
+            .edit_components(channel, message.as_str(), components(buttons));
+        edit.await.map_err(|error| self.failed(channel, error))
+    }
+
+    async fn delete(&self, chat: &ChatKey, message: &MessageRef) -> Result<(), PlatformError> {
+        let channel = channel(chat);
+        let delete = self.rest.delete_message(channel, message.as_str());
+        delete.await.map_err(|error| self.failed(channel, error))
+    }
+
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {
         let channel = channel(chat);
         let result = self.rest.typing(channel).await;

@@ -1,13 +1,21 @@
-//! Button presses on Discord (component interactions, type 3): Stop on a streaming reply.
-//! Answered within Discord's 3 s: a press that acts is acknowledged without a message (the
-//! reply's own paced edit removes the button); anyone else gets a short ephemeral answer.
+//! Button presses on Discord (component interactions, type 3): Stop on a streaming reply,
+//! Regenerate and Continue on the last one. Answered within Discord's 3 s: a press that acts is
+//! acknowledged without a message (the reply's own paced edits change the buttons); a press that
+//! cannot act gets a short ephemeral answer.
+
+use std::time::Instant;
 
 use serenity::all::{ComponentInteraction, Context, Permissions};
 
 use super::handler::{Handler, identity};
 use super::inbound;
 use crate::engine::controls::{Press, StopAnswer};
-use crate::engine::event::UserId;
+use crate::engine::event::{Author, Content, Incoming, UserId};
+use crate::engine::ports::MessageRowId;
+use crate::engine::turn::NOT_LAST;
+
+/// Shown when the chat's queue is full.
+const BUSY: &str = "I'm busy — try again in a moment.";
 
 /// Shown for a press on a button the bot does not know.
 const UNKNOWN: &str = "This button does nothing.";
@@ -17,6 +25,7 @@ impl Handler {
     pub(super) async fn pressed(&self, ctx: &Context, press: ComponentInteraction) {
         let answer = match Press::parse(&press.data.custom_id) {
             Some(Press::Stop(reply)) => self.stop(ctx, &press, reply),
+            Some(redo) => self.queue_redo(ctx, &press, redo).await,
             None => Some(UNKNOWN),
         };
         let id = press.id.to_string();
@@ -31,7 +40,7 @@ impl Handler {
         &self,
         ctx: &Context,
         press: &ComponentInteraction,
-        reply: crate::engine::ports::MessageRowId,
+        reply: MessageRowId,
     ) -> Option<&'static str> {
         let (_, parent) = identity(ctx, press.guild_id, press.channel_id);
         let user = press.user.id;
@@ -52,6 +61,55 @@ impl Handler {
         match self.engine.controls().stop(reply, &key, &who, admin) {
             StopAnswer::Stopped => None,
             refused => Some(refused.text()),
+        }
+    }
+}
+
+impl Handler {
+    /// Queues a Regenerate or Continue in the channel's turn order when it names the channel's
+    /// last reply (`None`: acknowledged without a message); otherwise the private answer.
+    async fn queue_redo(
+        &self,
+        ctx: &Context,
+        press: &ComponentInteraction,
+        redo: Press,
+    ) -> Option<&'static str> {
+        let (_, parent) = identity(ctx, press.guild_id, press.channel_id);
+        let user = press.user.id;
+        if !self
+            .access
+            .allows(press.guild_id, press.channel_id, parent, user)
+        {
+            return Some(NOT_LAST);
+        }
+        let key = inbound::chat_key(press.channel_id);
+        let (Some(command), row) = (redo.command(), redo.reply()) else {
+            return Some(UNKNOWN);
+        };
+        let last = self.engine.store().last_reply(&key).await;
+        if !last.is_ok_and(|last| last.is_some_and(|l| l.id == row)) {
+            return Some(NOT_LAST);
+        }
+        let name = press.member.as_ref().and_then(|m| m.nick.clone());
+        let incoming = Incoming {
+            key,
+            author: Author {
+                id: UserId::new(user.to_string()),
+                display_name: name.unwrap_or_else(|| press.user.display_name().to_string()),
+            },
+            content: Content::Command(command),
+            attachments: Vec::new(),
+            private: press.guild_id.is_none(),
+            may_configure: false,
+            reply_to: None,
+            received_at: Instant::now(),
+        };
+        match self.dispatcher.submit(incoming, self.platform.clone()) {
+            Ok(()) => None,
+            Err(error) => {
+                tracing::warn!(%error, "could not queue a button press");
+                Some(BUSY)
+            }
         }
     }
 }

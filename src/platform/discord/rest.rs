@@ -143,6 +143,24 @@ impl DiscordRest {
         parse_id(self.call(Method::PATCH, &path, Some(body)).await?)
     }
 
+    /// Replaces a message's components alone (its text stays).
+    pub async fn edit_components(
+        &self,
+        channel: &str,
+        message: &str,
+        components: Value,
+    ) -> Result<(), RestError> {
+        let body = json!({ "components": components });
+        let path = format!("/channels/{channel}/messages/{message}");
+        self.call(Method::PATCH, &path, Some(body)).await.map(drop)
+    }
+
+    /// Deletes one of the bot's messages.
+    pub async fn delete_message(&self, channel: &str, message: &str) -> Result<(), RestError> {
+        let path = format!("/channels/{channel}/messages/{message}");
+        self.call(Method::DELETE, &path, None).await.map(drop)
+    }
+
     /// Shows the typing indicator for about 10 s.
     pub async fn typing(&self, channel: &str) -> Result<(), RestError> {
         let path = format!("/channels/{channel}/typing");

@@ -65,8 +65,10 @@ impl Adapter {
     }
 
     async fn callback_answer(&self, query: &CallbackQuery) -> String {
-        if let Some(Press::Stop(reply)) = query.data.as_deref().and_then(Press::parse) {
-            return self.stop_pressed(query, reply).await;
+        match query.data.as_deref().and_then(Press::parse) {
+            Some(Press::Stop(reply)) => return self.stop_pressed(query, reply).await,
+            Some(redo) => return self.redo_pressed(query, redo).await,
+            None => {}
         }
         let Some(name) = query.data.as_deref().and_then(commands::picked_model) else {
             return "This button does nothing.".into();

@@ -21,6 +21,8 @@ const COMMANDS: &[(&str, &str)] = &[
         "Show or set the system prompt (/system clear resets it)",
     ),
     ("usage", "Tokens used in this chat"),
+    ("regen", "Ask again for my last reply"),
+    ("continue", "Go on with my last reply where it was cut"),
     ("help", "What I do and my commands"),
 ];
 

@@ -202,6 +202,22 @@ impl Platform for TelegramPlatform {
         self.edit_in(target, message, text, phase, buttons).await
     }
 
+    /// editMessageReplyMarkup; a draft has no buttons to change.
+    async fn set_buttons(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        buttons: &[Button],
+    ) -> Result<(), PlatformError> {
+        let target = Target::parse(chat)?;
+        self.markup_of(target, message, buttons).await
+    }
+
+    async fn delete(&self, chat: &ChatKey, message: &MessageRef) -> Result<(), PlatformError> {
+        let target = Target::parse(chat)?;
+        self.delete_in(target, message).await
+    }
+
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {
         let target = Target::parse(chat)?;
         let mut request = self

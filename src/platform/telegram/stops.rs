@@ -1,5 +1,6 @@
-//! Stopping a streaming reply from Telegram: the inline Stop button (groups, and private chats
-//! streamed with edits) and the draft's own stop control (`stopped_message_generation`).
+//! Reply controls from Telegram: the inline Stop button (groups, and private chats streamed
+//! with edits), the draft's own stop control (`stopped_message_generation`), and Regenerate
+//! and Continue, which take their place in the chat's turn order.
 
 use serde_json::Value;
 use teloxide::types::CallbackQuery;
@@ -8,9 +9,10 @@ use super::access::REFUSAL;
 use super::inbound::{Action, Addressed, chat_key};
 use super::long_poll::STOPPED_GENERATION;
 use super::polling::Adapter;
-use crate::engine::controls::StopAnswer;
-use crate::engine::event::{Author, ChatKey, PlatformKind, UserId};
+use crate::engine::controls::{Press, StopAnswer};
+use crate::engine::event::{Author, ChatKey, Content, PlatformKind, UserId};
 use crate::engine::ports::MessageRowId;
+use crate::engine::turn::NOT_LAST;
 
 impl Adapter {
     /// The answer to a press of Stop on the reply stored as `reply`: the asker stops it at
@@ -42,6 +44,46 @@ impl Adapter {
             answer => answer,
         };
         answer.text().into()
+    }
+
+    /// The answer to a press of Regenerate or Continue: queued in the chat's turn order when it
+    /// names the chat's last reply, else a short answer and nothing queued.
+    pub(super) async fn redo_pressed(&self, query: &CallbackQuery, press: Press) -> String {
+        let Some(message) = query.message.as_ref().and_then(|m| m.regular_message()) else {
+            return NOT_LAST.into();
+        };
+        let (Some(command), row) = (press.command(), press.reply()) else {
+            return NOT_LAST.into();
+        };
+        let addressed = Addressed {
+            key: chat_key(message),
+            author: Author {
+                id: UserId::new(query.from.id.0.to_string()),
+                display_name: query.from.full_name(),
+            },
+            private: message.chat.is_private(),
+            reply_to: None,
+            attachments: Vec::new(),
+            action: Action::Command(command.clone()),
+        };
+        let (key, user) = (&addressed.key, &addressed.author.id);
+        if !self.access.allows(key.chat.as_str(), user.as_str()) {
+            return REFUSAL.into();
+        }
+        let last = self.services.engine.store().last_reply(key).await;
+        if !last.is_ok_and(|last| last.is_some_and(|l| l.id == row)) {
+            return NOT_LAST.into();
+        }
+        self.submit_to(
+            &addressed,
+            Content::Command(command),
+            false,
+            self.platform.clone(),
+        );
+        match press {
+            Press::Continue(_) => "Continuing…".into(),
+            _ => "Regenerating…".into(),
+        }
     }
 
     /// A user stopped a draft with Telegram's own control: stop what streams in that private

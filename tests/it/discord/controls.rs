@@ -50,10 +50,12 @@ fn press<'a>(message: &'a str, custom_id: &'a str, user: &'a str, manager: bool)
 /// Waits until the reply shows the stop marker without buttons, the stream's connection
 /// closed, and the row is stored as partial with reason `stopped`.
 async fn assert_stopped(bot: &mut Bot) {
-    bot.until("the stopped marker without a button", |bot| {
+    bot.until("the stopped marker with Regenerate alone", |bot| {
         let messages = bot.discord.bot_messages(CHANNEL);
         let last = messages.iter().rfind(|m| m.flags & 64 == 0);
-        last.is_some_and(|m| m.content.ends_with("⏹ stopped") && m.button_ids().is_empty())
+        let buttons = last.map(|m| m.button_ids()).unwrap_or_default();
+        let regenerate_only = buttons.len() == 1 && buttons[0].starts_with("regen:");
+        last.is_some_and(|m| m.content.ends_with("⏹ stopped")) && regenerate_only
     })
     .await;
     let messages = bot.discord.bot_messages(CHANNEL);
@@ -130,14 +132,116 @@ async fn someone_else_pressing_stop_gets_an_ephemeral_answer_and_nothing_stops()
     assert_eq!(callback["data"]["flags"], 64, "ephemeral: {callback}");
     let said = callback["data"]["content"].as_str().unwrap_or("");
     assert!(said.contains("Only the person who asked"), "{said}");
-    bot.until("the whole answer, without a button", |bot| {
+    bot.until("the whole answer, without its Stop button", |bot| {
         let messages = bot.discord.bot_messages(CHANNEL);
         let reply = messages.iter().find(|m| m.id == message);
-        reply.is_some_and(|m| m.content == answer && m.button_ids().is_empty())
+        let stop = |m: &crate::fake_discord::Message| {
+            m.button_ids().iter().any(|b| b.starts_with("stop:"))
+        };
+        reply.is_some_and(|m| m.content == answer && !stop(m))
     })
     .await;
     assert_eq!(bot.llm.streams_dropped(), 0);
     bot.stop().await;
     let rows = stored_replies(&bot._dir.path().join("parley.db")).await;
     assert_eq!(rows.last().map(|r| r.0.as_str()), Some("complete"));
+}
+
+/// Waits until the bot's last message in the channel reads `text` with buttons whose ids start
+/// with `kinds`; returns its id and button ids.
+async fn until_shown(bot: &Bot, text: &str, kinds: &[&str]) -> (String, Vec<String>) {
+    let matches = |m: &crate::fake_discord::Message| {
+        let ids = m.button_ids();
+        m.content.trim() == text
+            && ids.len() == kinds.len()
+            && ids.iter().zip(kinds).all(|(id, k)| id.starts_with(k))
+    };
+    bot.until(&format!("{text:?} with {kinds:?}"), |bot| {
+        let messages = bot.discord.bot_messages(CHANNEL);
+        messages.last().is_some_and(matches)
+    })
+    .await;
+    let last = bot.discord.bot_messages(CHANNEL).last().cloned().unwrap();
+    (last.id.clone(), last.button_ids())
+}
+
+#[tokio::test]
+async fn regenerate_shows_the_new_answer_in_place_from_the_same_request_bytes() {
+    let mut bot = Bot::start().await;
+    bot.llm.push(Script::reply("The first answer."));
+    bot.discord
+        .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "a question"));
+    let (first, ids) = until_shown(&bot, "The first answer.", &["regen:"]).await;
+    bot.llm.push(Script::reply("A better answer."));
+    let token = bot.discord.press(press(&first, &ids[0], USER, false));
+    bot.until("the press answered", |bot| {
+        bot.discord.interaction_callback(&token).is_some()
+    })
+    .await;
+    assert_eq!(bot.discord.interaction_callback(&token).unwrap()["type"], 6);
+    let (shown, _) = until_shown(&bot, "A better answer.", &["regen:"]).await;
+    assert_eq!(shown, first, "in place");
+    let requests = bot.llm.requests();
+    assert_eq!(requests[1].raw, requests[0].raw, "the same request bytes");
+    assert_eq!(bot.discord.rate_limited(), 0);
+    bot.stop().await;
+    let db = bot._dir.path().join("parley.db");
+    let alternatives = crate::support::stored_alternatives(&db).await;
+    let kept: Vec<String> = alternatives.into_iter().map(|(_, c)| c).collect();
+    assert_eq!(kept, ["The first answer."]);
+}
+
+#[tokio::test]
+async fn continue_after_a_cut_goes_on_in_a_new_message() {
+    let mut bot = Bot::start().await;
+    bot.llm
+        .push(Script::reply("The first half,").finish_reason("length"));
+    bot.discord
+        .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "a long one"));
+    let (cut, ids) = until_shown(&bot, "The first half,", &["regen:", "cont:"]).await;
+    bot.llm.push(Script::reply(" and the second half."));
+    let token = bot.discord.press(press(&cut, &ids[1], USER, false));
+    bot.until("the press answered", |bot| {
+        bot.discord.interaction_callback(&token).is_some()
+    })
+    .await;
+    until_shown(&bot, "and the second half.", &["regen:"]).await;
+    let messages = bot.discord.bot_messages(CHANNEL);
+    assert_eq!(messages.len(), 2);
+    assert!(
+        messages[0].button_ids().is_empty(),
+        "the cut message's buttons went"
+    );
+    bot.stop().await;
+    let rows = stored_replies(&bot._dir.path().join("parley.db")).await;
+    assert_eq!(rows[0].2, "The first half, and the second half.");
+}
+
+#[tokio::test]
+async fn a_press_on_an_older_reply_gets_an_ephemeral_answer() {
+    let bot = Bot::start().await;
+    bot.llm.push(Script::reply("One."));
+    bot.discord
+        .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "first"));
+    let (first, ids) = until_shown(&bot, "One.", &["regen:"]).await;
+    bot.llm.push(Script::reply("Two."));
+    bot.discord
+        .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "second"));
+    until_shown(&bot, "Two.", &["regen:"]).await;
+    bot.until("the older reply's buttons removed", |bot| {
+        bot.discord
+            .message(&first)
+            .is_some_and(|m| m.button_ids().is_empty())
+    })
+    .await;
+    let token = bot.discord.press(press(&first, &ids[0], USER, false));
+    bot.until("the press answered", |bot| {
+        bot.discord.interaction_callback(&token).is_some()
+    })
+    .await;
+    let callback = bot.discord.interaction_callback(&token).unwrap();
+    assert_eq!(callback["data"]["flags"], 64, "{callback}");
+    let said = callback["data"]["content"].as_str().unwrap_or("");
+    assert!(said.contains("no longer the last reply"), "{said}");
+    assert_eq!(bot.llm.requests().len(), 2);
 }

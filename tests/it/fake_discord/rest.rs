@@ -325,11 +325,15 @@ impl State {
         if message.author_id != BOT_ID {
             return error(403, 50005, "Cannot edit a message authored by another user");
         }
+        // As on Discord: an edit without `content` keeps the text.
         match content {
             Ok(content) => message.content = content,
+            Err(_) if body.get("content").is_none() => {}
             Err(reply) => return reply,
         }
-        message.allowed_mentions = body.get("allowed_mentions").cloned();
+        if let Some(allowed) = body.get("allowed_mentions") {
+            message.allowed_mentions = Some(allowed.clone());
+        }
         // As on Discord: an edit without `components` keeps the buttons the message has.
         if let Some(components) = components {
             message.components = components;

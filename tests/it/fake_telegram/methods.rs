@@ -93,6 +93,8 @@ pub(super) fn dispatch(st: &mut St, method: &str, body: &Value) -> Answer {
         "sendchataction" => chat_action(st, body),
         "sendmessage" => send_message(st, body),
         "editmessagetext" => edit_message(st, body),
+        "editmessagereplymarkup" => edit_markup(st, body),
+        "deletemessage" => delete_message(st, body),
         "sendmessagedraft" => send_draft(st, body),
         "answercallbackquery" => answer_callback(st, body),
         "getchatmember" => chat_member(st, body),
@@ -308,6 +310,38 @@ fn edit_message(st: &mut St, body: &Value) -> Answer {
     sent.markup = markup;
     sent.edits += 1;
     Ok(sent_message(sent))
+}
+
+/// Changes only the inline keyboard (none given removes it); counted like any edit.
+fn edit_markup(st: &mut St, body: &Value) -> Answer {
+    let chat = chat_id(body)?;
+    let id = body["message_id"].as_i64().unwrap_or(0);
+    let markup = check_markup(body)?;
+    let Some(sent) = st.messages.get(&(chat, id)) else {
+        return bad("message to edit not found");
+    };
+    if sent.markup == markup {
+        return Err((400, NOT_MODIFIED.into(), None));
+    }
+    spend(st, chat)?;
+    let sent = st
+        .messages
+        .get_mut(&(chat, id))
+        .ok_or((400, "gone".into(), None))?;
+    sent.markup = markup;
+    sent.edits += 1;
+    Ok(sent_message(sent))
+}
+
+/// Deletes one of the bot's messages.
+fn delete_message(st: &mut St, body: &Value) -> Answer {
+    let chat = chat_id(body)?;
+    let id = body["message_id"].as_i64().unwrap_or(0);
+    if st.messages.remove(&(chat, id)).is_none() {
+        return bad("message to delete not found");
+    }
+    st.deleted.insert((chat, id));
+    Ok(json!(true))
 }
 
 fn send_draft(st: &mut St, body: &Value) -> Answer {

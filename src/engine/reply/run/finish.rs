@@ -2,6 +2,8 @@
 
 use super::{End, Forbidden, Reply};
 use crate::engine::controls::STOPPED;
+use crate::engine::deliver::{Delivery, Policy};
+use crate::engine::pace::Urgency;
 use crate::engine::ports::{ModelError, ReplyStatus};
 use crate::engine::reply::{INTERRUPTED, RESTARTED, ReplyOutcome, STOPPED_MARKER};
 use crate::engine::split;
@@ -34,6 +36,7 @@ impl Reply<'_> {
             (None, _) => Some("The model sent an empty answer.".to_string()),
         };
         self.land_end(notice).await?;
+        self.delete_spares().await;
         Ok(self.outcome(status, reason, error))
     }
 
@@ -68,17 +71,18 @@ impl Reply<'_> {
             _ => last,
         });
         match (last, marker) {
-            (Some(last), None) => self.land(last).await,
+            (Some(last), None) => self.land_last(last).await,
             (Some(last), Some(marker)) if unit.len(&last) + unit.len(&marker) <= max_len => {
-                self.land(last + &marker).await
+                self.land_last(last + &marker).await
             }
             (Some(last), Some(marker)) => {
                 self.land(last).await?;
                 self.next_message(self.at.clone());
-                self.land(split::truncate(marker.trim_start(), max_len, unit))
+                self.land_last(split::truncate(marker.trim_start(), max_len, unit))
                     .await
             }
             (None, Some(marker)) => {
+                self.closing = true;
                 if self.text.is_empty() {
                     return self.land(split::truncate(&marker, max_len, unit)).await;
                 }
@@ -87,6 +91,23 @@ impl Reply<'_> {
                     .await
             }
             (None, None) => Ok(()),
+        }
+    }
+
+    /// Lands the reply's last message, with the finished reply's buttons.
+    async fn land_last(&mut self, text: String) -> Result<(), Forbidden> {
+        self.closing = true;
+        self.land(text).await
+    }
+
+    /// Deletes the messages of an earlier answer this one did not need, each paced.
+    async fn delete_spares(&mut self) {
+        let (platform, pacer, chat) = (self.ctx.platform, self.ctx.pacer, self.ctx.chat);
+        while let Some(message) = self.spare.pop_front() {
+            let delivery = Delivery::new(pacer, chat, self.limits, Urgency::Final, Policy::NOTICE);
+            if let Err(error) = delivery.run(|| platform.delete(chat, &message)).await {
+                tracing::warn!(%error, chat = %chat, "could not delete a message the new answer did not need");
+            }
         }
     }
 

@@ -4,7 +4,9 @@
 use std::sync::atomic::Ordering;
 
 use teloxide::RequestError;
-use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
+use teloxide::payloads::{
+    EditMessageReplyMarkupSetters, EditMessageTextSetters, SendMessageSetters,
+};
 use teloxide::prelude::Requester;
 use teloxide::types::{
     ChatId, InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ParseMode, ReplyParameters,
@@ -145,6 +147,44 @@ impl TelegramPlatform {
             Err(error) if api::is_not_modified(&error) => Ok(message.clone()),
             Err(error) => Err(api::platform_error(error)),
         }
+    }
+
+    /// Leaves exactly `buttons` under `message` (editMessageReplyMarkup); "not modified" is
+    /// success, and a draft has none to change.
+    pub(super) async fn markup_of(
+        &self,
+        target: Target,
+        message: &MessageRef,
+        buttons: &[Button],
+    ) -> Result<(), PlatformError> {
+        let Ok(id) = message.as_str().parse::<i32>() else {
+            return Ok(());
+        };
+        let mut request = self
+            .bot
+            .edit_message_reply_markup(ChatId(target.chat), MessageId(id));
+        if let Some(markup) = keyboard(buttons) {
+            request = request.reply_markup(markup);
+        }
+        match request.await {
+            Ok(_) => Ok(()),
+            Err(error) if api::is_not_modified(&error) => Ok(()),
+            Err(error) => Err(api::platform_error(error)),
+        }
+    }
+
+    /// Deletes one of the bot's messages (deleteMessage).
+    pub(super) async fn delete_in(
+        &self,
+        target: Target,
+        message: &MessageRef,
+    ) -> Result<(), PlatformError> {
+        let id: i32 = message
+            .as_str()
+            .parse()
+            .map_err(|_| PlatformError::MessageGone)?;
+        let request = self.bot.delete_message(ChatId(target.chat), MessageId(id));
+        request.await.map(drop).map_err(api::platform_error)
     }
 
     /// Streams `text` as draft `draft`; `None` when drafts are refused here.

@@ -1,0 +1,166 @@
+//! Regenerate and Continue through Telegram: the buttons of the last reply, the request they
+//! send, where the new text shows, what is stored, and presses on a reply no longer the last.
+
+use serde_json::Value;
+
+use super::Harness;
+use super::controls::button_data;
+use crate::fake_llm::Script;
+use crate::fake_telegram::{FakeTelegram, Sent, User, group};
+use crate::support::{stored_alternatives, stored_replies};
+
+/// Waits until the bot's last message in `chat` reads `text` with exactly buttons whose data
+/// start with `kinds` (in order); returns it.
+async fn until_shown(tg: &FakeTelegram, chat: i64, text: &str, kinds: &[&str]) -> Sent {
+    let matches = |m: &Sent| {
+        let data = button_data(m);
+        m.text == text
+            && data.len() == kinds.len()
+            && data.iter().zip(kinds).all(|(d, k)| d.starts_with(k))
+    };
+    let what = format!("{text:?} with buttons {kinds:?}");
+    tg.wait_for(10, &what, |tg| {
+        tg.messages(chat).last().is_some_and(matches)
+    })
+    .await;
+    tg.messages(chat).last().cloned().unwrap()
+}
+
+/// The messages of the completion request `index`.
+fn messages(harness: &Harness, index: usize) -> Vec<Value> {
+    let body = &harness.llm_bodies()[index];
+    body["messages"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn regenerate_resends_the_same_request_bytes_and_shows_the_new_answer_in_place() {
+    let mut harness = Harness::new().await;
+    let (alice, room) = (User::new(1801, "Alice"), group(-1001801, None));
+    harness.llm.push(Script::reply("The first answer."));
+    harness
+        .tg
+        .user_writes(&room, &alice, "@parley_bot a question");
+    let first = until_shown(&harness.tg, room.id, "The first answer.", &["regen:"]).await;
+    harness.llm.push(Script::reply("A better answer."));
+    let data = button_data(&first)[0].clone();
+    let press = harness.tg.press(&room, &alice, first.id, &data);
+    let tg = &harness.tg;
+    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+        .await;
+    assert_eq!(tg.callback_text(&press).as_deref(), Some("Regenerating…"));
+    let shown = until_shown(tg, room.id, "A better answer.", &["regen:"]).await;
+    assert_eq!(shown.id, first.id, "in place of the old answer");
+    assert_eq!(tg.messages(room.id).len(), 1);
+    let requests = harness.llm.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].raw, requests[0].raw, "the same request bytes");
+    // The next turn continues from the answer shown, extending the request it came from.
+    harness
+        .tg
+        .user_writes(&room, &alice, "@parley_bot and then?");
+    harness.wait_for_requests(3).await;
+    let (asked, next) = (messages(&harness, 1), messages(&harness, 2));
+    assert_eq!(
+        next[..asked.len()],
+        asked[..],
+        "the next request extends the last"
+    );
+    assert_eq!(next[asked.len()]["role"], "assistant");
+    assert_eq!(next[asked.len()]["content"], "A better answer.");
+    let tg = &harness.tg;
+    tg.wait_for(10, "the older reply's buttons removed", |tg| {
+        let old = tg.message(room.id, first.id);
+        old.is_some_and(|m| m.markup.is_none()) && tg.messages(room.id).len() == 2
+    })
+    .await;
+    assert_eq!(tg.too_many_requests(), 0);
+    harness.stop().await;
+    let replies = stored_replies(&harness.db()).await;
+    assert_eq!(replies[0].0, "complete");
+    assert_eq!(replies[0].2, "A better answer.");
+    let alternatives = stored_alternatives(&harness.db()).await;
+    let kept: Vec<&str> = alternatives.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(kept, ["The first answer."]);
+}
+
+#[tokio::test]
+async fn continue_after_a_cut_streams_into_a_new_message_and_stores_the_whole_text() {
+    let mut harness = Harness::new().await;
+    let (alice, room) = (User::new(1802, "Alice"), group(-1001802, None));
+    harness
+        .llm
+        .push(Script::reply("The first half,").finish_reason("length"));
+    harness
+        .tg
+        .user_writes(&room, &alice, "@parley_bot a long one");
+    let cut = until_shown(
+        &harness.tg,
+        room.id,
+        "The first half,",
+        &["regen:", "cont:"],
+    )
+    .await;
+    harness.llm.push(Script::reply(" and the second half."));
+    let data = button_data(&cut)[1].clone();
+    let press = harness.tg.press(&room, &alice, cut.id, &data);
+    let tg = &harness.tg;
+    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+        .await;
+    until_shown(tg, room.id, "and the second half.", &["regen:"]).await;
+    let all = tg.messages(room.id);
+    assert_eq!(
+        all.len(),
+        2,
+        "the continuation is a new message after the cut one"
+    );
+    assert!(all[0].markup.is_none(), "the cut message's buttons went");
+    let asked = messages(&harness, 1);
+    let n = asked.len();
+    assert_eq!(asked[n - 2]["role"], "assistant");
+    assert_eq!(asked[n - 2]["content"], "The first half,");
+    let prompt = asked[n - 1]["content"].as_str().unwrap_or("");
+    assert!(
+        prompt.contains(parley::engine::turn::CONTINUE_PROMPT),
+        "{prompt}"
+    );
+    harness.stop().await;
+    let replies = stored_replies(&harness.db()).await;
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].2, "The first half, and the second half.");
+}
+
+#[tokio::test]
+async fn a_press_on_a_reply_that_is_no_longer_the_last_answers_briefly_and_asks_nothing() {
+    let mut harness = Harness::new().await;
+    let (alice, room) = (User::new(1803, "Alice"), group(-1001803, None));
+    harness.llm.push(Script::reply("One."));
+    harness.tg.user_writes(&room, &alice, "@parley_bot first");
+    let first = until_shown(&harness.tg, room.id, "One.", &["regen:"]).await;
+    let stale = button_data(&first)[0].clone();
+    harness.llm.push(Script::reply("Two."));
+    harness.tg.user_writes(&room, &alice, "@parley_bot second");
+    until_shown(&harness.tg, room.id, "Two.", &["regen:"]).await;
+    let press = harness.tg.press(&room, &alice, first.id, &stale);
+    let tg = &harness.tg;
+    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+        .await;
+    let said = tg.callback_text(&press).unwrap_or_default();
+    assert!(said.contains("no longer the last reply"), "{said}");
+    // After a reset no reply is the last one either.
+    tg.user_writes(&room, &alice, "/reset");
+    tg.wait_for(10, "the reset notice", |tg| tg.messages(room.id).len() == 3)
+        .await;
+    let last = tg.messages(room.id)[1].clone();
+    let data = button_data(&last)[0].clone();
+    let press = tg.press(&room, &alice, last.id, &data);
+    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+        .await;
+    let said = tg.callback_text(&press).unwrap_or_default();
+    assert!(said.contains("no longer the last reply"), "{said}");
+    assert_eq!(
+        harness.llm.requests().len(),
+        2,
+        "nothing asked of the model"
+    );
+    harness.stop().await;
+}
