@@ -18,6 +18,15 @@ fn long_answer() -> Script {
         .delay(Duration::from_millis(30))
 }
 
+/// The methods called since the `index`th call, polling left out.
+pub fn methods_since(tg: &FakeTelegram, index: usize) -> Vec<String> {
+    let calls = tg.calls().into_iter().skip(index);
+    calls
+        .map(|c| c.method)
+        .filter(|m| m != "getupdates")
+        .collect()
+}
+
 /// The data of every inline button under `message`.
 pub fn button_data(message: &Sent) -> Vec<String> {
     let Some(markup) = message.markup.as_ref() else {
@@ -109,6 +118,7 @@ async fn the_asker_stops_a_reply_in_a_group_with_the_inline_button() {
         .tg
         .user_writes(&room, &alice, "@parley_bot tell me a long story");
     let (message, data) = streaming_with_stop(&harness.tg, room.id).await;
+    let before = harness.tg.calls().len();
     let press = harness.tg.press(&room, &alice, message.id, &data);
     harness
         .tg
@@ -120,6 +130,17 @@ async fn the_asker_stops_a_reply_in_a_group_with_the_inline_button() {
     );
     assert_stopped(&mut harness, room.id).await;
     assert_eq!(harness.tg.too_many_requests(), 0);
+    // What the stop cost on the platform: the press's answer and one final edit (a preview
+    // already granted its slot may still go first).
+    let calls = methods_since(&harness.tg, before);
+    let count = |m: &str| calls.iter().filter(|c| *c == m).count();
+    assert_eq!(count("answercallbackquery"), 1, "{calls:?}");
+    assert!((1..=2).contains(&count("editmessagetext")), "{calls:?}");
+    assert_eq!(
+        calls.len(),
+        count("answercallbackquery") + count("editmessagetext"),
+        "{calls:?}"
+    );
 }
 
 #[tokio::test]

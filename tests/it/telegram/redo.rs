@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::Harness;
-use super::controls::button_data;
+use super::controls::{button_data, methods_since};
 use crate::fake_llm::Script;
 use crate::fake_telegram::{FakeTelegram, Sent, User, group};
 use crate::support::{stored_alternatives, stored_replies};
@@ -43,6 +43,7 @@ async fn regenerate_resends_the_same_request_bytes_and_shows_the_new_answer_in_p
     let first = until_shown(&harness.tg, room.id, "The first answer.", &["regen:"]).await;
     harness.llm.push(Script::reply("A better answer."));
     let data = button_data(&first)[0].clone();
+    let before = harness.tg.calls().len();
     let press = harness.tg.press(&room, &alice, first.id, &data);
     let tg = &harness.tg;
     tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
@@ -51,6 +52,18 @@ async fn regenerate_resends_the_same_request_bytes_and_shows_the_new_answer_in_p
     let shown = until_shown(tg, room.id, "A better answer.", &["regen:"]).await;
     assert_eq!(shown.id, first.id, "in place of the old answer");
     assert_eq!(tg.messages(room.id).len(), 1);
+    // What it cost: the press's answer and the stream's edits of the same message, no send.
+    let calls = methods_since(tg, before);
+    let count = |m: &str| calls.iter().filter(|c| *c == m).count();
+    assert_eq!(count("answercallbackquery"), 1, "{calls:?}");
+    assert!(count("editmessagetext") >= 1, "{calls:?}");
+    let typing = count("sendchataction");
+    assert_eq!(
+        calls.len(),
+        1 + typing + count("editmessagetext"),
+        "{calls:?}"
+    );
+    let before_next = tg.calls().len();
     let requests = harness.llm.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[1].raw, requests[0].raw, "the same request bytes");
@@ -74,6 +87,15 @@ async fn regenerate_resends_the_same_request_bytes_and_shows_the_new_answer_in_p
     })
     .await;
     assert_eq!(tg.too_many_requests(), 0);
+    let calls = methods_since(tg, before_next);
+    let markups = calls
+        .iter()
+        .filter(|c| *c == "editmessagereplymarkup")
+        .count();
+    assert_eq!(
+        markups, 1,
+        "one edit takes the older reply's buttons: {calls:?}"
+    );
     harness.stop().await;
     let replies = stored_replies(&harness.db()).await;
     assert_eq!(replies[0].0, "complete");
@@ -102,6 +124,7 @@ async fn continue_after_a_cut_streams_into_a_new_message_and_stores_the_whole_te
     .await;
     harness.llm.push(Script::reply(" and the second half."));
     let data = button_data(&cut)[1].clone();
+    let before = harness.tg.calls().len();
     let press = harness.tg.press(&room, &alice, cut.id, &data);
     let tg = &harness.tg;
     tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
@@ -114,6 +137,16 @@ async fn continue_after_a_cut_streams_into_a_new_message_and_stores_the_whole_te
         "the continuation is a new message after the cut one"
     );
     assert!(all[0].markup.is_none(), "the cut message's buttons went");
+    let calls = methods_since(tg, before);
+    let count = |m: &str| calls.iter().filter(|c| *c == m).count();
+    let fixed = [
+        "answercallbackquery",
+        "editmessagereplymarkup",
+        "sendmessage",
+    ];
+    assert!(fixed.iter().all(|m| count(m) == 1), "{calls:?}");
+    let (typing, edits) = (count("sendchataction"), count("editmessagetext"));
+    assert_eq!(calls.len(), 3 + typing + edits, "{calls:?}");
     let asked = messages(&harness, 1);
     let n = asked.len();
     assert_eq!(asked[n - 2]["role"], "assistant");
@@ -162,5 +195,87 @@ async fn a_press_on_a_reply_that_is_no_longer_the_last_answers_briefly_and_asks_
         2,
         "nothing asked of the model"
     );
+    harness.stop().await;
+}
+
+/// A text of `count` words: `word0 word1 ...`.
+fn words(count: usize) -> String {
+    let words: Vec<String> = (0..count).map(|i| format!("word{i}")).collect();
+    words.join(" ")
+}
+
+#[tokio::test]
+async fn regenerate_fits_an_answer_needing_more_or_fewer_messages_than_the_old_one() {
+    let mut harness = Harness::new().await;
+    let (alice, room) = (User::new(1804, "Alice"), group(-1001804, None));
+    // About 5,900 characters: two Telegram messages.
+    harness.llm.push(Script::reply(words(700)).chunk_chars(400));
+    harness
+        .tg
+        .user_writes(&room, &alice, "@parley_bot a long one");
+    let tg = &harness.tg;
+    tg.wait_for(10, "the long answer's buttons", |tg| {
+        let all = tg.messages(room.id);
+        all.len() == 2 && !button_data(&all[1]).is_empty()
+    })
+    .await;
+    let long = tg.messages(room.id);
+    let data = button_data(&long[1])[0].clone();
+    harness.llm.push(Script::reply("Short now."));
+    let press = harness.tg.press(&room, &alice, long[1].id, &data);
+    let tg = &harness.tg;
+    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+        .await;
+    let short = until_shown(tg, room.id, "Short now.", &["regen:"]).await;
+    assert_eq!(
+        short.id, long[0].id,
+        "the first message shows the new answer"
+    );
+    assert_eq!(
+        tg.messages(room.id).len(),
+        1,
+        "the message it no longer needs is deleted"
+    );
+    // And back: a long answer needs a message more than the short one had.
+    harness.llm.push(Script::reply(words(700)).chunk_chars(400));
+    let data = button_data(&short)[0].clone();
+    let press = harness.tg.press(&room, &alice, short.id, &data);
+    let tg = &harness.tg;
+    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+        .await;
+    tg.wait_for(10, "the long answer again, in two messages", |tg| {
+        let all = tg.messages(room.id);
+        let text: String = all
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        all.len() == 2 && text == words(700) && !button_data(&all[1]).is_empty()
+    })
+    .await;
+    assert_eq!(tg.messages(room.id)[0].id, short.id);
+    assert_eq!(tg.too_many_requests(), 0);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn the_regenerate_button_works_after_a_restart() {
+    let mut harness = Harness::new().await;
+    let (alice, room) = (User::new(1805, "Alice"), group(-1001805, None));
+    harness.llm.push(Script::reply("Before the restart."));
+    harness.tg.user_writes(&room, &alice, "@parley_bot hello");
+    let first = until_shown(&harness.tg, room.id, "Before the restart.", &["regen:"]).await;
+    harness.stop().await;
+    harness.start().await.expect("the bot starts again");
+    harness.llm.push(Script::reply("After the restart."));
+    let data = button_data(&first)[0].clone();
+    let press = harness.tg.press(&room, &alice, first.id, &data);
+    let tg = &harness.tg;
+    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+        .await;
+    let shown = until_shown(tg, room.id, "After the restart.", &["regen:"]).await;
+    assert_eq!(shown.id, first.id);
+    let requests = harness.llm.requests();
+    assert_eq!(requests[1].raw, requests[0].raw);
     harness.stop().await;
 }
