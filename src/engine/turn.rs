@@ -15,7 +15,9 @@ use super::controls::Controls;
 use super::deliver::Policy;
 use super::event::{ChatKey, Content, Incoming, PlatformKind};
 use super::pace::Pacer;
-use super::ports::{ChatSettings, Model, ModelError, ModelName, Platform, Store, StoreError};
+use super::ports::{
+    ChatSettings, MessageRowId, Model, ModelError, ModelName, Platform, Store, StoreError,
+};
 use super::reply::{ReplyOptions, ReplyOutcome};
 
 /// What the engine needs to know from the configuration.
@@ -98,6 +100,13 @@ impl Engine {
     /// The replies streaming now, which the Stop controls act on.
     pub fn controls(&self) -> &Controls {
         &self.controls
+    }
+
+    /// True when `reply` is the newest reply of `key`'s current conversation, the only one its
+    /// Regenerate and Continue act on (a failing store says no).
+    pub async fn is_last_reply(&self, key: &ChatKey, reply: MessageRowId) -> bool {
+        let last = self.store.last_reply(key).await;
+        last.is_ok_and(|last| last.is_some_and(|l| l.id == reply))
     }
 
     /// The pacer shared by every reply on `platform`.

@@ -274,14 +274,7 @@ impl Engine {
         model: &ModelName,
         outcome: &ReplyOutcome,
     ) -> Result<(), StoreError> {
-        let record = ReplyRecord {
-            content: outcome.text.clone(),
-            status: outcome.status,
-            reason: outcome.reason.clone(),
-            platform_messages: outcome.messages.clone(),
-            usage: outcome.usage,
-            finish_reason: outcome.finish_reason.clone(),
-        };
+        let record = reply_record(outcome);
         self.store.finish_reply(rows.reply, &record).await?;
         tracing::info!(
             conversation = %rows.conversation,
@@ -291,5 +284,17 @@ impl Engine {
             "reply finished"
         );
         Ok(())
+    }
+}
+
+/// What the store records of how a reply ended.
+pub(super) fn reply_record(outcome: &ReplyOutcome) -> ReplyRecord {
+    ReplyRecord {
+        content: outcome.text.clone(),
+        status: outcome.status,
+        reason: outcome.reason.clone(),
+        platform_messages: outcome.messages.clone(),
+        usage: outcome.usage,
+        finish_reason: outcome.finish_reason.clone(),
     }
 }

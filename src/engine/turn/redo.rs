@@ -6,13 +6,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Engine;
-use super::answer::Streamed;
+use super::answer::{Streamed, reply_record};
 use super::notices::STORE_TROUBLE;
 use crate::engine::controls::LENGTH;
 use crate::engine::event::{Incoming, MessageRef};
 use crate::engine::ports::{
-    CompletionRequest, LastReply, MessageRowId, ModelName, Platform, ReplyRecord, ReplyStatus,
-    Role, StoreError, StoredMessage, TurnContext,
+    CompletionRequest, LastReply, MessageRowId, ModelName, Platform, ReplyStatus, Role, StoreError,
+    StoredMessage, TurnContext,
 };
 use crate::engine::reply::ReplyOutcome;
 
@@ -158,14 +158,7 @@ impl Engine {
         outcome: &ReplyOutcome,
     ) -> Result<(), StoreError> {
         let got_text = !outcome.text.is_empty();
-        let mut record = ReplyRecord {
-            content: outcome.text.clone(),
-            status: outcome.status,
-            reason: outcome.reason.clone(),
-            platform_messages: outcome.messages.clone(),
-            usage: outcome.usage,
-            finish_reason: outcome.finish_reason.clone(),
-        };
+        let mut record = reply_record(outcome);
         if kind == Redo::Continue {
             record.content = format!("{}{}", last.content, outcome.text);
             record.platform_messages = [&last.platform_messages[..], &outcome.messages].concat();

@@ -42,14 +42,10 @@ impl Handler {
         press: &ComponentInteraction,
         reply: MessageRowId,
     ) -> Option<&'static str> {
-        let (_, parent) = identity(ctx, press.guild_id, press.channel_id);
-        let user = press.user.id;
-        if !self
-            .access
-            .allows(press.guild_id, press.channel_id, parent, user)
-        {
+        if !self.serves(ctx, press) {
             return Some(StopAnswer::NotRunning.text());
         }
+        let user = press.user.id;
         let manager = press
             .member
             .as_ref()
@@ -66,6 +62,13 @@ impl Handler {
 }
 
 impl Handler {
+    /// True when the bot answers the presser where they pressed.
+    fn serves(&self, ctx: &Context, press: &ComponentInteraction) -> bool {
+        let (_, parent) = identity(ctx, press.guild_id, press.channel_id);
+        let (guild, channel) = (press.guild_id, press.channel_id);
+        self.access.allows(guild, channel, parent, press.user.id)
+    }
+
     /// Queues a Regenerate or Continue in the channel's turn order when it names the channel's
     /// last reply (`None`: acknowledged without a message); otherwise the private answer.
     async fn queue_redo(
@@ -74,20 +77,15 @@ impl Handler {
         press: &ComponentInteraction,
         redo: Press,
     ) -> Option<&'static str> {
-        let (_, parent) = identity(ctx, press.guild_id, press.channel_id);
-        let user = press.user.id;
-        if !self
-            .access
-            .allows(press.guild_id, press.channel_id, parent, user)
-        {
+        if !self.serves(ctx, press) {
             return Some(NOT_LAST);
         }
+        let user = press.user.id;
         let key = inbound::chat_key(press.channel_id);
         let (Some(command), row) = (redo.command(), redo.reply()) else {
             return Some(UNKNOWN);
         };
-        let last = self.engine.store().last_reply(&key).await;
-        if !last.is_ok_and(|last| last.is_some_and(|l| l.id == row)) {
+        if !self.engine.is_last_reply(&key, row).await {
             return Some(NOT_LAST);
         }
         let name = press.member.as_ref().and_then(|m| m.nick.clone());

@@ -3,7 +3,7 @@
 //! and Continue, which take their place in the chat's turn order.
 
 use serde_json::Value;
-use teloxide::types::CallbackQuery;
+use teloxide::types::{CallbackQuery, MessageId};
 
 use super::access::REFUSAL;
 use super::inbound::{Action, Addressed, chat_key};
@@ -18,19 +18,8 @@ impl Adapter {
     /// The answer to a press of Stop on the reply stored as `reply`: the asker stops it at
     /// once; anyone else only if they administer the chat (asked of Telegram then).
     pub(super) async fn stop_pressed(&self, query: &CallbackQuery, reply: MessageRowId) -> String {
-        let Some(message) = query.message.as_ref().and_then(|m| m.regular_message()) else {
+        let Some((addressed, _)) = pressed_by(query, Action::Help) else {
             return StopAnswer::NotRunning.text().into();
-        };
-        let addressed = Addressed {
-            key: chat_key(message),
-            author: Author {
-                id: UserId::new(query.from.id.0.to_string()),
-                display_name: query.from.full_name(),
-            },
-            private: message.chat.is_private(),
-            reply_to: None,
-            attachments: Vec::new(),
-            action: Action::Help,
         };
         let (key, user) = (&addressed.key, &addressed.author.id);
         if !self.access.allows(key.chat.as_str(), user.as_str()) {
@@ -49,29 +38,17 @@ impl Adapter {
     /// The answer to a press of Regenerate or Continue: queued in the chat's turn order when it
     /// names the chat's last reply, else a short answer and nothing queued.
     pub(super) async fn redo_pressed(&self, query: &CallbackQuery, press: Press) -> String {
-        let Some(message) = query.message.as_ref().and_then(|m| m.regular_message()) else {
+        let Some(command) = press.command() else {
             return NOT_LAST.into();
         };
-        let (Some(command), row) = (press.command(), press.reply()) else {
+        let Some((addressed, _)) = pressed_by(query, Action::Command(command.clone())) else {
             return NOT_LAST.into();
-        };
-        let addressed = Addressed {
-            key: chat_key(message),
-            author: Author {
-                id: UserId::new(query.from.id.0.to_string()),
-                display_name: query.from.full_name(),
-            },
-            private: message.chat.is_private(),
-            reply_to: None,
-            attachments: Vec::new(),
-            action: Action::Command(command.clone()),
         };
         let (key, user) = (&addressed.key, &addressed.author.id);
         if !self.access.allows(key.chat.as_str(), user.as_str()) {
             return REFUSAL.into();
         }
-        let last = self.services.engine.store().last_reply(key).await;
-        if !last.is_ok_and(|last| last.is_some_and(|l| l.id == row)) {
+        if !self.services.engine.is_last_reply(key, press.reply()).await {
             return NOT_LAST.into();
         }
         self.submit_to(
@@ -101,4 +78,22 @@ impl Adapter {
         let answer = self.services.engine.controls().stop_in(&key);
         tracing::info!(chat = %key, answer = ?answer, "the user stopped a draft");
     }
+}
+
+/// The press of a button under one of the bot's messages, as an addressed action of the user
+/// who pressed, and the message; `None` when the message is too old for Telegram to say.
+pub(super) fn pressed_by(query: &CallbackQuery, action: Action) -> Option<(Addressed, MessageId)> {
+    let message = query.message.as_ref().and_then(|m| m.regular_message())?;
+    let addressed = Addressed {
+        key: chat_key(message),
+        author: Author {
+            id: UserId::new(query.from.id.0.to_string()),
+            display_name: query.from.full_name(),
+        },
+        private: message.chat.is_private(),
+        reply_to: None,
+        attachments: Vec::new(),
+        action,
+    };
+    Some((addressed, message.id))
 }
