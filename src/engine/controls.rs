@@ -3,7 +3,7 @@
 //! A Stop button's data names the stored reply (`stop:<reply row>`), so a press is matched to
 //! the reply it was shown on, never to whatever streams in the chat at the time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -157,10 +157,12 @@ struct Running {
     stopper: Arc<Stopper>,
 }
 
-/// The replies streaming now, by reply row.
+/// The replies streaming now, by reply row, and the replies a Regenerate or Continue is
+/// queued or running for.
 #[derive(Default)]
 pub struct Controls {
     running: Mutex<HashMap<MessageRowId, Running>>,
+    redoing: Mutex<HashSet<MessageRowId>>,
 }
 
 /// Keeps a reply listed as streaming until dropped.
@@ -218,6 +220,19 @@ impl Controls {
             Some(_) => StopAnswer::NotYours,
             None => StopAnswer::NotRunning,
         }
+    }
+
+    /// Claims `reply` for one Regenerate or Continue; false while one is queued or running for
+    /// it (a second press of the button does nothing more). [`Controls::release`] ends it.
+    pub fn claim(&self, reply: MessageRowId) -> bool {
+        let mut redoing = self.redoing.lock().unwrap_or_else(|p| p.into_inner());
+        redoing.insert(reply)
+    }
+
+    /// The Regenerate or Continue for `reply` is done (or was never queued).
+    pub fn release(&self, reply: MessageRowId) {
+        let mut redoing = self.redoing.lock().unwrap_or_else(|p| p.into_inner());
+        redoing.remove(&reply);
     }
 
     /// Stops whatever streams in `chat` (a private place whose only user is the asker: a
@@ -291,6 +306,16 @@ mod tests {
             StopAnswer::NotRunning
         );
         assert_eq!(controls.stop_in(&chat), StopAnswer::NotRunning);
+    }
+
+    #[test]
+    fn a_reply_is_claimed_for_one_redo_at_a_time() {
+        let controls = Controls::default();
+        assert!(controls.claim(MessageRowId(1)));
+        assert!(!controls.claim(MessageRowId(1)));
+        assert!(controls.claim(MessageRowId(2)));
+        controls.release(MessageRowId(1));
+        assert!(controls.claim(MessageRowId(1)));
     }
 
     #[test]

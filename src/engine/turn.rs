@@ -63,7 +63,7 @@ pub use commands::{ADMINS_ONLY, describe_usage};
 use notices::STORE_TROUBLE;
 pub use notices::describe_error;
 use redo::Redo;
-pub use redo::{CONTINUE_PROMPT, NOT_LAST};
+pub use redo::{ALREADY, CONTINUE_PROMPT, NOT_LAST};
 
 impl Engine {
     /// An engine over a store and a model.

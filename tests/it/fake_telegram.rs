@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use super::fake_net::{self, IDLE};
 
 pub use files::Media;
-pub use updates::{User, group, private};
+pub use updates::{ChatRef, User, group, private};
 
 /// The token the fake accepts.
 pub const FAKE_TOKEN: &str = "123456:fake-secret-token";

@@ -19,6 +19,8 @@ use crate::engine::reply::ReplyOutcome;
 /// The answer to a control on a reply that is no longer the chat's last (or a reset chat's).
 pub const NOT_LAST: &str =
     "That is no longer the last reply here: only the last one can be regenerated or continued.";
+/// The answer to a second press while a Regenerate or Continue of the reply is queued.
+pub const ALREADY: &str = "Already on it.";
 /// The answer to /regen or /continue in a chat without a reply.
 const NOTHING: &str = "There is no reply here to regenerate or continue yet.";
 /// The answer to Continue on a reply the model finished.
@@ -47,10 +49,13 @@ impl Engine {
         platform: &dyn Platform,
         cancel: &CancellationToken,
     ) -> Option<ReplyOutcome> {
-        let refusal = match self
-            .try_redo(incoming, kind, target, platform, cancel)
-            .await
-        {
+        let result = self.try_redo(incoming, kind, target, platform, cancel);
+        let result = result.await;
+        // A press claimed its reply when it was queued (`Controls::claim`); it is done now.
+        if let Some(target) = target {
+            self.controls().release(target);
+        }
+        let refusal = match result {
             Ok(Ok(outcome)) => return Some(outcome),
             Ok(Err(refusal)) => refusal,
             Err(error) => {

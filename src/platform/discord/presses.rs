@@ -12,7 +12,7 @@ use super::inbound;
 use crate::engine::controls::{Press, StopAnswer};
 use crate::engine::event::{Author, Content, Incoming, UserId};
 use crate::engine::ports::MessageRowId;
-use crate::engine::turn::NOT_LAST;
+use crate::engine::turn::{ALREADY, NOT_LAST};
 
 /// Shown when the chat's queue is full.
 const BUSY: &str = "I'm busy — try again in a moment.";
@@ -102,9 +102,13 @@ impl Handler {
             reply_to: None,
             received_at: Instant::now(),
         };
+        if !self.engine.controls().claim(row) {
+            return Some(ALREADY);
+        }
         match self.dispatcher.submit(incoming, self.platform.clone()) {
             Ok(()) => None,
             Err(error) => {
+                self.engine.controls().release(row);
                 tracing::warn!(%error, "could not queue a button press");
                 Some(BUSY)
             }

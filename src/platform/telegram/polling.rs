@@ -265,18 +265,21 @@ impl Adapter {
         self.submit_to(addressed, content, may, platform);
     }
 
-    /// Queues `content` in its chat's turn order, answered through `platform`.
+    /// Queues `content` in its chat's turn order, answered through `platform`; false when the
+    /// queue refused it.
     pub(super) fn submit_to(
         &self,
         addressed: &Addressed,
         content: Content,
         may: bool,
         platform: Arc<dyn Platform>,
-    ) {
+    ) -> bool {
         let incoming = self.incoming(addressed, content, may);
-        if let Err(error) = self.services.dispatcher.submit(incoming, platform) {
+        let queued = self.services.dispatcher.submit(incoming, platform);
+        if let Err(error) = &queued {
             tracing::warn!(%error, chat = %addressed.key, "message not queued");
         }
+        queued.is_ok()
     }
 
     /// Sends a short answer outside the conversation's queue.

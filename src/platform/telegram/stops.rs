@@ -12,7 +12,10 @@ use super::polling::Adapter;
 use crate::engine::controls::{Press, StopAnswer};
 use crate::engine::event::{Author, ChatKey, Content, PlatformKind, UserId};
 use crate::engine::ports::MessageRowId;
-use crate::engine::turn::NOT_LAST;
+use crate::engine::turn::{ALREADY, NOT_LAST};
+
+/// The answer to a press the chat's full queue refused.
+const BUSY: &str = "I'm busy — try again in a moment.";
 
 impl Adapter {
     /// The answer to a press of Stop on the reply stored as `reply`: the asker stops it at
@@ -51,12 +54,14 @@ impl Adapter {
         if !self.services.engine.is_last_reply(key, press.reply()).await {
             return NOT_LAST.into();
         }
-        self.submit_to(
-            &addressed,
-            Content::Command(command),
-            false,
-            self.platform.clone(),
-        );
+        if !self.services.engine.controls().claim(press.reply()) {
+            return ALREADY.into();
+        }
+        let content = Content::Command(command);
+        if !self.submit_to(&addressed, content, false, self.platform.clone()) {
+            self.services.engine.controls().release(press.reply());
+            return BUSY.into();
+        }
         match press {
             Press::Continue(_) => "Continuing…".into(),
             _ => "Regenerating…".into(),

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::Harness;
 use super::controls::{button_data, methods_since};
 use crate::fake_llm::Script;
-use crate::fake_telegram::{FakeTelegram, Sent, User, group};
+use crate::fake_telegram::{ChatRef, FakeTelegram, Sent, User, group};
 use crate::support::{stored_alternatives, stored_replies};
 
 /// Waits until the bot's last message in `chat` reads `text` with exactly buttons whose data
@@ -24,6 +24,28 @@ async fn until_shown(tg: &FakeTelegram, chat: i64, text: &str, kinds: &[&str]) -
     })
     .await;
     tg.messages(chat).last().cloned().unwrap()
+}
+
+/// Presses the button `data` until the press is taken: right after a regenerate shows, the
+/// reply may still be claimed by it for a moment ("Already on it.").
+async fn press_until_taken(
+    tg: &FakeTelegram,
+    room: &ChatRef,
+    who: &User,
+    message: i64,
+    data: &str,
+) {
+    for _ in 0..100 {
+        let press = tg.press(room, who, message, data);
+        tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+            .await;
+        let said = tg.callback_text(&press);
+        if said.as_deref() != Some(parley::engine::turn::ALREADY) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the press was never taken");
 }
 
 /// The messages of the completion request `index`.
@@ -239,10 +261,8 @@ async fn regenerate_fits_an_answer_needing_more_or_fewer_messages_than_the_old_o
     // And back: a long answer needs a message more than the short one had.
     harness.llm.push(Script::reply(words(700)).chunk_chars(400));
     let data = button_data(&short)[0].clone();
-    let press = harness.tg.press(&room, &alice, short.id, &data);
+    press_until_taken(&harness.tg, &room, &alice, short.id, &data).await;
     let tg = &harness.tg;
-    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
-        .await;
     tg.wait_for(10, "the long answer again, in two messages", |tg| {
         let all = tg.messages(room.id);
         let text: String = all
@@ -277,5 +297,34 @@ async fn the_regenerate_button_works_after_a_restart() {
     assert_eq!(shown.id, first.id);
     let requests = harness.llm.requests();
     assert_eq!(requests[1].raw, requests[0].raw);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn ten_fast_presses_of_regenerate_regenerate_once_without_a_429() {
+    let mut harness = Harness::new().await;
+    let (alice, room) = (User::new(1806, "Alice"), group(-1001806, None));
+    harness.llm.push(Script::reply("The first answer."));
+    harness
+        .tg
+        .user_writes(&room, &alice, "@parley_bot a question");
+    let first = until_shown(&harness.tg, room.id, "The first answer.", &["regen:"]).await;
+    let slow = Script::reply("A slower second answer.").delay(std::time::Duration::from_millis(30));
+    harness.llm.push(slow);
+    let data = button_data(&first)[0].clone();
+    let presses: Vec<String> = (0..10)
+        .map(|_| harness.tg.press(&room, &alice, first.id, &data))
+        .collect();
+    let tg = &harness.tg;
+    tg.wait_for(10, "every press answered", |tg| {
+        presses.iter().all(|p| tg.callback_answered(p))
+    })
+    .await;
+    let answers: Vec<String> = presses.iter().filter_map(|p| tg.callback_text(p)).collect();
+    let started = answers.iter().filter(|a| *a == "Regenerating…").count();
+    assert_eq!(started, 1, "{answers:?}");
+    until_shown(tg, room.id, "A slower second answer.", &["regen:"]).await;
+    assert_eq!(harness.llm.requests().len(), 2, "one regenerate");
+    assert_eq!(tg.too_many_requests(), 0);
     harness.stop().await;
 }
