@@ -273,6 +273,21 @@ impl FakeTelegram {
         id
     }
 
+    /// A user presses an inline button (see [`FakeTelegram::press`]); returns the answer the
+    /// bot gave the press, once it gave one.
+    pub async fn press_answered(
+        &self,
+        chat: &updates::ChatRef,
+        from: &User,
+        message: i64,
+        data: &str,
+    ) -> String {
+        let press = self.press(chat, from, message, data);
+        self.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+            .await;
+        self.callback_text(&press).unwrap_or_default()
+    }
+
     /// The user presses the stop control of the newest draft sent with `can_stop` in the
     /// private `chat`: the draft goes and a `stopped_message_generation` update arrives. False
     /// (and nothing happens) when no draft there offered the control.

@@ -37,6 +37,21 @@ async fn stop_button(bot: &Bot) -> (String, String) {
     (message.id.clone(), id.unwrap())
 }
 
+/// The calls since the `index`th, as (method, path), what the gateway fetch aside.
+fn calls_since(bot: &Bot, index: usize) -> Vec<(String, String)> {
+    let calls = bot.discord.calls().into_iter().skip(index);
+    let calls = calls.filter(|c| c.path != "/gateway" && !c.path.ends_with("/typing"));
+    calls.map(|c| (c.method, c.path)).collect()
+}
+
+/// How many of `calls` have `method` and a path ending with `end`.
+fn count(calls: &[(String, String)], method: &str, end: &str) -> usize {
+    let matching = calls
+        .iter()
+        .filter(|(m, p)| m == method && p.ends_with(end));
+    matching.count()
+}
+
 fn press<'a>(message: &'a str, custom_id: &'a str, user: &'a str, manager: bool) -> Press<'a> {
     Press {
         message,
@@ -81,6 +96,7 @@ async fn the_asker_stops_a_streaming_reply_with_its_button() {
     bot.discord
         .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "a long story"));
     let (message, custom_id) = stop_button(&bot).await;
+    let before = bot.discord.calls().len();
     let token = bot.discord.press(press(&message, &custom_id, USER, false));
     bot.until("the press answered", |bot| {
         bot.discord.interaction_callback(&token).is_some()
@@ -93,6 +109,18 @@ async fn the_asker_stops_a_streaming_reply_with_its_button() {
     );
     assert_stopped(&mut bot).await;
     assert_eq!(bot.discord.rate_limited(), 0);
+    // What the stop cost: the press's callback and the final edit (a preview already granted
+    // its slot may still go first).
+    let calls = calls_since(&bot, before);
+    let (callbacks, edits) = (
+        count(&calls, "POST", "/callback"),
+        count(&calls, "PATCH", ""),
+    );
+    assert_eq!(callbacks, 1, "{calls:?}");
+    assert!(
+        (1..=2).contains(&edits) && calls.len() == 1 + edits,
+        "{calls:?}"
+    );
 }
 
 #[tokio::test]
@@ -173,6 +201,7 @@ async fn regenerate_shows_the_new_answer_in_place_from_the_same_request_bytes() 
         .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "a question"));
     let (first, ids) = until_shown(&bot, "The first answer.", &["regen:"]).await;
     bot.llm.push(Script::reply("A better answer."));
+    let before = bot.discord.calls().len();
     let token = bot.discord.press(press(&first, &ids[0], USER, false));
     bot.until("the press answered", |bot| {
         bot.discord.interaction_callback(&token).is_some()
@@ -181,6 +210,11 @@ async fn regenerate_shows_the_new_answer_in_place_from_the_same_request_bytes() 
     assert_eq!(bot.discord.interaction_callback(&token).unwrap()["type"], 6);
     let (shown, _) = until_shown(&bot, "A better answer.", &["regen:"]).await;
     assert_eq!(shown, first, "in place");
+    // What it cost: the press's callback and the stream's edits of the same message, no post.
+    let calls = calls_since(&bot, before);
+    let edits = count(&calls, "PATCH", &format!("/messages/{first}"));
+    assert_eq!(count(&calls, "POST", "/callback"), 1, "{calls:?}");
+    assert!(edits >= 1 && calls.len() == 1 + edits, "{calls:?}");
     let requests = bot.llm.requests();
     assert_eq!(requests[1].raw, requests[0].raw, "the same request bytes");
     assert_eq!(bot.discord.rate_limited(), 0);

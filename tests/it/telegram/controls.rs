@@ -119,15 +119,11 @@ async fn the_asker_stops_a_reply_in_a_group_with_the_inline_button() {
         .user_writes(&room, &alice, "@parley_bot tell me a long story");
     let (message, data) = streaming_with_stop(&harness.tg, room.id).await;
     let before = harness.tg.calls().len();
-    let press = harness.tg.press(&room, &alice, message.id, &data);
-    harness
+    let said = harness
         .tg
-        .wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+        .press_answered(&room, &alice, message.id, &data)
         .await;
-    assert_eq!(
-        harness.tg.callback_text(&press).as_deref(),
-        Some("Stopping.")
-    );
+    assert_eq!(said, "Stopping.");
     assert_stopped(&mut harness, room.id).await;
     assert_eq!(harness.tg.too_many_requests(), 0);
     // What the stop cost on the platform: the press's answer and one final edit (a preview
@@ -157,12 +153,12 @@ async fn someone_else_pressing_stop_gets_a_private_answer_and_nothing_stops() {
     );
     harness.tg.user_writes(&room, &alice, "@parley_bot a story");
     let (message, data) = streaming_with_stop(&harness.tg, room.id).await;
-    let press = harness.tg.press(&room, &bob, message.id, &data);
-    let tg = &harness.tg;
-    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+    let said = harness
+        .tg
+        .press_answered(&room, &bob, message.id, &data)
         .await;
-    let refusal = tg.callback_text(&press).unwrap_or_default();
-    assert!(refusal.contains("Only the person who asked"), "{refusal}");
+    let tg = &harness.tg;
+    assert!(said.contains("Only the person who asked"), "{said}");
     tg.wait_for(
         10,
         "the whole answer, its final text without the Stop button",
@@ -191,15 +187,11 @@ async fn a_group_admin_may_stop_someone_elses_reply() {
         .tg
         .user_writes(&room, &alice, "@parley_bot go on and on");
     let (message, data) = streaming_with_stop(&harness.tg, room.id).await;
-    let press = harness.tg.press(&room, &carol, message.id, &data);
-    harness
+    let said = harness
         .tg
-        .wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+        .press_answered(&room, &carol, message.id, &data)
         .await;
-    assert_eq!(
-        harness.tg.callback_text(&press).as_deref(),
-        Some("Stopping.")
-    );
+    assert_eq!(said, "Stopping.");
     assert_stopped(&mut harness, room.id).await;
 }
 
@@ -212,11 +204,11 @@ async fn the_asker_stops_a_private_reply_streamed_with_edits() {
     harness.llm.push(long_answer());
     harness.tg.user_writes(&chat, &alice, "a long one please");
     let (message, data) = streaming_with_stop(&harness.tg, chat.id).await;
-    let press = harness.tg.press(&chat, &alice, message.id, &data);
-    harness
+    let said = harness
         .tg
-        .wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+        .press_answered(&chat, &alice, message.id, &data)
         .await;
+    assert_eq!(said, "Stopping.");
     assert_stopped(&mut harness, chat.id).await;
 }
 

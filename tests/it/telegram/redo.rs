@@ -36,11 +36,8 @@ async fn press_until_taken(
     data: &str,
 ) {
     for _ in 0..100 {
-        let press = tg.press(room, who, message, data);
-        tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
-            .await;
-        let said = tg.callback_text(&press);
-        if said.as_deref() != Some(parley::engine::turn::ALREADY) {
+        let said = tg.press_answered(room, who, message, data).await;
+        if said != parley::engine::turn::ALREADY {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -66,11 +63,12 @@ async fn regenerate_resends_the_same_request_bytes_and_shows_the_new_answer_in_p
     harness.llm.push(Script::reply("A better answer."));
     let data = button_data(&first)[0].clone();
     let before = harness.tg.calls().len();
-    let press = harness.tg.press(&room, &alice, first.id, &data);
-    let tg = &harness.tg;
-    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+    let said = harness
+        .tg
+        .press_answered(&room, &alice, first.id, &data)
         .await;
-    assert_eq!(tg.callback_text(&press).as_deref(), Some("Regenerating…"));
+    assert_eq!(said, "Regenerating…");
+    let tg = &harness.tg;
     let shown = until_shown(tg, room.id, "A better answer.", &["regen:"]).await;
     assert_eq!(shown.id, first.id, "in place of the old answer");
     assert_eq!(tg.messages(room.id).len(), 1);
@@ -147,10 +145,12 @@ async fn continue_after_a_cut_streams_into_a_new_message_and_stores_the_whole_te
     harness.llm.push(Script::reply(" and the second half."));
     let data = button_data(&cut)[1].clone();
     let before = harness.tg.calls().len();
-    let press = harness.tg.press(&room, &alice, cut.id, &data);
-    let tg = &harness.tg;
-    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+    let said = harness
+        .tg
+        .press_answered(&room, &alice, cut.id, &data)
         .await;
+    assert_eq!(said, "Continuing…");
+    let tg = &harness.tg;
     until_shown(tg, room.id, "and the second half.", &["regen:"]).await;
     let all = tg.messages(room.id);
     assert_eq!(
@@ -195,11 +195,11 @@ async fn a_press_on_a_reply_that_is_no_longer_the_last_answers_briefly_and_asks_
     harness.llm.push(Script::reply("Two."));
     harness.tg.user_writes(&room, &alice, "@parley_bot second");
     until_shown(&harness.tg, room.id, "Two.", &["regen:"]).await;
-    let press = harness.tg.press(&room, &alice, first.id, &stale);
-    let tg = &harness.tg;
-    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+    let said = harness
+        .tg
+        .press_answered(&room, &alice, first.id, &stale)
         .await;
-    let said = tg.callback_text(&press).unwrap_or_default();
+    let tg = &harness.tg;
     assert!(said.contains("no longer the last reply"), "{said}");
     // After a reset no reply is the last one either.
     tg.user_writes(&room, &alice, "/reset");
@@ -207,10 +207,7 @@ async fn a_press_on_a_reply_that_is_no_longer_the_last_answers_briefly_and_asks_
         .await;
     let last = tg.messages(room.id)[1].clone();
     let data = button_data(&last)[0].clone();
-    let press = tg.press(&room, &alice, last.id, &data);
-    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
-        .await;
-    let said = tg.callback_text(&press).unwrap_or_default();
+    let said = tg.press_answered(&room, &alice, last.id, &data).await;
     assert!(said.contains("no longer the last reply"), "{said}");
     assert_eq!(
         harness.llm.requests().len(),
@@ -244,10 +241,12 @@ async fn regenerate_fits_an_answer_needing_more_or_fewer_messages_than_the_old_o
     let long = tg.messages(room.id);
     let data = button_data(&long[1])[0].clone();
     harness.llm.push(Script::reply("Short now."));
-    let press = harness.tg.press(&room, &alice, long[1].id, &data);
-    let tg = &harness.tg;
-    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+    let said = harness
+        .tg
+        .press_answered(&room, &alice, long[1].id, &data)
         .await;
+    assert_eq!(said, "Regenerating…");
+    let tg = &harness.tg;
     let short = until_shown(tg, room.id, "Short now.", &["regen:"]).await;
     assert_eq!(
         short.id, long[0].id,
@@ -289,10 +288,12 @@ async fn the_regenerate_button_works_after_a_restart() {
     harness.start().await.expect("the bot starts again");
     harness.llm.push(Script::reply("After the restart."));
     let data = button_data(&first)[0].clone();
-    let press = harness.tg.press(&room, &alice, first.id, &data);
-    let tg = &harness.tg;
-    tg.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+    let said = harness
+        .tg
+        .press_answered(&room, &alice, first.id, &data)
         .await;
+    assert_eq!(said, "Regenerating…");
+    let tg = &harness.tg;
     let shown = until_shown(tg, room.id, "After the restart.", &["regen:"]).await;
     assert_eq!(shown.id, first.id);
     let requests = harness.llm.requests();
