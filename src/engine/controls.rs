@@ -94,6 +94,15 @@ pub fn final_buttons(reply: MessageRowId, finish_reason: Option<&str>) -> Vec<Bu
         .collect()
 }
 
+/// The answer to a control on a reply that is no longer the chat's last (or a reset chat's).
+pub const NOT_LAST: &str =
+    "That is no longer the last reply here: only the last one can be regenerated or continued.";
+/// The answer to a second press while a Regenerate or Continue of the reply is queued.
+pub const ALREADY: &str = "Already on it.";
+/// What the model is asked when a reply is continued.
+pub const CONTINUE_PROMPT: &str =
+    "Continue your previous answer exactly where it stopped, without repeating any of it.";
+
 /// The finish reason of a reply `max_tokens` cut.
 pub const LENGTH: &str = "length";
 

@@ -62,8 +62,6 @@ mod redo;
 pub use commands::{ADMINS_ONLY, describe_usage};
 use notices::STORE_TROUBLE;
 pub use notices::describe_error;
-use redo::Redo;
-pub use redo::{ALREADY, CONTINUE_PROMPT, NOT_LAST};
 
 impl Engine {
     /// An engine over a store and a model.
@@ -123,13 +121,8 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Option<ReplyOutcome> {
         match &incoming.content {
-            Content::Command(Command::Regenerate(target)) => {
-                self.redo(incoming, Redo::Regenerate, *target, platform, cancel)
-                    .await
-            }
-            Content::Command(Command::Continue(target)) => {
-                self.redo(incoming, Redo::Continue, *target, platform, cancel)
-                    .await
+            Content::Command(command @ (Command::Regenerate(_) | Command::Continue(_))) => {
+                self.redo_command(incoming, command, platform, cancel).await
             }
             Content::Command(command) => {
                 let answer = self.run_command(incoming, command, platform).await;

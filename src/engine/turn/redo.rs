@@ -8,7 +8,8 @@ use tokio_util::sync::CancellationToken;
 use super::Engine;
 use super::answer::{Streamed, reply_record};
 use super::notices::STORE_TROUBLE;
-use crate::engine::controls::LENGTH;
+use crate::engine::command::Command;
+use crate::engine::controls::{CONTINUE_PROMPT, LENGTH, NOT_LAST};
 use crate::engine::event::{Incoming, MessageRef};
 use crate::engine::ports::{
     CompletionRequest, LastReply, MessageRowId, ModelName, Platform, ReplyStatus, Role, StoreError,
@@ -16,22 +17,13 @@ use crate::engine::ports::{
 };
 use crate::engine::reply::ReplyOutcome;
 
-/// The answer to a control on a reply that is no longer the chat's last (or a reset chat's).
-pub const NOT_LAST: &str =
-    "That is no longer the last reply here: only the last one can be regenerated or continued.";
-/// The answer to a second press while a Regenerate or Continue of the reply is queued.
-pub const ALREADY: &str = "Already on it.";
 /// The answer to /regen or /continue in a chat without a reply.
 const NOTHING: &str = "There is no reply here to regenerate or continue yet.";
 /// The answer to Continue on a reply the model finished.
 const NOT_CUT: &str = "That reply was not cut short: there is nothing to continue.";
-/// What the model is asked when a reply is continued.
-pub const CONTINUE_PROMPT: &str =
-    "Continue your previous answer exactly where it stopped, without repeating any of it.";
-
 /// Which control a redo turn runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Redo {
+enum Redo {
     /// Ask again; the old answer is kept as an alternative.
     Regenerate,
     /// Go on where the reply was cut; the stored reply becomes the whole text.
@@ -39,9 +31,26 @@ pub enum Redo {
 }
 
 impl Engine {
+    /// Runs the Regenerate or Continue `command` asks for; any other command is not one and
+    /// does nothing (`None`).
+    pub(super) async fn redo_command(
+        &self,
+        incoming: &Incoming,
+        command: &Command,
+        platform: &dyn Platform,
+        cancel: &CancellationToken,
+    ) -> Option<ReplyOutcome> {
+        let (kind, target) = match command {
+            Command::Regenerate(target) => (Redo::Regenerate, *target),
+            Command::Continue(target) => (Redo::Continue, *target),
+            _ => return None,
+        };
+        self.redo(incoming, kind, target, platform, cancel).await
+    }
+
     /// Runs a Regenerate or Continue for the reply `target` names (the chat's last when
     /// `None`); a reply that is not the last, or a store failure, gets a short answer instead.
-    pub(super) async fn redo(
+    async fn redo(
         &self,
         incoming: &Incoming,
         kind: Redo,

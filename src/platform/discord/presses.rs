@@ -9,10 +9,9 @@ use serenity::all::{ComponentInteraction, Context, Permissions};
 
 use super::handler::{Handler, identity};
 use super::inbound;
-use crate::engine::controls::{Press, StopAnswer};
+use crate::engine::controls::{ALREADY, NOT_LAST, Press, StopAnswer};
 use crate::engine::event::{Author, Content, Incoming, UserId};
 use crate::engine::ports::MessageRowId;
-use crate::engine::turn::{ALREADY, NOT_LAST};
 
 /// Shown when the chat's queue is full.
 const BUSY: &str = "I'm busy — try again in a moment.";

@@ -9,10 +9,9 @@ use super::access::REFUSAL;
 use super::inbound::{Action, Addressed, chat_key};
 use super::long_poll::STOPPED_GENERATION;
 use super::polling::Adapter;
-use crate::engine::controls::{Press, StopAnswer};
+use crate::engine::controls::{ALREADY, NOT_LAST, Press, StopAnswer};
 use crate::engine::event::{Author, ChatKey, Content, PlatformKind, UserId};
 use crate::engine::ports::MessageRowId;
-use crate::engine::turn::{ALREADY, NOT_LAST};
 
 /// The answer to a press the chat's full queue refused.
 const BUSY: &str = "I'm busy — try again in a moment.";

@@ -37,7 +37,7 @@ async fn press_until_taken(
 ) {
     for _ in 0..100 {
         let said = tg.press_answered(room, who, message, data).await;
-        if said != parley::engine::turn::ALREADY {
+        if said != parley::engine::controls::ALREADY {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -175,7 +175,7 @@ async fn continue_after_a_cut_streams_into_a_new_message_and_stores_the_whole_te
     assert_eq!(asked[n - 2]["content"], "The first half,");
     let prompt = asked[n - 1]["content"].as_str().unwrap_or("");
     assert!(
-        prompt.contains(parley::engine::turn::CONTINUE_PROMPT),
+        prompt.contains(parley::engine::controls::CONTINUE_PROMPT),
         "{prompt}"
     );
     harness.stop().await;
