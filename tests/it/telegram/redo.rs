@@ -45,6 +45,13 @@ async fn press_until_taken(
     panic!("the press was never taken");
 }
 
+/// `who` asks in `room` and the model answers `text`; the answer with its Regenerate button.
+async fn answered(harness: &Harness, room: &ChatRef, who: &User, text: &str) -> Sent {
+    harness.llm.push(Script::reply(text));
+    harness.tg.user_writes(room, who, "@parley_bot a question");
+    until_shown(&harness.tg, room.id, text, &["regen:"]).await
+}
+
 /// The messages of the completion request `index`.
 fn messages(harness: &Harness, index: usize) -> Vec<Value> {
     let body = &harness.llm_bodies()[index];
@@ -55,11 +62,7 @@ fn messages(harness: &Harness, index: usize) -> Vec<Value> {
 async fn regenerate_resends_the_same_request_bytes_and_shows_the_new_answer_in_place() {
     let mut harness = Harness::new().await;
     let (alice, room) = (User::new(1801, "Alice"), group(-1001801, None));
-    harness.llm.push(Script::reply("The first answer."));
-    harness
-        .tg
-        .user_writes(&room, &alice, "@parley_bot a question");
-    let first = until_shown(&harness.tg, room.id, "The first answer.", &["regen:"]).await;
+    let first = answered(&harness, &room, &alice, "The first answer.").await;
     harness.llm.push(Script::reply("A better answer."));
     let data = button_data(&first)[0].clone();
     let before = harness.tg.calls().len();
@@ -188,9 +191,7 @@ async fn continue_after_a_cut_streams_into_a_new_message_and_stores_the_whole_te
 async fn a_press_on_a_reply_that_is_no_longer_the_last_answers_briefly_and_asks_nothing() {
     let mut harness = Harness::new().await;
     let (alice, room) = (User::new(1803, "Alice"), group(-1001803, None));
-    harness.llm.push(Script::reply("One."));
-    harness.tg.user_writes(&room, &alice, "@parley_bot first");
-    let first = until_shown(&harness.tg, room.id, "One.", &["regen:"]).await;
+    let first = answered(&harness, &room, &alice, "One.").await;
     let stale = button_data(&first)[0].clone();
     harness.llm.push(Script::reply("Two."));
     harness.tg.user_writes(&room, &alice, "@parley_bot second");
@@ -281,9 +282,7 @@ async fn regenerate_fits_an_answer_needing_more_or_fewer_messages_than_the_old_o
 async fn the_regenerate_button_works_after_a_restart() {
     let mut harness = Harness::new().await;
     let (alice, room) = (User::new(1805, "Alice"), group(-1001805, None));
-    harness.llm.push(Script::reply("Before the restart."));
-    harness.tg.user_writes(&room, &alice, "@parley_bot hello");
-    let first = until_shown(&harness.tg, room.id, "Before the restart.", &["regen:"]).await;
+    let first = answered(&harness, &room, &alice, "Before the restart.").await;
     harness.stop().await;
     harness.start().await.expect("the bot starts again");
     harness.llm.push(Script::reply("After the restart."));
@@ -305,11 +304,7 @@ async fn the_regenerate_button_works_after_a_restart() {
 async fn ten_fast_presses_of_regenerate_regenerate_once_without_a_429() {
     let mut harness = Harness::new().await;
     let (alice, room) = (User::new(1806, "Alice"), group(-1001806, None));
-    harness.llm.push(Script::reply("The first answer."));
-    harness
-        .tg
-        .user_writes(&room, &alice, "@parley_bot a question");
-    let first = until_shown(&harness.tg, room.id, "The first answer.", &["regen:"]).await;
+    let first = answered(&harness, &room, &alice, "The first answer.").await;
     let slow = Script::reply("A slower second answer.").delay(std::time::Duration::from_millis(30));
     harness.llm.push(slow);
     let data = button_data(&first)[0].clone();
