@@ -1,10 +1,10 @@
 -- Reply controls (issue 17): why the model finished a reply (a Continue button shows after
--- `length`), and the earlier answers a reply had before Regenerate replaced its shown text.
+-- `length`), and the answers of a reply that has more than one (Regenerate adds one).
 
 ALTER TABLE messages ADD COLUMN finish_reason TEXT;
 
--- The answers of one reply that are not shown: the shown one stays in messages.content (and so
--- in the history); `position` counts from 0 in the order they were replaced.
+-- Every answer of a reply that has more than one, `position` from 0 in the order they came;
+-- the one shown is copied into messages.content (and so is what the history holds).
 CREATE TABLE reply_alternatives (
     reply         INTEGER NOT NULL REFERENCES messages (id),
     position      INTEGER NOT NULL,

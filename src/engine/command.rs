@@ -22,6 +22,16 @@ pub enum Command {
     /// Go on with the chat's last reply where it was cut (`/continue`), or with the reply a
     /// Continue button names.
     Continue(Option<MessageRowId>),
+    /// Show the answer at `index` of the chat's last reply (`/alt N`, N = index + 1), or of the
+    /// reply a ◀/▶ button names; `press` numbers button presses (0 for a typed command).
+    Show {
+        /// The reply a button names; the chat's last when typed.
+        reply: Option<MessageRowId>,
+        /// Which answer, from 0.
+        index: usize,
+        /// The press's number, so that only the newest of several queued presses shows.
+        press: u64,
+    },
 }
 
 /// What `/system` does.
@@ -69,6 +79,15 @@ impl Command {
             "help" | "start" => Some(Self::Help),
             "regen" | "regenerate" => Some(Self::Regenerate(None)),
             "continue" => Some(Self::Continue(None)),
+            "alt" => Some(Self::Show {
+                reply: None,
+                index: arg
+                    .as_deref()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .and_then(|n| n.checked_sub(1))
+                    .unwrap_or(usize::MAX),
+                press: 0,
+            }),
             _ => None,
         }
     }
@@ -85,6 +104,7 @@ or a text file with your question and I read it too.
 /usage — tokens used in this chat
 /regen — ask again for my last reply (its 🔄 Regenerate button does the same)
 /continue — go on with my last reply where it was cut (its ⏩ Continue button)
+/alt N — show answer N of my last reply, once it has several (its ◀ and ▶ buttons)
 /help — this text
 
 While I write a reply, its ⏹ Stop button stops it (for whoever asked, or an admin); the text so \
@@ -117,6 +137,12 @@ mod tests {
         assert_eq!(Command::parse("/USAGE"), Some(Command::Usage));
         assert_eq!(Command::parse("/regen"), Some(Command::Regenerate(None)));
         assert_eq!(Command::parse("/continue"), Some(Command::Continue(None)));
+        let second = Command::Show {
+            reply: None,
+            index: 1,
+            press: 0,
+        };
+        assert_eq!(Command::parse("/alt 2"), Some(second));
     }
 
     #[test]

@@ -25,12 +25,21 @@ pub enum Press {
     Regenerate(MessageRowId),
     /// Go on with the reply stored as this row where `max_tokens` cut it.
     Continue(MessageRowId),
+    /// Show the reply's answer at this index (◀ and ▶).
+    Show(MessageRowId, usize),
 }
 
 impl Press {
     /// Parses a button's data; `None` when it is not a reply control's.
     pub fn parse(data: &str) -> Option<Self> {
         let (action, row) = data.split_once(':')?;
+        if action == "alt" {
+            let (row, index) = row.split_once('.')?;
+            return Some(Self::Show(
+                MessageRowId(row.parse().ok()?),
+                index.parse().ok()?,
+            ));
+        }
         let row = MessageRowId(row.parse().ok()?);
         match action {
             "stop" => Some(Self::Stop(row)),
@@ -43,16 +52,24 @@ impl Press {
     /// The reply the press names.
     pub fn reply(self) -> MessageRowId {
         match self {
-            Self::Stop(row) | Self::Regenerate(row) | Self::Continue(row) => row,
+            Self::Stop(row) | Self::Regenerate(row) | Self::Continue(row) | Self::Show(row, _) => {
+                row
+            }
         }
     }
 
-    /// The command a press of Regenerate or Continue queues in the chat (Stop acts at once).
-    pub fn command(self) -> Option<Command> {
+    /// The command a press of Regenerate, Continue, ◀ or ▶ queues in the chat (Stop acts at
+    /// once); a ◀ or ▶ press is numbered `press`, so only the newest one shows.
+    pub fn command(self, press: u64) -> Option<Command> {
         match self {
             Self::Stop(_) => None,
             Self::Regenerate(row) => Some(Command::Regenerate(Some(row))),
             Self::Continue(row) => Some(Command::Continue(Some(row))),
+            Self::Show(row, index) => Some(Command::Show {
+                reply: Some(row),
+                index,
+                press,
+            }),
         }
     }
 
@@ -62,6 +79,7 @@ impl Press {
             Self::Stop(row) => format!("stop:{}", row.0),
             Self::Regenerate(row) => format!("regen:{}", row.0),
             Self::Continue(row) => format!("cont:{}", row.0),
+            Self::Show(row, index) => format!("alt:{}.{index}", row.0),
         }
     }
 }
@@ -75,9 +93,28 @@ pub fn stop_button(reply: MessageRowId) -> Button {
     }
 }
 
-/// The buttons of a finished reply that is the chat's last: Regenerate, and Continue when the
-/// model stopped at `max_tokens` (`finish_reason = length`).
-pub fn final_buttons(reply: MessageRowId, finish_reason: Option<&str>) -> Vec<Button> {
+/// The buttons of a finished reply that is the chat's last: with several answers "◀ k/N ▶"
+/// (`browse`: the shown index and the count), Regenerate, and Continue when the model stopped at
+/// `max_tokens` (`finish_reason = length`).
+pub fn final_buttons(
+    reply: MessageRowId,
+    finish_reason: Option<&str>,
+    browse: Option<(usize, usize)>,
+) -> Vec<Button> {
+    let browse = browse
+        .filter(|(_, count)| *count > 1)
+        .map(|(shown, count)| {
+            let show = |label: String, index: usize| Button {
+                label,
+                data: Press::Show(reply, index).data(),
+                stops: false,
+            };
+            [
+                show("◀".into(), (shown + count - 1) % count),
+                show(format!("{}/{count}", shown + 1), shown),
+                show("▶".into(), (shown + 1) % count),
+            ]
+        });
     let regenerate = Button {
         label: "🔄 Regenerate".into(),
         data: Press::Regenerate(reply).data(),
@@ -89,9 +126,8 @@ pub fn final_buttons(reply: MessageRowId, finish_reason: Option<&str>) -> Vec<Bu
         stops: false,
     };
     let cut = finish_reason == Some(LENGTH);
-    std::iter::once(regenerate)
-        .chain(cut.then_some(more))
-        .collect()
+    let controls = std::iter::once(regenerate).chain(cut.then_some(more));
+    browse.into_iter().flatten().chain(controls).collect()
 }
 
 /// The answer to a control on a reply that is no longer the chat's last (or a reset chat's).
@@ -172,6 +208,8 @@ struct Running {
 pub struct Controls {
     running: Mutex<HashMap<MessageRowId, Running>>,
     redoing: Mutex<HashSet<MessageRowId>>,
+    /// The newest ◀/▶ press per reply.
+    shows: Mutex<HashMap<MessageRowId, u64>>,
 }
 
 /// Keeps a reply listed as streaming until dropped.
@@ -231,6 +269,45 @@ impl Controls {
         }
     }
 
+    /// Numbers a ◀/▶ press on arrival, in the order presses arrive (before anything that
+    /// waits), so that only the newest of several queued presses shows; 0 for other presses.
+    pub fn arrived(&self, press: Press) -> u64 {
+        let Press::Show(row, _) = press else {
+            return 0;
+        };
+        let mut shows = self.shows.lock().unwrap_or_else(|p| p.into_inner());
+        let newest = shows.entry(row).or_default();
+        *newest += 1;
+        *newest
+    }
+
+    /// The command a press of Regenerate, Continue, ◀ or ▶ queues: a Regenerate or Continue
+    /// claims its reply ([`ALREADY`] while one is queued or running); a ◀/▶ press carries the
+    /// number it [`arrived`](Controls::arrived) with. A Stop is no queued command.
+    pub fn queue(&self, press: Press, number: u64) -> Result<Command, &'static str> {
+        match press {
+            Press::Stop(_) => return Err(NOT_LAST),
+            Press::Regenerate(row) | Press::Continue(row) if !self.claim(row) => {
+                return Err(ALREADY);
+            }
+            _ => {}
+        }
+        press.command(number).ok_or(NOT_LAST)
+    }
+
+    /// False when a newer ◀/▶ press than `press` on `reply` is queued: this one need not show.
+    pub fn is_newest_show(&self, reply: MessageRowId, press: u64) -> bool {
+        let shows = self.shows.lock().unwrap_or_else(|p| p.into_inner());
+        press == 0 || shows.get(&reply).is_none_or(|newest| *newest == press)
+    }
+
+    /// A queued command did not get into the chat's queue: its claim ends.
+    pub fn unqueued(&self, command: &Command) {
+        if let Command::Regenerate(Some(row)) | Command::Continue(Some(row)) = command {
+            self.release(*row);
+        }
+    }
+
     /// Claims `reply` for one Regenerate or Continue; false while one is queued or running for
     /// it (a second press of the button does nothing more). [`Controls::release`] ends it.
     pub fn claim(&self, reply: MessageRowId) -> bool {
@@ -271,22 +348,29 @@ mod tests {
         assert_eq!(Press::parse("stop:x"), None);
         let regen = Press::parse(&Press::Regenerate(MessageRowId(3)).data());
         assert_eq!(
-            regen.and_then(Press::command),
+            regen.and_then(|p| p.command(0)),
             Some(Command::Regenerate(Some(MessageRowId(3))))
         );
-        let more = Press::parse("cont:4").and_then(Press::command);
+        let more = Press::parse("cont:4").and_then(|p| p.command(0));
         assert_eq!(more, Some(Command::Continue(Some(MessageRowId(4)))));
+        let show = Press::parse(&Press::Show(MessageRowId(5), 2).data());
+        assert_eq!(show, Some(Press::Show(MessageRowId(5), 2)));
     }
 
     #[test]
     fn continue_shows_only_after_a_cut() {
-        let labels = |reason| -> Vec<String> {
-            let buttons = final_buttons(MessageRowId(5), reason);
+        let labels = |reason, browse| -> Vec<String> {
+            let buttons = final_buttons(MessageRowId(5), reason, browse);
             buttons.into_iter().map(|b| b.data).collect()
         };
-        assert_eq!(labels(Some("stop")), ["regen:5"]);
-        assert_eq!(labels(None), ["regen:5"]);
-        assert_eq!(labels(Some("length")), ["regen:5", "cont:5"]);
+        assert_eq!(labels(Some("stop"), None), ["regen:5"]);
+        assert_eq!(labels(None, Some((0, 1))), ["regen:5"]);
+        assert_eq!(labels(Some("length"), None), ["regen:5", "cont:5"]);
+        let browsing = labels(Some("stop"), Some((0, 3)));
+        assert_eq!(browsing, ["alt:5.2", "alt:5.0", "alt:5.1", "regen:5"]);
+        let labels = final_buttons(MessageRowId(5), None, Some((2, 3)));
+        let labels: Vec<&str> = labels.iter().map(|b| b.label.as_str()).collect();
+        assert_eq!(labels[..3], ["◀", "3/3", "▶"]);
     }
 
     #[test]
@@ -315,6 +399,39 @@ mod tests {
             StopAnswer::NotRunning
         );
         assert_eq!(controls.stop_in(&chat), StopAnswer::NotRunning);
+    }
+
+    #[test]
+    fn only_the_newest_of_several_queued_shows_shows() {
+        let controls = Controls::default();
+        let (one, two) = (
+            Press::Show(MessageRowId(1), 1),
+            Press::Show(MessageRowId(1), 0),
+        );
+        let (first, second) = (controls.arrived(one), controls.arrived(two));
+        // Queued out of order, as concurrent handlers may.
+        let second = controls.queue(two, second);
+        let first = controls.queue(one, first);
+        let number = |c: Result<Command, _>| match c {
+            Ok(Command::Show { press, .. }) => press,
+            _ => 0,
+        };
+        let (first, second) = (number(first), number(second));
+        assert!(!controls.is_newest_show(MessageRowId(1), first));
+        assert!(controls.is_newest_show(MessageRowId(1), second));
+        assert!(
+            controls.is_newest_show(MessageRowId(1), 0),
+            "a typed /alt always shows"
+        );
+        assert!(
+            controls
+                .queue(Press::Regenerate(MessageRowId(1)), 0)
+                .is_ok()
+        );
+        assert_eq!(
+            controls.queue(Press::Regenerate(MessageRowId(1)), 0),
+            Err(ALREADY)
+        );
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub struct ReplyContext<'a> {
     /// Messages of an earlier answer to write this one into, in order (a regenerate shows the
     /// new answer in place of the old); those left over are deleted at the end.
     pub reuse: &'a [MessageRef],
+    /// With several answers, which one this is and how many there are ("◀ k/N ▶").
+    pub browse: Option<(usize, usize)>,
     /// When the model was asked: the start of the time-to-first-token and reply-time metrics.
     pub asked_at: Instant,
 }

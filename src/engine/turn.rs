@@ -58,6 +58,7 @@ mod answer;
 mod commands;
 mod notices;
 mod redo;
+mod show;
 
 pub use commands::{ADMINS_ONLY, describe_usage};
 use notices::STORE_TROUBLE;
@@ -121,6 +122,14 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Option<ReplyOutcome> {
         match &incoming.content {
+            Content::Command(Command::Show {
+                reply,
+                index,
+                press,
+            }) => {
+                let shown = (*reply, *index, *press);
+                self.show(incoming, shown, platform, cancel).await
+            }
             Content::Command(command @ (Command::Regenerate(_) | Command::Continue(_))) => {
                 self.redo_command(incoming, command, platform, cancel).await
             }

@@ -66,6 +66,23 @@ impl Store for SqliteStore {
         replies::alternatives(&self.pools.reads, reply).await
     }
 
+    async fn add_alternative(
+        &self,
+        reply: MessageRowId,
+        content: &str,
+        finish_reason: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        replies::add(&self.pools.writes, reply, content, finish_reason).await
+    }
+
+    async fn show_alternative(
+        &self,
+        reply: MessageRowId,
+        index: usize,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        replies::show(&self.pools.writes, reply, index).await
+    }
+
     async fn settings(&self, key: &ChatKey) -> Result<ChatSettings, StoreError> {
         settings::load(&self.pools.reads, key).await
     }

@@ -12,9 +12,21 @@ const LAST_REPLY: &str = "SELECT m.id, m.status, m.content, m.finish_reason, m.p
      WHERE c.platform = ?1 AND c.chat = ?2 AND c.thread = ?3 AND c.ended_at IS NULL \
      AND m.role = 'assistant' ORDER BY m.id DESC LIMIT 1";
 
+/// The shown answer becomes the set's first, when the reply has no set yet.
 const KEEP: &str = "INSERT INTO reply_alternatives (reply, position, content, finish_reason, created_at) \
-     SELECT id, (SELECT COUNT(*) FROM reply_alternatives WHERE reply = ?1), content, finish_reason, ?2 \
-     FROM messages WHERE id = ?1 AND role = 'assistant' AND status != 'streaming'";
+     SELECT id, 0, content, finish_reason, ?2 \
+     FROM messages WHERE id = ?1 AND role = 'assistant' AND status != 'streaming' \
+     AND NOT EXISTS (SELECT 1 FROM reply_alternatives WHERE reply = ?1)";
+
+const ADD: &str = "INSERT INTO reply_alternatives (reply, position, content, finish_reason, created_at) \
+     VALUES (?1, (SELECT COUNT(*) FROM reply_alternatives WHERE reply = ?1), ?2, ?3, ?4) \
+     RETURNING position";
+
+const SHOW: &str = "UPDATE messages SET content = a.content, finish_reason = a.finish_reason, \
+     updated_at = ?3 FROM (SELECT content, finish_reason FROM reply_alternatives \
+     WHERE reply = ?1 AND position = ?2) AS a \
+     WHERE messages.id = ?1 AND messages.status != 'streaming' \
+     RETURNING messages.content, messages.finish_reason";
 
 const REOPEN: &str = "UPDATE messages SET status = 'streaming', updated_at = ?2 \
      WHERE id = ?1 AND role = 'assistant' AND status != 'streaming'";
@@ -94,4 +106,38 @@ pub(super) async fn alternatives(
         .fetch_all(reads)
         .await
         .map_err(failed("read the reply's alternatives"))
+}
+
+/// Adds an answer to the reply's set; its position.
+pub(super) async fn add(
+    writes: &SqlitePool,
+    reply: MessageRowId,
+    content: &str,
+    finish_reason: Option<&str>,
+) -> Result<usize, StoreError> {
+    let position: i64 = sqlx::query_scalar(ADD)
+        .bind(reply.0)
+        .bind(content)
+        .bind(finish_reason)
+        .bind(rows::now_ms())
+        .fetch_one(writes)
+        .await
+        .map_err(failed("add an alternative"))?;
+    Ok(usize::try_from(position).unwrap_or_default())
+}
+
+/// Makes the set's answer `index` the reply's shown text; it and its finish reason, or `None`
+/// when the reply has no such answer (or still streams).
+pub(super) async fn show(
+    writes: &SqlitePool,
+    reply: MessageRowId,
+    index: usize,
+) -> Result<Option<(String, Option<String>)>, StoreError> {
+    sqlx::query_as(SHOW)
+        .bind(reply.0)
+        .bind(i64::try_from(index).unwrap_or(i64::MAX))
+        .bind(rows::now_ms())
+        .fetch_optional(writes)
+        .await
+        .map_err(failed("show an alternative"))
 }

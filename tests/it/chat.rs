@@ -457,6 +457,23 @@ async fn regen_asks_again_with_the_same_request_and_continue_goes_on_after_a_cut
     let kept = crate::support::stored_alternatives(&chat.db).await;
     assert_eq!(
         kept.into_iter().map(|(_, c)| c).collect::<Vec<_>>(),
-        ["First try."]
+        ["First try.", "Second try,"]
     );
+}
+
+#[tokio::test]
+async fn alt_shows_an_earlier_answer_and_the_next_turn_goes_on_from_it() {
+    let chat = Chat::new().await;
+    chat.fake.push(Script::reply("First try."));
+    chat.fake.push(Script::reply("Second try."));
+    let run = chat
+        .run("a question\n/regen\n/alt 1\n/alt 7\nand then?\n", &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("answers 1 to 2"), "{}", run.stdout);
+    let requests = chat.fake.requests();
+    assert_eq!(requests.len(), 3, "{}", run.stdout);
+    let messages = requests[2].body["messages"].as_array().cloned().unwrap();
+    let answer = &messages[messages.len() - 2];
+    assert_eq!(answer["content"], "First try.", "{messages:?}");
 }

@@ -26,8 +26,8 @@ struct Row {
     platform_messages: Vec<MessageRef>,
     usage: Usage,
     finish_reason: Option<String>,
-    /// Answers shown before a regenerate, oldest first.
-    alternatives: Vec<String>,
+    /// The set of answers, by position (empty for one answer).
+    alternatives: Vec<(String, Option<String>)>,
 }
 
 #[derive(Default)]
@@ -311,8 +311,8 @@ impl Store for MemoryStore {
             if row.status == ReplyStatus::Streaming {
                 return Err(StoreError::unknown_reply(reply));
             }
-            if keep {
-                let kept = row.content.clone();
+            if keep && row.alternatives.is_empty() {
+                let kept = (row.content.clone(), row.finish_reason.clone());
                 row.alternatives.push(kept);
             }
             row.status = ReplyStatus::Streaming;
@@ -321,7 +321,41 @@ impl Store for MemoryStore {
     }
 
     async fn alternatives(&self, reply: MessageRowId) -> Result<Vec<String>, StoreError> {
-        self.with(|s| s.reply(reply).map(|r| r.alternatives.clone()))?
+        self.with(|s| {
+            let row = s.reply(reply)?;
+            Ok(row.alternatives.iter().map(|(c, _)| c.clone()).collect())
+        })?
+    }
+
+    async fn add_alternative(
+        &self,
+        reply: MessageRowId,
+        content: &str,
+        finish_reason: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        self.with(|s| {
+            let row = s.reply(reply)?;
+            let added = (content.to_string(), finish_reason.map(str::to_string));
+            row.alternatives.push(added);
+            Ok(row.alternatives.len() - 1)
+        })?
+    }
+
+    async fn show_alternative(
+        &self,
+        reply: MessageRowId,
+        index: usize,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        self.with(|s| {
+            let row = s.reply(reply)?;
+            let shown = row.alternatives.get(index).cloned();
+            let shown = shown.filter(|_| row.status != ReplyStatus::Streaming);
+            if let Some((content, finish_reason)) = &shown {
+                row.content.clone_from(content);
+                row.finish_reason.clone_from(finish_reason);
+            }
+            Ok(shown)
+        })?
     }
 
     async fn settings(&self, key: &ChatKey) -> Result<ChatSettings, StoreError> {

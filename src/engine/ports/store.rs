@@ -293,13 +293,29 @@ pub trait Store: Send + Sync {
     async fn last_reply(&self, key: &ChatKey) -> Result<Option<LastReply>, StoreError>;
 
     /// Reopens a finished reply for a regenerate or a continue: it is `streaming` again (out of
-    /// the history until it finishes). With `keep`, its shown text and finish reason are kept
-    /// first as its next alternative. A reply still streaming is not reopened
-    /// ([`StoreError::unknown_reply`]).
+    /// the history until it finishes). With `keep`, a reply without a set of answers first gets
+    /// one holding its shown text and finish reason (position 0). A reply still streaming is not
+    /// reopened ([`StoreError::unknown_reply`]).
     async fn reopen_reply(&self, reply: MessageRowId, keep: bool) -> Result<(), StoreError>;
 
-    /// The reply's alternatives (answers it showed before), oldest first.
+    /// The reply's set of answers, by position (empty for a reply with one answer).
     async fn alternatives(&self, reply: MessageRowId) -> Result<Vec<String>, StoreError>;
+
+    /// Adds an answer to the reply's set; its position.
+    async fn add_alternative(
+        &self,
+        reply: MessageRowId,
+        content: &str,
+        finish_reason: Option<&str>,
+    ) -> Result<usize, StoreError>;
+
+    /// Makes the set's answer `index` the reply's shown text (what the history holds); it and
+    /// its finish reason, or `None` when there is no such answer or the reply streams.
+    async fn show_alternative(
+        &self,
+        reply: MessageRowId,
+        index: usize,
+    ) -> Result<Option<(String, Option<String>)>, StoreError>;
 
     /// The chat's settings.
     async fn settings(&self, key: &ChatKey) -> Result<ChatSettings, StoreError>;

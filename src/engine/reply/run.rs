@@ -398,7 +398,7 @@ impl<'a> Reply<'a> {
         match (phase, self.ctx.stop, self.ctx.row) {
             (Phase::Streaming, Some(stop), _) => vec![stop.button.clone()],
             (Phase::Final, _, Some(row)) if self.closing && !self.text.is_empty() => {
-                final_buttons(row, self.finish_reason.as_deref())
+                final_buttons(row, self.finish_reason.as_deref(), self.ctx.browse)
             }
             _ => Vec::new(),
         }

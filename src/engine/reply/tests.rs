@@ -129,6 +129,7 @@ impl Harness {
             }),
             row: None,
             reuse: &[],
+            browse: None,
             asked_at: tokio::time::Instant::now(),
         };
         stream_reply(&ctx, stream).await

@@ -38,6 +38,10 @@ pub(super) struct Streamed<'a> {
     pub reuse: &'a [MessageRef],
     /// The reply this answer goes on from (a continue): stored before the new text.
     pub before: Option<&'a LastReply>,
+    /// With several answers, which one this is and how many there are.
+    pub browse: Option<(usize, usize)>,
+    /// Whether a Stop button shows while it streams (not for an answer shown again).
+    pub stoppable: bool,
     /// When the model was asked.
     pub asked_at: Instant,
 }
@@ -139,6 +143,8 @@ impl Engine {
             reply_to: incoming.reply_to.as_ref(),
             reuse: &[],
             before: None,
+            browse: None,
+            stoppable: true,
             asked_at,
         };
         let outcome = self.stream_into(&streamed, permit, stream).await;
@@ -177,12 +183,13 @@ impl Engine {
             options: &self.reply_options,
             observer: &observer,
             cancel: turn.cancel,
-            stop: Some(StopControl {
+            stop: turn.stoppable.then_some(StopControl {
                 button: &button,
                 stopper: &stopper,
             }),
             row: Some(reply),
             reuse: turn.reuse,
+            browse: turn.browse,
             asked_at: turn.asked_at,
         };
         stream_reply(&context, stream).await

@@ -39,7 +39,7 @@ impl Engine {
         Ok(match command {
             Command::Help => HELP.into(),
             // Turns of their own (`Engine::redo`); never answered here.
-            Command::Regenerate(_) | Command::Continue(_) => HELP.into(),
+            Command::Regenerate(_) | Command::Continue(_) | Command::Show { .. } => HELP.into(),
             Command::Reset => {
                 self.store.reset(key).await?;
                 "Started a new conversation: I have forgotten everything said before.".into()

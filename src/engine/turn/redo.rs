@@ -106,6 +106,14 @@ impl Engine {
         self.store
             .reopen_reply(last.id, kind == Redo::Regenerate)
             .await?;
+        // A regenerate adds an answer to the reply's set (its first is the old one).
+        let browse = match kind {
+            Redo::Regenerate => {
+                let count = self.store.alternatives(last.id).await?.len().max(1) + 1;
+                Some((count - 1, count))
+            }
+            Redo::Continue => None,
+        };
         let stream = match kind {
             Redo::Regenerate => self.model.complete(request).await,
             // The cut reply's buttons go while the request leaves.
@@ -126,6 +134,8 @@ impl Engine {
             reply_to: None,
             reuse,
             before: (kind == Redo::Continue).then_some(&last),
+            browse,
+            stoppable: true,
             asked_at,
         };
         let outcome = self.stream_into(&streamed, permit, stream).await;
@@ -183,6 +193,13 @@ impl Engine {
             record.finish_reason.clone_from(&last.finish_reason);
         }
         self.store.finish_reply(last.id, &record).await?;
+        if kind == Redo::Regenerate && got_text {
+            let finish = record.finish_reason.as_deref();
+            let store = &self.store;
+            store
+                .add_alternative(last.id, &record.content, finish)
+                .await?;
+        }
         tracing::info!(
             reply = last.id.0,
             model = %model,

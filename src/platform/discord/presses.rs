@@ -9,7 +9,7 @@ use serenity::all::{ComponentInteraction, Context, Permissions};
 
 use super::handler::{Handler, identity};
 use super::inbound;
-use crate::engine::controls::{ALREADY, NOT_LAST, Press, StopAnswer};
+use crate::engine::controls::{NOT_LAST, Press, StopAnswer};
 use crate::engine::event::{Author, Content, Incoming, UserId};
 use crate::engine::ports::MessageRowId;
 
@@ -24,7 +24,11 @@ impl Handler {
     pub(super) async fn pressed(&self, ctx: &Context, press: ComponentInteraction) {
         let answer = match Press::parse(&press.data.custom_id) {
             Some(Press::Stop(reply)) => self.stop(ctx, &press, reply),
-            Some(redo) => self.queue_redo(ctx, &press, redo).await,
+            Some(redo) => {
+                // Numbered first, before anything waits: the newest ◀/▶ press shows.
+                let number = self.engine.controls().arrived(redo);
+                self.queue_redo(ctx, &press, (redo, number)).await
+            }
             None => Some(UNKNOWN),
         };
         let id = press.id.to_string();
@@ -68,25 +72,26 @@ impl Handler {
         self.access.allows(guild, channel, parent, press.user.id)
     }
 
-    /// Queues a Regenerate or Continue in the channel's turn order when it names the channel's
+    /// Queues a Regenerate, Continue, ◀ or ▶ in the channel's turn order when it names the channel's
     /// last reply (`None`: acknowledged without a message); otherwise the private answer.
     async fn queue_redo(
         &self,
         ctx: &Context,
         press: &ComponentInteraction,
-        redo: Press,
+        (redo, number): (Press, u64),
     ) -> Option<&'static str> {
         if !self.serves(ctx, press) {
             return Some(NOT_LAST);
         }
         let user = press.user.id;
         let key = inbound::chat_key(press.channel_id);
-        let (Some(command), row) = (redo.command(), redo.reply()) else {
-            return Some(UNKNOWN);
-        };
-        if !self.engine.is_last_reply(&key, row).await {
+        if !self.engine.is_last_reply(&key, redo.reply()).await {
             return Some(NOT_LAST);
         }
+        let command = match self.engine.controls().queue(redo, number) {
+            Ok(command) => command,
+            Err(answer) => return Some(answer),
+        };
         let name = press.member.as_ref().and_then(|m| m.nick.clone());
         let incoming = Incoming {
             key,
@@ -94,20 +99,17 @@ impl Handler {
                 id: UserId::new(user.to_string()),
                 display_name: name.unwrap_or_else(|| press.user.display_name().to_string()),
             },
-            content: Content::Command(command),
+            content: Content::Command(command.clone()),
             attachments: Vec::new(),
             private: press.guild_id.is_none(),
             may_configure: false,
             reply_to: None,
             received_at: Instant::now(),
         };
-        if !self.engine.controls().claim(row) {
-            return Some(ALREADY);
-        }
         match self.dispatcher.submit(incoming, self.platform.clone()) {
             Ok(()) => None,
             Err(error) => {
-                self.engine.controls().release(row);
+                self.engine.controls().unqueued(&command);
                 tracing::warn!(%error, "could not queue a button press");
                 Some(BUSY)
             }

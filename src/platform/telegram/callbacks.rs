@@ -56,8 +56,8 @@ impl Adapter {
     }
 
     /// Answers a button press; a model button switches the chat's model.
-    pub(super) async fn on_callback(&self, query: CallbackQuery) {
-        let answer = self.callback_answer(&query).await;
+    pub(super) async fn on_callback(&self, query: CallbackQuery, number: u64) {
+        let answer = self.callback_answer(&query, number).await;
         let short = split::truncate(&answer, MAX_CALLBACK_TEXT, LengthUnit::Chars);
         let request = self.bot.answer_callback_query(query.id.clone()).text(short);
         if let Err(error) = request.await {
@@ -65,10 +65,10 @@ impl Adapter {
         }
     }
 
-    async fn callback_answer(&self, query: &CallbackQuery) -> String {
+    async fn callback_answer(&self, query: &CallbackQuery, number: u64) -> String {
         match query.data.as_deref().and_then(Press::parse) {
             Some(Press::Stop(reply)) => return self.stop_pressed(query, reply).await,
-            Some(redo) => return self.redo_pressed(query, redo).await,
+            Some(redo) => return self.redo_pressed(query, redo, number).await,
             None => {}
         }
         let Some(name) = query.data.as_deref().and_then(commands::picked_model) else {

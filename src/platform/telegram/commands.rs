@@ -23,6 +23,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("usage", "Tokens used in this chat"),
     ("regen", "Ask again for my last reply"),
     ("continue", "Go on with my last reply where it was cut"),
+    ("alt", "Show answer N of my last reply: /alt N"),
     ("help", "What I do and my commands"),
 ];
 

@@ -9,7 +9,7 @@ use super::access::REFUSAL;
 use super::inbound::{Action, Addressed, chat_key};
 use super::long_poll::STOPPED_GENERATION;
 use super::polling::Adapter;
-use crate::engine::controls::{ALREADY, NOT_LAST, Press, StopAnswer};
+use crate::engine::controls::{NOT_LAST, Press, StopAnswer};
 use crate::engine::event::{Author, ChatKey, Content, PlatformKind, UserId};
 use crate::engine::ports::MessageRowId;
 
@@ -37,32 +37,37 @@ impl Adapter {
         answer.text().into()
     }
 
-    /// The answer to a press of Regenerate or Continue: queued in the chat's turn order when it
-    /// names the chat's last reply, else a short answer and nothing queued.
-    pub(super) async fn redo_pressed(&self, query: &CallbackQuery, press: Press) -> String {
-        let Some(command) = press.command() else {
-            return NOT_LAST.into();
-        };
-        let Some((addressed, _)) = pressed_by(query, Action::Command(command.clone())) else {
+    /// The answer to a press of Regenerate, Continue, ◀ or ▶: queued in the chat's turn order
+    /// when it names the chat's last reply, else a short answer and nothing queued.
+    pub(super) async fn redo_pressed(
+        &self,
+        query: &CallbackQuery,
+        press: Press,
+        number: u64,
+    ) -> String {
+        let Some((addressed, _)) = pressed_by(query, Action::Help) else {
             return NOT_LAST.into();
         };
         let (key, user) = (&addressed.key, &addressed.author.id);
         if !self.access.allows(key.chat.as_str(), user.as_str()) {
             return REFUSAL.into();
         }
-        if !self.services.engine.is_last_reply(key, press.reply()).await {
+        let engine = &self.services.engine;
+        if !engine.is_last_reply(key, press.reply()).await {
             return NOT_LAST.into();
         }
-        if !self.services.engine.controls().claim(press.reply()) {
-            return ALREADY.into();
-        }
-        let content = Content::Command(command);
+        let command = match engine.controls().queue(press, number) {
+            Ok(command) => command,
+            Err(answer) => return answer.into(),
+        };
+        let content = Content::Command(command.clone());
         if !self.submit_to(&addressed, content, false, self.platform.clone()) {
-            self.services.engine.controls().release(press.reply());
+            engine.controls().unqueued(&command);
             return BUSY.into();
         }
         match press {
             Press::Continue(_) => "Continuing…".into(),
+            Press::Show(_, index) => format!("Showing answer {}.", index + 1),
             _ => "Regenerating…".into(),
         }
     }

@@ -208,7 +208,12 @@ async fn regenerate_shows_the_new_answer_in_place_from_the_same_request_bytes() 
     })
     .await;
     assert_eq!(bot.discord.interaction_callback(&token).unwrap()["type"], 6);
-    let (shown, _) = until_shown(&bot, "A better answer.", &["regen:"]).await;
+    let (shown, _) = until_shown(
+        &bot,
+        "A better answer.",
+        &["alt:", "alt:", "alt:", "regen:"],
+    )
+    .await;
     assert_eq!(shown, first, "in place");
     // What it cost: the press's callback and the stream's edits of the same message, no post.
     let calls = calls_since(&bot, before);
@@ -222,7 +227,7 @@ async fn regenerate_shows_the_new_answer_in_place_from_the_same_request_bytes() 
     let db = bot._dir.path().join("parley.db");
     let alternatives = crate::support::stored_alternatives(&db).await;
     let kept: Vec<String> = alternatives.into_iter().map(|(_, c)| c).collect();
-    assert_eq!(kept, ["The first answer."]);
+    assert_eq!(kept, ["The first answer.", "A better answer."]);
 }
 
 #[tokio::test]
@@ -278,4 +283,33 @@ async fn a_press_on_an_older_reply_gets_an_ephemeral_answer() {
     let said = callback["data"]["content"].as_str().unwrap_or("");
     assert!(said.contains("no longer the last reply"), "{said}");
     assert_eq!(bot.llm.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn the_arrows_show_the_other_answer_in_place() {
+    let mut bot = Bot::start().await;
+    bot.llm.push(Script::reply("The first answer."));
+    bot.discord
+        .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "a question"));
+    let (first, ids) = until_shown(&bot, "The first answer.", &["regen:"]).await;
+    bot.llm.push(Script::reply("A better answer."));
+    bot.discord.press(press(&first, &ids[0], USER, false));
+    let browsing = ["alt:", "alt:", "alt:", "regen:"];
+    let (_, ids) = until_shown(&bot, "A better answer.", &browsing).await;
+    let before = bot.discord.calls().len();
+    let token = bot.discord.press(press(&first, &ids[0], USER, false));
+    let (shown, _) = until_shown(&bot, "The first answer.", &browsing).await;
+    assert_eq!(shown, first, "in place");
+    assert_eq!(bot.discord.interaction_callback(&token).unwrap()["type"], 6);
+    let calls = calls_since(&bot, before);
+    let edits = count(&calls, "PATCH", &format!("/messages/{first}"));
+    assert!(edits >= 1 && calls.len() == 1 + edits, "{calls:?}");
+    assert_eq!(
+        bot.llm.requests().len(),
+        2,
+        "browsing asks the model nothing"
+    );
+    bot.stop().await;
+    let rows = stored_replies(&bot._dir.path().join("parley.db")).await;
+    assert_eq!(rows[0].2, "The first answer.");
 }

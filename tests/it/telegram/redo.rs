@@ -9,6 +9,17 @@ use crate::fake_llm::Script;
 use crate::fake_telegram::{ChatRef, FakeTelegram, Sent, User, group};
 use crate::support::{stored_alternatives, stored_replies};
 
+/// The buttons of a reply with two answers or more: ◀, k/N, ▶, Regenerate.
+const BROWSING: &[&str] = &["alt:", "alt:", "alt:", "regen:"];
+
+/// The data of the Regenerate button under `message`.
+fn regenerate(message: &Sent) -> String {
+    let data = button_data(message)
+        .into_iter()
+        .find(|d| d.starts_with("regen:"));
+    data.expect("a Regenerate button")
+}
+
 /// Waits until the bot's last message in `chat` reads `text` with exactly buttons whose data
 /// start with `kinds` (in order); returns it.
 async fn until_shown(tg: &FakeTelegram, chat: i64, text: &str, kinds: &[&str]) -> Sent {
@@ -72,7 +83,7 @@ async fn regenerate_resends_the_same_request_bytes_and_shows_the_new_answer_in_p
         .await;
     assert_eq!(said, "Regenerating…");
     let tg = &harness.tg;
-    let shown = until_shown(tg, room.id, "A better answer.", &["regen:"]).await;
+    let shown = until_shown(tg, room.id, "A better answer.", BROWSING).await;
     assert_eq!(shown.id, first.id, "in place of the old answer");
     assert_eq!(tg.messages(room.id).len(), 1);
     // What it cost: the press's answer and the stream's edits of the same message, no send.
@@ -125,7 +136,7 @@ async fn regenerate_resends_the_same_request_bytes_and_shows_the_new_answer_in_p
     assert_eq!(replies[0].2, "A better answer.");
     let alternatives = stored_alternatives(&harness.db()).await;
     let kept: Vec<&str> = alternatives.iter().map(|(_, c)| c.as_str()).collect();
-    assert_eq!(kept, ["The first answer."]);
+    assert_eq!(kept, ["The first answer.", "A better answer."]);
 }
 
 #[tokio::test]
@@ -248,7 +259,7 @@ async fn regenerate_fits_an_answer_needing_more_or_fewer_messages_than_the_old_o
         .await;
     assert_eq!(said, "Regenerating…");
     let tg = &harness.tg;
-    let short = until_shown(tg, room.id, "Short now.", &["regen:"]).await;
+    let short = until_shown(tg, room.id, "Short now.", BROWSING).await;
     assert_eq!(
         short.id, long[0].id,
         "the first message shows the new answer"
@@ -260,7 +271,7 @@ async fn regenerate_fits_an_answer_needing_more_or_fewer_messages_than_the_old_o
     );
     // And back: a long answer needs a message more than the short one had.
     harness.llm.push(Script::reply(words(700)).chunk_chars(400));
-    let data = button_data(&short)[0].clone();
+    let data = regenerate(&short);
     press_until_taken(&harness.tg, &room, &alice, short.id, &data).await;
     let tg = &harness.tg;
     tg.wait_for(10, "the long answer again, in two messages", |tg| {
@@ -293,7 +304,7 @@ async fn the_regenerate_button_works_after_a_restart() {
         .await;
     assert_eq!(said, "Regenerating…");
     let tg = &harness.tg;
-    let shown = until_shown(tg, room.id, "After the restart.", &["regen:"]).await;
+    let shown = until_shown(tg, room.id, "After the restart.", BROWSING).await;
     assert_eq!(shown.id, first.id);
     let requests = harness.llm.requests();
     assert_eq!(requests[1].raw, requests[0].raw);
@@ -319,8 +330,133 @@ async fn ten_fast_presses_of_regenerate_regenerate_once_without_a_429() {
     let answers: Vec<String> = presses.iter().filter_map(|p| tg.callback_text(p)).collect();
     let started = answers.iter().filter(|a| *a == "Regenerating…").count();
     assert_eq!(started, 1, "{answers:?}");
-    until_shown(tg, room.id, "A slower second answer.", &["regen:"]).await;
+    until_shown(tg, room.id, "A slower second answer.", BROWSING).await;
     assert_eq!(harness.llm.requests().len(), 2, "one regenerate");
     assert_eq!(tg.too_many_requests(), 0);
     harness.stop().await;
+}
+
+/// The data of the button labelled `label` under `message`.
+fn button(message: &Sent, label: &str) -> String {
+    let markup = message.markup.clone().unwrap_or_default();
+    let rows = markup["inline_keyboard"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let buttons = rows.iter().filter_map(Value::as_array).flatten();
+    let found = buttons.clone().find(|b| b["text"] == label);
+    let data = found.and_then(|b| b["callback_data"].as_str().map(String::from));
+    data.unwrap_or_else(|| panic!("no {label} button: {markup}"))
+}
+
+#[tokio::test]
+async fn browsing_shows_each_answer_in_place_and_the_next_turn_goes_on_from_the_one_shown() {
+    let mut harness = Harness::new().await;
+    let (alice, room) = (User::new(1807, "Alice"), group(-1001807, None));
+    let first = answered(&harness, &room, &alice, "Short first.").await;
+    // The second answer needs two messages.
+    harness.llm.push(Script::reply(words(700)).chunk_chars(400));
+    let said = harness
+        .tg
+        .press_answered(&room, &alice, first.id, &regenerate(&first))
+        .await;
+    assert_eq!(said, "Regenerating…");
+    let tg = &harness.tg;
+    tg.wait_for(10, "the long answer, 2/2", |tg| {
+        let all = tg.messages(room.id);
+        all.len() == 2 && button_data(&all[1]).len() == 4
+    })
+    .await;
+    let long = tg.messages(room.id);
+    assert_eq!(long[0].id, first.id);
+    // ◀: the short answer, in the first message; the second goes.
+    let said = tg
+        .press_answered(&room, &alice, long[1].id, &button(&long[1], "◀"))
+        .await;
+    assert_eq!(said, "Showing answer 1.");
+    let short = until_shown(tg, room.id, "Short first.", BROWSING).await;
+    assert_eq!((short.id, tg.messages(room.id).len()), (first.id, 1));
+    assert_eq!(button(&short, "1/2"), button(&short, "1/2"));
+    // ▶: the long one again, in two messages.
+    let said = tg
+        .press_answered(&room, &alice, short.id, &button(&short, "▶"))
+        .await;
+    assert_eq!(said, "Showing answer 2.");
+    tg.wait_for(10, "the long answer shown again", |tg| {
+        let all = tg.messages(room.id);
+        let text: Vec<&str> = all.iter().map(|m| m.text.as_str()).collect();
+        all.len() == 2 && text.join(" ") == words(700) && button_data(&all[1]).len() == 4
+    })
+    .await;
+    let long = tg.messages(room.id);
+    // And back to the short one: the next turn goes on from it.
+    tg.press_answered(&room, &alice, long[1].id, &button(&long[1], "◀"))
+        .await;
+    until_shown(tg, room.id, "Short first.", BROWSING).await;
+    assert_eq!(
+        harness.llm.requests().len(),
+        2,
+        "browsing asks the model nothing"
+    );
+    harness
+        .tg
+        .user_writes(&room, &alice, "@parley_bot and then?");
+    harness.wait_for_requests(3).await;
+    let (asked, next) = (messages(&harness, 1), messages(&harness, 2));
+    assert_eq!(
+        next[..asked.len()],
+        asked[..],
+        "the next request extends the last"
+    );
+    assert_eq!(next[asked.len()]["content"], "Short first.");
+    assert_eq!(harness.tg.too_many_requests(), 0);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn ten_fast_presses_of_the_arrows_end_on_the_last_pressed_without_a_429() {
+    let mut harness = Harness::new().await;
+    let (alice, room) = (User::new(1808, "Alice"), group(-1001808, None));
+    let first = answered(&harness, &room, &alice, "Answer one.").await;
+    harness.llm.push(Script::reply("Answer two."));
+    harness
+        .tg
+        .press_answered(&room, &alice, first.id, &regenerate(&first))
+        .await;
+    let second = until_shown(&harness.tg, room.id, "Answer two.", BROWSING).await;
+    harness.llm.push(Script::reply("Answer three."));
+    let again = regenerate(&second);
+    press_until_taken(&harness.tg, &room, &alice, second.id, &again).await;
+    let shown = until_shown(&harness.tg, room.id, "Answer three.", BROWSING).await;
+    // At 3/3, ◀ asks for answer 2 and ▶ for answer 1.
+    let (back, forth) = (button(&shown, "◀"), button(&shown, "▶"));
+    let before = harness.tg.calls().len();
+    // ◀ ▶ ◀ ▶ … ▶: the last press asks for answer 1.
+    let presses: Vec<String> = (0..10)
+        .map(|i| {
+            let data = if i % 2 == 0 { &back } else { &forth };
+            harness.tg.press(&room, &alice, shown.id, data)
+        })
+        .collect();
+    let tg = &harness.tg;
+    tg.wait_for(10, "every press answered", |tg| {
+        presses.iter().all(|p| tg.callback_answered(p))
+    })
+    .await;
+    let last = presses.last().and_then(|p| tg.callback_text(p));
+    assert_eq!(last.as_deref(), Some("Showing answer 1."));
+    until_shown(tg, room.id, "Answer one.", BROWSING).await;
+    let calls = super::controls::methods_since(tg, before);
+    let edits = calls.iter().filter(|c| *c == "editmessagetext").count();
+    assert!(
+        edits < 10,
+        "queued presses a newer one overtook show nothing: {calls:?}"
+    );
+    assert_eq!(tg.too_many_requests(), 0);
+    harness.stop().await;
+    let replies = stored_replies(&harness.db()).await;
+    assert_eq!(
+        replies[0].2, "Answer one.",
+        "the history holds the answer shown"
+    );
 }

@@ -78,16 +78,32 @@ pub async fn a_reopened_reply_keeps_its_old_answer_leaves_the_history_and_adds_u
     );
     let counted = store.chat_usage(&chat).await.expect("usage");
     assert_eq!((counted.replies, counted.usage), (1, usage(20, 12, 10, 0)));
-    // A continue reopens without keeping an alternative.
-    store.reopen_reply(reply, false).await.expect("reopened");
+    // The set gains the new answer; showing another puts it in the history.
+    let added = store
+        .add_alternative(reply, "new answer", Some("stop"))
+        .await;
+    assert_eq!(added.expect("added"), 1);
+    let shown = store.show_alternative(reply, 0).await.expect("shown");
+    assert_eq!(
+        shown,
+        Some(("old answer".to_string(), Some("stop".to_string())))
+    );
+    let history = store.history(conversation).await.expect("history");
+    assert_eq!(
+        history.last().map(|m| m.content.as_str()),
+        Some("old answer")
+    );
+    assert_eq!(store.show_alternative(reply, 5).await.expect("read"), None);
+    // A second regenerate keeps the set as it is; a continue too.
+    store.reopen_reply(reply, true).await.expect("reopened");
     let whole = record(
-        "new answer, and more",
+        "old answer, and more",
         ReplyStatus::Complete,
         usage(1, 1, 0, 0),
     );
     store.finish_reply(reply, &whole).await.expect("finished");
-    assert_eq!(
-        store.alternatives(reply).await.expect("read"),
-        ["old answer"]
-    );
+    store.reopen_reply(reply, false).await.expect("reopened");
+    store.finish_reply(reply, &whole).await.expect("finished");
+    let set = store.alternatives(reply).await.expect("read");
+    assert_eq!(set, ["old answer", "new answer"]);
 }
