@@ -136,6 +136,9 @@ pub struct ReplyOutcome {
     pub error: Option<ModelError>,
     /// Why the model finished (`stop`, `length`, ...), when it did.
     pub finish_reason: Option<String>,
+    /// The other choices of a request with `n` above 1, in index order: text and finish
+    /// reason (the shown text is the first choice's).
+    pub others: Vec<(String, Option<String>)>,
 }
 
 /// Streams `stream` into the chat of `ctx` and returns once the final state has landed (or

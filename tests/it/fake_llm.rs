@@ -311,6 +311,7 @@ fn answer(shared: &Arc<Shared>, script: &Script, body: &Value) -> Response {
     let counts = Counts {
         prompt,
         include_usage: body["stream_options"]["include_usage"] == json!(true),
+        n: body["n"].as_u64().map_or(1, |n| n as usize),
     };
     let reads = render::stream(script, model, &counts);
     Response::builder()

@@ -67,6 +67,8 @@ pub(super) struct Reply<'a> {
     spare: std::collections::VecDeque<MessageRef>,
     /// True while the reply's last message lands: it carries the finished reply's buttons.
     closing: bool,
+    /// The other choices of a request with `n` above 1, by index: text and finish reason.
+    others: std::collections::BTreeMap<usize, (String, Option<String>)>,
 }
 
 impl<'a> Reply<'a> {
@@ -89,6 +91,7 @@ impl<'a> Reply<'a> {
             saved_at: Instant::now(),
             spare: ctx.reuse.iter().cloned().collect(),
             closing: false,
+            others: Default::default(),
         }
         .with_spare()
     }
@@ -267,6 +270,12 @@ impl<'a> Reply<'a> {
                 self.roll_over().await?;
             }
             StreamEvent::Content(_) | StreamEvent::Thinking(_) => {}
+            StreamEvent::Other { index, text } => {
+                self.others.entry(index).or_default().0.push_str(&text);
+            }
+            StreamEvent::OtherFinished { index, reason } => {
+                self.others.entry(index).or_default().1 = Some(reason);
+            }
             StreamEvent::Usage(usage) => add_usage(&mut self.usage, usage),
             StreamEvent::Finished(reason) => {
                 self.finished = true;
@@ -398,7 +407,12 @@ impl<'a> Reply<'a> {
         match (phase, self.ctx.stop, self.ctx.row) {
             (Phase::Streaming, Some(stop), _) => vec![stop.button.clone()],
             (Phase::Final, _, Some(row)) if self.closing && !self.text.is_empty() => {
-                final_buttons(row, self.finish_reason.as_deref(), self.ctx.browse)
+                let choices = self.others.values().filter(|(t, _)| !t.is_empty()).count();
+                let browse = self
+                    .ctx
+                    .browse
+                    .or((choices > 0).then_some((0, choices + 1)));
+                final_buttons(row, self.finish_reason.as_deref(), browse)
             }
             _ => Vec::new(),
         }

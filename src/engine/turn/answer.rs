@@ -149,6 +149,7 @@ impl Engine {
         };
         let outcome = self.stream_into(&streamed, permit, stream).await;
         self.record(rows, &model, &outcome).await?;
+        self.keep_choices(rows.reply, &outcome).await?;
         if let Some(previous) = previous? {
             self.take_buttons(platform, &incoming.key, &previous).await;
         }
@@ -193,6 +194,29 @@ impl Engine {
             asked_at: turn.asked_at,
         };
         stream_reply(&context, stream).await
+    }
+
+    /// With several choices (`llm.n` above 1), the reply's set of answers: the one shown first,
+    /// then the others in index order, for ◀ and ▶.
+    async fn keep_choices(
+        &self,
+        reply: MessageRowId,
+        outcome: &ReplyOutcome,
+    ) -> Result<(), StoreError> {
+        if outcome.others.is_empty() || outcome.text.is_empty() {
+            return Ok(());
+        }
+        let first = (outcome.text.as_str(), outcome.finish_reason.as_deref());
+        let others = outcome
+            .others
+            .iter()
+            .map(|(t, f)| (t.as_str(), f.as_deref()));
+        for (text, finish_reason) in std::iter::once(first).chain(others) {
+            self.store
+                .add_alternative(reply, text, finish_reason)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Removes the buttons of a reply that is no longer the chat's last (one paced edit of its

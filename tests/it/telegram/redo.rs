@@ -460,3 +460,53 @@ async fn ten_fast_presses_of_the_arrows_end_on_the_last_pressed_without_a_429() 
         "the history holds the answer shown"
     );
 }
+
+#[tokio::test]
+async fn with_llm_n_three_one_request_gives_three_answers_to_browse() {
+    let limits = crate::fake_telegram::FakeLimits::default();
+    let mut harness = Harness::with_limits(limits, &[("LLM__N", "3")]).await;
+    let (alice, room) = (User::new(1809, "Alice"), group(-1001809, None));
+    let script =
+        Script::reply("Choice zero.").others(&["Choice one, longer than the others.", "Two."]);
+    harness.llm.push(script);
+    harness
+        .tg
+        .user_writes(&room, &alice, "@parley_bot three ways");
+    let shown = until_shown(&harness.tg, room.id, "Choice zero.", BROWSING).await;
+    button(&shown, "1/3");
+    assert_eq!(
+        harness.llm_bodies()[0]["n"],
+        3,
+        "the request asks for three"
+    );
+    let said = harness
+        .tg
+        .press_answered(&room, &alice, shown.id, &button(&shown, "▶"))
+        .await;
+    assert_eq!(said, "Showing answer 2.");
+    let text = "Choice one, longer than the others.";
+    let second = until_shown(&harness.tg, room.id, text, BROWSING).await;
+    assert_eq!(second.id, shown.id);
+    button(&second, "2/3");
+    assert_eq!(
+        harness.llm.requests().len(),
+        1,
+        "one request gave all three"
+    );
+    harness.tg.user_writes(&room, &alice, "@parley_bot go on");
+    harness.wait_for_requests(2).await;
+    let next = messages(&harness, 1);
+    assert_eq!(
+        next[next.len() - 2]["content"],
+        text,
+        "the next turn goes on from it"
+    );
+    harness.stop().await;
+    let kept = stored_alternatives(&harness.db()).await;
+    let kept: Vec<&str> = kept.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(
+        kept[..3],
+        ["Choice zero.", text, "Two."],
+        "the first reply's three answers"
+    );
+}

@@ -134,6 +134,10 @@ impl Reply<'_> {
             usage: self.usage,
             error,
             finish_reason: self.finish_reason.take(),
+            others: std::mem::take(&mut self.others)
+                .into_values()
+                .filter(|(text, _)| !text.is_empty())
+                .collect(),
         }
     }
 
