@@ -63,6 +63,21 @@ async fn answered(harness: &Harness, room: &ChatRef, who: &User, text: &str) -> 
     until_shown(&harness.tg, room.id, text, &["regen:"]).await
 }
 
+/// `who` asks again after two requests: the third extends the second byte for byte (as JSON
+/// values) with `shown` as the reply.
+async fn next_turn_goes_on_from(harness: &Harness, room: &ChatRef, who: &User, shown: &str) {
+    harness.tg.user_writes(room, who, "@parley_bot and then?");
+    harness.wait_for_requests(3).await;
+    let (asked, next) = (messages(harness, 1), messages(harness, 2));
+    assert_eq!(
+        next[..asked.len()],
+        asked[..],
+        "the next request extends the last"
+    );
+    assert_eq!(next[asked.len()]["role"], "assistant");
+    assert_eq!(next[asked.len()]["content"], shown);
+}
+
 /// The messages of the completion request `index`.
 fn messages(harness: &Harness, index: usize) -> Vec<Value> {
     let body = &harness.llm_bodies()[index];
@@ -102,18 +117,7 @@ async fn regenerate_resends_the_same_request_bytes_and_shows_the_new_answer_in_p
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[1].raw, requests[0].raw, "the same request bytes");
     // The next turn continues from the answer shown, extending the request it came from.
-    harness
-        .tg
-        .user_writes(&room, &alice, "@parley_bot and then?");
-    harness.wait_for_requests(3).await;
-    let (asked, next) = (messages(&harness, 1), messages(&harness, 2));
-    assert_eq!(
-        next[..asked.len()],
-        asked[..],
-        "the next request extends the last"
-    );
-    assert_eq!(next[asked.len()]["role"], "assistant");
-    assert_eq!(next[asked.len()]["content"], "A better answer.");
+    next_turn_goes_on_from(&harness, &room, &alice, "A better answer.").await;
     let tg = &harness.tg;
     tg.wait_for(10, "the older reply's buttons removed", |tg| {
         let old = tg.message(room.id, first.id);
@@ -398,17 +402,7 @@ async fn browsing_shows_each_answer_in_place_and_the_next_turn_goes_on_from_the_
         2,
         "browsing asks the model nothing"
     );
-    harness
-        .tg
-        .user_writes(&room, &alice, "@parley_bot and then?");
-    harness.wait_for_requests(3).await;
-    let (asked, next) = (messages(&harness, 1), messages(&harness, 2));
-    assert_eq!(
-        next[..asked.len()],
-        asked[..],
-        "the next request extends the last"
-    );
-    assert_eq!(next[asked.len()]["content"], "Short first.");
+    next_turn_goes_on_from(&harness, &room, &alice, "Short first.").await;
     assert_eq!(harness.tg.too_many_requests(), 0);
     harness.stop().await;
 }
