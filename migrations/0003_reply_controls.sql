@@ -3,6 +3,9 @@
 
 ALTER TABLE messages ADD COLUMN finish_reason TEXT;
 
+-- Answers per request a chat chose with /n (NULL: llm.n).
+ALTER TABLE chat_settings ADD COLUMN n INTEGER;
+
 -- Every answer of a reply that has more than one, `position` from 0 in the order they came;
 -- the one shown is copied into messages.content (and so is what the history holds).
 CREATE TABLE reply_alternatives (

@@ -22,6 +22,9 @@ pub enum Command {
     /// Go on with the chat's last reply where it was cut (`/continue`), or with the reply a
     /// Continue button names.
     Continue(Option<MessageRowId>),
+    /// Show how many answers a message gets (`None`), or set this chat's number (`/n 1..4`;
+    /// 0 when the argument was not a number).
+    N(Option<u32>),
     /// Show the answer at `index` of the chat's last reply (`/alt N`, N = index + 1), or of the
     /// reply a ◀/▶ button names; `press` numbers button presses (0 for a typed command).
     Show {
@@ -50,7 +53,9 @@ impl Command {
     pub fn changes_settings(&self) -> bool {
         matches!(
             self,
-            Self::Model(Some(_)) | Self::System(SystemAction::Set(_) | SystemAction::Clear)
+            Self::Model(Some(_))
+                | Self::System(SystemAction::Set(_) | SystemAction::Clear)
+                | Self::N(Some(_))
         )
     }
 
@@ -79,6 +84,7 @@ impl Command {
             "help" | "start" => Some(Self::Help),
             "regen" | "regenerate" => Some(Self::Regenerate(None)),
             "continue" => Some(Self::Continue(None)),
+            "n" => Some(Self::N(arg.map(|a| a.parse().unwrap_or(0)))),
             "alt" => Some(Self::Show {
                 reply: None,
                 index: arg
@@ -104,6 +110,7 @@ or a text file with your question and I read it too.
 /usage — tokens used in this chat
 /regen — ask again for my last reply (its 🔄 Regenerate button does the same)
 /continue — go on with my last reply where it was cut (its ⏩ Continue button)
+/n N — how many answers each message gets, 1 to 4, browsed with ◀ ▶ (in groups: admins)
 /alt N — show answer N of my last reply, once it has several (its ◀ and ▶ buttons)
 /help — this text
 
@@ -143,6 +150,9 @@ mod tests {
             press: 0,
         };
         assert_eq!(Command::parse("/alt 2"), Some(second));
+        assert_eq!(Command::parse("/n 3"), Some(Command::N(Some(3))));
+        assert_eq!(Command::parse("/n many"), Some(Command::N(Some(0))));
+        assert!(Command::N(Some(2)).changes_settings() && !Command::N(None).changes_settings());
     }
 
     #[test]

@@ -99,6 +99,10 @@ impl Store for SqliteStore {
         settings::set_system_prompt(&self.pools.writes, key, prompt).await
     }
 
+    async fn set_n(&self, key: &ChatKey, n: Option<u32>) -> Result<(), StoreError> {
+        settings::set_n(&self.pools.writes, key, n).await
+    }
+
     async fn chat_usage(&self, key: &ChatKey) -> Result<UsageTotals, StoreError> {
         usage::per_chat(&self.pools.reads, key).await
     }

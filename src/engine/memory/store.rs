@@ -366,6 +366,10 @@ impl Store for MemoryStore {
         self.with(|s| s.settings_mut(key).model = model.cloned())
     }
 
+    async fn set_n(&self, key: &ChatKey, n: Option<u32>) -> Result<(), StoreError> {
+        self.with(|s| s.settings_mut(key).n = n)
+    }
+
     async fn set_system_prompt(
         &self,
         key: &ChatKey,

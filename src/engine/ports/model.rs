@@ -116,6 +116,8 @@ pub struct CompletionRequest {
     pub model: ModelName,
     /// System prompt, history and the new message, in order.
     pub messages: Vec<ChatMessage>,
+    /// Answers asked for, when the chat chose (`/n`); else the client's `llm.n`.
+    pub n: Option<u32>,
 }
 
 /// Token counts the API reported for one reply.

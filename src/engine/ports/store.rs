@@ -111,6 +111,8 @@ pub struct ChatSettings {
     pub model: Option<ModelName>,
     /// This chat's system prompt.
     pub system_prompt: Option<String>,
+    /// Answers per request this chat chose with `/n` (1..4).
+    pub n: Option<u32>,
 }
 
 /// What a turn reads before it asks the model.
@@ -329,6 +331,9 @@ pub trait Store: Send + Sync {
         key: &ChatKey,
         prompt: Option<&str>,
     ) -> Result<(), StoreError>;
+
+    /// Sets (or with `None` clears) the answers per request the chat asks for.
+    async fn set_n(&self, key: &ChatKey, n: Option<u32>) -> Result<(), StoreError>;
 
     /// Usage of every reply in this chat, over all its conversations.
     async fn chat_usage(&self, key: &ChatKey) -> Result<UsageTotals, StoreError>;

@@ -281,6 +281,7 @@ impl Engine {
             conversation: context.conversation.id,
             model,
             messages: build_messages(system.as_deref(), &context.history, new_message, shape),
+            n: context.settings.n,
         }
     }
 

@@ -24,6 +24,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("regen", "Ask again for my last reply"),
     ("continue", "Go on with my last reply where it was cut"),
     ("alt", "Show answer N of my last reply: /alt N"),
+    ("n", "Answers per message, 1 to 4: /n N"),
     ("help", "What I do and my commands"),
 ];
 

@@ -504,3 +504,35 @@ async fn with_llm_n_three_one_request_gives_three_answers_to_browse() {
         "the first reply's three answers"
     );
 }
+
+#[tokio::test]
+async fn n_sets_a_groups_answers_per_message_for_admins_only() {
+    let mut harness = Harness::new().await;
+    let (alice, carol) = (User::new(1810, "Alice"), User::new(1811, "Carol"));
+    let room = group(-1001810, None);
+    harness.tg.make_admin(room.id, carol.id);
+    harness.tg.user_writes(&room, &alice, "/n 2");
+    let tg = &harness.tg;
+    tg.wait_for(10, "the refusal", |tg| tg.messages(room.id).len() == 1)
+        .await;
+    assert!(tg.messages(room.id)[0].text.contains("Only admins"));
+    harness.tg.user_writes(&room, &carol, "/n 2");
+    let tg = &harness.tg;
+    tg.wait_for(10, "the answer", |tg| tg.messages(room.id).len() == 2)
+        .await;
+    assert!(
+        tg.messages(room.id)[1].text.contains("2 answer"),
+        "{:?}",
+        tg.messages(room.id)[1].text
+    );
+    harness
+        .llm
+        .push(Script::reply("One way.").others(&["Another way."]));
+    harness
+        .tg
+        .user_writes(&room, &alice, "@parley_bot two ways");
+    let shown = until_shown(&harness.tg, room.id, "One way.", BROWSING).await;
+    button(&shown, "1/2");
+    assert_eq!(harness.llm_bodies()[0]["n"], 2);
+    harness.stop().await;
+}

@@ -42,6 +42,13 @@ pub async fn the_last_reply_is_the_newest_of_the_current_conversation_and_none_a
     );
     store.reset(&chat).await.expect("reset");
     assert_eq!(store.last_reply(&chat).await.expect("read"), None);
+    // A chat's answers per request (/n) is one of its settings.
+    store.set_n(&chat, Some(3)).await.expect("set");
+    assert_eq!(store.settings(&chat).await.expect("read").n, Some(3));
+    let context = store.turn_context(&chat).await.expect("read");
+    assert_eq!(context.settings.n, Some(3));
+    store.set_n(&chat, None).await.expect("cleared");
+    assert_eq!(store.settings(&chat).await.expect("read").n, None);
 }
 
 pub async fn a_reopened_reply_keeps_its_old_answer_leaves_the_history_and_adds_usage(
