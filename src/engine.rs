@@ -5,6 +5,7 @@
 
 pub mod attachment;
 pub mod command;
+pub mod controls;
 pub mod conversation;
 pub mod deliver;
 pub mod dispatcher;

@@ -5,6 +5,7 @@ mod conversations;
 mod files;
 mod messages;
 mod port;
+mod replies;
 mod rows;
 mod settings;
 mod usage;

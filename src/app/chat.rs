@@ -1,15 +1,19 @@
 //! `parley chat`: a conversation in the terminal, through the same engine and store as the
 //! platforms, without Discord or Telegram.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::command::Command;
+use crate::engine::controls::{Controls, StopAnswer};
 use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
 use crate::engine::ports::{ModelName, Store};
+use crate::engine::turn::Engine;
 use crate::platform::console::{self, ConsolePlatform};
 use crate::settings::Config;
 
@@ -45,31 +49,34 @@ pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
     let conversation = store.conversation(&key).await?;
     eprintln!(
         "Parley chat `{}` (conversation {}). Type a message; /attach PATH adds a file to the next \
-         one; /help for commands; Ctrl-D to quit.",
+         one; /help for commands; /stop or Ctrl-C stops a reply; Ctrl-D to quit.",
         options.chat, conversation.id
     );
     let console = ConsolePlatform::stdout();
     let cancel = CancellationToken::new();
-    let interrupt = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            interrupt.cancel();
-        }
-    });
+    tokio::spawn(interrupts(engine.clone(), key.clone(), cancel.clone()));
     let author = Author {
         id: UserId::new("local"),
         display_name: std::env::var("USER").unwrap_or_else(|_| "you".into()),
     };
     let prompt = std::io::stdin().is_terminal();
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut input = Input {
+        lines: BufReader::new(tokio::io::stdin()).lines(),
+        waiting: VecDeque::new(),
+        ended: false,
+    };
     let mut attachments = Vec::new();
     loop {
         if prompt {
             eprint!("> ");
         }
-        let line = tokio::select! {
-            _ = cancel.cancelled() => break,
-            line = lines.next_line() => line.context("reading stdin")?,
+        let line = match input.waiting.pop_front() {
+            Some(line) => Some(line),
+            None if input.ended => None,
+            None => tokio::select! {
+                _ = cancel.cancelled() => break,
+                line = input.lines.next_line() => line.context("reading stdin")?,
+            },
         };
         let Some(line) = line else { break };
         let text = line.trim();
@@ -78,6 +85,10 @@ pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
         }
         if let Some(path) = text.strip_prefix("/attach") {
             attach(path.trim(), &mut attachments).await;
+            continue;
+        }
+        if text == STOP {
+            println!("Nothing is being written; /stop (or Ctrl-C) stops a reply while it streams.");
             continue;
         }
         let content = match Command::parse(text) {
@@ -101,7 +112,8 @@ pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
             reply_to: None,
             received_at: std::time::Instant::now(),
         };
-        engine.handle(&incoming, &console, &cancel).await;
+        let handled = engine.handle(&incoming, &console, &cancel);
+        input.during(handled, engine.controls(), &key).await?;
         if cancel.is_cancelled() {
             break;
         }
@@ -125,5 +137,50 @@ async fn attach(path: &str, attachments: &mut Vec<crate::engine::attachment::Att
             attachments.push(attachment);
         }
         Err(problem) => println!("{problem}"),
+    }
+}
+
+/// The terminal's stop command: typed while a reply streams, it stops the reply.
+const STOP: &str = "/stop";
+
+/// The terminal's lines: read while a reply streams too, so `/stop` can act; other lines
+/// typed meanwhile wait their turn.
+struct Input {
+    lines: Lines<BufReader<Stdin>>,
+    waiting: VecDeque<String>,
+    ended: bool,
+}
+
+impl Input {
+    /// Waits for `handled` (one turn), stopping the reply when `/stop` is typed meanwhile.
+    async fn during(
+        &mut self,
+        handled: impl Future<Output = Option<crate::engine::reply::ReplyOutcome>>,
+        controls: &Controls,
+        key: &ChatKey,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(handled);
+        loop {
+            tokio::select! {
+                _ = &mut handled => return Ok(()),
+                line = self.lines.next_line(), if !self.ended => {
+                    match line.context("reading stdin")? {
+                        Some(line) if line.trim() == STOP => drop(controls.stop_in(key)),
+                        Some(line) => self.waiting.push_back(line),
+                        None => self.ended = true,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Ctrl-C stops the reply streaming in `key`; with none streaming, it ends the chat.
+async fn interrupts(engine: Arc<Engine>, key: ChatKey, quit: CancellationToken) {
+    while tokio::signal::ctrl_c().await.is_ok() {
+        if engine.controls().stop_in(&key) == StopAnswer::NotRunning {
+            quit.cancel();
+            return;
+        }
     }
 }

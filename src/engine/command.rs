@@ -1,4 +1,7 @@
-//! Platform-neutral commands (`/model`, `/reset`, `/system`, `/usage`, `/help`) and their parsing.
+//! Platform-neutral commands (`/model`, `/reset`, `/system`, `/usage`, `/help`, `/regen`,
+//! `/continue`) and their parsing.
+
+use super::ports::MessageRowId;
 
 /// A command a user sent; adapters map their slash commands onto these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +16,25 @@ pub enum Command {
     Usage,
     /// Show what the bot can do.
     Help,
+    /// Ask again for the chat's last reply (`/regen`), or for the reply a Regenerate button
+    /// names (it must still be the last).
+    Regenerate(Option<MessageRowId>),
+    /// Go on with the chat's last reply where it was cut (`/continue`), or with the reply a
+    /// Continue button names.
+    Continue(Option<MessageRowId>),
+    /// Show how many answers a message gets (`None`), or set this chat's number (`/n 1..4`;
+    /// 0 when the argument was not a number).
+    N(Option<u32>),
+    /// Show the answer at `index` of the chat's last reply (`/alt N`, N = index + 1), or of the
+    /// reply a ◀/▶ button names; `press` numbers button presses (0 for a typed command).
+    Show {
+        /// The reply a button names; the chat's last when typed.
+        reply: Option<MessageRowId>,
+        /// Which answer, from 0.
+        index: usize,
+        /// The press's number, so that only the newest of several queued presses shows.
+        press: u64,
+    },
 }
 
 /// What `/system` does.
@@ -31,7 +53,9 @@ impl Command {
     pub fn changes_settings(&self) -> bool {
         matches!(
             self,
-            Self::Model(Some(_)) | Self::System(SystemAction::Set(_) | SystemAction::Clear)
+            Self::Model(Some(_))
+                | Self::System(SystemAction::Set(_) | SystemAction::Clear)
+                | Self::N(Some(_))
         )
     }
 
@@ -58,6 +82,18 @@ impl Command {
             })),
             "usage" => Some(Self::Usage),
             "help" | "start" => Some(Self::Help),
+            "regen" | "regenerate" => Some(Self::Regenerate(None)),
+            "continue" => Some(Self::Continue(None)),
+            "n" => Some(Self::N(arg.map(|a| a.parse().unwrap_or(0)))),
+            "alt" => Some(Self::Show {
+                reply: None,
+                index: arg
+                    .as_deref()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .and_then(|n| n.checked_sub(1))
+                    .unwrap_or(usize::MAX),
+                press: 0,
+            }),
             _ => None,
         }
     }
@@ -72,7 +108,14 @@ or a text file with your question and I read it too.
 /reset — forget the conversation and start a new one
 /system — show the system prompt; /system TEXT sets it; /system clear restores the default
 /usage — tokens used in this chat
-/help — this text";
+/regen — ask again for my last reply (its 🔄 Regenerate button does the same)
+/continue — go on with my last reply where it was cut (its ⏩ Continue button)
+/n N — how many answers each message gets, 1 to 4, browsed with ◀ ▶ (in groups: admins)
+/alt N — show answer N of my last reply, once it has several (its ◀ and ▶ buttons)
+/help — this text
+
+While I write a reply, its ⏹ Stop button stops it (for whoever asked, or an admin); the text so \
+far stays.";
 
 #[cfg(test)]
 mod tests {
@@ -99,6 +142,17 @@ mod tests {
             Some(Command::System(SystemAction::Show))
         );
         assert_eq!(Command::parse("/USAGE"), Some(Command::Usage));
+        assert_eq!(Command::parse("/regen"), Some(Command::Regenerate(None)));
+        assert_eq!(Command::parse("/continue"), Some(Command::Continue(None)));
+        let second = Command::Show {
+            reply: None,
+            index: 1,
+            press: 0,
+        };
+        assert_eq!(Command::parse("/alt 2"), Some(second));
+        assert_eq!(Command::parse("/n 3"), Some(Command::N(Some(3))));
+        assert_eq!(Command::parse("/n many"), Some(Command::N(Some(0))));
+        assert!(Command::N(Some(2)).changes_settings() && !Command::N(None).changes_settings());
     }
 
     #[test]

@@ -11,8 +11,10 @@ pub use model::{
     ChatMessage, CompletionRequest, Hold, Model, ModelError, ModelName, Part, Role, StreamEvent,
     TimeoutKind, TokenStream, Usage,
 };
-pub use platform::{FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Rate, Window};
+pub use platform::{
+    Button, FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Rate, Window,
+};
 pub use store::{
-    ChatSettings, Conversation, InterruptedReply, MessageRowId, ReplyRecord, ReplyStatus, Store,
-    StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, UsageTotals,
+    ChatSettings, Conversation, InterruptedReply, LastReply, MessageRowId, ReplyRecord,
+    ReplyStatus, Store, StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, UsageTotals,
 };

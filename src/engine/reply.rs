@@ -16,13 +16,17 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::controls::Stopper;
 use super::event::{ChatKey, MessageRef};
 use super::meter::{Streaming, meter};
 use super::pace::Pacer;
-use super::ports::{ModelError, Platform, ReplyStatus, TokenStream, Usage};
+use super::ports::{Button, MessageRowId, ModelError, Platform, ReplyStatus, TokenStream, Usage};
 
 /// The marker that starts the text appended to an interrupted reply.
 pub const INTERRUPTED: &str = "⚠️ reply interrupted: ";
+
+/// The marker a reply someone stopped ends with.
+pub const STOPPED_MARKER: &str = "⏹ stopped";
 
 /// What the engine says when a shutdown interrupts a reply.
 pub const RESTARTED: &str = "the bot restarted";
@@ -91,8 +95,28 @@ pub struct ReplyContext<'a> {
     pub observer: &'a dyn ReplyObserver,
     /// Shutdown: stop reading and mark the reply interrupted.
     pub cancel: &'a CancellationToken,
+    /// The Stop control shown while the reply streams, if it has one.
+    pub stop: Option<StopControl<'a>>,
+    /// The stored reply, when its last message should carry the finished reply's buttons
+    /// (Regenerate, and Continue after a cut).
+    pub row: Option<MessageRowId>,
+    /// Messages of an earlier answer to write this one into, in order (a regenerate shows the
+    /// new answer in place of the old); those left over are deleted at the end.
+    pub reuse: &'a [MessageRef],
+    /// With several answers, which one this is and how many there are ("◀ k/N ▶").
+    pub browse: Option<(usize, usize)>,
     /// When the model was asked: the start of the time-to-first-token and reply-time metrics.
     pub asked_at: Instant,
+}
+
+/// The Stop control of a streaming reply: the button its previews carry, and the switch a
+/// press throws (its token is a child of the shutdown token, so it ends the read either way).
+#[derive(Clone, Copy)]
+pub struct StopControl<'a> {
+    /// Shown under every preview; the final texts carry no button.
+    pub button: &'a Button,
+    /// Stops the reply.
+    pub stopper: &'a Stopper,
 }
 
 /// How a reply ended.
@@ -110,6 +134,11 @@ pub struct ReplyOutcome {
     pub usage: Usage,
     /// The model error that ended it, if one did.
     pub error: Option<ModelError>,
+    /// Why the model finished (`stop`, `length`, ...), when it did.
+    pub finish_reason: Option<String>,
+    /// The other choices of a request with `n` above 1, in index order: text and finish
+    /// reason (the shown text is the first choice's).
+    pub others: Vec<(String, Option<String>)>,
 }
 
 /// Streams `stream` into the chat of `ctx` and returns once the final state has landed (or

@@ -10,10 +10,14 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::attachment::read::{AttachmentLimits, ImageSupport};
+use super::command::Command;
+use super::controls::Controls;
 use super::deliver::Policy;
 use super::event::{ChatKey, Content, Incoming, PlatformKind};
 use super::pace::Pacer;
-use super::ports::{ChatSettings, Model, ModelError, ModelName, Platform, Store, StoreError};
+use super::ports::{
+    ChatSettings, MessageRowId, Model, ModelError, ModelName, Platform, Store, StoreError,
+};
 use super::reply::{ReplyOptions, ReplyOutcome};
 
 /// What the engine needs to know from the configuration.
@@ -47,11 +51,14 @@ pub struct Engine {
     completions: Semaphore,
     pacers: HashMap<PlatformKind, Pacer>,
     reply_options: ReplyOptions,
+    controls: Controls,
 }
 
 mod answer;
 mod commands;
 mod notices;
+mod redo;
+mod show;
 
 pub use commands::{ADMINS_ONLY, describe_usage};
 use notices::STORE_TROUBLE;
@@ -80,12 +87,25 @@ impl Engine {
             config,
             pacers,
             reply_options,
+            controls: Controls::default(),
         }
     }
 
     /// The store the engine writes to.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The replies streaming now, which the Stop controls act on.
+    pub fn controls(&self) -> &Controls {
+        &self.controls
+    }
+
+    /// True when `reply` is the newest reply of `key`'s current conversation, the only one its
+    /// Regenerate and Continue act on (a failing store says no).
+    pub async fn is_last_reply(&self, key: &ChatKey, reply: MessageRowId) -> bool {
+        let last = self.store.last_reply(key).await;
+        last.is_ok_and(|last| last.is_some_and(|l| l.id == reply))
     }
 
     /// The pacer shared by every reply on `platform`.
@@ -102,6 +122,17 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Option<ReplyOutcome> {
         match &incoming.content {
+            Content::Command(Command::Show {
+                reply,
+                index,
+                press,
+            }) => {
+                let shown = (*reply, *index, *press);
+                self.show(incoming, shown, platform, cancel).await
+            }
+            Content::Command(command @ (Command::Regenerate(_) | Command::Continue(_))) => {
+                self.redo_command(incoming, command, platform, cancel).await
+            }
             Content::Command(command) => {
                 let answer = self.run_command(incoming, command, platform).await;
                 let reply_to = incoming.reply_to.as_ref();

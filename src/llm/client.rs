@@ -278,10 +278,12 @@ impl Failure {
 impl Model for OpenAiClient {
     #[instrument(skip_all, fields(conversation = %request.conversation, model = %request.model))]
     async fn complete(&self, request: CompletionRequest) -> Result<TokenStream, ModelError> {
-        let params = self
+        let mut params = self
             .config
             .params
             .for_model(&request.model, &self.config.overrides);
+        // A chat's own /n replaces llm.n.
+        params.n = request.n.or(params.n);
         let body = RequestBody::new(&request, &params, self.config.stream);
         let mut bytes = Vec::with_capacity(body.size_hint());
         serde_json::to_writer(&mut bytes, &body)

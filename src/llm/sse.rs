@@ -184,7 +184,20 @@ impl Decoder {
             let text = error_text(&wrapped).unwrap_or_else(|| "unknown error".into());
             return self.fail(ModelError::Upstream(truncate(&text)));
         }
-        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+        let (first, others): (Vec<_>, Vec<_>) =
+            chunk.choices.into_iter().partition(|c| c.index == 0);
+        for other in others {
+            let index = usize::try_from(other.index).unwrap_or(usize::MAX);
+            if let Some(text) = other.delta.content.filter(|t| !t.is_empty()) {
+                self.pending
+                    .push_back(Ok(StreamEvent::Other { index, text }));
+            }
+            if let Some(reason) = other.finish_reason {
+                self.pending
+                    .push_back(Ok(StreamEvent::OtherFinished { index, reason }));
+            }
+        }
+        for choice in first {
             let delta = choice.delta;
             let thinking = delta.reasoning_content.filter(|t| !t.is_empty());
             let content = delta.content.filter(|t| !t.is_empty());

@@ -244,6 +244,7 @@ mod tests {
             conversation: ConversationId::random(),
             model: ModelName::new("grok-4"),
             messages,
+            n: None,
         };
         let params = Params::default();
         let bytes = serde_json::to_vec(&RequestBody::new(&request, &params, true)).unwrap();
@@ -294,6 +295,7 @@ mod tests {
             conversation: ConversationId::random(),
             model: ModelName::new("grok-4"),
             messages: vec![message],
+            n: None,
         };
         let params = Params::default();
         let body = RequestBody::new(&request, &params, true);

@@ -12,6 +12,7 @@ mod inbound;
 mod interaction;
 mod liveness;
 mod outbound;
+mod presses;
 mod probe;
 mod rest;
 

@@ -13,6 +13,7 @@ mod long_poll;
 mod outbound;
 mod polling;
 mod probe;
+mod stops;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -140,6 +140,11 @@ fn out_of_range_parameters_and_bad_admins_are_refused() {
     assert_eq!(err.key, "access.admins");
     let err = load(&[KEY, ("PARLEY__LOG__FORMAT", "xml")], Purpose::Chat).unwrap_err();
     assert_eq!(err.key, "log.format");
+    for bad in ["0", "5"] {
+        let err = load(&[KEY, ("PARLEY__LLM__N", bad)], Purpose::Chat).unwrap_err();
+        assert_eq!(err.key, "llm.n");
+    }
+    assert!(load(&[KEY, ("PARLEY__LLM__N", "4")], Purpose::Chat).is_ok());
 }
 
 #[test]

@@ -25,7 +25,7 @@ const END_ACTIVE: &str = "UPDATE conversations SET ended_at = ?4 \
 /// message (or one row with NULL message columns when it has none, NULL conversation columns
 /// too when it has no conversation). The `thread` and `status` conditions are those of
 /// [`SELECT_ACTIVE`] and [`HISTORY`].
-const TURN_CONTEXT: &str = "SELECT c.uuid, s.model, s.system_prompt, m.role, m.author_name, m.content, \
+const TURN_CONTEXT: &str = "SELECT c.uuid, s.model, s.system_prompt, s.n, m.role, m.author_name, m.content, \
      m.id, EXISTS (SELECT 1 FROM message_files l WHERE l.message = m.id) \
      FROM (SELECT ?1 AS platform, ?2 AS chat, ?3 AS thread) k \
      LEFT JOIN conversations c \
@@ -80,6 +80,7 @@ type ContextRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<i64>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -104,10 +105,10 @@ pub(super) async fn turn_context(
         .fetch_all(reads)
         .await
         .map_err(failed("read the conversation"))?;
-    let Some((uuid, model, system_prompt, ..)) = found_rows.first() else {
+    let Some((uuid, model, system_prompt, n, ..)) = found_rows.first() else {
         return Err(StoreError::new(format!("no context row for {key}")));
     };
-    let settings = settings::from_columns(model.clone(), system_prompt.clone());
+    let settings = settings::from_columns(model.clone(), system_prompt.clone(), *n);
     let Some(uuid) = uuid else {
         return Ok(TurnContext {
             conversation: found(ConversationId::random(), key),
@@ -119,7 +120,7 @@ pub(super) async fn turn_context(
     let conversation = found(rows::conversation_id(uuid)?, key);
     let messages: Vec<HistoryRow> = found_rows
         .into_iter()
-        .filter_map(|(_, _, _, role, author_name, content, id, has_files)| {
+        .filter_map(|(_, _, _, _, role, author_name, content, id, has_files)| {
             Some((role?, author_name, content?, id?, has_files?))
         })
         .collect();

@@ -29,8 +29,9 @@ const SET_TEXT: &str = "UPDATE messages SET content = ?2, updated_at = ?3 \
      WHERE id = ?1 AND role = 'assistant' AND status = 'streaming'";
 
 const FINISH: &str = "UPDATE messages SET content = ?2, status = ?3, failure_reason = ?4, \
-     platform_messages = ?5, prompt_tokens = ?6, completion_tokens = ?7, cached_tokens = ?8, \
-     reasoning_tokens = ?9, updated_at = ?10 \
+     platform_messages = ?5, prompt_tokens = prompt_tokens + ?6, \
+     completion_tokens = completion_tokens + ?7, cached_tokens = cached_tokens + ?8, \
+     reasoning_tokens = reasoning_tokens + ?9, updated_at = ?10, finish_reason = ?11 \
      WHERE id = ?1 AND role = 'assistant'";
 
 /// One statement, so a crash cannot leave some rows marked and others not.
@@ -157,6 +158,7 @@ pub(super) async fn finish(
         .bind(rows::to_column(usage.cached_tokens))
         .bind(rows::to_column(usage.reasoning_tokens))
         .bind(rows::now_ms())
+        .bind(record.finish_reason.as_deref())
         .execute(pool)
         .await
         .map_err(failed("finish the reply"))?;

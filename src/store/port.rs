@@ -2,11 +2,11 @@
 
 use async_trait::async_trait;
 
-use super::{SqliteStore, conversations, messages, settings, usage};
+use super::{SqliteStore, conversations, messages, replies, settings, usage};
 use crate::engine::event::{ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
 use crate::engine::ports::{
-    ChatSettings, Conversation, InterruptedReply, MessageRowId, ModelName, ReplyRecord, Store,
-    StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, UsageTotals,
+    ChatSettings, Conversation, InterruptedReply, LastReply, MessageRowId, ModelName, ReplyRecord,
+    Store, StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, UsageTotals,
 };
 
 #[async_trait]
@@ -54,6 +54,35 @@ impl Store for SqliteStore {
         messages::finish(&self.pools.writes, reply, record).await
     }
 
+    async fn last_reply(&self, key: &ChatKey) -> Result<Option<LastReply>, StoreError> {
+        replies::last(&self.pools.reads, key).await
+    }
+
+    async fn reopen_reply(&self, reply: MessageRowId, keep: bool) -> Result<(), StoreError> {
+        replies::reopen(&self.pools.writes, reply, keep).await
+    }
+
+    async fn alternatives(&self, reply: MessageRowId) -> Result<Vec<String>, StoreError> {
+        replies::alternatives(&self.pools.reads, reply).await
+    }
+
+    async fn add_alternative(
+        &self,
+        reply: MessageRowId,
+        content: &str,
+        finish_reason: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        replies::add(&self.pools.writes, reply, content, finish_reason).await
+    }
+
+    async fn show_alternative(
+        &self,
+        reply: MessageRowId,
+        index: usize,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        replies::show(&self.pools.writes, reply, index).await
+    }
+
     async fn settings(&self, key: &ChatKey) -> Result<ChatSettings, StoreError> {
         settings::load(&self.pools.reads, key).await
     }
@@ -68,6 +97,10 @@ impl Store for SqliteStore {
         prompt: Option<&str>,
     ) -> Result<(), StoreError> {
         settings::set_system_prompt(&self.pools.writes, key, prompt).await
+    }
+
+    async fn set_n(&self, key: &ChatKey, n: Option<u32>) -> Result<(), StoreError> {
+        settings::set_n(&self.pools.writes, key, n).await
     }
 
     async fn chat_usage(&self, key: &ChatKey) -> Result<UsageTotals, StoreError> {

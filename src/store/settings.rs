@@ -6,7 +6,7 @@ use super::rows::{self, failed};
 use crate::engine::event::ChatKey;
 use crate::engine::ports::{ChatSettings, ModelName, StoreError};
 
-const SELECT: &str = "SELECT model, system_prompt FROM chat_settings \
+const SELECT: &str = "SELECT model, system_prompt, n FROM chat_settings \
      WHERE platform = ?1 AND chat = ?2 AND thread = ?3";
 
 const UPSERT_MODEL: &str = "INSERT INTO chat_settings (platform, chat, thread, model, updated_at) \
@@ -21,23 +21,51 @@ const UPSERT_PROMPT: &str = "INSERT INTO chat_settings \
 
 /// The settings of exactly this chat place (a thread does not inherit its chat's settings).
 pub(super) async fn load(pool: &SqlitePool, key: &ChatKey) -> Result<ChatSettings, StoreError> {
-    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(SELECT)
+    let row: Option<(Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(SELECT)
         .bind(key.platform.as_str())
         .bind(key.chat.as_str())
         .bind(rows::thread_column(key))
         .fetch_optional(pool)
         .await
         .map_err(failed("read the chat settings"))?;
-    let (model, system_prompt) = row.unwrap_or_default();
-    Ok(from_columns(model, system_prompt))
+    let (model, system_prompt, n) = row.unwrap_or_default();
+    Ok(from_columns(model, system_prompt, n))
 }
 
 /// Settings from their `model` and `system_prompt` columns.
-pub(super) fn from_columns(model: Option<String>, system_prompt: Option<String>) -> ChatSettings {
+pub(super) fn from_columns(
+    model: Option<String>,
+    system_prompt: Option<String>,
+    n: Option<i64>,
+) -> ChatSettings {
     ChatSettings {
         model: model.map(ModelName::new),
         system_prompt,
+        n: n.and_then(|n| u32::try_from(n).ok()),
     }
+}
+
+const UPSERT_N: &str = "INSERT INTO chat_settings (platform, chat, thread, n, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (platform, chat, thread) \
+     DO UPDATE SET n = excluded.n, updated_at = excluded.updated_at";
+
+/// Sets or clears the chat's answers per request.
+pub(super) async fn set_n(
+    pool: &SqlitePool,
+    key: &ChatKey,
+    n: Option<u32>,
+) -> Result<(), StoreError> {
+    sqlx::query(UPSERT_N)
+        .bind(key.platform.as_str())
+        .bind(key.chat.as_str())
+        .bind(rows::thread_column(key))
+        .bind(n.map(i64::from))
+        .bind(rows::now_ms())
+        .execute(pool)
+        .await
+        .map_err(failed("write the chat settings"))?;
+    Ok(())
 }
 
 /// Sets or clears the chat's model.

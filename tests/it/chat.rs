@@ -356,3 +356,124 @@ async fn attach_adds_a_file_to_the_next_message_only() {
     );
     assert_eq!(crate::parts::image_urls(&requests[1].body), [url.as_str()]);
 }
+
+/// A long answer that takes about six seconds to stream.
+fn long_answer() -> Script {
+    let text: Vec<String> = (0..300).map(|i| format!("w{i}")).collect();
+    Script::reply(text.join(" "))
+        .chunk_chars(6)
+        .delay(Duration::from_millis(30))
+}
+
+impl Chat {
+    /// Runs `parley chat`, asks for a long answer and, once some of it streamed, stops it by
+    /// `stop` (typing `/stop`, or Ctrl-C); then asks `then` and ends the input.
+    async fn stop_midway(&self, by_signal: bool, then: &str) -> Run {
+        let mut child = self.command(&["chat"], &[]).spawn().expect("start parley");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"a long story please\n").await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.fake.requests().is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "no request");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if by_signal {
+            let pid = child.id().expect("running").to_string();
+            let kill = std::process::Command::new("kill")
+                .args(["-INT", &pid])
+                .status();
+            assert!(kill.expect("kill runs").success());
+        } else {
+            stdin.write_all(b"/stop\n").await.unwrap();
+        }
+        stdin.write_all(then.as_bytes()).await.unwrap();
+        drop(stdin);
+        let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("parley chat finishes")
+            .unwrap();
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Checks a stopped first reply: the marker shown, the stream dropped, the row partial.
+    async fn assert_first_stopped(&self, run: &Run) {
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(run.stdout.starts_with("w0 w1"), "{}", run.stdout);
+        assert!(run.stdout.contains("⏹ stopped"), "{}", run.stdout);
+        assert!(!run.stdout.contains("w299"), "{}", run.stdout);
+        assert_eq!(self.fake.streams_dropped(), 1);
+        let rows = crate::support::stored_replies(&self.db).await;
+        let (status, reason, _) = rows.first().cloned().expect("the reply row");
+        assert_eq!(
+            (status.as_str(), reason.as_deref()),
+            ("partial", Some("stopped"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn typing_stop_during_a_reply_stops_it_and_the_chat_goes_on() {
+    let chat = Chat::new().await;
+    chat.fake.push(long_answer());
+    let run = chat.stop_midway(false, "and now?\n").await;
+    chat.assert_first_stopped(&run).await;
+    assert!(run.stdout.contains("echo: and now?"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn ctrl_c_during_a_reply_stops_only_the_reply() {
+    let chat = Chat::new().await;
+    chat.fake.push(long_answer());
+    let run = chat.stop_midway(true, "and now?\n").await;
+    chat.assert_first_stopped(&run).await;
+    assert!(run.stdout.contains("echo: and now?"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn regen_asks_again_with_the_same_request_and_continue_goes_on_after_a_cut() {
+    let chat = Chat::new().await;
+    chat.fake.push(Script::reply("First try."));
+    chat.fake
+        .push(Script::reply("Second try,").finish_reason("length"));
+    chat.fake.push(Script::reply(" and its end."));
+    let run = chat.run("a question\n/regen\n/continue\n", &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let requests = chat.fake.requests();
+    assert_eq!(requests.len(), 3, "{}", run.stdout);
+    assert_eq!(
+        requests[1].raw, requests[0].raw,
+        "/regen resends the same request"
+    );
+    assert!(run.stdout.contains("First try.") && run.stdout.contains("Second try,"));
+    assert!(run.stdout.contains("and its end."), "{}", run.stdout);
+    let rows = crate::support::stored_replies(&chat.db).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].2, "Second try, and its end.");
+    let kept = crate::support::stored_alternatives(&chat.db).await;
+    assert_eq!(
+        kept.into_iter().map(|(_, c)| c).collect::<Vec<_>>(),
+        ["First try.", "Second try,"]
+    );
+}
+
+#[tokio::test]
+async fn alt_shows_an_earlier_answer_and_the_next_turn_goes_on_from_it() {
+    let chat = Chat::new().await;
+    chat.fake.push(Script::reply("First try."));
+    chat.fake.push(Script::reply("Second try."));
+    let run = chat
+        .run("a question\n/regen\n/alt 1\n/alt 7\nand then?\n", &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("answers 1 to 2"), "{}", run.stdout);
+    let requests = chat.fake.requests();
+    assert_eq!(requests.len(), 3, "{}", run.stdout);
+    let messages = requests[2].body["messages"].as_array().cloned().unwrap();
+    let answer = &messages[messages.len() - 2];
+    assert_eq!(answer["content"], "First try.", "{messages:?}");
+}

@@ -4,6 +4,7 @@
 mod attachments;
 mod bench;
 mod commands;
+mod controls;
 mod lifecycle;
 mod limits;
 mod messages;

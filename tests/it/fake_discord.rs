@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use super::fake_net::{self, IDLE};
 
 pub use cdn::FakeFile;
-pub use payload::{SlashCommand, UserMessage};
+pub use payload::{Press, SlashCommand, UserMessage};
 
 /// Discord's global limit: bot-token requests in any one second.
 pub const GLOBAL_PER_SECOND: usize = 50;
@@ -87,6 +87,19 @@ pub struct Message {
     pub deleted: bool,
     /// Its Attachment objects.
     pub attachments: Vec<Value>,
+    /// Its components (action rows of buttons), as last set.
+    pub components: Value,
+}
+
+impl Message {
+    /// The `custom_id` of every button under the message.
+    pub fn button_ids(&self) -> Vec<String> {
+        let rows = self.components.as_array().cloned().unwrap_or_default();
+        rows.iter()
+            .flat_map(|r| r["components"].as_array().cloned().unwrap_or_default())
+            .filter_map(|b| b["custom_id"].as_str().map(String::from))
+            .collect()
+    }
 }
 
 /// One download of an attachment URL.
@@ -103,6 +116,8 @@ pub struct Download {
 struct Interaction {
     channel_id: String,
     dispatched_at: Instant,
+    /// A component interaction (a button press), which may also be answered with 6 or 7.
+    component: bool,
     /// The callback body, once answered.
     callback: Option<Value>,
     /// The original response message, once it has content.
@@ -216,6 +231,7 @@ impl FakeDiscord {
             edits: 0,
             deleted: false,
             attachments: attachments.clone(),
+            components: Value::Null,
         });
         let referenced = message.reply_to.as_ref().and_then(|r| self.message(r));
         let d = payload::message_create(&id, &message, &attachments, referenced.as_ref());
@@ -236,6 +252,7 @@ impl FakeDiscord {
                 token.clone(),
                 Interaction {
                     channel_id: command.channel_id.clone(),
+                    component: false,
                     dispatched_at: Instant::now(),
                     callback: None,
                     original: None,
@@ -247,6 +264,32 @@ impl FakeDiscord {
             "INTERACTION_CREATE",
             payload::interaction(&id, &token, &command, attachment.as_ref()),
         );
+        token
+    }
+
+    /// A user presses the button `custom_id` under the bot's message `message` (an
+    /// INTERACTION_CREATE of type 3); returns the interaction's token. In a guild when `guild`
+    /// is given; `manager` gives the member the Manage Server permission.
+    pub fn press(&self, press: Press<'_>) -> String {
+        let found = self
+            .message(press.message)
+            .expect("the pressed message exists");
+        let (id, token) = {
+            let mut state = self.lock();
+            let id = state.new_id();
+            let token = format!("itoken-{id}");
+            let interaction = Interaction {
+                channel_id: found.channel_id.clone(),
+                component: true,
+                dispatched_at: Instant::now(),
+                callback: None,
+                original: None,
+            };
+            state.interactions.insert(token.clone(), interaction);
+            (id, token)
+        };
+        let d = payload::component(&id, &token, &found, &press);
+        self.dispatch("INTERACTION_CREATE", d);
         token
     }
 

@@ -85,6 +85,30 @@ struct Shared {
     image_models: Mutex<Vec<String>>,
     scripts: Mutex<VecDeque<Script>>,
     requests: Mutex<Vec<Recorded>>,
+    /// Streamed bodies the client dropped before their end (a closed connection).
+    dropped: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a streamed body dropped before it was all sent: the client closed the connection.
+struct Unfinished {
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+impl Unfinished {
+    /// The body ended as scripted: its drop is no client closing the connection.
+    fn finish(&mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.done {
+            let dropped = &self.shared.dropped;
+            dropped.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 /// A running fake completion server; stops when dropped.
@@ -95,6 +119,14 @@ pub struct FakeLlm {
 }
 
 impl FakeLlm {
+    /// How many streamed answers the client dropped before they were all sent (the
+    /// connection closed under them).
+    pub fn streams_dropped(&self) -> usize {
+        self.shared
+            .dropped
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Starts a fake that accepts the key [`FAKE_KEY`].
     pub async fn start() -> Self {
         Self::start_with_key(FAKE_KEY).await
@@ -117,6 +149,7 @@ impl FakeLlm {
             image_models: Mutex::new(FAKE_IMAGE_MODELS.iter().map(|m| m.to_string()).collect()),
             scripts: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),
+            dropped: Default::default(),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(handle))
@@ -192,7 +225,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, raw: Byte
     }
     let script = shared.scripts.lock().unwrap().pop_front();
     let script = script.unwrap_or_else(|| Script::reply(format!("echo: {}", last_user(&body))));
-    answer(&script, &body)
+    answer(&shared, &script, &body)
 }
 
 /// The text of the last user message: its string, or its text parts joined by blank lines.
@@ -260,7 +293,7 @@ fn respond(code: u16, body: String, content_type: &str, headers: &[(String, Stri
     builder.body(Body::from(body)).unwrap()
 }
 
-fn answer(script: &Script, body: &Value) -> Response {
+fn answer(shared: &Arc<Shared>, script: &Script, body: &Value) -> Response {
     if let Some(status) = &script.status {
         return respond(
             status.code,
@@ -278,31 +311,47 @@ fn answer(script: &Script, body: &Value) -> Response {
     let counts = Counts {
         prompt,
         include_usage: body["stream_options"]["include_usage"] == json!(true),
+        n: body["n"].as_u64().map_or(1, |n| n as usize),
     };
     let reads = render::stream(script, model, &counts);
     Response::builder()
         .status(200)
         .header("content-type", "text/event-stream")
         .header("cache-control", "no-cache")
-        .body(Body::from_stream(body_stream(reads, script.delay)))
+        .body(Body::from_stream(body_stream(
+            reads,
+            script.delay,
+            shared.clone(),
+        )))
         .unwrap()
 }
 
 fn body_stream(
     reads: Vec<Read>,
     delay: Duration,
+    shared: Arc<Shared>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let guard = Unfinished {
+        shared,
+        done: false,
+    };
     stream::unfold(
-        (reads.into_iter(), true),
-        move |(mut reads, first)| async move {
-            let read = reads.next()?;
+        (reads.into_iter(), true, guard),
+        move |(mut reads, first, mut guard)| async move {
+            let Some(read) = reads.next() else {
+                guard.finish();
+                return None;
+            };
             if !first && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             match read {
-                Read::Bytes(bytes) => Some((Ok(Bytes::from(bytes)), (reads, false))),
+                Read::Bytes(bytes) => Some((Ok(Bytes::from(bytes)), (reads, false, guard))),
                 Read::Stall => std::future::pending().await,
-                Read::Abort => Some((Err(std::io::Error::other("cut")), (reads, false))),
+                Read::Abort => {
+                    guard.finish();
+                    Some((Err(std::io::Error::other("cut")), (reads, false, guard)))
+                }
             }
         },
     )

@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use super::fake_net::{self, IDLE};
 
 pub use files::Media;
-pub use updates::{User, group, private};
+pub use updates::{ChatRef, User, group, private};
 
 /// The token the fake accepts.
 pub const FAKE_TOKEN: &str = "123456:fake-secret-token";
@@ -141,6 +141,8 @@ struct St {
     deleted: HashSet<(i64, i64)>,
     blocked: HashSet<i64>,
     callbacks: HashMap<String, bool>,
+    pressed_at: HashMap<String, Instant>,
+    stoppable: HashSet<(i64, i64)>,
     too_many: usize,
     reject_html: bool,
     broken_polls: usize,
@@ -259,6 +261,7 @@ impl FakeTelegram {
             let mut st = self.st();
             let id = format!("cb{}", st.next_update);
             st.callbacks.insert(id.clone(), false);
+            st.pressed_at.insert(id.clone(), Instant::now());
             (id, st.messages.get(&(chat.id, message)).cloned())
         };
         let message = sent
@@ -268,6 +271,55 @@ impl FakeTelegram {
             "data": data, "message": message });
         self.push_update(json!({ "callback_query": query }));
         id
+    }
+
+    /// A user presses an inline button (see [`FakeTelegram::press`]); returns the answer the
+    /// bot gave the press, once it gave one.
+    pub async fn press_answered(
+        &self,
+        chat: &updates::ChatRef,
+        from: &User,
+        message: i64,
+        data: &str,
+    ) -> String {
+        let press = self.press(chat, from, message, data);
+        self.wait_for(10, "the callback answer", |tg| tg.callback_answered(&press))
+            .await;
+        self.callback_text(&press).unwrap_or_default()
+    }
+
+    /// The user presses the stop control of the newest draft sent with `can_stop` in the
+    /// private `chat`: the draft goes and a `stopped_message_generation` update arrives. False
+    /// (and nothing happens) when no draft there offered the control.
+    pub fn stop_draft(&self, chat: &updates::ChatRef) -> bool {
+        let draft = {
+            let mut st = self.st();
+            let draft = st
+                .stoppable
+                .iter()
+                .filter(|(c, _)| *c == chat.id)
+                .max()
+                .copied();
+            let Some((_, draft)) = draft else {
+                return false;
+            };
+            st.stoppable.retain(|(c, _)| *c != chat.id);
+            st.drafts.remove(&(chat.id, draft));
+            draft
+        };
+        let chat_json = json!({ "id": chat.id, "type": "private", "first_name": "User" });
+        let stopped = json!({ "chat": chat_json, "draft_id": draft });
+        self.push_update(json!({ "stopped_message_generation": stopped }));
+        true
+    }
+
+    /// The answer text of the callback query `id`, once answered.
+    pub fn callback_text(&self, id: &str) -> Option<String> {
+        let st = self.st();
+        let call = st.calls.iter().rev().find(|c| {
+            c.method == "answercallbackquery" && c.body["callback_query_id"] == json!(id)
+        });
+        call.map(|c| c.body["text"].as_str().unwrap_or("").to_string())
     }
 
     /// True once the callback query `id` was answered.

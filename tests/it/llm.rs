@@ -53,6 +53,7 @@ fn request(model: &str, prompt: &str) -> CompletionRequest {
             ChatMessage::text(Role::System, "Be brief."),
             ChatMessage::text(Role::User, prompt),
         ],
+        n: None,
     }
 }
 

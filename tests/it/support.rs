@@ -61,3 +61,33 @@ pub fn app_config(env: &HashMap<String, String>) -> Config {
     let settings = Settings::load_from(None, Some(env.clone())).expect("valid test settings");
     Config::from_settings(&settings, Purpose::Run).expect("valid test settings")
 }
+
+/// Status, reason and content of every reply stored in the database at `db`, in order.
+pub async fn stored_replies(db: &Path) -> Vec<(String, Option<String>, String)> {
+    let pool = sqlx::SqlitePool::connect(&db_url(db))
+        .await
+        .expect("opens the database");
+    let rows = sqlx::query_as(
+        "SELECT status, failure_reason, content FROM messages WHERE role = 'assistant' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("the reply rows");
+    pool.close().await;
+    rows
+}
+
+/// The alternatives stored for every reply in the database at `db`: (reply row, content), in
+/// order.
+pub async fn stored_alternatives(db: &Path) -> Vec<(i64, String)> {
+    let pool = sqlx::SqlitePool::connect(&db_url(db))
+        .await
+        .expect("opens the database");
+    let rows =
+        sqlx::query_as("SELECT reply, content FROM reply_alternatives ORDER BY reply, position")
+            .fetch_all(&pool)
+            .await
+            .expect("the alternatives");
+    pool.close().await;
+    rows
+}

@@ -3,7 +3,9 @@
 
 mod attachments;
 mod commands;
+mod controls;
 mod groups;
+mod redo;
 mod run;
 mod streaming;
 
@@ -108,6 +110,11 @@ impl Harness {
         if let Some(app) = self.app.take() {
             app.shutdown(GRACE).await;
         }
+    }
+
+    /// The database file the bot uses.
+    pub fn db(&self) -> std::path::PathBuf {
+        self._dir.path().join("parley.db")
     }
 
     /// The conversation header of every completion request, in order.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use crate::engine::attachment::StoredFile;
 use crate::engine::event::{Author, ChatKey, ConversationId, MessageRef, PlatformKind, UserId};
 use crate::engine::ports::{
-    ChatSettings, Conversation, InterruptedReply, MessageRowId, ModelName, ReplyRecord,
+    ChatSettings, Conversation, InterruptedReply, LastReply, MessageRowId, ModelName, ReplyRecord,
     ReplyStatus, Role, Store, StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, Usage,
     UsageTotals,
 };
@@ -25,6 +25,9 @@ struct Row {
     in_reply_to: Option<MessageRowId>,
     platform_messages: Vec<MessageRef>,
     usage: Usage,
+    finish_reason: Option<String>,
+    /// The set of answers, by position (empty for one answer).
+    alternatives: Vec<(String, Option<String>)>,
 }
 
 #[derive(Default)]
@@ -60,6 +63,13 @@ impl MemoryStore {
         })
         .unwrap_or_default()
     }
+}
+
+fn add_usage(total: &mut Usage, more: Usage) {
+    total.prompt_tokens += more.prompt_tokens;
+    total.completion_tokens += more.completion_tokens;
+    total.cached_tokens += more.cached_tokens;
+    total.reasoning_tokens += more.reasoning_tokens;
 }
 
 fn totals<'a>(rows: impl Iterator<Item = &'a Row>) -> UsageTotals {
@@ -216,6 +226,8 @@ impl Store for MemoryStore {
                 in_reply_to: None,
                 platform_messages: Vec::new(),
                 usage: Usage::default(),
+                finish_reason: None,
+                alternatives: Vec::new(),
             });
             let reply = s.push(Row {
                 conversation,
@@ -228,6 +240,8 @@ impl Store for MemoryStore {
                 in_reply_to: Some(user),
                 platform_messages: Vec::new(),
                 usage: Usage::default(),
+                finish_reason: None,
+                alternatives: Vec::new(),
             });
             Ok(TurnRows {
                 conversation,
@@ -269,8 +283,78 @@ impl Store for MemoryStore {
                 r.status = record.status;
                 r.reason = record.reason.clone();
                 r.platform_messages = record.platform_messages.clone();
-                r.usage = record.usage;
+                add_usage(&mut r.usage, record.usage);
+                r.finish_reason = record.finish_reason.clone();
             })
+        })?
+    }
+
+    async fn last_reply(&self, key: &ChatKey) -> Result<Option<LastReply>, StoreError> {
+        self.with(|s| {
+            let conversation = s.find_active(key)?.id;
+            let rows = s.rows.iter().enumerate().rev();
+            let mut replies = rows.filter(|(_, r)| r.conversation == conversation);
+            let (index, row) = replies.find(|(_, r)| r.role == Role::Assistant)?;
+            Some(LastReply {
+                id: MessageRowId(index as i64 + 1),
+                status: row.status,
+                content: row.content.clone(),
+                finish_reason: row.finish_reason.clone(),
+                platform_messages: row.platform_messages.clone(),
+            })
+        })
+    }
+
+    async fn reopen_reply(&self, reply: MessageRowId, keep: bool) -> Result<(), StoreError> {
+        self.with(|s| {
+            let row = s.reply(reply)?;
+            if row.status == ReplyStatus::Streaming {
+                return Err(StoreError::unknown_reply(reply));
+            }
+            if keep && row.alternatives.is_empty() {
+                let kept = (row.content.clone(), row.finish_reason.clone());
+                row.alternatives.push(kept);
+            }
+            row.status = ReplyStatus::Streaming;
+            Ok(())
+        })?
+    }
+
+    async fn alternatives(&self, reply: MessageRowId) -> Result<Vec<String>, StoreError> {
+        self.with(|s| {
+            let row = s.reply(reply)?;
+            Ok(row.alternatives.iter().map(|(c, _)| c.clone()).collect())
+        })?
+    }
+
+    async fn add_alternative(
+        &self,
+        reply: MessageRowId,
+        content: &str,
+        finish_reason: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        self.with(|s| {
+            let row = s.reply(reply)?;
+            let added = (content.to_string(), finish_reason.map(str::to_string));
+            row.alternatives.push(added);
+            Ok(row.alternatives.len() - 1)
+        })?
+    }
+
+    async fn show_alternative(
+        &self,
+        reply: MessageRowId,
+        index: usize,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        self.with(|s| {
+            let row = s.reply(reply)?;
+            let shown = row.alternatives.get(index).cloned();
+            let shown = shown.filter(|_| row.status != ReplyStatus::Streaming);
+            if let Some((content, finish_reason)) = &shown {
+                row.content.clone_from(content);
+                row.finish_reason.clone_from(finish_reason);
+            }
+            Ok(shown)
         })?
     }
 
@@ -280,6 +364,10 @@ impl Store for MemoryStore {
 
     async fn set_model(&self, key: &ChatKey, model: Option<&ModelName>) -> Result<(), StoreError> {
         self.with(|s| s.settings_mut(key).model = model.cloned())
+    }
+
+    async fn set_n(&self, key: &ChatKey, n: Option<u32>) -> Result<(), StoreError> {
+        self.with(|s| s.settings_mut(key).n = n)
     }
 
     async fn set_system_prompt(

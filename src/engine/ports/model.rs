@@ -116,6 +116,8 @@ pub struct CompletionRequest {
     pub model: ModelName,
     /// System prompt, history and the new message, in order.
     pub messages: Vec<ChatMessage>,
+    /// Answers asked for, when the chat chose (`/n`); else the client's `llm.n`.
+    pub n: Option<u32>,
 }
 
 /// Token counts the API reported for one reply.
@@ -142,6 +144,20 @@ pub enum StreamEvent {
     Usage(Usage),
     /// The model finished, with the API's finish reason (`stop`, `length`, ...).
     Finished(String),
+    /// Text of another choice than the first (a request with `n` above 1): `index` from 1.
+    Other {
+        /// The choice's index.
+        index: usize,
+        /// Its visible text.
+        text: String,
+    },
+    /// Another choice than the first finished, with its finish reason.
+    OtherFinished {
+        /// The choice's index.
+        index: usize,
+        /// Why it finished.
+        reason: String,
+    },
 }
 
 /// Which wait ran out.

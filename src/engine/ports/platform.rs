@@ -122,6 +122,18 @@ pub enum Phase {
     Final,
 }
 
+/// A button under a message: its label, and the data a press sends back to the bot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Button {
+    /// What the button says.
+    pub label: String,
+    /// What a press sends back (at most 64 bytes: Telegram's limit).
+    pub data: String,
+    /// A Stop button: a platform with a stop control of its own for streamed text (a
+    /// Telegram draft's) may show that instead.
+    pub stops: bool,
+}
+
 /// Why a platform call failed, in the terms the reply engine acts on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlatformError {
@@ -191,6 +203,51 @@ pub trait Platform: Send + Sync {
         text: &str,
         phase: Phase,
     ) -> Result<MessageRef, PlatformError>;
+
+    /// Like [`Platform::send`], with `buttons` under the message. A platform without buttons
+    /// sends the text alone (the default).
+    async fn send_with(
+        &self,
+        chat: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+        phase: Phase,
+        _buttons: &[Button],
+    ) -> Result<MessageRef, PlatformError> {
+        self.send(chat, reply_to, text, phase).await
+    }
+
+    /// Like [`Platform::edit`], leaving exactly `buttons` under the message (none removes
+    /// them). A platform without buttons edits the text alone (the default).
+    async fn edit_with(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        text: &str,
+        phase: Phase,
+        _buttons: &[Button],
+    ) -> Result<MessageRef, PlatformError> {
+        self.edit(chat, message, text, phase).await
+    }
+
+    /// Leaves exactly `buttons` under `message` without changing its text (none removes
+    /// them). A platform without buttons has nothing to do (the default).
+    async fn set_buttons(
+        &self,
+        _chat: &ChatKey,
+        _message: &MessageRef,
+        _buttons: &[Button],
+    ) -> Result<(), PlatformError> {
+        Ok(())
+    }
+
+    /// Deletes one of the bot's messages (a regenerated reply that needs fewer messages than
+    /// before). The default: the platform cannot, and says so.
+    async fn delete(&self, _chat: &ChatKey, _message: &MessageRef) -> Result<(), PlatformError> {
+        Err(PlatformError::Rejected(
+            "messages cannot be deleted here".into(),
+        ))
+    }
 
     /// Shows the typing indicator in `chat`.
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError>;

@@ -82,8 +82,26 @@ pub struct ReplyRecord {
     pub reason: Option<String>,
     /// The platform messages the reply occupies, in order.
     pub platform_messages: Vec<MessageRef>,
-    /// Token usage, when the API reported it.
+    /// Token usage, when the API reported it; added to what the reply counted before (a
+    /// regenerated or continued reply counts every attempt).
     pub usage: Usage,
+    /// Why the model finished (`stop`, `length`, ...), when it said.
+    pub finish_reason: Option<String>,
+}
+
+/// The newest reply of a chat's current conversation, as the reply controls see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastReply {
+    /// Its row: what its buttons name.
+    pub id: MessageRowId,
+    /// Where it stands.
+    pub status: ReplyStatus,
+    /// The text shown (and in the history).
+    pub content: String,
+    /// Why the model finished it, when it said.
+    pub finish_reason: Option<String>,
+    /// The platform messages it occupies, in order.
+    pub platform_messages: Vec<MessageRef>,
 }
 
 /// Per-chat settings; `None` means the configured default.
@@ -93,6 +111,8 @@ pub struct ChatSettings {
     pub model: Option<ModelName>,
     /// This chat's system prompt.
     pub system_prompt: Option<String>,
+    /// Answers per request this chat chose with `/n` (1..4).
+    pub n: Option<u32>,
 }
 
 /// What a turn reads before it asks the model.
@@ -271,6 +291,34 @@ pub trait Store: Send + Sync {
         record: &ReplyRecord,
     ) -> Result<(), StoreError>;
 
+    /// The newest reply of the chat's current conversation (none after a reset).
+    async fn last_reply(&self, key: &ChatKey) -> Result<Option<LastReply>, StoreError>;
+
+    /// Reopens a finished reply for a regenerate or a continue: it is `streaming` again (out of
+    /// the history until it finishes). With `keep`, a reply without a set of answers first gets
+    /// one holding its shown text and finish reason (position 0). A reply still streaming is not
+    /// reopened ([`StoreError::unknown_reply`]).
+    async fn reopen_reply(&self, reply: MessageRowId, keep: bool) -> Result<(), StoreError>;
+
+    /// The reply's set of answers, by position (empty for a reply with one answer).
+    async fn alternatives(&self, reply: MessageRowId) -> Result<Vec<String>, StoreError>;
+
+    /// Adds an answer to the reply's set; its position.
+    async fn add_alternative(
+        &self,
+        reply: MessageRowId,
+        content: &str,
+        finish_reason: Option<&str>,
+    ) -> Result<usize, StoreError>;
+
+    /// Makes the set's answer `index` the reply's shown text (what the history holds); it and
+    /// its finish reason, or `None` when there is no such answer or the reply streams.
+    async fn show_alternative(
+        &self,
+        reply: MessageRowId,
+        index: usize,
+    ) -> Result<Option<(String, Option<String>)>, StoreError>;
+
     /// The chat's settings.
     async fn settings(&self, key: &ChatKey) -> Result<ChatSettings, StoreError>;
 
@@ -283,6 +331,9 @@ pub trait Store: Send + Sync {
         key: &ChatKey,
         prompt: Option<&str>,
     ) -> Result<(), StoreError>;
+
+    /// Sets (or with `None` clears) the answers per request the chat asks for.
+    async fn set_n(&self, key: &ChatKey, n: Option<u32>) -> Result<(), StoreError>;
 
     /// Usage of every reply in this chat, over all its conversations.
     async fn chat_usage(&self, key: &ChatKey) -> Result<UsageTotals, StoreError>;

@@ -6,12 +6,13 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 use super::{ReplyContext, ReplyOutcome};
+use crate::engine::controls::final_buttons;
 use crate::engine::deliver::{Delivery, Policy};
 use crate::engine::event::MessageRef;
 use crate::engine::meter::{CallKind::Edit, CallKind::Send, meter};
 use crate::engine::pace::Urgency;
 use crate::engine::ports::{
-    Limits, ModelError, Phase, PlatformError, StreamEvent, TokenStream, Usage,
+    Button, Limits, ModelError, Phase, PlatformError, StreamEvent, TokenStream, Usage,
 };
 use crate::engine::split::{self, Position};
 
@@ -55,11 +56,19 @@ pub(super) struct Reply<'a> {
     /// True once content is visible: typing stops.
     content_shown: bool,
     finished: bool,
+    /// Why the model finished, once it said.
+    finish_reason: Option<String>,
     usage: Usage,
     /// Why a final text could not be delivered.
     trouble: Option<String>,
     /// When the text so far was last told to the observer.
     saved_at: Instant,
+    /// Messages of an earlier answer not written into yet (see [`ReplyContext::reuse`]).
+    spare: std::collections::VecDeque<MessageRef>,
+    /// True while the reply's last message lands: it carries the finished reply's buttons.
+    closing: bool,
+    /// The other choices of a request with `n` above 1, by index: text and finish reason.
+    others: std::collections::BTreeMap<usize, (String, Option<String>)>,
 }
 
 impl<'a> Reply<'a> {
@@ -76,9 +85,27 @@ impl<'a> Reply<'a> {
             messages: Vec::new(),
             content_shown: false,
             finished: false,
+            finish_reason: None,
             usage: Usage::default(),
             trouble: None,
             saved_at: Instant::now(),
+            spare: ctx.reuse.iter().cloned().collect(),
+            closing: false,
+            others: Default::default(),
+        }
+        .with_spare()
+    }
+
+    /// Writes into the next message of an earlier answer, when one is left.
+    fn with_spare(mut self) -> Self {
+        self.take_spare();
+        self
+    }
+
+    fn take_spare(&mut self) {
+        if let Some(message) = self.spare.pop_front() {
+            self.messages.push(message.clone());
+            self.current = Some(message);
         }
     }
 
@@ -111,7 +138,8 @@ impl<'a> Reply<'a> {
         let start = Instant::now();
         let mut clocks = Clocks::new(start, &self.limits, ctx.options.thinking_after);
         loop {
-            if ctx.cancel.is_cancelled() {
+            let cancel = self.cancel_token();
+            if cancel.is_cancelled() {
                 return Ok(End::Cancelled);
             }
             if self.preview_now(&mut clocks) {
@@ -120,7 +148,7 @@ impl<'a> Reply<'a> {
             }
             let typing = !self.content_shown;
             let thinking = self.text.is_empty();
-            let next = clocks.next(&mut stream, ctx.cancel, typing, thinking, self.finished);
+            let next = clocks.next(&mut stream, cancel, typing, thinking, self.finished);
             match next.await {
                 Next::Cancelled => return Ok(End::Cancelled),
                 Next::Granted => {
@@ -148,6 +176,20 @@ impl<'a> Reply<'a> {
                 Next::Event(None) => return Ok(End::Failed(ModelError::Incomplete)),
             }
         }
+    }
+
+    /// What ends the read early: the Stop control's token (a child of shutdown's), else
+    /// shutdown's.
+    fn cancel_token(&self) -> &'a tokio_util::sync::CancellationToken {
+        match self.ctx.stop {
+            Some(stop) => stop.stopper.token(),
+            None => self.ctx.cancel,
+        }
+    }
+
+    /// True when the reply ended because someone pressed Stop.
+    pub(super) fn stopped(&self) -> bool {
+        self.ctx.stop.is_some_and(|stop| stop.stopper.pressed())
     }
 
     /// Takes in every event the stream has ready now, without waiting; how the stream ended,
@@ -228,8 +270,17 @@ impl<'a> Reply<'a> {
                 self.roll_over().await?;
             }
             StreamEvent::Content(_) | StreamEvent::Thinking(_) => {}
+            StreamEvent::Other { index, text } => {
+                self.others.entry(index).or_default().0.push_str(&text);
+            }
+            StreamEvent::OtherFinished { index, reason } => {
+                self.others.entry(index).or_default().1 = Some(reason);
+            }
             StreamEvent::Usage(usage) => add_usage(&mut self.usage, usage),
-            StreamEvent::Finished(_) => self.finished = true,
+            StreamEvent::Finished(reason) => {
+                self.finished = true;
+                self.finish_reason = Some(reason);
+            }
         }
         Ok(())
     }
@@ -245,12 +296,13 @@ impl<'a> Reply<'a> {
         Ok(())
     }
 
-    /// Starts a new message at `at`.
+    /// Starts a new message at `at` (the next one of an earlier answer, when one is left).
     fn next_message(&mut self, at: Position) {
         self.at = at;
         self.current = None;
         self.shown.clear();
         self.skipped = None;
+        self.take_spare();
     }
 
     /// What the current message should show now.
@@ -323,11 +375,16 @@ impl<'a> Reply<'a> {
     /// One send (no current message) or edit of the current message, without pacing.
     async fn call(&mut self, text: &str, phase: Phase) -> Result<(), PlatformError> {
         let (platform, chat) = (self.ctx.platform, self.ctx.chat);
+        let buttons = self.buttons(phase);
         let (kind, result) = match &self.current {
-            Some(message) => (Edit, platform.edit(chat, message, text, phase).await),
+            Some(message) => {
+                let edit = platform.edit_with(chat, message, text, phase, &buttons);
+                (Edit, edit.await)
+            }
             None => {
                 let reply_to = self.ctx.reply_to.filter(|_| self.messages.is_empty());
-                (Send, platform.send(chat, reply_to, text, phase).await)
+                let send = platform.send_with(chat, reply_to, text, phase, &buttons);
+                (Send, send.await)
             }
         };
         self.count_call(kind, result.as_ref().err());
@@ -341,6 +398,23 @@ impl<'a> Reply<'a> {
                 Err(PlatformError::MessageGone)
             }
             Err(error) => Err(error),
+        }
+    }
+
+    /// The buttons a call of `phase` leaves under the message: Stop while streaming, the
+    /// finished reply's on its last message (when it has text to regenerate), else none.
+    fn buttons(&self, phase: Phase) -> Vec<Button> {
+        match (phase, self.ctx.stop, self.ctx.row) {
+            (Phase::Streaming, Some(stop), _) => vec![stop.button.clone()],
+            (Phase::Final, _, Some(row)) if self.closing && !self.text.is_empty() => {
+                let choices = self.others.values().filter(|(t, _)| !t.is_empty()).count();
+                let browse = self
+                    .ctx
+                    .browse
+                    .or((choices > 0).then_some((0, choices + 1)));
+                final_buttons(row, self.finish_reason.as_deref(), browse)
+            }
+            _ => Vec::new(),
         }
     }
 

@@ -7,10 +7,13 @@ use futures_util::StreamExt;
 use tokio::time::{Instant, sleep};
 
 use super::*;
-use crate::engine::event::PlatformKind;
+use crate::engine::controls::{Controls, STOPPED, StopAnswer, Stopper, stop_button};
+use crate::engine::event::{PlatformKind, UserId};
 use crate::engine::memory::{Call, CallKind, MemoryPlatform};
 use crate::engine::pace::Urgency;
-use crate::engine::ports::{LengthUnit, Limits, Phase, PlatformError, StreamEvent, Window};
+use crate::engine::ports::{
+    LengthUnit, Limits, MessageRowId, Phase, PlatformError, StreamEvent, Window,
+};
 use crate::engine::split;
 
 type Step = (u64, Result<StreamEvent, ModelError>);
@@ -89,6 +92,8 @@ struct Harness {
     cancel: CancellationToken,
     observer: Recorder,
     reply_to: MessageRef,
+    /// The Stop control, for the replies that show one.
+    stop: Option<(Button, Arc<Stopper>)>,
 }
 
 impl Harness {
@@ -104,6 +109,7 @@ impl Harness {
             cancel: CancellationToken::new(),
             observer: Recorder::default(),
             reply_to: MessageRef::new("user-7"),
+            stop: None,
         }
     }
 
@@ -117,6 +123,13 @@ impl Harness {
             options: &self.options,
             observer: &self.observer,
             cancel: &self.cancel,
+            stop: self.stop.as_ref().map(|(button, stopper)| StopControl {
+                button,
+                stopper: stopper.as_ref(),
+            }),
+            row: None,
+            reuse: &[],
+            browse: None,
             asked_at: tokio::time::Instant::now(),
         };
         stream_reply(&ctx, stream).await
@@ -494,6 +507,38 @@ async fn cancellation_marks_the_reply_interrupted() {
         (outcome.status, outcome.text.as_str()),
         (ReplyStatus::Partial, "Half")
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_press_of_stop_ends_the_reply_with_the_stopped_marker() {
+    let mut h = Harness::new(200);
+    let shutdown = CancellationToken::new();
+    let stopper = Arc::new(Stopper::under(&shutdown));
+    h.stop = Some((stop_button(MessageRowId(9)), stopper.clone()));
+    let controls = Arc::new(Controls::default());
+    let (chat, asker) = (chat(), UserId::new("7"));
+    let pressing = controls.clone();
+    let (at, by) = (chat.clone(), asker.clone());
+    tokio::spawn(async move {
+        sleep(Duration::from_secs(2)).await;
+        let answer = pressing.stop(MessageRowId(9), &at, &by, false);
+        assert_eq!(answer, StopAnswer::Stopped);
+    });
+    let listed = controls.list(MessageRowId(9), &chat, &asker, stopper);
+    let outcome = h
+        .reply(Ok(script(vec![content(0, "Half"), content(60_000, "way")])))
+        .await;
+    drop(listed);
+    assert_eq!(h.texts(), ["Half\n\n⏹ stopped"]);
+    assert_eq!(
+        (
+            outcome.status,
+            outcome.text.as_str(),
+            outcome.reason.as_deref()
+        ),
+        (ReplyStatus::Partial, "Half", Some(STOPPED))
+    );
+    assert!(!shutdown.is_cancelled());
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,6 +1,8 @@
 //! One turn: build the request, start the turn (the request leaves while its rows are written),
 //! stream the reply, record how it ended.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
@@ -9,13 +11,40 @@ use tokio_util::sync::CancellationToken;
 use super::Engine;
 use crate::engine::attachment::StoredFile;
 use crate::engine::attachment::read::read_all;
+use crate::engine::controls::{Stopper, stop_button};
 use crate::engine::conversation::{Shape, build_messages};
-use crate::engine::event::{Incoming, MessageRef};
+use crate::engine::deliver::{Delivery, Policy};
+use crate::engine::event::{ChatKey, Incoming, MessageRef};
+use crate::engine::pace::Urgency;
 use crate::engine::ports::{
-    CompletionRequest, MessageRowId, ModelError, ModelName, Platform, ReplyRecord, Role, Store,
-    StoreError, StoredMessage, TokenStream, TurnContext, TurnRows, TurnStart,
+    CompletionRequest, LastReply, MessageRowId, ModelError, ModelName, Platform, ReplyRecord, Role,
+    Store, StoreError, StoredMessage, TokenStream, TurnContext, TurnRows, TurnStart,
 };
-use crate::engine::reply::{ReplyContext, ReplyObserver, ReplyOutcome, stream_reply};
+use crate::engine::reply::{ReplyContext, ReplyObserver, ReplyOutcome, StopControl, stream_reply};
+
+/// One streamed answer: for whom, where, as which stored reply, written into which messages.
+pub(super) struct Streamed<'a> {
+    /// The message (or press) that asked.
+    pub incoming: &'a Incoming,
+    /// Where the answer shows.
+    pub platform: &'a dyn Platform,
+    /// Shutdown.
+    pub cancel: &'a CancellationToken,
+    /// The stored reply it becomes.
+    pub reply: MessageRowId,
+    /// The message its first message answers.
+    pub reply_to: Option<&'a MessageRef>,
+    /// Messages of an earlier answer to write into (a regenerate).
+    pub reuse: &'a [MessageRef],
+    /// The reply this answer goes on from (a continue): stored before the new text.
+    pub before: Option<&'a LastReply>,
+    /// With several answers, which one this is and how many there are.
+    pub browse: Option<(usize, usize)>,
+    /// Whether a Stop button shows while it streams (not for an answer shown again).
+    pub stoppable: bool,
+    /// When the model was asked.
+    pub asked_at: Instant,
+}
 
 /// Records the platform messages of a streaming reply as they appear, and gives back the
 /// completion permit once the model's stream has ended.
@@ -23,18 +52,24 @@ struct StoreObserver<'a> {
     store: &'a dyn Store,
     reply: MessageRowId,
     permit: std::sync::Mutex<Option<SemaphorePermit<'a>>>,
+    /// A continued reply: what it held before, kept in front of the new text and messages.
+    before: Option<&'a LastReply>,
 }
 
 #[async_trait]
 impl ReplyObserver for StoreObserver<'_> {
     async fn messages_changed(&self, messages: &[MessageRef]) {
-        if let Err(error) = self.store.set_reply_messages(self.reply, messages).await {
+        let before = self.before.map_or(&[][..], |b| &b.platform_messages[..]);
+        let messages = [before, messages].concat();
+        if let Err(error) = self.store.set_reply_messages(self.reply, &messages).await {
             tracing::warn!(error = %error.chain(), "could not record the reply's platform messages");
         }
     }
 
     async fn text_so_far(&self, text: &str) {
-        if let Err(error) = self.store.set_reply_text(self.reply, text).await {
+        let before = self.before.map_or("", |b| b.content.as_str());
+        let text = format!("{before}{text}");
+        if let Err(error) = self.store.set_reply_text(self.reply, &text).await {
             tracing::warn!(error = %error.chain(), "could not record the reply's text so far");
         }
     }
@@ -61,7 +96,11 @@ impl Engine {
         platform: &dyn Platform,
         cancel: &CancellationToken,
     ) -> Result<Option<ReplyOutcome>, StoreError> {
-        let context = self.store.turn_context(&incoming.key).await?;
+        let (context, previous) = tokio::join!(
+            self.store.turn_context(&incoming.key),
+            self.store.last_reply(&incoming.key)
+        );
+        let context = context?;
         let conversation = context.conversation.id;
         tracing::Span::current().record("conversation", tracing::field::display(conversation));
         tracing::debug!(text, attachments = incoming.attachments.len(), "prompt");
@@ -77,7 +116,7 @@ impl Engine {
             content: text.to_string(),
             files,
         };
-        let request = self.request(incoming, &new_message, model, system, &context);
+        let request = self.request(incoming, &new_message, (model, system), &context);
         // Invariant: the semaphore is never closed. Held until the stream ends (the observer
         // gives it back), not while the final text waits for the platform.
         let permit = self.completions.acquire().await.ok();
@@ -96,24 +135,110 @@ impl Engine {
         if rows.conversation != conversation {
             tracing::debug!(stored = %rows.conversation, "another turn created the conversation first");
         }
-        let observer = StoreObserver {
-            store: self.store.as_ref(),
-            reply: rows.reply,
-            permit: std::sync::Mutex::new(permit),
-        };
-        let context = ReplyContext {
+        let streamed = Streamed {
+            incoming,
             platform,
-            pacer: self.pacer(incoming.key.platform),
-            chat: &incoming.key,
-            reply_to: incoming.reply_to.as_ref(),
-            options: &self.reply_options,
-            observer: &observer,
             cancel,
+            reply: rows.reply,
+            reply_to: incoming.reply_to.as_ref(),
+            reuse: &[],
+            before: None,
+            browse: None,
+            stoppable: true,
             asked_at,
         };
-        let outcome = stream_reply(&context, stream).await;
+        let outcome = self.stream_into(&streamed, permit, stream).await;
         self.record(rows, &model, &outcome).await?;
+        self.keep_choices(rows.reply, &outcome).await?;
+        if let Some(previous) = previous? {
+            self.take_buttons(platform, &incoming.key, &previous).await;
+        }
         Ok(Some(outcome))
+    }
+
+    /// Streams the model's answer into the chat as the stored reply `turn.reply`, with a Stop
+    /// button while it streams and the finished reply's buttons after; gives the completion
+    /// permit back once the stream ends.
+    pub(super) async fn stream_into(
+        &self,
+        turn: &Streamed<'_>,
+        permit: Option<SemaphorePermit<'_>>,
+        stream: Result<TokenStream, ModelError>,
+    ) -> ReplyOutcome {
+        let (key, reply) = (&turn.incoming.key, turn.reply);
+        let stopper = Arc::new(Stopper::under(turn.cancel));
+        let button = stop_button(reply);
+        let asker = &turn.incoming.author.id;
+        let _listed = self.controls.list(reply, key, asker, stopper.clone());
+        let observer = StoreObserver {
+            store: self.store.as_ref(),
+            reply,
+            permit: std::sync::Mutex::new(permit),
+            before: turn.before,
+        };
+        let context = ReplyContext {
+            platform: turn.platform,
+            pacer: self.pacer(key.platform),
+            chat: key,
+            reply_to: turn.reply_to,
+            options: &self.reply_options,
+            observer: &observer,
+            cancel: turn.cancel,
+            stop: turn.stoppable.then_some(StopControl {
+                button: &button,
+                stopper: &stopper,
+            }),
+            row: Some(reply),
+            reuse: turn.reuse,
+            browse: turn.browse,
+            asked_at: turn.asked_at,
+        };
+        stream_reply(&context, stream).await
+    }
+
+    /// With several choices (`llm.n` above 1), the reply's set of answers: the one shown first,
+    /// then the others in index order, for ◀ and ▶.
+    async fn keep_choices(
+        &self,
+        reply: MessageRowId,
+        outcome: &ReplyOutcome,
+    ) -> Result<(), StoreError> {
+        if outcome.others.is_empty() || outcome.text.is_empty() {
+            return Ok(());
+        }
+        let first = (outcome.text.as_str(), outcome.finish_reason.as_deref());
+        let others = outcome
+            .others
+            .iter()
+            .map(|(t, f)| (t.as_str(), f.as_deref()));
+        for (text, finish_reason) in std::iter::once(first).chain(others) {
+            self.store
+                .add_alternative(reply, text, finish_reason)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the buttons of a reply that is no longer the chat's last (one paced edit of its
+    /// last message); a failure is logged, nothing else depends on it.
+    pub(super) async fn take_buttons(
+        &self,
+        platform: &dyn Platform,
+        key: &ChatKey,
+        reply: &LastReply,
+    ) {
+        let Some(message) = reply.platform_messages.last() else {
+            return;
+        };
+        let limits = platform.limits(key);
+        let pacer = self.pacer(key.platform);
+        let delivery = Delivery::new(pacer, key, limits, Urgency::Final, Policy::NOTICE);
+        if let Err(error) = delivery
+            .run(|| platform.set_buttons(key, message, &[]))
+            .await
+        {
+            tracing::warn!(%error, chat = %key, "could not remove the buttons of an older reply");
+        }
     }
 
     /// Reads the message's attachments for `model`; what could not be read is told in one
@@ -139,12 +264,11 @@ impl Engine {
     }
 
     /// The turn's request: the system prompt, the history within its budget, the new message.
-    fn request(
+    pub(super) fn request(
         &self,
         incoming: &Incoming,
         new_message: &StoredMessage,
-        model: ModelName,
-        system: Option<String>,
+        (model, system): (ModelName, Option<String>),
         context: &TurnContext,
     ) -> CompletionRequest {
         let shape = Shape {
@@ -157,6 +281,7 @@ impl Engine {
             conversation: context.conversation.id,
             model,
             messages: build_messages(system.as_deref(), &context.history, new_message, shape),
+            n: context.settings.n,
         }
     }
 
@@ -181,13 +306,7 @@ impl Engine {
         model: &ModelName,
         outcome: &ReplyOutcome,
     ) -> Result<(), StoreError> {
-        let record = ReplyRecord {
-            content: outcome.text.clone(),
-            status: outcome.status,
-            reason: outcome.reason.clone(),
-            platform_messages: outcome.messages.clone(),
-            usage: outcome.usage,
-        };
+        let record = reply_record(outcome);
         self.store.finish_reply(rows.reply, &record).await?;
         tracing::info!(
             conversation = %rows.conversation,
@@ -197,5 +316,17 @@ impl Engine {
             "reply finished"
         );
         Ok(())
+    }
+}
+
+/// What the store records of how a reply ended.
+pub(super) fn reply_record(outcome: &ReplyOutcome) -> ReplyRecord {
+    ReplyRecord {
+        content: outcome.text.clone(),
+        status: outcome.status,
+        reason: outcome.reason.clone(),
+        platform_messages: outcome.messages.clone(),
+        usage: outcome.usage,
+        finish_reason: outcome.finish_reason.clone(),
     }
 }

@@ -38,6 +38,19 @@ impl Engine {
     async fn command_answer(&self, key: &ChatKey, command: &Command) -> Result<String, StoreError> {
         Ok(match command {
             Command::Help => HELP.into(),
+            // Turns of their own (`Engine::redo`); never answered here.
+            Command::Regenerate(_) | Command::Continue(_) | Command::Show { .. } => HELP.into(),
+            Command::N(Some(n @ 1..=4)) => {
+                self.store.set_n(key, Some(*n)).await?;
+                format!("Each message here now gets {n} answer(s); ◀ ▶ browse them.")
+            }
+            Command::N(Some(_)) => "Use /n 1 to /n 4.".into(),
+            Command::N(None) => match self.store.settings(key).await?.n {
+                Some(n) => format!("Each message here gets {n} answer(s); /n 1..4 changes it."),
+                None => "This chat uses the configured number of answers (llm.n); /n 1..4 \
+                         changes it."
+                    .into(),
+            },
             Command::Reset => {
                 self.store.reset(key).await?;
                 "Started a new conversation: I have forgotten everything said before.".into()

@@ -137,3 +137,52 @@ async fn a_stream_left_unread_longer_than_the_idle_timeout_is_not_idle() {
         ]
     );
 }
+
+#[tokio::test]
+async fn choices_past_the_first_arrive_as_other_events_by_index() {
+    let other = |index: u32, text: &str| {
+        format!(r#"data: {{"choices":[{{"index":{index},"delta":{{"content":{text:?}}}}}]}}"#)
+    };
+    let done = |index: u32| {
+        format!(
+            r#"data: {{"choices":[{{"index":{index},"delta":{{}},"finish_reason":"length"}}]}}"#
+        )
+    };
+    let body = [
+        content("A"),
+        other(1, "B"),
+        other(2, "C"),
+        content("a"),
+        other(1, "b"),
+    ]
+    .into_iter()
+    .chain([FINISH.to_string(), done(1), done(2), "data: [DONE]".into()])
+    .map(|event| event + "\n\n")
+    .collect::<String>();
+    let events: Vec<StreamEvent> = run(vec![body.into_bytes()])
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let other = |index, text: &str| StreamEvent::Other {
+        index,
+        text: text.into(),
+    };
+    let finished = |index| StreamEvent::OtherFinished {
+        index,
+        reason: "length".into(),
+    };
+    assert_eq!(
+        events,
+        [
+            StreamEvent::Content("A".into()),
+            other(1, "B"),
+            other(2, "C"),
+            StreamEvent::Content("a".into()),
+            other(1, "b"),
+            StreamEvent::Finished("stop".into()),
+            finished(1),
+            finished(2),
+        ]
+    );
+}

@@ -81,14 +81,16 @@ impl EventHandler for Handler {
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
-        if let Interaction::Command(command) = interaction {
-            self.slash(&ctx, command).await;
+        match interaction {
+            Interaction::Command(command) => self.slash(&ctx, command).await,
+            Interaction::Component(press) => self.pressed(&ctx, press).await,
+            _ => {}
         }
     }
 }
 
 /// The bot's identity in a guild and a thread's parent channel, from the cache when known.
-fn identity(
+pub(super) fn identity(
     ctx: &Context,
     guild: Option<GuildId>,
     channel: ChannelId,

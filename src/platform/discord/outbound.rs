@@ -12,7 +12,7 @@ use crate::engine::attachment::FileRef;
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
 use crate::engine::pace::JITTER;
 use crate::engine::ports::{
-    FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Window,
+    Button, FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Window,
 };
 
 /// Discord's content limit, in characters.
@@ -117,6 +117,21 @@ impl DiscordPlatform {
     }
 }
 
+/// The components of `buttons`: one action row (none for no buttons). A Stop button is red.
+fn components(buttons: &[Button]) -> serde_json::Value {
+    if buttons.is_empty() {
+        return serde_json::json!([]);
+    }
+    let row: Vec<serde_json::Value> = buttons
+        .iter()
+        .map(|b| {
+            let style = if b.stops { 4 } else { 2 };
+            serde_json::json!({ "type": 2, "style": style, "label": b.label, "custom_id": b.data })
+        })
+        .collect();
+    serde_json::json!([{ "type": 1, "components": row }])
+}
+
 /// The channel to write in: the chat (threads are channels of their own).
 fn channel(chat: &ChatKey) -> &str {
     chat.thread
@@ -139,14 +154,9 @@ impl Platform for DiscordPlatform {
         chat: &ChatKey,
         reply_to: Option<&MessageRef>,
         text: &str,
-        _phase: Phase,
+        phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
-        let channel = channel(chat);
-        let reply_to = reply_to.map(MessageRef::as_str);
-        match self.rest.create_message(channel, reply_to, text).await {
-            Ok(id) => Ok(MessageRef::new(id)),
-            Err(error) => Err(self.failed(channel, error)),
-        }
+        self.send_with(chat, reply_to, text, phase, &[]).await
     }
 
     async fn edit(
@@ -154,17 +164,70 @@ impl Platform for DiscordPlatform {
         chat: &ChatKey,
         message: &MessageRef,
         text: &str,
+        phase: Phase,
+    ) -> Result<MessageRef, PlatformError> {
+        self.edit_with(chat, message, text, phase, &[]).await
+    }
+
+    /// Buttons become one action row of message components.
+    async fn send_with(
+        &self,
+        chat: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
         _phase: Phase,
+        buttons: &[Button],
     ) -> Result<MessageRef, PlatformError> {
         let channel = channel(chat);
+        let reply_to = reply_to.map(MessageRef::as_str);
+        let components = (!buttons.is_empty()).then(|| components(buttons));
         match self
             .rest
-            .edit_message(channel, message.as_str(), text)
+            .create_message(channel, reply_to, text, components)
             .await
         {
             Ok(id) => Ok(MessageRef::new(id)),
             Err(error) => Err(self.failed(channel, error)),
         }
+    }
+
+    /// Every edit sets the components, so one without buttons removes them.
+    async fn edit_with(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        text: &str,
+        _phase: Phase,
+        buttons: &[Button],
+    ) -> Result<MessageRef, PlatformError> {
+        let channel = channel(chat);
+        match self
+            .rest
+            .edit_message(channel, message.as_str(), text, components(buttons))
+            .await
+        {
+            Ok(id) => Ok(MessageRef::new(id)),
+            Err(error) => Err(self.failed(channel, error)),
+        }
+    }
+
+    async fn set_buttons(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        buttons: &[Button],
+    ) -> Result<(), PlatformError> {
+        let channel = channel(chat);
+        let edit = self
+            .rest
+            .edit_components(channel, message.as_str(), components(buttons));
+        edit.await.map_err(|error| self.failed(channel, error))
+    }
+
+    async fn delete(&self, chat: &ChatKey, message: &MessageRef) -> Result<(), PlatformError> {
+        let channel = channel(chat);
+        let delete = self.rest.delete_message(channel, message.as_str());
+        delete.await.map_err(|error| self.failed(channel, error))
     }
 
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {

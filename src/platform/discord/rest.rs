@@ -115,25 +115,50 @@ impl DiscordRest {
         channel: &str,
         reply_to: Option<&str>,
         content: &str,
+        components: Option<Value>,
     ) -> Result<String, RestError> {
         let mut body = json!({ "content": content, "allowed_mentions": no_pings() });
         if let Some(id) = reply_to {
             body["message_reference"] = json!({ "message_id": id, "fail_if_not_exists": false });
         }
+        if let Some(components) = components {
+            body["components"] = components;
+        }
         let path = format!("/channels/{channel}/messages");
         parse_id(self.call(Method::POST, &path, Some(body)).await?)
     }
 
-    /// Replaces a message's content; returns its id.
+    /// Replaces a message's content and its components (an empty list removes them: an edit
+    /// without the field would keep them); returns its id.
     pub async fn edit_message(
         &self,
         channel: &str,
         message: &str,
         content: &str,
+        components: Value,
     ) -> Result<String, RestError> {
-        let body = json!({ "content": content, "allowed_mentions": no_pings() });
+        let body = json!({ "content": content, "allowed_mentions": no_pings(),
+            "components": components });
         let path = format!("/channels/{channel}/messages/{message}");
         parse_id(self.call(Method::PATCH, &path, Some(body)).await?)
+    }
+
+    /// Replaces a message's components alone (its text stays).
+    pub async fn edit_components(
+        &self,
+        channel: &str,
+        message: &str,
+        components: Value,
+    ) -> Result<(), RestError> {
+        let body = json!({ "components": components });
+        let path = format!("/channels/{channel}/messages/{message}");
+        self.call(Method::PATCH, &path, Some(body)).await.map(drop)
+    }
+
+    /// Deletes one of the bot's messages.
+    pub async fn delete_message(&self, channel: &str, message: &str) -> Result<(), RestError> {
+        let path = format!("/channels/{channel}/messages/{message}");
+        self.call(Method::DELETE, &path, None).await.map(drop)
     }
 
     /// Shows the typing indicator for about 10 s.
@@ -146,6 +171,23 @@ impl DiscordRest {
     pub async fn defer(&self, id: &str, token: &str, ephemeral: bool) -> Result<(), RestError> {
         let flags = if ephemeral { 64 } else { 0 };
         let body = json!({ "type": 5, "data": { "flags": flags } });
+        let path = format!("/interactions/{id}/{token}/callback");
+        self.call(Method::POST, &path, Some(body)).await.map(drop)
+    }
+
+    /// Answers a button press: `type` 6 acknowledges it without changing the message; 4 with
+    /// flag 64 answers only the presser (ephemeral) with `content`.
+    pub async fn answer_press(
+        &self,
+        id: &str,
+        token: &str,
+        private_answer: Option<&str>,
+    ) -> Result<(), RestError> {
+        let body = match private_answer {
+            None => json!({ "type": 6 }),
+            Some(content) => json!({ "type": 4, "data": { "content": content, "flags": 64,
+                "allowed_mentions": no_pings() } }),
+        };
         let path = format!("/interactions/{id}/{token}/callback");
         self.call(Method::POST, &path, Some(body)).await.map(drop)
     }

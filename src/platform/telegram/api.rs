@@ -26,6 +26,10 @@ pub struct SendMessageDraft {
     /// `HTML` or nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parse_mode: Option<ParseMode>,
+    /// Shows the user Telegram's button to stop the draft (Bot API 9.5); a press arrives as a
+    /// `stopped_message_generation` update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub can_stop: Option<bool>,
 }
 
 impl Payload for SendMessageDraft {

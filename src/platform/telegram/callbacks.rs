@@ -11,12 +11,14 @@ use teloxide::types::{CallbackQuery, ChatId, MessageId, ParseMode, ReplyParamete
 
 use super::access::REFUSAL;
 use super::format::escape;
-use super::inbound::{Action, Addressed, chat_key};
+use super::inbound::{Action, Addressed};
 use super::polling::Adapter;
+use super::stops::pressed_by;
 use super::{TelegramPlatform, api, commands};
 use crate::engine::command::Command;
+use crate::engine::controls::Press;
 use crate::engine::deliver::{Delivery, Policy};
-use crate::engine::event::{Author, ChatKey, Content, MessageRef, PlatformKind, UserId};
+use crate::engine::event::{ChatKey, Content, MessageRef, PlatformKind};
 use crate::engine::pace::Urgency;
 use crate::engine::ports::{LengthUnit, Limits, Phase, Platform, PlatformError};
 use crate::engine::split;
@@ -54,8 +56,8 @@ impl Adapter {
     }
 
     /// Answers a button press; a model button switches the chat's model.
-    pub(super) async fn on_callback(&self, query: CallbackQuery) {
-        let answer = self.callback_answer(&query).await;
+    pub(super) async fn on_callback(&self, query: CallbackQuery, number: u64) {
+        let answer = self.callback_answer(&query, number).await;
         let short = split::truncate(&answer, MAX_CALLBACK_TEXT, LengthUnit::Chars);
         let request = self.bot.answer_callback_query(query.id.clone()).text(short);
         if let Err(error) = request.await {
@@ -63,24 +65,18 @@ impl Adapter {
         }
     }
 
-    async fn callback_answer(&self, query: &CallbackQuery) -> String {
+    async fn callback_answer(&self, query: &CallbackQuery, number: u64) -> String {
+        match query.data.as_deref().and_then(Press::parse) {
+            Some(Press::Stop(reply)) => return self.stop_pressed(query, reply).await,
+            Some(redo) => return self.redo_pressed(query, redo, number).await,
+            None => {}
+        }
         let Some(name) = query.data.as_deref().and_then(commands::picked_model) else {
             return "This button does nothing.".into();
         };
-        let Some(message) = query.message.as_ref().and_then(|m| m.regular_message()) else {
-            return "This menu is too old; send /model again.".into();
-        };
         let command = Command::Model(Some(name.to_string()));
-        let addressed = Addressed {
-            key: chat_key(message),
-            author: Author {
-                id: UserId::new(query.from.id.0.to_string()),
-                display_name: query.from.full_name(),
-            },
-            private: message.chat.is_private(),
-            reply_to: None,
-            action: Action::Command(command.clone()),
-            attachments: Vec::new(),
+        let Some((addressed, message)) = pressed_by(query, Action::Command(command.clone())) else {
+            return "This menu is too old; send /model again.".into();
         };
         let (chat, user) = (addressed.key.chat.as_str(), addressed.author.id.as_str());
         if !self.access.allows(chat, user) {
@@ -93,7 +89,7 @@ impl Adapter {
         // replaces the keyboard when its turn comes.
         let keyboard = Arc::new(KeyboardReply {
             inner: self.platform.clone(),
-            message: message.id,
+            message,
             used: AtomicBool::new(false),
         });
         self.submit_to(&addressed, Content::Command(command), true, keyboard);

@@ -21,6 +21,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "Show or set the system prompt (/system clear resets it)",
     ),
     ("usage", "Tokens used in this chat"),
+    ("regen", "Ask again for my last reply"),
+    ("continue", "Go on with my last reply where it was cut"),
+    ("alt", "Show answer N of my last reply: /alt N"),
+    ("n", "Answers per message, 1 to 4: /n N"),
     ("help", "What I do and my commands"),
 ];
 
@@ -48,6 +52,10 @@ pub fn help_text(private: bool) -> String {
         text.push_str(&format!("\n/{name} — {description}"));
     }
     text.push_str("\n\nIn groups, /model and /system changes are for admins.");
+    text.push_str(
+        "\n\nWhile I write a reply, its ⏹ Stop button stops it (for whoever asked, or an \
+         admin); the text so far stays.",
+    );
     text
 }
 

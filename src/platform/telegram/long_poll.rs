@@ -101,7 +101,7 @@ impl LongPoll {
         let body = json!({
             "offset": offset,
             "timeout": timeout.as_secs(),
-            "allowed_updates": ["message", "callback_query"],
+            "allowed_updates": ["message", "callback_query", STOPPED_GENERATION],
         });
         let request = self.client.post(self.url.clone()).timeout(timeout + MARGIN);
         let response = request.json(&body).send();
@@ -142,13 +142,23 @@ fn answer(status: u16, text: &str) -> Result<Vec<Box<RawValue>>, PollError> {
     })
 }
 
-/// Decodes one update; one teloxide cannot read is kept as the reason, with its id.
+/// The update a draft's own stop control sends (Bot API 9.5; teloxide does not know it).
+pub const STOPPED_GENERATION: &str = "stopped_message_generation";
+
+/// Decodes one update; one teloxide cannot read is kept as the reason, with its id. An update
+/// of a kind newer than teloxide that the bot handles ([`STOPPED_GENERATION`]) is kept raw, as
+/// `UpdateKind::Error` with the whole update.
 fn decode(raw: &RawValue) -> Polled {
     let id = serde_json::from_str::<Head>(raw.get())
         .ok()
         .map(|h| h.update_id);
     let update = match serde_json::from_str::<Update>(raw.get()) {
         Ok(update) if !matches!(update.kind, UpdateKind::Error(_)) => Ok(update),
+        Ok(mut update) if raw.get().contains(STOPPED_GENERATION) => {
+            let value = serde_json::from_str(raw.get()).unwrap_or_default();
+            update.kind = UpdateKind::Error(value);
+            Ok(update)
+        }
         Ok(_) => Err("an update whose content does not decode".to_string()),
         Err(error) => {
             tracing::debug!(%error, "undecodable update");

@@ -20,7 +20,7 @@ use super::{format, html};
 use crate::engine::attachment::FileRef;
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind, UserId};
 use crate::engine::ports::{
-    FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Rate, Window,
+    Button, FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Rate, Window,
 };
 
 /// Longest text after entity parsing, in UTF-16 units.
@@ -162,8 +162,7 @@ impl Platform for TelegramPlatform {
         text: &str,
         phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
-        let target = Target::parse(chat)?;
-        self.send_to(target, reply_to, text, phase).await
+        self.send_with(chat, reply_to, text, phase, &[]).await
     }
 
     async fn edit(
@@ -173,8 +172,50 @@ impl Platform for TelegramPlatform {
         text: &str,
         phase: Phase,
     ) -> Result<MessageRef, PlatformError> {
+        self.edit_with(chat, message, text, phase, &[]).await
+    }
+
+    /// Buttons become an inline keyboard; a draft shows Telegram's own stop control instead
+    /// (`can_stop`), since a draft carries no keyboard.
+    async fn send_with(
+        &self,
+        chat: &ChatKey,
+        reply_to: Option<&MessageRef>,
+        text: &str,
+        phase: Phase,
+        buttons: &[Button],
+    ) -> Result<MessageRef, PlatformError> {
         let target = Target::parse(chat)?;
-        self.edit_in(target, message, text, phase).await
+        self.send_to(target, reply_to, text, phase, buttons).await
+    }
+
+    /// An edit without buttons removes the keyboard (Telegram drops a markup not sent again).
+    async fn edit_with(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        text: &str,
+        phase: Phase,
+        buttons: &[Button],
+    ) -> Result<MessageRef, PlatformError> {
+        let target = Target::parse(chat)?;
+        self.edit_in(target, message, text, phase, buttons).await
+    }
+
+    /// editMessageReplyMarkup; a draft has no buttons to change.
+    async fn set_buttons(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        buttons: &[Button],
+    ) -> Result<(), PlatformError> {
+        let target = Target::parse(chat)?;
+        self.markup_of(target, message, buttons).await
+    }
+
+    async fn delete(&self, chat: &ChatKey, message: &MessageRef) -> Result<(), PlatformError> {
+        let target = Target::parse(chat)?;
+        self.delete_in(target, message).await
     }
 
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {

@@ -16,6 +16,7 @@ use super::access::{Access, REFUSAL};
 use super::inbound::{Action, Addressed, Me, map_message};
 use super::long_poll::{LongPoll, PollError, Polled};
 use super::{Services, TelegramConfig, TelegramPlatform, commands};
+use crate::engine::controls::Press;
 use crate::engine::event::{Content, Incoming};
 use crate::engine::ports::{ModelName, Platform};
 use crate::health::HealthHandle;
@@ -195,11 +196,18 @@ impl Adapter {
                 }
             }
             UpdateKind::CallbackQuery(query) => {
+                // ◀/▶ presses are numbered in the order they came, before their handlers run
+                // side by side: the newest shows.
+                let press = query.data.as_deref().and_then(Press::parse);
+                let controls = self.services.engine.controls();
+                let number = press.map_or(0, |p| controls.arrived(p));
                 let adapter = self.clone();
                 self.services
                     .tracker
-                    .spawn(async move { adapter.on_callback(query).await });
+                    .spawn(async move { adapter.on_callback(query, number).await });
             }
+            // Updates newer than teloxide knows arrive raw.
+            UpdateKind::Error(raw) => self.generation_stopped(&raw),
             _ => {}
         }
     }
@@ -263,18 +271,21 @@ impl Adapter {
         self.submit_to(addressed, content, may, platform);
     }
 
-    /// Queues `content` in its chat's turn order, answered through `platform`.
+    /// Queues `content` in its chat's turn order, answered through `platform`; false when the
+    /// queue refused it.
     pub(super) fn submit_to(
         &self,
         addressed: &Addressed,
         content: Content,
         may: bool,
         platform: Arc<dyn Platform>,
-    ) {
+    ) -> bool {
         let incoming = self.incoming(addressed, content, may);
-        if let Err(error) = self.services.dispatcher.submit(incoming, platform) {
+        let queued = self.services.dispatcher.submit(incoming, platform);
+        if let Err(error) = &queued {
             tracing::warn!(%error, chat = %addressed.key, "message not queued");
         }
+        queued.is_ok()
     }
 
     /// Sends a short answer outside the conversation's queue.

@@ -118,8 +118,8 @@ fn params(llm: &LlmSettings) -> Result<Params, SettingsError> {
     in_range(llm.top_p, "llm.top_p", 0.0, 1.0)?;
     in_range(llm.presence_penalty, "llm.presence_penalty", -2.0, 2.0)?;
     in_range(llm.frequency_penalty, "llm.frequency_penalty", -2.0, 2.0)?;
-    check(llm.n.is_none_or(|n| n >= 1), "llm.n", || {
-        "must be at least 1, or unset".into()
+    check(llm.n.is_none_or(|n| (1..=4).contains(&n)), "llm.n", || {
+        "must be between 1 and 4 (answers per request, browsed with ◀ ▶), or unset".into()
     })?;
     check(
         llm.max_tokens.is_none_or(|n| n >= 1),

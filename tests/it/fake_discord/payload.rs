@@ -173,6 +173,9 @@ pub fn message(m: &Message) -> Value {
         "tts": false, "mention_everyone": false, "mentions": [], "mention_roles": [],
         "attachments": m.attachments, "embeds": [], "pinned": false, "type": 0, "flags": m.flags,
     });
+    if m.components.is_array() {
+        value["components"] = m.components.clone();
+    }
     if let Some(reply_to) = &m.reply_to {
         value["type"] = json!(19);
         value["message_reference"] = json!({ "message_id": reply_to, "channel_id": m.channel_id });
@@ -244,6 +247,49 @@ pub fn interaction(id: &str, token: &str, c: &SlashCommand, file: Option<&Value>
             d["member"] = json!({ "user": author, "nick": null, "roles": [],
                 "joined_at": TIMESTAMP, "deaf": false, "mute": false, "flags": 0,
                 "permissions": c.permissions });
+        }
+        None => d["user"] = author,
+    }
+    d
+}
+
+/// A press of a button under a bot message, to be dispatched as INTERACTION_CREATE (type 3).
+#[derive(Debug, Clone, Copy)]
+pub struct Press<'a> {
+    /// The message the button is under.
+    pub message: &'a str,
+    /// The button's `custom_id`.
+    pub custom_id: &'a str,
+    /// Who pressed.
+    pub user_id: &'a str,
+    /// The guild; `None` in a DM.
+    pub guild_id: Option<&'a str>,
+    /// The member has the Manage Server permission.
+    pub manager: bool,
+}
+
+/// The `d` of INTERACTION_CREATE for a button press.
+pub fn component(id: &str, token: &str, m: &Message, p: &Press<'_>) -> Value {
+    let mut d = json!({
+        "id": id, "application_id": super::APP_ID, "type": 3, "token": token, "version": 1,
+        "channel_id": m.channel_id, "locale": "en-US", "entitlements": [],
+        "attachment_size_limit": 26_214_400, "app_permissions": "2147483647",
+        "data": { "custom_id": p.custom_id, "component_type": 2 },
+        "message": message(m),
+    });
+    let author = user(p.user_id, &format!("user{}", p.user_id), false);
+    let permissions: u64 = if p.manager {
+        1 << 5 | 1 << 10 | 1 << 11
+    } else {
+        1 << 10 | 1 << 11
+    };
+    match p.guild_id {
+        Some(guild) => {
+            d["guild_id"] = json!(guild);
+            d["guild_locale"] = json!("en-US");
+            d["member"] = json!({ "user": author, "nick": null, "roles": [],
+                "joined_at": TIMESTAMP, "deaf": false, "mute": false, "flags": 0,
+                "permissions": permissions.to_string() });
         }
         None => d["user"] = author,
     }

@@ -201,6 +201,32 @@ fn check_content(body: &Value) -> Result<String, Reply> {
     Ok(content.to_string())
 }
 
+/// Discord's checks of `components`: action rows (type 1) of at most five buttons (type 2)
+/// with a label of at most 80 characters and a `custom_id` of 1 to 100. `None` when absent.
+fn check_components(body: &Value) -> Result<Option<Value>, Reply> {
+    let Some(rows) = body.get("components") else {
+        return Ok(None);
+    };
+    let invalid = || error(400, 50035, "Invalid Form Body");
+    let rows_list = rows.as_array().ok_or_else(invalid)?;
+    for row in rows_list {
+        let buttons = row["components"].as_array().ok_or_else(invalid)?;
+        if row["type"] != 1 || buttons.is_empty() || buttons.len() > 5 {
+            return Err(invalid());
+        }
+        for button in buttons {
+            let id = button["custom_id"].as_str().unwrap_or("");
+            let label = button["label"].as_str().unwrap_or("");
+            let style = button["style"].as_u64().unwrap_or(0);
+            let sized = (1..=100).contains(&id.len()) && label.chars().count() <= 80;
+            if button["type"] != 2 || !sized || !(1..=4).contains(&style) {
+                return Err(invalid());
+            }
+        }
+    }
+    Ok(Some(rows.clone()))
+}
+
 impl State {
     /// Takes a slot of the bot-wide window, or says how long to wait.
     fn take_global(&mut self) -> Option<Duration> {
@@ -253,6 +279,10 @@ impl State {
             Ok(content) => content,
             Err(reply) => return reply,
         };
+        let components = match check_components(body) {
+            Ok(components) => components.unwrap_or(Value::Null),
+            Err(reply) => return reply,
+        };
         let reply_to = body["message_reference"]["message_id"].as_str();
         let message = Message {
             id: self.new_id(),
@@ -265,6 +295,7 @@ impl State {
             edits: 0,
             deleted: false,
             attachments: Vec::new(),
+            components,
         };
         let answer = payload::message(&message);
         self.messages.push(message);
@@ -283,6 +314,10 @@ impl State {
             return refusal;
         }
         let content = check_content(body);
+        let components = match check_components(body) {
+            Ok(components) => components,
+            Err(reply) => return reply,
+        };
         let found = self.messages.iter_mut().find(|m| m.id == id);
         let Some(message) = found.filter(|m| !m.deleted && m.channel_id == channel) else {
             return error(404, 10008, "Unknown Message");
@@ -290,11 +325,19 @@ impl State {
         if message.author_id != BOT_ID {
             return error(403, 50005, "Cannot edit a message authored by another user");
         }
+        // As on Discord: an edit without `content` keeps the text.
         match content {
             Ok(content) => message.content = content,
+            Err(_) if body.get("content").is_none() => {}
             Err(reply) => return reply,
         }
-        message.allowed_mentions = body.get("allowed_mentions").cloned();
+        if let Some(allowed) = body.get("allowed_mentions") {
+            message.allowed_mentions = Some(allowed.clone());
+        }
+        // As on Discord: an edit without `components` keeps the buttons the message has.
+        if let Some(components) = components {
+            message.components = components;
+        }
         message.edits += 1;
         ok(payload::message(message))
     }
@@ -322,8 +365,17 @@ impl State {
         }
         let channel = interaction.channel_id.clone();
         let kind = body["type"].as_u64();
-        if !matches!(kind, Some(4 | 5)) {
-            return error(400, 50035, "Invalid Form Body");
+        let component = interaction.component;
+        match kind {
+            Some(4 | 5) => {}
+            // A deferred update of the pressed message: acknowledged, nothing shown.
+            Some(6) if component => {
+                if let Some(interaction) = self.interactions.get_mut(token) {
+                    interaction.callback = Some(body.clone());
+                }
+                return no_content();
+            }
+            _ => return error(400, 50035, "Invalid Form Body"),
         }
         let id = self.new_id();
         self.messages.push(Message {
@@ -337,6 +389,7 @@ impl State {
             edits: 0,
             deleted: false,
             attachments: Vec::new(),
+            components: Value::Null,
         });
         if let Some(interaction) = self.interactions.get_mut(token) {
             interaction.callback = Some(body.clone());

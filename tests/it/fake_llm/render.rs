@@ -15,10 +15,24 @@ pub(super) enum Read {
     Abort,
 }
 
-/// Token counts the fake reports.
+/// Token counts the fake reports, and how many choices the request asked for.
 pub(super) struct Counts {
     pub prompt: u64,
     pub include_usage: bool,
+    pub n: usize,
+}
+
+/// The texts of choices 1..n, in pieces of the script's chunk size.
+fn other_pieces(script: &Script, n: usize) -> Vec<Vec<String>> {
+    (1..n)
+        .map(|i| {
+            let text = script.others.get(i - 1).cloned();
+            let text = text.unwrap_or_else(|| format!("{} (choice {i})", script.text));
+            let chars: Vec<char> = text.chars().collect();
+            let pieces = chars.chunks(script.chunk_chars.max(1));
+            pieces.map(|c| c.iter().collect()).collect()
+        })
+        .collect()
 }
 
 fn chunk(model: &str, choices: Value) -> Value {
@@ -92,6 +106,7 @@ fn json_event(script: &Script, value: &Value) -> String {
 fn events(script: &Script, model: &str, counts: &Counts) -> (Vec<String>, Option<Read>) {
     let mut out = Vec::new();
     let thinking = script.thinking.len() + script.empty_deltas;
+    let others = other_pieces(script, counts.n);
     for (i, delta) in deltas(script).into_iter().enumerate() {
         let sent = i.saturating_sub(thinking);
         match &script.end {
@@ -106,6 +121,21 @@ fn events(script: &Script, model: &str, counts: &Counts) -> (Vec<String>, Option
         }
         let choices = json!([{ "index": 0, "delta": delta }]);
         out.push(json_event(script, &chunk(model, choices)));
+        // The other choices interleave: their piece `sent` follows choice 0's.
+        for (j, pieces) in others.iter().enumerate() {
+            if let Some(piece) = pieces.get(sent).filter(|_| i >= thinking) {
+                let choices = json!([{ "index": j + 1, "delta": { "content": piece } }]);
+                out.push(json_event(script, &chunk(model, choices)));
+            }
+        }
+    }
+    // Choices longer than choice 0 send the rest after it.
+    let first_len = deltas(script).len().saturating_sub(thinking);
+    for (j, pieces) in others.iter().enumerate() {
+        for piece in pieces.iter().skip(first_len) {
+            let choices = json!([{ "index": j + 1, "delta": { "content": piece } }]);
+            out.push(json_event(script, &chunk(model, choices)));
+        }
     }
     match &script.end {
         End::NoFinish => return (out, None),
@@ -118,8 +148,11 @@ fn events(script: &Script, model: &str, counts: &Counts) -> (Vec<String>, Option
         End::AbortAfter(_) => return (out, Some(Read::Abort)),
         End::Done | End::NoDone => {}
     }
-    let finish = json!([{ "index": 0, "delta": {}, "finish_reason": script.finish_reason }]);
-    out.push(json_event(script, &chunk(model, finish)));
+    for index in 0..counts.n.max(1) {
+        let finish =
+            json!([{ "index": index, "delta": {}, "finish_reason": script.finish_reason }]);
+        out.push(json_event(script, &chunk(model, finish)));
+    }
     if counts.include_usage {
         let mut last = chunk(model, json!([]));
         last["usage"] = usage(script, counts.prompt);

@@ -38,6 +38,8 @@ pub struct Script {
     pub(super) cached_tokens: u64,
     pub(super) reasoning_tokens: u64,
     pub(super) end: End,
+    /// The texts of choices 1.. when a request asks for `n` above 1.
+    pub(super) others: Vec<String>,
 }
 
 /// An error answer: status, extra headers, body.
@@ -67,7 +69,15 @@ impl Script {
             cached_tokens: 0,
             reasoning_tokens: 0,
             end: End::Done,
+            others: Vec::new(),
         }
+    }
+
+    /// The texts of choices 1, 2, … a request asking for `n` above 1 gets (a choice the script
+    /// does not name answers `<text> (choice i)`); a request without `n` gets only choice 0.
+    pub fn others(mut self, texts: &[&str]) -> Self {
+        self.others = texts.iter().map(|t| t.to_string()).collect();
+        self
     }
 
     /// An error answer with this status and a raw body (JSON content type).

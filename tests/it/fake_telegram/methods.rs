@@ -14,6 +14,9 @@ const NOT_MODIFIED: &str = "Bad Request: message is not modified: specified new 
     and reply markup are exactly the same as a current content and reply markup of the message";
 const LONGEST_POLL: u64 = 50;
 
+/// How long a callback query may wait for its answer before Telegram calls it too old.
+const CALLBACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 fn bad(description: &str) -> Answer {
     Err((400, format!("Bad Request: {description}"), None))
 }
@@ -34,6 +37,15 @@ pub(super) async fn get_updates(shared: &Shared, body: &Value) -> Answer {
             }
             st.updates
                 .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+            // As the real server: kinds the poll did not allow are dropped, never delivered.
+            if let Some(allowed) = body["allowed_updates"].as_array() {
+                let allowed = |u: &Value| {
+                    allowed
+                        .iter()
+                        .any(|k| u.get(k.as_str().unwrap_or("")).is_some())
+                };
+                st.updates.retain(allowed);
+            }
             if !st.updates.is_empty() || Instant::now() >= deadline {
                 note_delivery(&mut st, started);
                 return Ok(json!(st.updates));
@@ -81,6 +93,8 @@ pub(super) fn dispatch(st: &mut St, method: &str, body: &Value) -> Answer {
         "sendchataction" => chat_action(st, body),
         "sendmessage" => send_message(st, body),
         "editmessagetext" => edit_message(st, body),
+        "editmessagereplymarkup" => edit_markup(st, body),
+        "deletemessage" => delete_message(st, body),
         "sendmessagedraft" => send_draft(st, body),
         "answercallbackquery" => answer_callback(st, body),
         "getchatmember" => chat_member(st, body),
@@ -298,6 +312,38 @@ fn edit_message(st: &mut St, body: &Value) -> Answer {
     Ok(sent_message(sent))
 }
 
+/// Changes only the inline keyboard (none given removes it); counted like any edit.
+fn edit_markup(st: &mut St, body: &Value) -> Answer {
+    let chat = chat_id(body)?;
+    let id = body["message_id"].as_i64().unwrap_or(0);
+    let markup = check_markup(body)?;
+    let Some(sent) = st.messages.get(&(chat, id)) else {
+        return bad("message to edit not found");
+    };
+    if sent.markup == markup {
+        return Err((400, NOT_MODIFIED.into(), None));
+    }
+    spend(st, chat)?;
+    let sent = st
+        .messages
+        .get_mut(&(chat, id))
+        .ok_or((400, "gone".into(), None))?;
+    sent.markup = markup;
+    sent.edits += 1;
+    Ok(sent_message(sent))
+}
+
+/// Deletes one of the bot's messages.
+fn delete_message(st: &mut St, body: &Value) -> Answer {
+    let chat = chat_id(body)?;
+    let id = body["message_id"].as_i64().unwrap_or(0);
+    if st.messages.remove(&(chat, id)).is_none() {
+        return bad("message to delete not found");
+    }
+    st.deleted.insert((chat, id));
+    Ok(json!(true))
+}
+
 fn send_draft(st: &mut St, body: &Value) -> Answer {
     if st.no_drafts {
         return Err((404, "Not Found".into(), None));
@@ -316,13 +362,23 @@ fn send_draft(st: &mut St, body: &Value) -> Answer {
     let (text, _) = parsed_text(st, body)?;
     spend(st, chat)?;
     st.drafts.insert((chat, draft), text);
+    if body["can_stop"] == json!(true) {
+        st.stoppable.insert((chat, draft));
+    }
     Ok(json!(true))
 }
 
 fn answer_callback(st: &mut St, body: &Value) -> Answer {
     let id = body["callback_query_id"].as_str().unwrap_or("");
+    if body["text"].as_str().unwrap_or("").chars().count() > 200 {
+        return bad("MESSAGE_TOO_LONG");
+    }
+    let late = st
+        .pressed_at
+        .get(id)
+        .is_some_and(|at| at.elapsed() > CALLBACK_TIMEOUT);
     match st.callbacks.get_mut(id) {
-        Some(answered) if !*answered => {
+        Some(answered) if !*answered && !late => {
             *answered = true;
             Ok(json!(true))
         }

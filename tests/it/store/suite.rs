@@ -4,6 +4,7 @@
 pub mod conversations;
 pub mod files;
 pub mod recovery;
+pub mod replies;
 pub mod turns;
 pub mod usage;
 
@@ -39,6 +40,8 @@ macro_rules! store_suite {
                 files::a_file_another_conversation_uses_outlives_a_reset,
                 recovery::recover_interrupted_marks_streaming_replies_partial_once_oldest_first,
                 usage::usage_is_summed_per_chat_over_conversations_and_per_user,
+                replies::the_last_reply_is_the_newest_of_the_current_conversation_and_none_after_a_reset,
+                replies::a_reopened_reply_keeps_its_old_answer_leaves_the_history_and_adds_usage,
             );
         }
     };
@@ -82,6 +85,7 @@ pub fn record(content: &str, status: ReplyStatus, usage: Usage) -> ReplyRecord {
         reason: (status != ReplyStatus::Complete).then(|| "upstream closed the stream".into()),
         platform_messages: refs(&["10"]),
         usage,
+        finish_reason: (status == ReplyStatus::Complete).then(|| "stop".into()),
     }
 }
 

@@ -1,8 +1,11 @@
 //! How a reply ends: the last message's final text, the interruption marker, the outcome.
 
 use super::{End, Forbidden, Reply};
+use crate::engine::controls::STOPPED;
+use crate::engine::deliver::{Delivery, Policy};
+use crate::engine::pace::Urgency;
 use crate::engine::ports::{ModelError, ReplyStatus};
-use crate::engine::reply::{INTERRUPTED, RESTARTED, ReplyOutcome};
+use crate::engine::reply::{INTERRUPTED, RESTARTED, ReplyOutcome, STOPPED_MARKER};
 use crate::engine::split;
 
 impl Reply<'_> {
@@ -20,15 +23,20 @@ impl Reply<'_> {
                 let status = self.interrupted_status();
                 (status, Some(error), Some(reason))
             }
+            End::Cancelled if self.stopped() => {
+                (self.interrupted_status(), None, Some(STOPPED.to_string()))
+            }
             End::Cancelled => (self.interrupted_status(), None, Some(RESTARTED.to_string())),
         };
         let notice = match (&error, status) {
             (_, ReplyStatus::Complete) => None,
             (Some(error), _) => Some((self.ctx.options.error_text)(error)),
             (None, _) if reason.as_deref() == Some(RESTARTED) => Some(RESTARTED.to_string()),
+            (None, _) if reason.as_deref() == Some(STOPPED) => Some(STOPPED.to_string()),
             (None, _) => Some("The model sent an empty answer.".to_string()),
         };
         self.land_end(notice).await?;
+        self.delete_spares().await;
         Ok(self.outcome(status, reason, error))
     }
 
@@ -47,6 +55,7 @@ impl Reply<'_> {
         let has_text = self.text.len() > self.at.offset;
         let last = has_text.then(|| split::tail(&self.text, &self.at).text);
         let marker = notice.map(|n| match self.text.is_empty() {
+            _ if n == STOPPED => format!("{}{STOPPED_MARKER}", self.gap()),
             true if n == RESTARTED => format!("{INTERRUPTED}{n}"),
             true => n,
             false => format!("\n\n{INTERRUPTED}{n}"),
@@ -62,17 +71,18 @@ impl Reply<'_> {
             _ => last,
         });
         match (last, marker) {
-            (Some(last), None) => self.land(last).await,
+            (Some(last), None) => self.land_last(last).await,
             (Some(last), Some(marker)) if unit.len(&last) + unit.len(&marker) <= max_len => {
-                self.land(last + &marker).await
+                self.land_last(last + &marker).await
             }
             (Some(last), Some(marker)) => {
                 self.land(last).await?;
                 self.next_message(self.at.clone());
-                self.land(split::truncate(marker.trim_start(), max_len, unit))
+                self.land_last(split::truncate(marker.trim_start(), max_len, unit))
                     .await
             }
             (None, Some(marker)) => {
+                self.closing = true;
                 if self.text.is_empty() {
                     return self.land(split::truncate(&marker, max_len, unit)).await;
                 }
@@ -82,6 +92,28 @@ impl Reply<'_> {
             }
             (None, None) => Ok(()),
         }
+    }
+
+    /// Lands the reply's last message, with the finished reply's buttons.
+    async fn land_last(&mut self, text: String) -> Result<(), Forbidden> {
+        self.closing = true;
+        self.land(text).await
+    }
+
+    /// Deletes the messages of an earlier answer this one did not need, each paced.
+    async fn delete_spares(&mut self) {
+        let (platform, pacer, chat) = (self.ctx.platform, self.ctx.pacer, self.ctx.chat);
+        while let Some(message) = self.spare.pop_front() {
+            let delivery = Delivery::new(pacer, chat, self.limits, Urgency::Final, Policy::NOTICE);
+            if let Err(error) = delivery.run(|| platform.delete(chat, &message)).await {
+                tracing::warn!(%error, chat = %chat, "could not delete a message the new answer did not need");
+            }
+        }
+    }
+
+    /// What separates a marker from the text before it.
+    fn gap(&self) -> &'static str {
+        if self.text.is_empty() { "" } else { "\n\n" }
     }
 
     fn outcome(
@@ -101,6 +133,11 @@ impl Reply<'_> {
             messages: std::mem::take(&mut self.messages),
             usage: self.usage,
             error,
+            finish_reason: self.finish_reason.take(),
+            others: std::mem::take(&mut self.others)
+                .into_values()
+                .filter(|(text, _)| !text.is_empty())
+                .collect(),
         }
     }
 

@@ -4,13 +4,18 @@
 use std::sync::atomic::Ordering;
 
 use teloxide::RequestError;
-use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
+use teloxide::payloads::{
+    EditMessageReplyMarkupSetters, EditMessageTextSetters, SendMessageSetters,
+};
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, MessageId, ParseMode, ReplyParameters, ThreadId};
+use teloxide::types::{
+    ChatId, InlineKeyboardButton, InlineKeyboardMarkup, MessageId, ParseMode, ReplyParameters,
+    ThreadId,
+};
 
 use super::{DRAFT, Rendered, Target, TelegramPlatform, render};
 use crate::engine::event::MessageRef;
-use crate::engine::ports::{Phase, PlatformError};
+use crate::engine::ports::{Button, Phase, PlatformError};
 use crate::platform::telegram::api::{self, SendMessageDraft};
 
 impl TelegramPlatform {
@@ -21,15 +26,17 @@ impl TelegramPlatform {
         reply_to: Option<&MessageRef>,
         text: &str,
         phase: Phase,
+        buttons: &[Button],
     ) -> Result<MessageRef, PlatformError> {
         let rendered = render(text, phase);
         if phase == Phase::Streaming && self.drafts_allowed(target) {
             let draft = self.next_draft.fetch_add(1, Ordering::Relaxed);
-            if let Some(result) = self.draft(target, draft, &rendered).await {
+            if let Some(result) = self.draft(target, draft, &rendered, buttons).await {
                 return result;
             }
         }
-        self.send_message(target, reply_to, &rendered).await
+        self.send_message(target, reply_to, &rendered, buttons)
+            .await
     }
 
     /// A new text for `message`: the next draft, the final message of a draft, or an edit.
@@ -39,19 +46,20 @@ impl TelegramPlatform {
         message: &MessageRef,
         text: &str,
         phase: Phase,
+        buttons: &[Button],
     ) -> Result<MessageRef, PlatformError> {
         let rendered = render(text, phase);
         let Some(draft) = message.as_str().strip_prefix(DRAFT) else {
-            return self.edit_message(target, message, &rendered).await;
+            return self.edit_message(target, message, &rendered, buttons).await;
         };
         if phase == Phase::Streaming && self.drafts_allowed(target) {
             let draft = draft.parse().unwrap_or(1);
-            if let Some(result) = self.draft(target, draft, &rendered).await {
+            if let Some(result) = self.draft(target, draft, &rendered, buttons).await {
                 return result;
             }
         }
         // The final text of a draft (or a draft no longer allowed) becomes a real message.
-        self.send_message(target, None, &rendered).await
+        self.send_message(target, None, &rendered, buttons).await
     }
 
     /// Sends the HTML form, then the plain form if Telegram cannot parse the HTML. The second
@@ -79,7 +87,9 @@ impl TelegramPlatform {
         target: Target,
         reply_to: Option<&MessageRef>,
         text: &Rendered,
+        buttons: &[Button],
     ) -> Result<MessageRef, PlatformError> {
+        let markup = keyboard(buttons);
         let reply_to = reply_to
             .and_then(|m| m.as_str().parse().ok())
             .map(MessageId);
@@ -96,6 +106,9 @@ impl TelegramPlatform {
                     request = request
                         .reply_parameters(ReplyParameters::new(id).allow_sending_without_reply());
                 }
+                if let Some(markup) = &markup {
+                    request = request.reply_markup(markup.clone());
+                }
                 async move { request.await }
             })
             .await
@@ -108,7 +121,9 @@ impl TelegramPlatform {
         target: Target,
         message: &MessageRef,
         text: &Rendered,
+        buttons: &[Button],
     ) -> Result<MessageRef, PlatformError> {
+        let markup = keyboard(buttons);
         let id: i32 = message
             .as_str()
             .parse()
@@ -121,6 +136,9 @@ impl TelegramPlatform {
                 if let Some(mode) = mode {
                     request = request.parse_mode(mode);
                 }
+                if let Some(markup) = &markup {
+                    request = request.reply_markup(markup.clone());
+                }
                 async move { request.await }
             })
             .await;
@@ -131,13 +149,53 @@ impl TelegramPlatform {
         }
     }
 
+    /// Leaves exactly `buttons` under `message` (editMessageReplyMarkup); "not modified" is
+    /// success, and a draft has none to change.
+    pub(super) async fn markup_of(
+        &self,
+        target: Target,
+        message: &MessageRef,
+        buttons: &[Button],
+    ) -> Result<(), PlatformError> {
+        let Ok(id) = message.as_str().parse::<i32>() else {
+            return Ok(());
+        };
+        let mut request = self
+            .bot
+            .edit_message_reply_markup(ChatId(target.chat), MessageId(id));
+        if let Some(markup) = keyboard(buttons) {
+            request = request.reply_markup(markup);
+        }
+        match request.await {
+            Ok(_) => Ok(()),
+            Err(error) if api::is_not_modified(&error) => Ok(()),
+            Err(error) => Err(api::platform_error(error)),
+        }
+    }
+
+    /// Deletes one of the bot's messages (deleteMessage).
+    pub(super) async fn delete_in(
+        &self,
+        target: Target,
+        message: &MessageRef,
+    ) -> Result<(), PlatformError> {
+        let id: i32 = message
+            .as_str()
+            .parse()
+            .map_err(|_| PlatformError::MessageGone)?;
+        let request = self.bot.delete_message(ChatId(target.chat), MessageId(id));
+        request.await.map(drop).map_err(api::platform_error)
+    }
+
     /// Streams `text` as draft `draft`; `None` when drafts are refused here.
     async fn draft(
         &self,
         target: Target,
         draft: i64,
         text: &Rendered,
+        buttons: &[Button],
     ) -> Option<Result<MessageRef, PlatformError>> {
+        let can_stop = buttons.iter().any(|b| b.stops).then_some(true);
         let result = self
             .with_fallback(text, |body, parse_mode| {
                 let payload = SendMessageDraft {
@@ -145,6 +203,7 @@ impl TelegramPlatform {
                     draft_id: draft,
                     text: body,
                     parse_mode,
+                    can_stop,
                 };
                 api::send_draft(&self.bot, payload)
             })
@@ -161,4 +220,13 @@ impl TelegramPlatform {
             },
         }
     }
+}
+
+/// The inline keyboard of `buttons`, one row; `None` for no buttons.
+fn keyboard(buttons: &[Button]) -> Option<InlineKeyboardMarkup> {
+    let row: Vec<InlineKeyboardButton> = buttons
+        .iter()
+        .map(|b| InlineKeyboardButton::callback(b.label.clone(), b.data.clone()))
+        .collect();
+    (!row.is_empty()).then(|| InlineKeyboardMarkup::new([row]))
 }

@@ -1,0 +1,18 @@
+-- Reply controls (issue 17): why the model finished a reply (a Continue button shows after
+-- `length`), and the answers of a reply that has more than one (Regenerate adds one).
+
+ALTER TABLE messages ADD COLUMN finish_reason TEXT;
+
+-- Answers per request a chat chose with /n (NULL: llm.n).
+ALTER TABLE chat_settings ADD COLUMN n INTEGER;
+
+-- Every answer of a reply that has more than one, `position` from 0 in the order they came;
+-- the one shown is copied into messages.content (and so is what the history holds).
+CREATE TABLE reply_alternatives (
+    reply         INTEGER NOT NULL REFERENCES messages (id),
+    position      INTEGER NOT NULL,
+    content       TEXT    NOT NULL,
+    finish_reason TEXT,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (reply, position)
+);
