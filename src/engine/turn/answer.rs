@@ -232,7 +232,8 @@ impl Engine {
         };
         let limits = platform.limits(key);
         let pacer = self.pacer(key.platform);
-        let delivery = Delivery::new(pacer, key, limits, Urgency::Final, Policy::NOTICE);
+        // Cosmetic: it yields the budget to every first and final text, like a preview.
+        let delivery = Delivery::new(pacer, key, limits, Urgency::Preview, Policy::NOTICE);
         if let Err(error) = delivery
             .run(|| platform.set_buttons(key, message, &[]))
             .await
