@@ -22,7 +22,15 @@ fn slow_answer() -> Script {
 async fn sigterm_lets_the_grace_pass_then_marks_the_streaming_reply_and_exits_0() {
     let install = Install::new().await;
     install.fake.push(slow_answer());
-    let bot = Bot::start(&install, None, &[("PARLEY__SHUTDOWN__GRACE_SECS", "1")]).await;
+    // The marker is one more paced call after the grace, and the row is written after it, all
+    // within one second (stop.rs's MARKING_TIME): with the default 1-s chat interval the marker
+    // can wait most of that second for its slot, and under a loaded test run the row then
+    // missed it. A short interval keeps this test about the order, not the machine's speed.
+    let env = [
+        ("PARLEY__SHUTDOWN__GRACE_SECS", "1"),
+        ("PARLEY__TELEGRAM__EDIT_INTERVAL_MS", "100"),
+    ];
+    let bot = Bot::start(&install, None, &env).await;
     bot.wait_healthy().await;
     let alice = User::new(4242, "Alice");
     bot.tg
