@@ -63,9 +63,12 @@ pub(super) async fn open_pools(database_url: &str) -> Result<Pools, StoreError> 
         }
         Location::File(path) => open_file(&path).await?,
     };
-    sqlx::migrate!().run(&pools.writes).await.map_err(|e| {
-        StoreError::caused(format!("cannot migrate the database {database_url}"), e)
-    })?;
+    sqlx::migrate!("migrations/sqlite")
+        .run(&pools.writes)
+        .await
+        .map_err(|e| {
+            StoreError::caused(format!("cannot migrate the database {database_url}"), e)
+        })?;
     Ok(pools)
 }
 
