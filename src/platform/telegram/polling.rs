@@ -163,15 +163,20 @@ impl Adapter {
         tracing::info!("telegram polling stopped");
     }
 
-    /// Handles one polled update and returns the offset past it; one that does not decode is
-    /// skipped with a warning, so it cannot hold up the updates after it.
+    /// Accepts one polled update and returns the offset past it.
     async fn take(self: &Arc<Self>, polled: Polled, offset: i64) -> i64 {
         let offset = polled.id.map_or(offset, |id| offset.max(id + 1));
+        self.accept(polled).await;
+        offset
+    }
+
+    /// Every accepted update passes here, whichever way it came: handled at once. One that does
+    /// not decode is skipped with a warning, so it cannot hold up the updates after it.
+    async fn accept(self: &Arc<Self>, polled: Polled) {
         match polled.update {
             Ok(update) => self.handle(update).await,
             Err(why) => tracing::warn!(update_id = polled.id, %why, "skipping an update"),
         }
-        offset
     }
 
     /// Tells the server which updates were handled, so a restart does not see them again.
