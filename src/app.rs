@@ -16,6 +16,7 @@ use crate::engine::ports::{InterruptedReply, Store};
 use crate::engine::turn::Engine;
 use crate::health::Health;
 use crate::http::HttpState;
+use crate::instances::{Coordination, Instance, InstanceConfig, OnAbandoned};
 use crate::llm::OpenAiClient;
 use crate::metrics;
 use crate::platform::registry::Platforms;
@@ -41,6 +42,8 @@ pub struct App {
     runtime: Runtime,
     store: Arc<SqliteStore>,
     http: serve::Listener,
+    /// This process among other instances on the database (`instance.coordinate`).
+    instance: Option<Instance>,
 }
 
 /// What every platform adapter is started with.
@@ -59,6 +62,8 @@ struct Runtime {
     /// Each adapter registers its `Platform` once up, so replies a crash interrupted can be
     /// marked in the chat.
     platforms: Platforms,
+    /// Set when instances coordinate: adapters keep accepted events in the shared inbox.
+    instance: Option<Instance>,
 }
 
 impl App {
@@ -69,9 +74,13 @@ impl App {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let metrics = install_metrics();
         metrics::register_known(&enabled_platforms(&config));
-        let store = open_store(&config.database_url).await?;
-        let interrupted =
-            recover_store(&store, &[PlatformKind::Telegram, PlatformKind::Discord]).await?;
+        let store = open_store(&config.database_url, config.instance.as_ref()).await?;
+        // With several instances, the heartbeat marks the replies of dead ones (and this id's
+        // from an earlier run); another instance's streaming replies are left be.
+        let interrupted = match config.instance {
+            None => recover_store(&store, &[PlatformKind::Telegram, PlatformKind::Discord]).await?,
+            Some(_) => Vec::new(),
+        };
         let engine = build_engine(&config, store.clone())?;
         let health = Health::new();
         let state = HttpState {
@@ -80,14 +89,21 @@ impl App {
             metrics,
         };
         let http = serve::start(config.listen, state).await?;
-        let runtime = Runtime::start(engine, config.dispatch, health);
+        let mut runtime = Runtime::start(engine, config.dispatch, health);
+        if let Some(instance) = &config.instance {
+            runtime.instance = Some(start_instance(instance, &store, &runtime).await?);
+        }
         let app = Self {
+            instance: runtime.instance.clone(),
             runtime,
             store,
             http,
         };
         if let Err(error) = platforms::start(&config, &app.runtime).await {
             stop::abandon(&app.runtime).await;
+            if let Some(instance) = &app.instance {
+                instance.stop(Duration::ZERO).await;
+            }
             app.close().await;
             return Err(error);
         }
@@ -97,8 +113,18 @@ impl App {
 
     /// Stops as `parley run` does on SIGTERM: no new messages; replies get `grace` to finish,
     /// then the rest are interrupted and marked; then the listener and the store close.
+    ///
+    /// With several instances, the chats this one answers are handed over as it goes: at once
+    /// for a chat with nothing running, else when its last turn ends, and every one by the end.
     pub async fn shutdown(self, grace: Duration) -> Stopped {
-        let stopped = stop::drain(&self.runtime, grace).await;
+        let draining = stop::drain(&self.runtime, grace);
+        let stopped = match &self.instance {
+            Some(instance) => {
+                let handing_over = instance.stop(grace + stop::MARKING_TIME);
+                tokio::join!(draining, handing_over).0
+            }
+            None => draining.await,
+        };
         self.close().await;
         tracing::info!("stopped");
         stopped
@@ -146,16 +172,47 @@ impl Runtime {
             shutdown,
             health,
             platforms: Platforms::new(),
+            instance: None,
         }
     }
 }
 
-/// Opens and migrates the database at `database_url`.
-async fn open_store(database_url: &str) -> anyhow::Result<Arc<SqliteStore>> {
+/// Opens and migrates the database at `database_url`; with `instance`, the replies it starts
+/// record that instance.
+async fn open_store(
+    database_url: &str,
+    instance: Option<&InstanceConfig>,
+) -> anyhow::Result<Arc<SqliteStore>> {
     let store = SqliteStore::open(database_url)
         .await
         .with_context(|| format!("store.database_url = {database_url}"))?;
+    let store = match instance {
+        Some(instance) => store.for_instance(&instance.id),
+        None => store,
+    };
     Ok(Arc::new(store))
+}
+
+/// Registers this instance and starts its heartbeat and inbox pump on `runtime`; the replies
+/// of dead instances it finds are marked in their chats.
+async fn start_instance(
+    config: &InstanceConfig,
+    store: &Arc<SqliteStore>,
+    runtime: &Runtime,
+) -> anyhow::Result<Instance> {
+    let marker = recovery::Marker::of(runtime);
+    let on_abandoned: OnAbandoned = Arc::new(move |replies| marker.spawn(replies));
+    let coordination: Arc<dyn Coordination> = store.clone();
+    let intake = runtime.shutdown.intake.clone();
+    Instance::start(
+        config.clone(),
+        coordination,
+        &runtime.tracker,
+        intake,
+        on_abandoned,
+    )
+    .await
+    .context("registering this instance in the database (instance.coordinate)")
 }
 
 /// Marks replies a crash left streaming on `platforms` as partial and returns them.

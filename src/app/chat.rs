@@ -30,7 +30,7 @@ pub struct ChatOptions {
 
 /// `parley chat`: a conversation in the terminal, stored like any other.
 pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
-    let store = open_store(&config.database_url).await?;
+    let store = open_store(&config.database_url, None).await?;
     recover_store(&store, &[PlatformKind::Console]).await?;
     let engine = build_engine(&config, store.clone())?;
     let key = ChatKey::new(PlatformKind::Console, &options.chat);

@@ -24,7 +24,7 @@ pub struct CheckReport {
 
 /// Validates the config and the database; with `online`, calls the API and the platforms.
 pub async fn check(config: &Config, online: bool) -> anyhow::Result<CheckReport> {
-    let store = open_store(&config.database_url).await?;
+    let store = open_store(&config.database_url, None).await?;
     let integrity = store.integrity_check().await?;
     store.close().await;
     if integrity != "ok" {

@@ -5,6 +5,7 @@ mod access;
 mod api;
 mod callbacks;
 mod commands;
+mod coordinated;
 mod files;
 pub mod format;
 pub mod html;
@@ -26,6 +27,7 @@ use crate::engine::dispatcher::Dispatcher;
 use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 use crate::health::HealthHandle;
+use crate::instances::Instance;
 use crate::secret::Secret;
 
 pub use files::BOT_DOWNLOAD_LIMIT;
@@ -96,6 +98,8 @@ pub struct Services {
     pub stop: CancellationToken,
     /// Beats after every successful getUpdates, for `/healthz`.
     pub health: HealthHandle,
+    /// This process among several instances on one database; `None` when alone.
+    pub instance: Option<Instance>,
 }
 
 /// Connects (getMe, webhook removal, setMyCommands) and starts polling under `services`.

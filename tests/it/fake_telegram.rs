@@ -146,6 +146,8 @@ struct St {
     too_many: usize,
     reject_html: bool,
     broken_polls: usize,
+    /// getUpdates calls so far: a poll overtaken by a newer one is ended with 409.
+    polls: u64,
     files: HashMap<String, files::Stored>,
     downloads: Vec<String>,
     files_lost: bool,

@@ -1,6 +1,7 @@
 //! The conversation stores: one contract suite run against every `Store`, and the tests only
 //! the SQLite store has (its file, its pragmas, a restart).
 
+mod coordination;
 mod sqlite;
 mod suite;
 

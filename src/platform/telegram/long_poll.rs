@@ -53,6 +53,8 @@ pub struct Polled {
     pub id: Option<i64>,
     /// The update, or why it could not be read.
     pub update: Result<Update, String>,
+    /// The update as the Bot API sent it (what the shared inbox keeps).
+    pub raw: Box<RawValue>,
 }
 
 /// A Bot API answer. The updates stay raw text here: skipping over a value has no nesting
@@ -109,7 +111,7 @@ impl LongPoll {
         let status = response.status().as_u16();
         let text = response.text().await.map_err(network)?;
         let updates = answer(status, &text)?;
-        Ok(updates.iter().map(|raw| decode(raw)).collect())
+        Ok(updates.into_iter().map(decode).collect())
     }
 }
 
@@ -148,7 +150,7 @@ pub const STOPPED_GENERATION: &str = "stopped_message_generation";
 /// Decodes one update; one teloxide cannot read is kept as the reason, with its id. An update
 /// of a kind newer than teloxide that the bot handles ([`STOPPED_GENERATION`]) is kept raw, as
 /// `UpdateKind::Error` with the whole update.
-fn decode(raw: &RawValue) -> Polled {
+pub fn decode(raw: Box<RawValue>) -> Polled {
     let id = serde_json::from_str::<Head>(raw.get())
         .ok()
         .map(|h| h.update_id);
@@ -165,7 +167,7 @@ fn decode(raw: &RawValue) -> Polled {
             Err("an update that does not decode".to_string())
         }
     };
-    Polled { id, update }
+    Polled { id, update, raw }
 }
 
 #[cfg(test)]

@@ -137,7 +137,11 @@ impl Adapter {
             backoff: adapter.poll_backoff,
             outage: None,
         };
+        adapter.serve_inbox();
         loop {
+            if !adapter.may_poll(&stop).await {
+                break;
+            }
             let (offset, timeout) = (progress.offset, progress.timeout(adapter.poll_timeout));
             let result = tokio::select! {
                 () = stop.cancelled() => break,
@@ -160,23 +164,16 @@ impl Adapter {
             }
         }
         adapter.confirm(progress.offset).await;
+        adapter.stop_polling().await;
         tracing::info!("telegram polling stopped");
     }
 
-    /// Accepts one polled update and returns the offset past it.
+    /// Accepts one polled update and returns the offset past it; one that does not decode is
+    /// skipped with a warning, so it cannot hold up the updates after it.
     async fn take(self: &Arc<Self>, polled: Polled, offset: i64) -> i64 {
         let offset = polled.id.map_or(offset, |id| offset.max(id + 1));
         self.accept(polled).await;
         offset
-    }
-
-    /// Every accepted update passes here, whichever way it came: handled at once. One that does
-    /// not decode is skipped with a warning, so it cannot hold up the updates after it.
-    async fn accept(self: &Arc<Self>, polled: Polled) {
-        match polled.update {
-            Ok(update) => self.handle(update).await,
-            Err(why) => tracing::warn!(update_id = polled.id, %why, "skipping an update"),
-        }
     }
 
     /// Tells the server which updates were handled, so a restart does not see them again.
@@ -193,7 +190,7 @@ impl Adapter {
         }
     }
 
-    async fn handle(self: &Arc<Self>, update: Update) {
+    pub(super) async fn handle(self: &Arc<Self>, update: Update) {
         match update.kind {
             UpdateKind::Message(message) => {
                 if let Some(addressed) = map_message(&message, &self.me) {
