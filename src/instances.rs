@@ -13,17 +13,23 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::engine::event::PlatformKind;
 use crate::engine::ports::InterruptedReply;
 
-pub use port::{Coordination, InboxEvent, InstanceId, Scope, Waiting};
+pub use port::{Acquired, Coordination, InboxEvent, InstanceId, Scope, Waiting};
 
 /// How long started events (and dead instances) are remembered: a platform may deliver an
 /// event again within this long (Telegram keeps updates for 24 hours).
 const KEEP: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a chat taken over from another instance stays quiet after that instance last spoke
+/// there: the pacing of one instance does not know the other's last calls, and Telegram allows
+/// about one message a second in a chat (Discord five in five seconds).
+const HANDOVER: Duration = Duration::from_secs(1);
 
 /// Heartbeats between two prunes of what [`KEEP`] lets go.
 const PRUNE_EVERY: u32 = 600;
@@ -75,6 +81,8 @@ struct Shared {
     heart: Mutex<Option<JoinHandle<()>>>,
     /// Cancelled once the pump stopped handing events over.
     pumped: CancellationToken,
+    /// Set when a graceful stop begins: no lease is taken any more.
+    stopping: CancellationToken,
 }
 
 /// What this process knows about its leases and the events it handed to the dispatcher.
@@ -86,6 +94,8 @@ struct Local {
     handed: HashSet<i64>,
     /// Turns handed over and not ended, per scope.
     running: HashMap<Scope, usize>,
+    /// Scopes taken over from another instance lately: their events wait until then.
+    paused: HashMap<Scope, Instant>,
 }
 
 impl Instance {
@@ -113,6 +123,7 @@ impl Instance {
                 beating: CancellationToken::new(),
                 heart: Mutex::default(),
                 pumped: CancellationToken::new(),
+                stopping: CancellationToken::new(),
             }),
         };
         // The heartbeat must outlive the dispatcher's drain (leases of chats still answering
@@ -140,24 +151,31 @@ impl Instance {
     }
 
     /// Takes `scope`'s lease (asking the database every time); true when this instance holds
-    /// it now. A database failure counts as not holding it.
+    /// it now. A database failure counts as not holding it; a stopping instance takes none.
     pub async fn acquire(&self, scope: &Scope) -> bool {
         let shared = &self.shared;
+        if shared.stopping.is_cancelled() {
+            return false;
+        }
         let id = &shared.config.id;
         match shared
             .store
             .acquire(id, scope, shared.config.failover)
             .await
         {
-            Ok(held) => {
+            Ok(acquired) => {
                 let mut local = lock(&shared.local);
-                if held {
+                if acquired.held() {
                     local.held.insert(scope.clone());
                 } else {
                     local.held.remove(scope);
                 }
+                if let Acquired::TakenOver { since } = acquired {
+                    let pause = HANDOVER.saturating_sub(since.unwrap_or_default());
+                    local.paused.insert(scope.clone(), Instant::now() + pause);
+                }
                 crate::metrics::instance_leases(local.held.len());
-                held
+                acquired.held()
             }
             Err(error) => {
                 tracing::warn!(%scope, error = %error.chain(), "could not take a lease");
@@ -188,6 +206,10 @@ impl Instance {
         payload: &str,
     ) -> Result<(), crate::engine::ports::StoreError> {
         let shared = &self.shared;
+        // The lease first: a stored event of a scope nobody holds is free for any instance to
+        // take, and the instance that received it answers it fastest.
+        let held = lock(&shared.local).held.contains(scope) && !shared.stopping.is_cancelled();
+        let held = held || self.acquire(scope).await;
         let event = InboxEvent {
             scope,
             platform,
@@ -199,8 +221,7 @@ impl Instance {
             tracing::info!(%scope, event_id, "an event delivered again; answered once already");
             return Ok(());
         }
-        let held = lock(&shared.local).held.contains(scope);
-        if held || self.acquire(scope).await {
+        if held {
             shared.wake.notify_one();
         }
         Ok(())
@@ -212,6 +233,7 @@ impl Instance {
     /// for the failover time; then this instance retires.
     pub async fn stop(&self, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
+        self.shared.stopping.cancel();
         // Nothing is handed over any more once the pump has stopped.
         let _ = tokio::time::timeout(within, self.shared.pumped.cancelled()).await;
         loop {

@@ -12,10 +12,12 @@ CREATE TABLE instances (
 
 -- Which instance talks to a chat (the pacing scope: a Telegram chat with all its topics, a
 -- Discord channel), or polls Telegram (`telegram:poll`). A lease holds while its instance is
--- alive: the heartbeat renews every lease at once.
+-- alive and has not released it: the heartbeat renews every lease at once. A released lease
+-- keeps its row with `released_at`, so the next holder knows how recently the chat was spoken to.
 CREATE TABLE chat_leases (
-    scope    TEXT NOT NULL PRIMARY KEY,
-    instance TEXT NOT NULL
+    scope       TEXT NOT NULL PRIMARY KEY,
+    instance    TEXT NOT NULL,
+    released_at INTEGER
 );
 
 CREATE INDEX chat_leases_by_instance ON chat_leases (instance);

@@ -67,10 +67,25 @@ impl Instance {
                 return;
             }
         };
+        let waiting = self.unpaused(waiting);
         let fresh = self.forget_started(&waiting);
         for event in waiting.into_iter().filter(|e| fresh.contains(&e.seq)) {
             self.deliver(event).await;
         }
+    }
+
+    /// The events of `waiting` whose scope is not paused after a takeover.
+    fn unpaused(&self, waiting: Vec<Waiting>) -> Vec<Waiting> {
+        let mut local = lock(&self.shared.local);
+        if local.paused.is_empty() {
+            return waiting;
+        }
+        let now = tokio::time::Instant::now();
+        local.paused.retain(|_, until| *until > now);
+        waiting
+            .into_iter()
+            .filter(|e| !local.paused.contains_key(&e.scope))
+            .collect()
     }
 
     /// Notes the events of `waiting` not handed over yet as handed, and returns them; forgets

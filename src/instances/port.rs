@@ -92,6 +92,28 @@ pub struct Waiting {
     pub age: Duration,
 }
 
+/// What taking a lease found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquired {
+    /// Another live instance holds it.
+    Refused,
+    /// Held now: nobody held it before, or this instance did.
+    Held,
+    /// Held now, after another instance: it released the lease `since` ago, or (`None`) died
+    /// holding it.
+    TakenOver {
+        /// How long ago the other instance let go.
+        since: Option<Duration>,
+    },
+}
+
+impl Acquired {
+    /// Whether the lease is held now.
+    pub fn held(self) -> bool {
+        self != Self::Refused
+    }
+}
+
 /// How instances share one database.
 ///
 /// Contract: every time is the database's clock. An instance is alive while it has not
@@ -108,16 +130,16 @@ pub trait Coordination: Send + Sync {
     /// Renews `me`'s heartbeat, and so its leases; writes its row again if it was removed.
     async fn heartbeat(&self, me: &InstanceId) -> Result<(), StoreError>;
 
-    /// Takes `scope`'s lease when nobody holds it, `me` already does, or its holder is dead
-    /// (no heartbeat within `failover`) or retired; true when `me` holds it now.
+    /// Takes `scope`'s lease when nobody holds it, `me` already does, its holder released it,
+    /// or its holder is dead (no heartbeat within `failover`) or retired.
     async fn acquire(
         &self,
         me: &InstanceId,
         scope: &Scope,
         failover: Duration,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Acquired, StoreError>;
 
-    /// Gives up `scope`'s lease when `me` holds it.
+    /// Gives up `scope`'s lease when `me` holds it (its row remembers when).
     async fn release(&self, me: &InstanceId, scope: &Scope) -> Result<(), StoreError>;
 
     /// Gives up every lease of `me` and marks it stopping: no longer alive.

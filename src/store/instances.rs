@@ -10,7 +10,7 @@ use super::messages::{self, INTERRUPTED, MarkedRow};
 use super::rows::{self, failed};
 use crate::engine::event::PlatformKind;
 use crate::engine::ports::{InterruptedReply, StoreError};
-use crate::instances::{Coordination, InboxEvent, InstanceId, Scope, Waiting};
+use crate::instances::{Acquired, Coordination, InboxEvent, InstanceId, Scope, Waiting};
 
 // `NOW` in every statement: `CAST(unixepoch('subsec') * 1000 AS INTEGER)`, the database's
 // clock in unix milliseconds.
@@ -26,16 +26,26 @@ const HEARTBEAT: &str = "INSERT INTO instances (id, started_at, heartbeat_at, st
      CAST(unixepoch('subsec') * 1000 AS INTEGER), 0) \
      ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
 
-/// One upsert: the row is absent, ours, or its holder is not alive.
+/// Who held a lease before, and how long ago they let go of it (`NULL`: they hold it still, or
+/// died holding it).
+const PREVIOUS: &str = "SELECT instance, \
+     CAST(unixepoch('subsec') * 1000 AS INTEGER) - released_at FROM chat_leases WHERE scope = ?1";
+
+/// One upsert: the row is absent, ours, released, or its holder is not alive.
 const ACQUIRE: &str = "INSERT INTO chat_leases (scope, instance) VALUES (?1, ?2) \
-     ON CONFLICT (scope) DO UPDATE SET instance = excluded.instance \
-     WHERE chat_leases.instance = excluded.instance OR NOT EXISTS (SELECT 1 FROM instances s \
+     ON CONFLICT (scope) DO UPDATE SET instance = excluded.instance, released_at = NULL \
+     WHERE chat_leases.instance = excluded.instance OR chat_leases.released_at IS NOT NULL \
+     OR NOT EXISTS (SELECT 1 FROM instances s \
      WHERE s.id = chat_leases.instance AND s.stopping = 0 \
      AND s.heartbeat_at > CAST(unixepoch('subsec') * 1000 AS INTEGER) - ?3)";
 
-const RELEASE: &str = "DELETE FROM chat_leases WHERE scope = ?1 AND instance = ?2";
+const RELEASE: &str = "UPDATE chat_leases \
+     SET released_at = CAST(unixepoch('subsec') * 1000 AS INTEGER) \
+     WHERE scope = ?1 AND instance = ?2 AND released_at IS NULL";
 
-const RELEASE_ALL: &str = "DELETE FROM chat_leases WHERE instance = ?1";
+const RELEASE_ALL: &str = "UPDATE chat_leases \
+     SET released_at = CAST(unixepoch('subsec') * 1000 AS INTEGER) \
+     WHERE instance = ?1 AND released_at IS NULL";
 
 const STOPPING: &str = "UPDATE instances SET stopping = 1 WHERE id = ?1";
 
@@ -45,13 +55,14 @@ const ACCEPT: &str = "INSERT INTO inbox (scope, platform, event_id, payload, rec
 
 const FREE_SCOPES: &str = "SELECT DISTINCT i.scope FROM inbox i WHERE i.started_at IS NULL \
      AND NOT EXISTS (SELECT 1 FROM chat_leases l JOIN instances s ON s.id = l.instance \
-     WHERE l.scope = i.scope AND s.stopping = 0 \
+     WHERE l.scope = i.scope AND l.released_at IS NULL AND s.stopping = 0 \
      AND s.heartbeat_at > CAST(unixepoch('subsec') * 1000 AS INTEGER) - ?1)";
 
 const WAITING: &str = "SELECT i.seq, i.scope, i.platform, COALESCE(i.payload, ''), \
      CAST(unixepoch('subsec') * 1000 AS INTEGER) - i.received_at \
      FROM inbox i JOIN chat_leases l ON l.scope = i.scope \
-     WHERE l.instance = ?1 AND i.started_at IS NULL ORDER BY i.seq LIMIT ?2";
+     WHERE l.instance = ?1 AND l.released_at IS NULL AND i.started_at IS NULL \
+     ORDER BY i.seq LIMIT ?2";
 
 const START: &str = "UPDATE inbox SET started_at = CAST(unixepoch('subsec') * 1000 AS INTEGER), \
      payload = NULL WHERE seq = ?1";
@@ -106,15 +117,38 @@ impl Coordination for SqliteStore {
         me: &InstanceId,
         scope: &Scope,
         failover: Duration,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Acquired, StoreError> {
+        // Both in one transaction, so the holder read is the one replaced.
+        let mut tx = self
+            .pools
+            .writes
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(failed("take a chat lease: begin"))?;
+        let previous: Option<(String, Option<i64>)> = sqlx::query_as(PREVIOUS)
+            .bind(scope.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed("read a chat lease"))?;
         let done = sqlx::query(ACQUIRE)
             .bind(scope.as_str())
             .bind(me.as_str())
             .bind(millis(failover))
-            .execute(&self.pools.writes)
+            .execute(&mut *tx)
             .await
             .map_err(failed("take a chat lease"))?;
-        Ok(done.rows_affected() == 1)
+        tx.commit()
+            .await
+            .map_err(failed("take a chat lease: commit"))?;
+        if done.rows_affected() != 1 {
+            return Ok(Acquired::Refused);
+        }
+        Ok(match previous {
+            Some((holder, released)) if holder != me.as_str() => Acquired::TakenOver {
+                since: released.map(|ms| Duration::from_millis(rows::from_column(ms))),
+            },
+            _ => Acquired::Held,
+        })
     }
 
     async fn release(&self, me: &InstanceId, scope: &Scope) -> Result<(), StoreError> {

@@ -41,6 +41,7 @@ pub(super) async fn get_updates(shared: &Shared, body: &Value) -> Answer {
         {
             let mut st = shared.state.lock().unwrap();
             if st.polls != poll {
+                st.poll_conflicts += 1;
                 let conflict = "Conflict: terminated by other getUpdates request; make sure that \
                      only one bot instance is running";
                 return Err((409, conflict.into(), None));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parley::engine::event::PlatformKind;
 use parley::engine::ports::{ReplyStatus, Store};
-use parley::instances::{Coordination, InboxEvent, InstanceId, Scope};
+use parley::instances::{Acquired, Coordination, InboxEvent, InstanceId, Scope};
 use parley::store::SqliteStore;
 
 use super::suite::{start, telegram};
@@ -89,7 +89,7 @@ pub async fn an_event_delivered_twice_is_stored_once(both: Both) {
         !db.accept(&event(&scope, "7", &b)).await.expect("seen"),
         "a second delivery, by another instance"
     );
-    assert!(db.acquire(&a, &scope, LONG).await.expect("lease"));
+    assert!(db.acquire(&a, &scope, LONG).await.expect("lease").held());
     let waiting = db.waiting(&a, 10).await.expect("read");
     assert_eq!(waiting.len(), 1);
     db.start_event(waiting[0].seq).await.expect("started");
@@ -107,13 +107,19 @@ pub async fn a_lease_is_one_instances_until_it_dies_or_retires(both: Both) {
     db.register(&a).await.expect("a");
     db.register(&b).await.expect("b");
     let scope = Scope::named(Scope::TELEGRAM_POLL);
-    assert!(db.acquire(&a, &scope, LONG).await.expect("free"));
-    assert!(
-        db.acquire(&a, &scope, LONG).await.expect("ours"),
+    let take = |me: &InstanceId, failover| {
+        let (db, me, scope) = (db.clone(), me.clone(), scope.clone());
+        async move { db.acquire(&me, &scope, failover).await.expect("acquire") }
+    };
+    assert_eq!(take(&a, LONG).await, Acquired::Held, "nobody held it");
+    assert_eq!(
+        take(&a, LONG).await,
+        Acquired::Held,
         "held again by its holder"
     );
-    assert!(
-        !db.acquire(&b, &scope, LONG).await.expect("taken"),
+    assert_eq!(
+        take(&b, LONG).await,
+        Acquired::Refused,
         "a live holder keeps it"
     );
 
@@ -121,21 +127,19 @@ pub async fn a_lease_is_one_instances_until_it_dies_or_retires(both: Both) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     db.heartbeat(&b).await.expect("b beats");
     let short = Duration::from_millis(200);
-    assert!(db.acquire(&b, &scope, short).await.expect("a is dead"));
-    assert!(!db.acquire(&a, &scope, LONG).await.expect("b holds it"));
+    let died = Acquired::TakenOver { since: None };
+    assert_eq!(take(&b, short).await, died, "a died holding it");
+    assert_eq!(take(&a, LONG).await, Acquired::Refused, "b holds it");
 
     db.retire(&b).await.expect("b retires");
-    assert!(
-        db.acquire(&a, &scope, LONG)
-            .await
-            .expect("a retired holder's lease is free")
-    );
+    let Acquired::TakenOver { since: Some(since) } = take(&a, LONG).await else {
+        panic!("a retired holder's lease is free, released when it retired");
+    };
+    assert!(since < LONG);
     db.release(&a, &scope).await.expect("released");
-    assert!(
-        db.acquire(&b, &scope, LONG)
-            .await
-            .expect("a released lease is free")
-    );
+    db.register(&b).await.expect("b runs again");
+    assert!(take(&b, LONG).await.held(), "a released lease is free");
+    assert_eq!(take(&a, LONG).await, Acquired::Refused, "and b's now");
 }
 
 pub async fn waiting_events_go_to_their_scopes_holder_in_order_until_started(both: Both) {
@@ -147,8 +151,8 @@ pub async fn waiting_events_go_to_their_scopes_holder_in_order_until_started(bot
     for (scope, id) in [(&one, "1"), (&two, "2"), (&one, "3"), (&one, "4")] {
         assert!(db.accept(&event(scope, id, &b)).await.expect("stored"));
     }
-    assert!(db.acquire(&a, &one, LONG).await.expect("one"));
-    assert!(db.acquire(&b, &two, LONG).await.expect("two"));
+    assert!(db.acquire(&a, &one, LONG).await.expect("one").held());
+    assert!(db.acquire(&b, &two, LONG).await.expect("two").held());
     let mine: Vec<_> = db
         .waiting(&a, 10)
         .await
@@ -191,7 +195,7 @@ pub async fn scopes_with_waiting_events_and_no_live_holder_are_free(both: Both) 
     let (held, unheld) = (Scope::named("telegram:1"), Scope::named("telegram:2"));
     db.accept(&event(&held, "1", &a)).await.expect("stored");
     db.accept(&event(&unheld, "2", &a)).await.expect("stored");
-    assert!(db.acquire(&a, &held, LONG).await.expect("held"));
+    assert!(db.acquire(&a, &held, LONG).await.expect("held").held());
     assert_eq!(
         db.free_scopes(LONG).await.expect("free"),
         std::slice::from_ref(&unheld)
@@ -212,6 +216,7 @@ pub async fn scopes_with_waiting_events_and_no_live_holder_are_free(both: Both) 
         db.acquire(&b, &held, Duration::from_millis(200))
             .await
             .expect("taken over")
+            .held()
     );
     let taken: Vec<_> = db
         .waiting(&b, 10)
