@@ -31,6 +31,10 @@ const KEEP: Duration = Duration::from_secs(24 * 3600);
 /// about one message a second in a chat (Discord five in five seconds).
 const HANDOVER: Duration = Duration::from_secs(1);
 
+/// A chat lease unused for this long is released (the dispatcher retires an idle chat's
+/// worker after the same time).
+const IDLE: Duration = Duration::from_secs(60);
+
 /// Heartbeats between two prunes of what [`KEEP`] lets go.
 const PRUNE_EVERY: u32 = 600;
 
@@ -96,6 +100,8 @@ struct Local {
     running: HashMap<Scope, usize>,
     /// Scopes taken over from another instance lately: their events wait until then.
     paused: HashMap<Scope, Instant>,
+    /// When each held scope was last used (taken, or an event handed over).
+    used: HashMap<Scope, Instant>,
 }
 
 impl Instance {
@@ -167,8 +173,10 @@ impl Instance {
                 let mut local = lock(&shared.local);
                 if acquired.held() {
                     local.held.insert(scope.clone());
+                    local.used.insert(scope.clone(), Instant::now());
                 } else {
                     local.held.remove(scope);
+                    local.used.remove(scope);
                 }
                 if let Acquired::TakenOver { since } = acquired {
                     let pause = HANDOVER.saturating_sub(since.unwrap_or_default());
@@ -192,7 +200,42 @@ impl Instance {
         }
         let mut local = lock(&shared.local);
         local.held.remove(scope);
+        local.used.remove(scope);
         crate::metrics::instance_leases(local.held.len());
+    }
+
+    /// Holds `scope`'s lease before talking to its chat: at once when this instance holds it
+    /// already, else as [`Instance::acquire`] takes it. For platforms whose events reach one
+    /// instance only (Discord's shards), which answer them directly.
+    pub async fn hold(&self, scope: &Scope) -> bool {
+        {
+            let mut local = lock(&self.shared.local);
+            if local.held.contains(scope) && !self.shared.stopping.is_cancelled() {
+                local.used.insert(scope.clone(), Instant::now());
+                return true;
+            }
+        }
+        self.acquire(scope).await
+    }
+
+    /// Releases the chats this instance held but has not used for [`IDLE`], so the lease table
+    /// stays small and a chat whose events now reach another instance (its Discord shard moved)
+    /// is free for it.
+    async fn release_idle(&self) {
+        let idle: Vec<Scope> = {
+            let local = lock(&self.shared.local);
+            let now = Instant::now();
+            local
+                .held
+                .iter()
+                .filter(|s| s.as_str() != Scope::TELEGRAM_POLL && !local.running.contains_key(*s))
+                .filter(|s| local.used.get(*s).is_none_or(|at| now - *at > IDLE))
+                .cloned()
+                .collect()
+        };
+        for scope in &idle {
+            self.release(scope).await;
+        }
     }
 
     /// Keeps an accepted event in the shared inbox, once per (platform, event id). When no live
@@ -299,6 +342,7 @@ impl Instance {
                 Err(error) => tracing::warn!(error = %error.chain(), "could not sweep replies"),
             }
             first = false;
+            self.release_idle().await;
             if let Ok(depth) = shared.store.inbox_depth().await {
                 crate::metrics::inbox_depth(depth);
             }

@@ -34,6 +34,7 @@ pub(super) async fn start(config: &Config, runtime: &Runtime) -> anyhow::Result<
             &runtime.tracker,
             runtime.shutdown.intake.clone(),
             runtime.health.register("discord"),
+            runtime.instance.clone(),
         )
         .await?;
         runtime.platforms.register(platform);

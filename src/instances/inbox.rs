@@ -114,10 +114,13 @@ impl Instance {
             lock(&self.shared.local).handed.remove(&event.seq);
             return;
         };
-        *lock(&self.shared.local)
-            .running
-            .entry(event.scope.clone())
-            .or_default() += 1;
+        {
+            let mut local = lock(&self.shared.local);
+            *local.running.entry(event.scope.clone()).or_default() += 1;
+            local
+                .used
+                .insert(event.scope.clone(), tokio::time::Instant::now());
+        }
         let receipt = InboxReceipt {
             shared: self.shared.clone(),
             seq: event.seq,

@@ -33,6 +33,7 @@ use crate::engine::dispatcher::Dispatcher;
 use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 use crate::health::HealthHandle;
+use crate::instances::Instance;
 use crate::secret::Secret;
 use handler::Handler;
 use rest::{DiscordRest, RestError};
@@ -124,6 +125,7 @@ pub async fn start(
     tracker: &TaskTracker,
     stop: CancellationToken,
     health: HealthHandle,
+    instance: Option<Instance>,
 ) -> Result<Arc<DiscordPlatform>, DiscordError> {
     let client = DiscordRest::http_client().map_err(|e| DiscordError::Client(e.to_string()))?;
     let rest = config.rest(client.clone());
@@ -145,6 +147,7 @@ pub async fn start(
         models: config.models,
         guild_ids: config.guild_ids,
         registered: AtomicBool::new(false),
+        instance,
     };
     let gateway = ClientBuilder::new_with_http(http.build(), intents())
         .event_handler(handler)

@@ -398,3 +398,38 @@ fn bad_attachment_settings_stop_start_up_naming_the_key() {
         assert!(err.to_string().contains(variable), "{err}");
     }
 }
+
+#[test]
+fn instances_coordinate_only_when_asked_with_a_failover_of_10_seconds_by_default() {
+    let (_, alone) = parse(&[KEY], Purpose::Chat).unwrap();
+    assert!(
+        alone.instance.is_none(),
+        "one instance: nothing coordinates"
+    );
+    let on = ("PARLEY__INSTANCE__COORDINATE", "true");
+    let (_, config) = parse(&[KEY, on], Purpose::Chat).unwrap();
+    let instance = config.instance.expect("coordinates");
+    assert_eq!(instance.failover, std::time::Duration::from_secs(10));
+    let id = instance.id.as_str();
+    assert!(id.contains(&format!("-{}-", std::process::id())), "{id}");
+    let named = ("PARLEY__INSTANCE__ID", "parley-1");
+    let (_, config) = parse(&[KEY, on, named], Purpose::Chat).unwrap();
+    assert_eq!(
+        config.instance.map(|i| i.id.to_string()).as_deref(),
+        Some("parley-1")
+    );
+}
+
+#[test]
+fn a_failover_outside_1_to_600_or_an_id_with_spaces_stops_start_up_naming_the_key() {
+    let on = ("PARLEY__INSTANCE__COORDINATE", "true");
+    for bad in ["0", "601"] {
+        let pair = ("PARLEY__TELEGRAM__FAILOVER_SECS", bad);
+        let err = parse(&[KEY, on, pair], Purpose::Chat).unwrap_err();
+        assert_eq!(err.key, "telegram.failover_secs");
+    }
+    let pair = ("PARLEY__INSTANCE__ID", "two words");
+    let err = parse(&[KEY, on, pair], Purpose::Chat).unwrap_err();
+    assert_eq!(err.key, "instance.id");
+    assert!(err.to_string().contains("PARLEY__INSTANCE__ID"), "{err}");
+}

@@ -87,6 +87,23 @@ impl Cluster {
         std::fs::read_to_string(self.dir.path().join(format!("{id}.log"))).unwrap_or_default()
     }
 
+    /// `/metrics` of the spawned instance `id`, at the address its log names.
+    pub async fn metrics(&self, id: &str) -> String {
+        let log = self.log(id);
+        let line = log
+            .lines()
+            .find(|l| l.contains("serving /healthz"))
+            .expect("the listener's address is logged");
+        let at = line.find("127.0.0.1:").expect("an address");
+        let port: String = line[at + 10..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let response = reqwest::get(url).await.expect("/metrics answers");
+        response.text().await.expect("a body")
+    }
+
     /// Rows of `sql` (one text column) in the database.
     pub async fn texts(&self, sql: &'static str) -> Vec<String> {
         self.try_texts(sql).await.expect("the database answers")
@@ -265,6 +282,27 @@ async fn two_instances_answer_each_message_once_in_order_and_a_graceful_stop_han
         leases.is_empty(),
         "both stopped instances gave their leases up: {leases:?}"
     );
+}
+
+#[tokio::test]
+async fn a_single_instance_writes_nothing_for_coordination() {
+    let cluster = Cluster::new(60).await;
+    let mut env = cluster.env("alone");
+    env.remove("PARLEY__INSTANCE__COORDINATE");
+    let app = App::start(app_config(&env)).await.expect("starts");
+    let ann = User::new(9250, "Ann");
+    cluster.tg.user_writes(&private(&ann), &ann, "hello");
+    let one = |tg: &FakeTelegram| tg.messages(9250).len() == 1;
+    cluster.wait_for_chats(10, "the answer", one).await;
+    app.shutdown(GRACE).await;
+    for table in [
+        "SELECT id FROM instances",
+        "SELECT scope FROM chat_leases",
+        "SELECT event_id FROM inbox",
+        "SELECT instance FROM messages WHERE instance IS NOT NULL",
+    ] {
+        assert!(cluster.texts(table).await.is_empty(), "{table}");
+    }
 }
 
 #[tokio::test]

@@ -44,6 +44,19 @@ async fn a_killed_instance_is_replaced_within_the_failover_time_its_reply_marked
     })
     .await;
 
+    let metrics = cluster.metrics("a").await;
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+    };
+    assert_eq!(
+        gauge("parley_instance_leases"),
+        Some(2.0),
+        "the poll lease and the group's"
+    );
+    assert!(gauge("parley_inbox_depth").is_some(), "{metrics}");
+
     a.start_kill().expect("kill -9");
     a.wait().await.expect("killed");
     let killed = Instant::now();
