@@ -44,11 +44,11 @@ pub const RETRY_AFTER: &str = "parley_platform_retry_after_seconds";
 pub const ACTIVE_STREAMS: &str = "parley_active_streams";
 /// Inbound messages waiting in the dispatcher's shared queue.
 pub const QUEUE_DEPTH: &str = "parley_queue_depth";
-/// Leases this instance holds (chats it may talk to, and the Telegram poll lease), when
-/// instances coordinate.
+/// Leases this instance holds (chats it may talk to, and the Telegram poll lease); 0 when
+/// instances do not coordinate.
 pub const INSTANCE_LEASES: &str = "parley_instance_leases";
 /// Inbound events stored in the shared inbox and not started yet, over all instances (read at
-/// each heartbeat), when instances coordinate.
+/// each heartbeat); 0 when instances do not coordinate (nothing is stored).
 pub const INBOX_DEPTH: &str = "parley_inbox_depth";
 /// Always 1, labelled with the running `version`.
 pub const BUILD_INFO: &str = "parley_build_info";
@@ -209,7 +209,7 @@ pub fn register_known(platforms: &[PlatformKind]) {
     for kind in ModelError::KINDS {
         counter!(API_ERRORS, "kind" => kind).increment(0);
     }
-    for name in [ACTIVE_STREAMS, QUEUE_DEPTH] {
+    for name in [ACTIVE_STREAMS, QUEUE_DEPTH, INSTANCE_LEASES, INBOX_DEPTH] {
         gauge!(name).increment(0.0);
     }
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
