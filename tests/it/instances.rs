@@ -17,7 +17,7 @@ use parley::app::App;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-use crate::fake_llm::FakeLlm;
+use crate::fake_llm::{FakeLlm, Script};
 use crate::fake_telegram::{FAKE_TOKEN, FakeTelegram, User, private};
 use crate::support::{app_config, app_env, db_url, parley_command};
 
@@ -332,5 +332,132 @@ async fn an_update_delivered_twice_is_answered_once() {
         .await;
     assert_eq!(kept.len(), 2, "the inbox holds each update once: {kept:?}");
     a.shutdown(GRACE).await;
+    b.shutdown(GRACE).await;
+}
+
+/// A private-chat message update as the Bot API sends it.
+fn stored_update(update_id: i64, chat: i64, text: &str) -> String {
+    serde_json::json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id + 100,
+            "date": 1_700_000_000,
+            "chat": { "id": chat, "type": "private", "first_name": "Old" },
+            "from": { "id": chat, "is_bot": false, "first_name": "Old" },
+            "text": text,
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn messages_a_dead_instance_had_kept_are_answered_and_one_kept_too_long_is_asked_again() {
+    let cluster = Cluster::new(60).await;
+    // Open (and migrate) the database the way an instance does, then leave messages in it as
+    // an instance that died would: accepted, its lease gone with it.
+    let store = parley::store::SqliteStore::open(&db_url(&cluster.db()))
+        .await
+        .expect("opens");
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&db_url(&cluster.db()))
+        .await
+        .expect("opens");
+    let keep = "INSERT INTO inbox (scope, platform, event_id, payload, received_by, received_at) \
+         VALUES (?1, 'telegram', ?2, ?3, 'gone', CAST(unixepoch('subsec') * 1000 AS INTEGER) - ?4)";
+    for (chat, id, text, age_ms) in [
+        (9401, 5001, "still there?", 5_000),
+        (9402, 5002, "an hour ago", 3_600_000),
+    ] {
+        sqlx::query(keep)
+            .bind(format!("telegram:{chat}"))
+            .bind(id.to_string())
+            .bind(stored_update(id, chat, text))
+            .bind(age_ms)
+            .execute(&pool)
+            .await
+            .expect("kept");
+    }
+    pool.close().await;
+
+    let b = cluster.start("b").await;
+    let both = |tg: &FakeTelegram| !tg.messages(9401).is_empty() && !tg.messages(9402).is_empty();
+    cluster
+        .wait_for_chats(20, "both kept messages answered", both)
+        .await;
+    assert_eq!(shown(&cluster.tg, 9401), ["echo: still there?"]);
+    let asked_again = shown(&cluster.tg, 9402);
+    assert_eq!(asked_again.len(), 1);
+    assert!(
+        asked_again[0].contains("please send it again"),
+        "{asked_again:?}"
+    );
+    assert_eq!(
+        cluster.llm.requests().len(),
+        1,
+        "the stale message never reached the model"
+    );
+    let waiting = cluster
+        .texts("SELECT event_id FROM inbox WHERE started_at IS NULL")
+        .await;
+    assert!(waiting.is_empty(), "{waiting:?}");
+    b.shutdown(GRACE).await;
+}
+
+#[tokio::test]
+async fn a_graceful_stop_hands_idle_chats_over_at_once_and_a_busy_one_when_its_reply_ends() {
+    let cluster = Cluster::new(60).await;
+    let a = cluster.start("a").await;
+    cluster.wait_for_poller("a", 10).await;
+    let b = cluster.start("b").await;
+    let tg = &cluster.tg;
+    let (x, y) = (User::new(9501, "Xavier"), User::new(9502, "Yana"));
+    tg.user_writes(&private(&y), &y, "hello");
+    cluster
+        .wait_for_chats(10, "y's answer", |tg| tg.messages(y.id).len() == 1)
+        .await;
+    // Eight seconds of answer in x's chat: 4 characters every 50 ms.
+    let long: String = (0..160).map(|i| format!("w{:02} ", i % 100)).collect();
+    cluster
+        .llm
+        .push(Script::reply(long.clone()).delay(Duration::from_millis(50)));
+    tg.user_writes(&private(&x), &x, "a long one");
+    let streaming = "SELECT instance FROM messages WHERE status = 'streaming'";
+    wait_until(10, "a streaming x's reply", || async {
+        cluster.texts(streaming).await == ["a"]
+    })
+    .await;
+
+    let stopping = tokio::spawn(a.shutdown(Duration::from_secs(30)));
+    cluster.wait_for_poller("b", 10).await;
+    tg.user_writes(&private(&y), &y, "still there?");
+    tg.user_writes(&private(&x), &x, "and then?");
+    cluster
+        .wait_for_chats(10, "y answered by b", |tg| tg.messages(y.id).len() == 2)
+        .await;
+    assert_eq!(
+        cluster.texts(streaming).await,
+        ["a"],
+        "y's chat was handed over while a still streamed in x's"
+    );
+    stopping.await.expect("a stopped");
+    let two = |tg: &FakeTelegram| tg.messages(9501).len() == 2;
+    cluster
+        .wait_for_chats(20, "x's next answer, by b", two)
+        .await;
+    assert_eq!(
+        shown(tg, x.id),
+        [long.trim_end().to_string(), "echo: and then?".into()]
+    );
+    assert_eq!(shown(tg, y.id), ["echo: hello", "echo: still there?"]);
+    let by = cluster
+        .texts("SELECT instance FROM messages WHERE role = 'assistant' ORDER BY id")
+        .await;
+    assert_eq!(by, ["a", "a", "b", "b"]);
+    assert_eq!(tg.too_many_requests(), 0, "no 429 from the Bot API");
+    assert_eq!(
+        cluster.poll_conflicts(),
+        0,
+        "never two instances polling at once"
+    );
     b.shutdown(GRACE).await;
 }

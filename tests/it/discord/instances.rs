@@ -7,20 +7,20 @@ use super::{Bot, CHANNEL, GUILD, USER, echo};
 use crate::fake_discord::{FakeDiscord, UserMessage};
 use crate::support::db_url;
 
-/// Keeps instance `other` alive in the database at `url` until the task is aborted.
-fn keep_alive(url: String) -> tokio::task::JoinHandle<()> {
+/// Instance `other`'s heartbeat.
+const BEAT: &str = "INSERT INTO instances (id, started_at, heartbeat_at) VALUES ('other', 0, \
+     CAST(unixepoch('subsec') * 1000 AS INTEGER)) ON CONFLICT (id) DO UPDATE \
+     SET heartbeat_at = excluded.heartbeat_at";
+
+/// Keeps instance `other` alive in the database at `url` (beating once before it returns)
+/// until the task is aborted.
+async fn keep_alive(url: String) -> tokio::task::JoinHandle<()> {
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("opens");
+    sqlx::query(BEAT).execute(&pool).await.expect("beats");
     tokio::spawn(async move {
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("opens");
         loop {
-            sqlx::query(
-                "INSERT INTO instances (id, started_at, heartbeat_at) VALUES ('other', 0, \
-                 CAST(unixepoch('subsec') * 1000 AS INTEGER)) ON CONFLICT (id) DO UPDATE \
-                 SET heartbeat_at = excluded.heartbeat_at",
-            )
-            .execute(&pool)
-            .await
-            .expect("beats");
             tokio::time::sleep(Duration::from_millis(100)).await;
+            sqlx::query(BEAT).execute(&pool).await.expect("beats");
         }
     })
 }
@@ -35,7 +35,7 @@ async fn a_channel_another_live_instance_holds_is_not_answered_until_that_instan
     ];
     let mut bot = Bot::start_with(discord, &coordinate).await;
     let url = db_url(&bot._dir.path().join("parley.db"));
-    let other = keep_alive(url.clone());
+    let other = keep_alive(url.clone()).await;
     let pool = sqlx::SqlitePool::connect(&url).await.expect("opens");
     let scope = format!("discord:{CHANNEL}");
     sqlx::query("INSERT INTO chat_leases (scope, instance) VALUES (?1, 'other')")
