@@ -392,3 +392,62 @@ async fn shutdown_stops_taking_messages() {
     tracker.close();
     tracker.wait().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_older_replys_buttons_wait_behind_another_chats_final_text_for_the_bot_wide_slot() {
+    use crate::engine::memory::CallKind;
+    use crate::engine::ports::Window;
+    let mut h = harness();
+    // One call a second for the whole bot: the two chats compete for each slot.
+    let budgeted = Limits {
+        bot: Some(Window {
+            count: 1,
+            per: Duration::from_secs(1),
+        }),
+        ..limits()
+    };
+    h.platform = Arc::new(MemoryPlatform::new(budgeted));
+    let h = Arc::new(h);
+    let (a, b) = (group(), ChatKey::new(PlatformKind::Telegram, "-200"));
+    h.send(prompt(&a, "one")).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // At T: chat a's second turn starts; its text shows at T and its final text at T+1.1, then
+    // its first reply's buttons go: they wait for the slot at T+2.2. Chat b's reply (started
+    // at T-4.1) showed its first text at T-1.3 and ends at T+1.5: its final text waits for the
+    // same slot, and must have it.
+    h.model.push(Script::Reply {
+        text: "Hello world".into(),
+        chunk: 6,
+        gap: Duration::from_millis(2_800),
+    });
+    let other = tokio::spawn({
+        let (h, b) = (h.clone(), b.clone());
+        async move { h.send(prompt(&b, "go")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(4_100)).await;
+    h.model.push(Script::Reply {
+        text: "Two.".into(),
+        chunk: 10,
+        gap: Duration::ZERO,
+    });
+    h.send(prompt(&a, "two")).await;
+    other.await.unwrap();
+
+    let calls = h.platform.calls();
+    let buttons = calls
+        .iter()
+        .position(|c| c.kind == CallKind::Buttons)
+        .expect("the first reply's buttons were removed");
+    assert_eq!(calls[buttons].chat, a);
+    assert!(calls[buttons].outcome.is_ok(), "{calls:?}");
+    let final_text = calls
+        .iter()
+        .rposition(|c| c.chat == b && c.text == "Hello world")
+        .expect("b's final text landed");
+    assert!(
+        final_text < buttons,
+        "a cosmetic call went before another chat's final text: {calls:#?}"
+    );
+    assert_eq!(h.platform.texts(&b), ["Hello world"]);
+    assert_eq!(h.platform.rate_limited(), 0);
+}

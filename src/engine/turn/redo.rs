@@ -117,10 +117,13 @@ impl Engine {
         let stream = match kind {
             Redo::Regenerate => self.model.complete(request).await,
             // The cut reply's buttons go while the request leaves.
-            Redo::Continue => {
-                let buttons_gone = self.take_buttons(platform, key, &last);
-                tokio::join!(self.model.complete(request), buttons_gone).0
-            }
+            Redo::Continue => match last.platform_messages.last() {
+                Some(message) => {
+                    let buttons_gone = self.take_buttons(platform, key, message);
+                    tokio::join!(self.model.complete(request), buttons_gone).0
+                }
+                None => self.model.complete(request).await,
+            },
         };
         let reuse: &[MessageRef] = match kind {
             Redo::Regenerate => &last.platform_messages,
