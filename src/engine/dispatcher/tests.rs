@@ -451,3 +451,40 @@ async fn an_older_replys_buttons_wait_behind_another_chats_final_text_for_the_bo
     assert_eq!(h.platform.texts(&b), ["Hello world"]);
     assert_eq!(h.platform.rate_limited(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn showing_another_answer_is_not_counted_as_a_reply() {
+    crate::metrics::meter_engine();
+    let recorder = crate::metrics::recorder().expect("valid buckets");
+    let handle = recorder.handle();
+    let _local = ::metrics::set_default_local_recorder(&recorder);
+    let h = harness();
+    let command = |command| message(&group(), "ann", Content::Command(command), false);
+    h.send(prompt(&group(), "one")).await;
+    h.model.push(Script::Reply {
+        text: "Another answer.".into(),
+        chunk: 100,
+        gap: Duration::ZERO,
+    });
+    h.send(command(Command::Regenerate(None))).await;
+    assert_eq!(h.last_text(), "Another answer.");
+    let first = Command::Show {
+        reply: None,
+        index: 0,
+        press: 0,
+    };
+    h.send(command(first)).await;
+    assert_eq!(
+        h.last_text(),
+        "echo: ANN: one",
+        "the first answer shows again"
+    );
+    assert_eq!(h.model.requests().len(), 2);
+    let text = handle.render();
+    let complete = r#"parley_replies_total{platform="telegram",outcome="complete"} "#;
+    let count = text.lines().find_map(|l| l.strip_prefix(complete));
+    assert_eq!(count, Some("2"), "the answer and the regenerate: {text}");
+    let first_token = r#"parley_reply_first_token_seconds_count{platform="telegram"} "#;
+    let count = text.lines().find_map(|l| l.strip_prefix(first_token));
+    assert_eq!(count, Some("2"), "{text}");
+}

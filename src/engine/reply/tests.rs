@@ -130,7 +130,7 @@ impl Harness {
             row: None,
             reuse: &[],
             browse: None,
-            asked_at: tokio::time::Instant::now(),
+            asked_at: Some(tokio::time::Instant::now()),
         };
         stream_reply(&ctx, stream).await
     }

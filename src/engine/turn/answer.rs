@@ -42,8 +42,8 @@ pub(super) struct Streamed<'a> {
     pub browse: Option<(usize, usize)>,
     /// Whether a Stop button shows while it streams (not for an answer shown again).
     pub stoppable: bool,
-    /// When the model was asked.
-    pub asked_at: Instant,
+    /// When the model was asked; `None` for a stored answer shown again.
+    pub asked_at: Option<Instant>,
 }
 
 /// Records the platform messages of a streaming reply as they appear, and gives back the
@@ -148,7 +148,7 @@ impl Engine {
             before: None,
             browse: None,
             stoppable: true,
-            asked_at,
+            asked_at: Some(asked_at),
         };
         let outcome = self.stream_into(&streamed, permit, stream).await;
         self.record(rows, &model, &outcome).await?;

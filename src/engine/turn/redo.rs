@@ -139,7 +139,7 @@ impl Engine {
             before: (kind == Redo::Continue).then_some(&last),
             browse,
             stoppable: true,
-            asked_at,
+            asked_at: Some(asked_at),
         };
         let outcome = self.stream_into(&streamed, permit, stream).await;
         self.record_redo(kind, &last, &model, &outcome).await?;
