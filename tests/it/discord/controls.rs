@@ -280,6 +280,7 @@ async fn a_press_on_an_older_reply_gets_an_ephemeral_answer() {
         .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "first"));
     let (first, ids) = until_shown(&bot, "One.", &["regen:"]).await;
     bot.llm.push(Script::reply("Two."));
+    let before = bot.discord.calls().len();
     bot.discord
         .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "second"));
     until_shown(&bot, "Two.", &["regen:"]).await;
@@ -289,6 +290,12 @@ async fn a_press_on_an_older_reply_gets_an_ephemeral_answer() {
             .is_some_and(|m| m.button_ids().is_empty())
     })
     .await;
+    let calls = calls_since(&bot, before);
+    let older = count(&calls, "PATCH", &format!("/messages/{first}"));
+    assert_eq!(
+        older, 1,
+        "one edit takes the older reply's buttons: {calls:?}"
+    );
     let token = bot.discord.press(press(&first, &ids[0], USER, false));
     bot.until("the press answered", |bot| {
         bot.discord.interaction_callback(&token).is_some()
