@@ -83,12 +83,7 @@ fn note_delivery(st: &mut St, started: Instant) {
 pub(super) fn dispatch(st: &mut St, method: &str, body: &Value) -> Answer {
     match method {
         "getme" => Ok(me()),
-        "getwebhookinfo" => Ok(json!({ "url": st.webhook, "has_custom_certificate": false,
-            "pending_update_count": st.updates.len() })),
-        "deletewebhook" => {
-            st.webhook.clear();
-            Ok(json!(true))
-        }
+        "getwebhookinfo" => super::webhook::info(st),
         "setmycommands" => set_commands(st, body),
         "sendchataction" => chat_action(st, body),
         "sendmessage" => send_message(st, body),

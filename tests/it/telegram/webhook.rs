@@ -1,0 +1,276 @@
+//! Webhook mode: Telegram (the fake) posts updates to `/telegram/webhook` through a round-robin
+//! proxy, as a load balancer in front of the bot would; the secret header is checked, an update
+//! delivered twice is answered once, and switching back to polling removes the webhook.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use parley::app::App;
+use serde_json::{Value, json};
+
+use super::Harness;
+use crate::fake_llm::FakeLlm;
+use crate::fake_telegram::{FAKE_TOKEN, FakeLimits, FakeTelegram, User, private};
+use crate::proxy::RoundRobin;
+use crate::support::{app_config, app_env};
+
+/// The secret the tests configure.
+const SECRET: &str = "webhook-Secret_42";
+
+/// A bot in webhook mode behind `proxy`, started and put into the proxy's rotation.
+async fn webhook_harness(proxy: &RoundRobin) -> Harness {
+    let url = format!("{}/telegram/webhook", proxy.url());
+    let env = [
+        ("TELEGRAM__WEBHOOK_URL", url.as_str()),
+        ("TELEGRAM__WEBHOOK_SECRET", SECRET),
+    ];
+    let mut harness = Harness::unstarted(FakeLimits::default(), &env).await;
+    harness
+        .start()
+        .await
+        .expect("the bot starts in webhook mode");
+    proxy.add(address(harness.app()));
+    harness
+}
+
+fn address(app: Option<&App>) -> SocketAddr {
+    app.and_then(App::http_address).expect("the listener is up")
+}
+
+/// A private message update as Telegram posts it.
+fn update(update_id: i64, chat: i64, text: &str) -> Value {
+    json!({ "update_id": update_id, "message": { "message_id": 5, "date": 1_760_000_000,
+        "chat": { "id": chat, "type": "private", "first_name": "Mallory" },
+        "from": { "id": chat, "is_bot": false, "first_name": "Mallory" }, "text": text } })
+}
+
+/// Posts `body` to the bot's webhook at `bot` with `secret` (none when `None`).
+async fn post(bot: SocketAddr, secret: Option<&str>, body: String) -> u16 {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .post(format!("http://{bot}/telegram/webhook"))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(secret) = secret {
+        request = request.header("X-Telegram-Bot-Api-Secret-Token", secret);
+    }
+    request
+        .send()
+        .await
+        .expect("the bot answers")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_message_through_the_webhook_is_answered_exactly() {
+    let proxy = RoundRobin::start().await;
+    let mut harness = webhook_harness(&proxy).await;
+    let url = format!("{}/telegram/webhook", proxy.url());
+    assert_eq!(harness.tg.webhook(), url);
+    let set = harness.tg.calls_of("setWebhook");
+    let body = &set.last().expect("setWebhook was called").body;
+    assert_eq!(body["secret_token"], SECRET);
+    assert_eq!(body["drop_pending_updates"], false);
+    let allowed = json!(["message", "callback_query", "stopped_message_generation"]);
+    assert_eq!(body["allowed_updates"], allowed);
+    let alice = User::new(901, "Alice");
+    harness
+        .tg
+        .user_writes(&private(&alice), &alice, "hello by webhook");
+    harness
+        .tg
+        .wait_for(20, "the answer", |tg| {
+            tg.messages(901)
+                .first()
+                .is_some_and(|m| m.text == "echo: hello by webhook")
+        })
+        .await;
+    assert_eq!(harness.tg.messages(901).len(), 1);
+    assert!(harness.tg.calls_of("getUpdates").is_empty(), "no polling");
+    let deliveries = harness.tg.deliveries();
+    assert!(
+        deliveries.iter().all(|d| d.outcome == Ok(200)),
+        "{deliveries:?}"
+    );
+    assert_eq!(proxy.routed().len(), deliveries.len());
+    let health = harness.app().expect("running").health().report();
+    assert!(health["telegram"].is_ok(), "{health:?}");
+    harness.stop().await;
+    assert_eq!(
+        harness.tg.webhook(),
+        url,
+        "stopping keeps the webhook for the next start"
+    );
+}
+
+#[tokio::test]
+async fn a_request_without_the_right_secret_is_refused_and_nothing_is_answered() {
+    let proxy = RoundRobin::start().await;
+    let mut harness = webhook_harness(&proxy).await;
+    let bot = address(harness.app());
+    let forged = update(9_000, 902, "forged").to_string();
+    assert_eq!(post(bot, None, forged.clone()).await, 401);
+    assert_eq!(
+        post(bot, Some("webhook-Secret_43"), forged.clone()).await,
+        401
+    );
+    assert_eq!(post(bot, Some(SECRET), "not json".into()).await, 400);
+    assert_eq!(post(bot, Some(SECRET), r#"{"hello":1}"#.into()).await, 400);
+    let alice = User::new(901, "Alice");
+    harness.tg.user_writes(&private(&alice), &alice, "real");
+    harness
+        .tg
+        .wait_for(20, "the real answer", |tg| !tg.messages(901).is_empty())
+        .await;
+    assert!(
+        harness.tg.messages(902).is_empty(),
+        "the forged update was answered"
+    );
+    assert_eq!(
+        harness.llm.requests().len(),
+        1,
+        "only the real message asked the model"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn an_update_delivered_twice_is_answered_once() {
+    let proxy = RoundRobin::start().await;
+    let mut harness = webhook_harness(&proxy).await;
+    // The bot's 200 never reaches Telegram, which sends the update again.
+    harness.tg.lose_webhook_answers(1);
+    let alice = User::new(901, "Alice");
+    harness
+        .tg
+        .user_writes(&private(&alice), &alice, "only once");
+    harness
+        .tg
+        .wait_for(20, "the second delivery answered", |tg| {
+            tg.deliveries().iter().any(|d| d.outcome.is_ok())
+        })
+        .await;
+    harness
+        .tg
+        .wait_for(20, "the answer", |tg| {
+            tg.messages(901)
+                .first()
+                .is_some_and(|m| m.text == "echo: only once")
+        })
+        .await;
+    let deliveries = harness.tg.deliveries();
+    assert_eq!(deliveries.len(), 2, "{deliveries:?}");
+    assert_eq!(deliveries[0].update_id, deliveries[1].update_id);
+    assert_eq!(harness.tg.messages(901).len(), 1);
+    assert_eq!(harness.llm.requests().len(), 1, "the model was asked once");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn switching_back_to_polling_removes_the_webhook_and_loses_nothing() {
+    let proxy = RoundRobin::start().await;
+    let mut harness = webhook_harness(&proxy).await;
+    // Stopped, the bot's port refuses: the proxy answers 502, as a load balancer does.
+    harness.stop().await;
+    let alice = User::new(901, "Alice");
+    // Written while no bot runs: Telegram keeps it, its deliveries failing.
+    harness
+        .tg
+        .user_writes(&private(&alice), &alice, "while away");
+    harness
+        .tg
+        .wait_for(20, "a failed delivery", |tg| {
+            tg.deliveries().iter().any(|d| d.outcome.is_err())
+        })
+        .await;
+    let polling = harness.config_with(|telegram| telegram.webhook = None);
+    harness.start_with(polling).await.expect("starts polling");
+    assert_eq!(harness.tg.webhook(), "");
+    harness
+        .tg
+        .wait_for(20, "the answer by polling", |tg| {
+            tg.messages(901)
+                .first()
+                .is_some_and(|m| m.text == "echo: while away")
+        })
+        .await;
+    let polls = harness.tg.calls_of("getUpdates");
+    assert!(
+        polls.iter().all(|c| c.error.is_none()),
+        "no 409 Conflict: {polls:?}"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_webhook_url_telegram_refuses_stops_start_up_naming_the_setting() {
+    let env = [
+        (
+            "TELEGRAM__WEBHOOK_URL",
+            "https://bot.example.invalid/telegram/webhook",
+        ),
+        ("TELEGRAM__WEBHOOK_SECRET", SECRET),
+    ];
+    let mut harness = Harness::unstarted(FakeLimits::default(), &env).await;
+    let error = harness.start().await.expect_err("setWebhook refuses");
+    let text = format!("{error:#}");
+    assert!(text.contains("telegram.webhook_url"), "{text}");
+    assert!(text.contains("Failed to resolve host"), "{text}");
+    assert!(
+        !text.contains(SECRET) && !text.contains(FAKE_TOKEN),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn two_bots_behind_a_round_robin_proxy_answer_every_message_once() {
+    let (tg, llm, proxy) = (
+        FakeTelegram::start().await,
+        FakeLlm::start().await,
+        RoundRobin::start().await,
+    );
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut apps = Vec::new();
+    for dir in &dirs {
+        let mut env: HashMap<String, String> = app_env(&llm, &dir.path().join("parley.db"));
+        let url = format!("{}/telegram/webhook", proxy.url());
+        for (key, value) in [
+            ("TOKEN", FAKE_TOKEN.to_string()),
+            ("API_URL", tg.api_url()),
+            ("EDIT_INTERVAL_MS", "50".into()),
+            ("WEBHOOK_URL", url),
+            ("WEBHOOK_SECRET", SECRET.into()),
+        ] {
+            env.insert(format!("PARLEY__TELEGRAM__{key}"), value);
+        }
+        let app = App::start(app_config(&env)).await.expect("starts");
+        proxy.add(address(Some(&app)));
+        apps.push(app);
+    }
+    let users: Vec<User> = (0..6).map(|i| User::new(910 + i, "User")).collect();
+    for user in &users {
+        tg.user_writes(&private(user), user, &format!("hi from {}", user.id));
+    }
+    for user in &users {
+        let want = format!("echo: hi from {}", user.id);
+        tg.wait_for(20, "every answer", |tg| {
+            tg.messages(user.id).first().is_some_and(|m| m.text == want)
+        })
+        .await;
+    }
+    for user in &users {
+        assert_eq!(tg.messages(user.id).len(), 1, "answered once");
+    }
+    assert_eq!(llm.requests().len(), users.len());
+    let routed = proxy.routed();
+    for app in &apps {
+        let backend = address(Some(app));
+        assert!(routed.contains(&backend), "{backend} got no update");
+    }
+    for app in apps {
+        app.shutdown(Duration::from_secs(5)).await;
+    }
+}
