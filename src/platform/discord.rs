@@ -133,6 +133,9 @@ pub async fn start(
     let client = DiscordRest::http_client().map_err(|e| DiscordError::Client(e.to_string()))?;
     let rest = config.rest(client.clone());
     check_token(&rest, &config.describe()).await?;
+    if !shards.is_single() {
+        shards::check(&rest, shards).await;
+    }
     let cdn = files::Cdn::new(config.proxy_url.as_deref()).map_err(DiscordError::Client)?;
     let platform = Arc::new(DiscordPlatform::new(rest.clone(), config.pace, cdn.clone()));
     let mut http = HttpBuilder::new(config.token.expose()).client(client);
