@@ -274,3 +274,39 @@ async fn two_bots_behind_a_round_robin_proxy_answer_every_message_once() {
         app.shutdown(Duration::from_secs(5)).await;
     }
 }
+
+#[tokio::test]
+async fn updates_of_one_chat_come_one_at_a_time_and_are_answered_in_order() {
+    let proxy = RoundRobin::start().await;
+    let mut harness = webhook_harness(&proxy).await;
+    let alice = User::new(901, "Alice");
+    let texts = ["one", "two", "three", "four"];
+    for text in texts {
+        harness.tg.user_writes(&private(&alice), &alice, text);
+    }
+    let want: Vec<String> = texts.iter().map(|t| format!("echo: {t}")).collect();
+    harness
+        .tg
+        .wait_for(20, "every answer", |tg| {
+            let shown: Vec<String> = tg.messages(901).into_iter().map(|m| m.text).collect();
+            shown == want
+        })
+        .await;
+    let delivered: Vec<i64> = harness
+        .tg
+        .deliveries()
+        .iter()
+        .map(|d| d.update_id)
+        .collect();
+    let mut sorted = delivered.clone();
+    sorted.sort();
+    assert_eq!(delivered, sorted, "delivered in order");
+    let asked: Vec<Vec<String>> = harness
+        .llm_bodies()
+        .iter()
+        .map(super::user_contents)
+        .collect();
+    let last: Vec<String> = asked.iter().filter_map(|u| u.last().cloned()).collect();
+    assert_eq!(last, texts, "the model was asked in order");
+    harness.stop().await;
+}
