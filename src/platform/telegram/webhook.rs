@@ -70,7 +70,7 @@ pub struct WebhookReceiver {
 
 impl WebhookReceiver {
     /// Answers one request with `secret` in its header and `body`: 401 without the right secret
-    /// (nothing is read), 400 for a body that is not an update, 503 while the bot stops (Telegram
+    /// (the body is not parsed), 400 for a body that is not an update, 503 while the bot stops (Telegram
     /// re-sends it later, to this or another instance), else 200 once the update is taken or
     /// recognised as taken before.
     pub async fn receive(&self, secret: Option<&[u8]>, body: Bytes) -> StatusCode {

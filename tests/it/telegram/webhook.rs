@@ -310,3 +310,97 @@ async fn updates_of_one_chat_come_one_at_a_time_and_are_answered_in_order() {
     assert_eq!(last, texts, "the model was asked in order");
     harness.stop().await;
 }
+
+/// The log lines of a child process as they come.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Logs {
+    /// Collects `stream` until it closes.
+    fn collect(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let logs = Self::default();
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut text = sink.0.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        logs
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The address the listener logged it serves on.
+    async fn listening(&self) -> SocketAddr {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.text();
+            let line = text.lines().find(|l| l.contains("serving /healthz"));
+            let address = line
+                .and_then(|l| l.split("address=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|a| a.parse().ok());
+            if let Some(address) = address {
+                return address;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no listener: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn parley_run_in_webhook_mode_answers_and_logs_no_secret_at_trace_level() {
+    let (tg, llm, proxy) = (
+        FakeTelegram::start().await,
+        FakeLlm::start().await,
+        RoundRobin::start().await,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}/telegram/webhook", proxy.url());
+    let mut child = crate::support::parley_command(&["run"], &llm, &dir.path().join("parley.db"))
+        .env("PARLEY__TELEGRAM__TOKEN", FAKE_TOKEN)
+        .env("PARLEY__TELEGRAM__API_URL", tg.api_url())
+        .env("PARLEY__TELEGRAM__EDIT_INTERVAL_MS", "50")
+        .env("PARLEY__TELEGRAM__WEBHOOK_URL", &url)
+        .env("PARLEY__TELEGRAM__WEBHOOK_SECRET", SECRET)
+        .env("RUST_LOG", "trace")
+        .spawn()
+        .expect("start parley run");
+    let logs = Logs::collect(child.stderr.take().expect("piped"));
+    let _stdout = Logs::collect(child.stdout.take().expect("piped"));
+    proxy.add(logs.listening().await);
+    let alice = User::new(903, "Alice");
+    tg.user_writes(&private(&alice), &alice, "hello from run");
+    tg.wait_for(30, "the answer", |tg| {
+        tg.messages(903)
+            .first()
+            .is_some_and(|m| m.text == "echo: hello from run")
+    })
+    .await;
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(killed.expect("kill runs").success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("parley run exits")
+        .expect("an exit status");
+    let text = logs.text();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(text.contains("TRACE"), "trace logging is on");
+    assert!(text.contains("/telegram/webhook"), "{text}");
+    let token = FAKE_TOKEN.split(':').nth(1).unwrap();
+    assert!(!text.contains(SECRET), "the webhook secret is in the log");
+    assert!(!text.contains(token), "the bot token is in the log");
+}
