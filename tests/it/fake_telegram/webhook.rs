@@ -94,6 +94,8 @@ pub(super) fn set(shared: &Arc<Shared>, body: &Value) -> Answer {
         hook.last_error = None;
         hook.generation
     };
+    // A long poll running now ends with 409 (see `get_updates`).
+    shared.new_update.notify_waiters();
     tokio::spawn(deliver(shared.clone(), generation));
     Ok(json!(true))
 }
