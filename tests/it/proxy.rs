@@ -33,6 +33,8 @@ struct Shared {
     client: reqwest::Client,
     /// The backend each request went to, in order.
     routed: Mutex<Vec<SocketAddr>>,
+    /// Test knob: the next this-many answers are held this long before they go back.
+    slow: Mutex<(usize, std::time::Duration)>,
 }
 
 impl RoundRobin {
@@ -43,6 +45,7 @@ impl RoundRobin {
             next: AtomicUsize::new(0),
             client: reqwest::Client::new(),
             routed: Mutex::new(Vec::new()),
+            slow: Mutex::new((0, std::time::Duration::ZERO)),
         });
         let app = Router::new().fallback(forward).with_state(shared.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -68,6 +71,12 @@ impl RoundRobin {
             .lock()
             .unwrap()
             .retain(|b| *b != backend);
+    }
+
+    /// Holds the backends' next `count` answers for `delay` before passing them on (a slow
+    /// load balancer or network): the backend has handled the request, the client waits.
+    pub fn slow_answers(&self, count: usize, delay: std::time::Duration) {
+        *self.shared.slow.lock().unwrap() = (count, delay);
     }
 
     /// The backend each request was sent to, in order.
@@ -124,6 +133,15 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let status = answer.status();
     let headers = answer.headers().clone();
     let body: Bytes = answer.bytes().await.unwrap_or_default();
+    let delay = {
+        let mut slow = shared.slow.lock().unwrap();
+        let delay = (slow.0 > 0).then_some(slow.1);
+        slow.0 = slow.0.saturating_sub(1);
+        delay
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     for (name, value) in headers.iter().filter(|(n, _)| !hop_by_hop(n)) {

@@ -404,3 +404,45 @@ async fn parley_run_in_webhook_mode_answers_and_logs_no_secret_at_trace_level() 
     assert!(!text.contains(SECRET), "the webhook secret is in the log");
     assert!(!text.contains(token), "the bot token is in the log");
 }
+
+#[tokio::test]
+async fn an_update_sent_again_after_a_slow_answer_is_answered_once() {
+    let proxy = RoundRobin::start().await;
+    let mut harness = webhook_harness(&proxy).await;
+    // Telegram gives up on the first request before its 200 comes back, and sends it again.
+    harness
+        .tg
+        .webhook_answer_timeout(Duration::from_millis(300));
+    proxy.slow_answers(1, Duration::from_secs(2));
+    let alice = User::new(901, "Alice");
+    harness.tg.user_writes(&private(&alice), &alice, "slowly");
+    harness
+        .tg
+        .wait_for(20, "a delivery that succeeded", |tg| {
+            tg.deliveries().iter().any(|d| d.outcome.is_ok())
+        })
+        .await;
+    harness
+        .tg
+        .wait_for(20, "the answer", |tg| {
+            tg.messages(901)
+                .first()
+                .is_some_and(|m| m.text == "echo: slowly")
+        })
+        .await;
+    let deliveries = harness.tg.deliveries();
+    let first = &deliveries[0].outcome;
+    assert_eq!(
+        first.as_ref().err().map(String::as_str),
+        Some("Read timeout expired")
+    );
+    let id = deliveries[0].update_id;
+    assert!(deliveries.len() >= 2, "{deliveries:?}");
+    assert!(
+        deliveries.iter().all(|d| d.update_id == id),
+        "{deliveries:?}"
+    );
+    assert_eq!(harness.tg.messages(901).len(), 1);
+    assert_eq!(harness.llm.requests().len(), 1, "the model was asked once");
+    harness.stop().await;
+}
