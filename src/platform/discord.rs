@@ -120,7 +120,8 @@ pub fn guild_id(text: &str) -> Option<GuildId> {
 
 /// Checks the token, connects the shards of `config.shards` to the gateway and serves until
 /// `stop` is cancelled. The gateway task belongs to `tracker`; serenity reconnects on its own.
-/// `health` beats while every shard is connected. Returns the channel platform, for marking interrupted replies.
+/// `health` beats while every shard is connected. Returns the channel platform, for marking
+/// interrupted replies.
 pub async fn start(
     config: DiscordConfig,
     engine: Arc<Engine>,

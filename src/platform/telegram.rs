@@ -142,8 +142,9 @@ pub async fn start(
     let intake = Arc::new(intake::Intake::new(adapter.clone()));
     match &config.webhook {
         Some(hook) => {
-            webhook::start(&bot, hook, intake, &services.webhook, &services).await?;
-            tracing::info!(bot = %username, "telegram connected; taking updates on {}", webhook::WEBHOOK_PATH);
+            webhook::start(&bot, hook, intake, &services).await?;
+            let path = WEBHOOK_PATH;
+            tracing::info!(bot = %username, path, "telegram connected; taking updates on the webhook");
         }
         None => {
             tracing::info!(bot = %username, "telegram connected; polling for updates");

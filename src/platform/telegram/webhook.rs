@@ -152,17 +152,17 @@ impl Payload for GetWebhookInfo {
     const NAME: &'static str = "GetWebhookInfo";
 }
 
-/// Fills `slot` with a receiver in front of `intake`, then registers the webhook, so Telegram's
-/// first request finds it. A refusal names `telegram.webhook_url`.
+/// Fills the services' webhook slot with a receiver in front of `intake`, then registers the
+/// webhook, so Telegram's first request finds it; then watches getWebhookInfo for health. A
+/// refusal names `telegram.webhook_url`.
 pub(super) async fn start(
     bot: &Bot,
     webhook: &Webhook,
     intake: Arc<Intake>,
-    slot: &WebhookSlot,
     services: &super::Services,
 ) -> Result<(), StartError> {
     let last_update = Arc::new(Mutex::new(None));
-    slot.fill(WebhookReceiver {
+    services.webhook.fill(WebhookReceiver {
         secret: webhook.secret.clone(),
         intake,
         tracker: services.tracker.clone(),
