@@ -138,6 +138,8 @@ struct State {
     forbidden: HashSet<String>,
     interactions: HashMap<String, Interaction>,
     identify: Vec<Value>,
+    /// When the first IDENTIFY of the day's session start limit came.
+    first_identify: Option<Instant>,
     sessions: usize,
     files: HashMap<String, (String, Vec<u8>)>,
     downloads: Vec<Download>,

@@ -51,7 +51,7 @@ async fn identify(socket: &mut WebSocket, shared: &Shared) -> Option<[u64; 2]> {
             // RESUME: this fake keeps no sessions, so it is refused; the client identifies.
             Some(6) if !send(socket, json!({ "op": 9, "d": false })).await => return None,
             Some(2) => {
-                shared.lock().identify.push(payload["d"].clone());
+                note_identify(shared, &payload["d"]);
                 let shard = &payload["d"]["shard"];
                 let given = (shard[0].as_u64(), shard[1].as_u64());
                 return match given {
@@ -71,6 +71,14 @@ async fn identify(socket: &mut WebSocket, shared: &Shared) -> Option<[u64; 2]> {
         }
     }
     None
+}
+
+/// Records an IDENTIFY, and when the first of the day came.
+fn note_identify(shared: &Shared, d: &Value) {
+    let mut state = shared.lock();
+    state.identify.push(d.clone());
+    let now = tokio::time::Instant::now();
+    state.first_identify.get_or_insert(now);
 }
 
 async fn session(mut socket: WebSocket, shared: Arc<Shared>) {

@@ -436,17 +436,22 @@ impl State {
 }
 
 /// `GET /gateway/bot`: the gateway URL, the shard count Discord recommends (one per 1,000
-/// guilds, at least one; the fake has few) and the session start limit: 1,000 IDENTIFYs a day,
-/// one at a time (`max_concurrency` 1, as for every bot outside the large-bot programme).
+/// guilds, at least one; the fake has few) and the session start limit: 1,000 IDENTIFYs in the
+/// 24 hours from the first, one at a time (`max_concurrency` 1, as for every bot outside the
+/// large-bot programme).
 fn gateway_bot(shared: &Shared, state: &State) -> Value {
+    const DAY_MS: u64 = 86_400_000;
     let used = state.identify.len() as u64;
+    let since = state
+        .first_identify
+        .map_or(0, |at| at.elapsed().as_millis() as u64);
     json!({
         "url": format!("ws://{}/gw", shared.addr),
         "shards": state.recommended_shards.max(1),
         "session_start_limit": {
             "total": 1000,
             "remaining": 1000u64.saturating_sub(used),
-            "reset_after": 86_400_000,
+            "reset_after": DAY_MS.saturating_sub(since),
             "max_concurrency": 1,
         },
     })
