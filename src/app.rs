@@ -19,6 +19,7 @@ use crate::http::HttpState;
 use crate::llm::OpenAiClient;
 use crate::metrics;
 use crate::platform::registry::Platforms;
+use crate::platform::telegram::WebhookSlot;
 use crate::settings::Config;
 use crate::store::SqliteStore;
 
@@ -59,6 +60,8 @@ struct Runtime {
     /// Each adapter registers its `Platform` once up, so replies a crash interrupted can be
     /// marked in the chat.
     platforms: Platforms,
+    /// Where `/telegram/webhook` finds Telegram's receiver in webhook mode.
+    telegram_webhook: WebhookSlot,
 }
 
 impl App {
@@ -74,13 +77,15 @@ impl App {
             recover_store(&store, &[PlatformKind::Telegram, PlatformKind::Discord]).await?;
         let engine = build_engine(&config, store.clone())?;
         let health = Health::new();
+        let telegram_webhook = WebhookSlot::default();
         let state = HttpState {
             health: health.clone(),
             store: store.clone(),
             metrics,
+            telegram_webhook: telegram_webhook.clone(),
         };
         let http = serve::start(config.listen, state).await?;
-        let runtime = Runtime::start(engine, config.dispatch, health);
+        let runtime = Runtime::start(engine, config.dispatch, health, telegram_webhook);
         let app = Self {
             runtime,
             store,
@@ -134,7 +139,12 @@ impl App {
 
 impl Runtime {
     /// Starts the dispatcher over `engine`; no platform yet.
-    fn start(engine: Arc<Engine>, dispatch: DispatchConfig, health: Health) -> Self {
+    fn start(
+        engine: Arc<Engine>,
+        dispatch: DispatchConfig,
+        health: Health,
+        telegram_webhook: WebhookSlot,
+    ) -> Self {
         let tracker = TaskTracker::new();
         let shutdown = Shutdown::default();
         let dispatcher =
@@ -146,6 +156,7 @@ impl Runtime {
             shutdown,
             health,
             platforms: Platforms::new(),
+            telegram_webhook,
         }
     }
 }

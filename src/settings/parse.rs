@@ -3,6 +3,7 @@
 
 mod llm;
 mod platforms;
+mod scale;
 
 use std::fmt;
 use std::net::SocketAddr;

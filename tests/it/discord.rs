@@ -8,6 +8,7 @@ mod controls;
 mod lifecycle;
 mod limits;
 mod messages;
+mod shards;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -9,6 +9,7 @@ mod fake_telegram;
 mod llm;
 mod ops;
 mod parts;
+mod proxy;
 mod store;
 mod support;
 mod telegram;

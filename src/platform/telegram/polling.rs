@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::access::{Access, REFUSAL};
 use super::inbound::{Action, Addressed, Me, map_message};
-use super::long_poll::{LongPoll, PollError, Polled};
+use super::intake::{Intake, Taken};
+use super::long_poll::{LongPoll, PollError};
 use super::{Services, TelegramConfig, TelegramPlatform, commands};
 use crate::engine::controls::Press;
 use crate::engine::event::{Content, Incoming};
@@ -126,11 +127,12 @@ impl Adapter {
         }
     }
 
-    /// Polls until `stop`; failures back off and never end the loop. A quiet poll (no updates
-    /// when its timeout ends) is a success like any other. After a failure the next poll asks
-    /// with timeout 0, so the first answer after an outage comes at once and heals the health.
-    pub(super) async fn run(self, stop: CancellationToken) {
-        let adapter = Arc::new(self);
+    /// Polls until `stop`, handing every update to `intake`; failures back off and never end
+    /// the loop. A quiet poll (no updates when its timeout ends) is a success like any other.
+    /// After a failure the next poll asks with timeout 0, so the first answer after an outage
+    /// comes at once and heals the health.
+    pub(super) async fn run(self: Arc<Self>, intake: Arc<Intake>, stop: CancellationToken) {
+        let adapter = self;
         let health = &adapter.services.health;
         let mut progress = Progress {
             offset: 0,
@@ -146,8 +148,11 @@ impl Adapter {
             match result {
                 Ok(updates) => {
                     progress.answered(health, adapter.poll_backoff);
-                    for polled in updates {
-                        progress.offset = adapter.take(polled, progress.offset).await;
+                    for raw in updates {
+                        progress.offset = match intake.accept(&raw).await {
+                            Taken::New(id) | Taken::Duplicate(id) => progress.offset.max(id + 1),
+                            Taken::NotAnUpdate => progress.offset,
+                        };
                     }
                 }
                 Err(error) => {
@@ -161,17 +166,6 @@ impl Adapter {
         }
         adapter.confirm(progress.offset).await;
         tracing::info!("telegram polling stopped");
-    }
-
-    /// Handles one polled update and returns the offset past it; one that does not decode is
-    /// skipped with a warning, so it cannot hold up the updates after it.
-    async fn take(self: &Arc<Self>, polled: Polled, offset: i64) -> i64 {
-        let offset = polled.id.map_or(offset, |id| offset.max(id + 1));
-        match polled.update {
-            Ok(update) => self.handle(update).await,
-            Err(why) => tracing::warn!(update_id = polled.id, %why, "skipping an update"),
-        }
-        offset
     }
 
     /// Tells the server which updates were handled, so a restart does not see them again.
@@ -188,7 +182,8 @@ impl Adapter {
         }
     }
 
-    async fn handle(self: &Arc<Self>, update: Update) {
+    /// Routes one decoded update: a message, a button press, a stopped draft.
+    pub(super) async fn handle(self: &Arc<Self>, update: Update) {
         match update.kind {
             UpdateKind::Message(message) => {
                 if let Some(addressed) = map_message(&message, &self.me) {

@@ -307,10 +307,18 @@ pub fn component(id: &str, token: &str, m: &Message, p: &Press<'_>) -> Value {
 }
 
 /// The `d` of READY.
-pub fn ready(addr: &str) -> Value {
+pub fn ready(addr: &str, shard: [u64; 2]) -> Value {
     json!({
         "v": 10, "user": bot_user(), "guilds": [], "session_id": "fake-session",
         "resume_gateway_url": format!("ws://{addr}/gw"),
         "application": { "id": super::APP_ID, "flags": 0 },
+        "shard": shard,
     })
+}
+
+/// The shard Discord sends an event with this `d` to, in a session of `count` shards: a
+/// guild's events to `(guild_id >> 22) % count`, everything else (DMs) to shard 0.
+pub fn shard_of(d: &Value, count: u64) -> u64 {
+    let guild = d["guild_id"].as_str().and_then(|g| g.parse::<u64>().ok());
+    guild.map_or(0, |id| (id >> 22) % count.max(1))
 }
