@@ -20,6 +20,7 @@ use crate::instances::{Coordination, Instance, InstanceConfig, OnAbandoned};
 use crate::llm::OpenAiClient;
 use crate::metrics;
 use crate::platform::registry::Platforms;
+use crate::platform::telegram::WebhookSlot;
 use crate::settings::Config;
 use crate::store::SqliteStore;
 
@@ -62,6 +63,8 @@ struct Runtime {
     /// Each adapter registers its `Platform` once up, so replies a crash interrupted can be
     /// marked in the chat.
     platforms: Platforms,
+    /// Where `/telegram/webhook` finds Telegram's receiver in webhook mode.
+    telegram_webhook: WebhookSlot,
     /// Set when instances coordinate: adapters keep accepted events in the shared inbox.
     instance: Option<Instance>,
 }
@@ -83,13 +86,15 @@ impl App {
         };
         let engine = build_engine(&config, store.clone())?;
         let health = Health::new();
+        let telegram_webhook = WebhookSlot::default();
         let state = HttpState {
             health: health.clone(),
             store: store.clone(),
             metrics,
+            telegram_webhook: telegram_webhook.clone(),
         };
         let http = serve::start(config.listen, state).await?;
-        let mut runtime = Runtime::start(engine, config.dispatch, health);
+        let mut runtime = Runtime::start(engine, config.dispatch, health, telegram_webhook);
         if let Some(instance) = &config.instance {
             runtime.instance = Some(start_instance(instance, &store, &runtime).await?);
         }
@@ -160,7 +165,12 @@ impl App {
 
 impl Runtime {
     /// Starts the dispatcher over `engine`; no platform yet.
-    fn start(engine: Arc<Engine>, dispatch: DispatchConfig, health: Health) -> Self {
+    fn start(
+        engine: Arc<Engine>,
+        dispatch: DispatchConfig,
+        health: Health,
+        telegram_webhook: WebhookSlot,
+    ) -> Self {
         let tracker = TaskTracker::new();
         let shutdown = Shutdown::default();
         let dispatcher =
@@ -172,6 +182,7 @@ impl Runtime {
             shutdown,
             health,
             platforms: Platforms::new(),
+            telegram_webhook,
             instance: None,
         }
     }

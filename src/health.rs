@@ -148,6 +148,12 @@ impl Component {
 }
 
 impl HealthHandle {
+    /// Registers another component `name` in the same registry (a Discord shard beside
+    /// `discord`), unhealthy until its first beat.
+    pub fn sibling(&self, name: &str) -> HealthHandle {
+        self.health.register(name)
+    }
+
     /// A success: a poll answered, a heartbeat acknowledged, a shard connected.
     pub fn beat(&self) {
         self.health.update(&self.name, |c| {

@@ -1,5 +1,5 @@
-//! The health and metrics listener: `GET /healthz` (JSON, 200 or 503 naming what fails) and
-//! `GET /metrics` (Prometheus text), on `http.listen`.
+//! The HTTP listener on `http.listen`: `GET /healthz` (JSON, 200 or 503 naming what fails),
+//! `GET /metrics` (Prometheus text) and, in Telegram's webhook mode, `POST /telegram/webhook`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -7,16 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::health::{ComponentReport, Health};
+use crate::platform::telegram::{SECRET_HEADER, WEBHOOK_PATH, WebhookSlot};
 use crate::store::SqliteStore;
 
 /// How long `/healthz` waits for the database before calling it failing.
@@ -45,6 +47,8 @@ pub struct HttpState {
     pub store: Arc<SqliteStore>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Takes Telegram's webhook requests, once Telegram runs in webhook mode.
+    pub telegram_webhook: WebhookSlot,
 }
 
 /// The `/healthz` body.
@@ -68,6 +72,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route(WEBHOOK_PATH, post(telegram_webhook))
         .with_state(state)
 }
 
@@ -105,6 +110,19 @@ async fn healthz(State(state): State<HttpState>) -> Response {
         components,
     };
     (code, axum::Json(body)).into_response()
+}
+
+/// 404 unless Telegram runs in webhook mode; then the receiver decides.
+async fn telegram_webhook(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let Some(receiver) = state.telegram_webhook.get() else {
+        return StatusCode::NOT_FOUND;
+    };
+    let secret = headers.get(SECRET_HEADER).map(|value| value.as_bytes());
+    receiver.receive(secret, body).await
 }
 
 async fn metrics(State(state): State<HttpState>) -> Response {

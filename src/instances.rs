@@ -238,16 +238,17 @@ impl Instance {
         }
     }
 
-    /// Keeps an accepted event in the shared inbox, once per (platform, event id). When no live
-    /// instance holds its scope this one takes it and answers at once; when another does, that
-    /// one answers. Fails only when the database does: then the caller answers it itself.
+    /// Keeps an accepted event in the shared inbox, once per (platform, event id); false when
+    /// it was kept before. When no live instance holds its scope this one takes it and answers
+    /// at once; when another does, that one answers. Fails only when the database does: then
+    /// the caller answers it itself.
     pub async fn accept(
         &self,
         platform: PlatformKind,
         scope: &Scope,
         event_id: &str,
         payload: &str,
-    ) -> Result<(), crate::engine::ports::StoreError> {
+    ) -> Result<bool, crate::engine::ports::StoreError> {
         let shared = &self.shared;
         // The lease first: a stored event of a scope nobody holds is free for any instance to
         // take, and the instance that received it answers it fastest.
@@ -262,12 +263,12 @@ impl Instance {
         };
         if !shared.store.accept(&event).await? {
             tracing::info!(%scope, event_id, "an event delivered again; answered once already");
-            return Ok(());
+            return Ok(false);
         }
         if held {
             shared.wake.notify_one();
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Stops as part of a graceful stop, within `within`: the pump has stopped taking events

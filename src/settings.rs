@@ -213,6 +213,10 @@ pub struct TelegramSettings {
     /// Users the bot answers (empty = all).
     #[serde(deserialize_with = "ids")]
     pub allowed_users: Vec<String>,
+    /// The public HTTPS URL Telegram posts updates to; set = webhook mode, empty = long polling.
+    pub webhook_url: String,
+    /// Sent by Telegram with every webhook request (`X-Telegram-Bot-Api-Secret-Token`).
+    pub webhook_secret: Secret,
 }
 
 /// A list of ids, written as strings or numbers. A single id from the environment arrives as a
@@ -266,6 +270,25 @@ pub struct DiscordSettings {
     /// Guilds to register slash commands in instantly (empty = global registration).
     #[serde(deserialize_with = "ids")]
     pub guild_ids: Vec<String>,
+    /// The shards this process runs, `"0-3"` or `"2"` (empty = every shard of `shard_count`).
+    #[serde(deserialize_with = "text")]
+    pub shards: String,
+    /// The bot's total number of shards (0 = one shard, or Discord's count is not used).
+    pub shard_count: u32,
+}
+
+/// A text that may arrive as a number (`PARLEY__DISCORD__SHARDS=2` parses as one).
+fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Text(String),
+        Number(i64),
+    }
+    Ok(match Text::deserialize(deserializer)? {
+        Text::Text(text) => text,
+        Text::Number(number) => number.to_string(),
+    })
 }
 
 /// `[log]`.

@@ -72,6 +72,8 @@ impl Bot {
                 "PARLEY__DISPATCH__MAX_CONCURRENT",
                 max_concurrent.to_string(),
             )
+            // Any free port: another bot on the machine may hold the default one.
+            .env("PARLEY__HTTP__LISTEN", "127.0.0.1:0")
             .env("PARLEY__LOG__LEVEL", "warn")
             .envs(std::env::var("TOKIO_WORKER_THREADS").map(|v| ("TOKIO_WORKER_THREADS", v)))
             .stdout(Stdio::null())

@@ -18,6 +18,7 @@ pub(super) async fn start(config: &Config, runtime: &Runtime) -> anyhow::Result<
             health: runtime
                 .health
                 .register_with_grace("telegram", adapter.poll_timeout),
+            webhook: runtime.telegram_webhook.clone(),
             instance: runtime.instance.clone(),
         };
         let health = services.health.clone();

@@ -106,7 +106,9 @@ pub struct ReplyContext<'a> {
     /// With several answers, which one this is and how many there are ("◀ k/N ▶").
     pub browse: Option<(usize, usize)>,
     /// When the model was asked: the start of the time-to-first-token and reply-time metrics.
-    pub asked_at: Instant,
+    /// `None` for a stored answer shown again (◀ ▶, `/alt`): no model was asked, and it is not
+    /// counted as a reply.
+    pub asked_at: Option<Instant>,
 }
 
 /// The Stop control of a streaming reply: the button its previews carry, and the switch a
@@ -148,9 +150,13 @@ pub async fn stream_reply(
     stream: Result<TokenStream, ModelError>,
 ) -> ReplyOutcome {
     let platform = ctx.platform.kind();
+    let Some(asked_at) = ctx.asked_at else {
+        // A stored answer shown again: platform calls, but no reply to count.
+        return run::Reply::new(ctx).run(stream).await;
+    };
     let _streaming = Streaming::start();
     let outcome = run::Reply::new(ctx).run(stream).await;
-    let took = ctx.asked_at.elapsed();
+    let took = asked_at.elapsed();
     meter().reply_finished(platform, outcome.status, took, &outcome.usage);
     if let Some(error) = &outcome.error {
         meter().completion_error(error.kind());

@@ -15,6 +15,7 @@ mod outbound;
 mod presses;
 mod probe;
 mod rest;
+mod shards;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -28,6 +29,7 @@ pub use inbound::{Access, Identity};
 pub use interaction::InteractionPlatform;
 pub use outbound::{DiscordPlatform, Pace};
 pub use probe::DiscordProbe;
+pub use shards::ShardRange;
 
 use crate::engine::dispatcher::Dispatcher;
 use crate::engine::ports::ModelName;
@@ -56,6 +58,8 @@ pub struct DiscordConfig {
     pub models: Vec<ModelName>,
     /// Guilds to register slash commands in instantly (empty = global registration).
     pub guild_ids: Vec<GuildId>,
+    /// The gateway shards this process runs.
+    pub shards: ShardRange,
 }
 
 impl DiscordConfig {
@@ -115,9 +119,10 @@ pub fn guild_id(text: &str) -> Option<GuildId> {
     }
 }
 
-/// Checks the token, connects to the gateway and serves until `stop` is cancelled. The
-/// gateway task belongs to `tracker`; serenity reconnects on its own. `health` beats while a
-/// shard is connected. Returns the channel platform, for marking interrupted replies.
+/// Checks the token, connects the shards of `config.shards` to the gateway and serves until
+/// `stop` is cancelled. The gateway task belongs to `tracker`; serenity reconnects on its own.
+/// `health` beats while every shard is connected. Returns the channel platform, for marking
+/// interrupted replies.
 pub async fn start(
     config: DiscordConfig,
     engine: Arc<Engine>,
@@ -127,9 +132,13 @@ pub async fn start(
     health: HealthHandle,
     instance: Option<Instance>,
 ) -> Result<Arc<DiscordPlatform>, DiscordError> {
+    let shards = config.shards;
     let client = DiscordRest::http_client().map_err(|e| DiscordError::Client(e.to_string()))?;
     let rest = config.rest(client.clone());
     check_token(&rest, &config.describe()).await?;
+    if !shards.is_single() {
+        shards::check(&rest, shards).await;
+    }
     let cdn = files::Cdn::new(config.proxy_url.as_deref()).map_err(DiscordError::Client)?;
     let platform = Arc::new(DiscordPlatform::new(rest.clone(), config.pace, cdn.clone()));
     let mut http = HttpBuilder::new(config.token.expose()).client(client);
@@ -153,7 +162,8 @@ pub async fn start(
         .event_handler(handler)
         .await
         .map_err(|e| DiscordError::Client(e.to_string()))?;
-    tracker.spawn(serve(gateway, stop, health));
+    tracing::info!("connecting {shards} to the Discord gateway");
+    tracker.spawn(serve(gateway, shards, stop, health));
     Ok(platform)
 }
 
@@ -171,17 +181,23 @@ async fn check_token(rest: &DiscordRest, url: &str) -> Result<(), DiscordError> 
     }
 }
 
-/// Runs the gateway until `stop`, then closes every shard.
-async fn serve(mut gateway: Client, stop: CancellationToken, health: HealthHandle) {
+/// Runs the shards of `range` until `stop`, then closes them. (serenity's `start_shard_range`
+/// takes the last shard id as the range's end and starts it too.)
+async fn serve(
+    mut gateway: Client,
+    range: ShardRange,
+    stop: CancellationToken,
+    health: HealthHandle,
+) {
     let shards = gateway.shard_manager.clone();
     tokio::select! {
-        result = gateway.start() => {
+        result = gateway.start_shard_range(range.first..range.last, range.count) => {
             if let Err(error) = result {
                 tracing::error!(%error, "the Discord gateway stopped");
                 health.down(format!("the gateway stopped: {error}"));
             }
         }
-        () = liveness::watch(shards.clone(), health.clone()) => {}
+        () = liveness::watch(shards.clone(), range, health.clone()) => {}
         () = stop.cancelled() => {}
     }
     shards.shutdown_all().await;

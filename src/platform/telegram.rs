@@ -1,5 +1,5 @@
-//! Telegram through the Bot API (teloxide): long polling, inbound mapping, streamed replies with
-//! drafts and edits, HTML formatting, commands.
+//! Telegram through the Bot API (teloxide): long polling or a webhook, inbound mapping, streamed
+//! replies with drafts and edits, HTML formatting, commands.
 
 mod access;
 mod api;
@@ -10,11 +10,13 @@ mod files;
 pub mod format;
 pub mod html;
 mod inbound;
+mod intake;
 mod long_poll;
 mod outbound;
 mod polling;
 mod probe;
 mod stops;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +35,7 @@ use crate::secret::Secret;
 pub use files::BOT_DOWNLOAD_LIMIT;
 pub use outbound::{Pace, TelegramPlatform};
 pub use probe::TelegramProbe;
+pub use webhook::{SECRET_HEADER, WEBHOOK_PATH, Webhook, WebhookReceiver, WebhookSlot};
 
 /// A refused chat is told so at most once in this period.
 pub const REFUSAL_EVERY: Duration = Duration::from_secs(3600);
@@ -66,6 +69,8 @@ pub struct TelegramConfig {
     /// The first wait after a failed getUpdates; it doubles up to 5 s after a server or
     /// network failure, up to 30 s after a refusal.
     pub poll_backoff: Duration,
+    /// Webhook mode (`telegram.webhook_url`); `None`: long polling.
+    pub webhook: Option<Webhook>,
 }
 
 /// Why the adapter could not start; each names the setting to fix.
@@ -83,6 +88,14 @@ pub enum StartError {
     /// Removing the webhook failed; polling would fail too.
     #[error("telegram: could not remove the webhook set for this bot: {0}")]
     Webhook(String),
+    /// setWebhook refused the URL (or the secret).
+    #[error(
+        "telegram.webhook_url was refused by the Bot API ({0}); it must be a public HTTPS URL on port 443, 80, 88 or 8443 that reaches http.listen"
+    )]
+    WebhookRefused(String),
+    /// setWebhook got no answer.
+    #[error("telegram.webhook_url: the Bot API did not answer setWebhook: {0}")]
+    WebhookUnanswered(String),
 }
 
 /// What the adapter runs on, shared with the rest of the app.
@@ -96,13 +109,18 @@ pub struct Services {
     pub tracker: TaskTracker,
     /// Stops polling.
     pub stop: CancellationToken,
-    /// Beats after every successful getUpdates, for `/healthz`.
+    /// Beats after every successful getUpdates (polling) or healthy getWebhookInfo and taken
+    /// update (webhook), for `/healthz`.
     pub health: HealthHandle,
+    /// Filled with the webhook receiver in webhook mode, for `/telegram/webhook`.
+    pub webhook: WebhookSlot,
     /// This process among several instances on one database; `None` when alone.
     pub instance: Option<Instance>,
 }
 
-/// Connects (getMe, webhook removal, setMyCommands) and starts polling under `services`.
+/// Connects (getMe, setMyCommands) and starts taking updates under `services`: in webhook mode
+/// it registers the webhook (setWebhook) and serves it through `services.webhook`; otherwise it
+/// removes any webhook (Telegram refuses getUpdates while one is set) and polls.
 pub async fn start(
     config: TelegramConfig,
     services: Services,
@@ -111,9 +129,7 @@ pub async fn start(
     let long_poll = long_poll::LongPoll::new(config.token.expose(), &config.api_url)
         .map_err(StartError::BadUrl)?;
     let me = get_me(&bot).await?;
-    let webhook = bot.get_webhook_info().await;
-    if webhook.is_ok_and(|info| info.url.is_some()) {
-        tracing::info!("removing the bot's webhook to poll for updates");
+    if config.webhook.is_none() {
         bot.delete_webhook()
             .await
             .map_err(|e| StartError::Webhook(e.to_string()))?;
@@ -124,9 +140,22 @@ pub async fn start(
     let files = files::Files::new(bot.clone(), config.token.expose(), &config.api_url)
         .map_err(StartError::BadUrl)?;
     let platform = Arc::new(TelegramPlatform::new(bot.clone(), config.pace, files));
-    tracing::info!(bot = %me.username, "telegram connected; polling for updates");
+    let username = me.username.clone();
     let adapter = polling::Adapter::new(&config, me, platform.clone(), services.clone(), long_poll);
-    services.tracker.spawn(adapter.run(services.stop));
+    let adapter = Arc::new(adapter);
+    adapter.serve_inbox();
+    let intake = Arc::new(intake::Intake::new(adapter.clone()));
+    match &config.webhook {
+        Some(hook) => {
+            webhook::start(&bot, hook, intake, &services).await?;
+            let path = WEBHOOK_PATH;
+            tracing::info!(bot = %username, path, "telegram connected; taking updates on the webhook");
+        }
+        None => {
+            tracing::info!(bot = %username, "telegram connected; polling for updates");
+            services.tracker.spawn(adapter.run(intake, services.stop));
+        }
+    }
     Ok(platform)
 }
 

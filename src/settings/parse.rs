@@ -4,6 +4,7 @@
 mod instance;
 mod llm;
 mod platforms;
+mod scale;
 
 use std::fmt;
 use std::net::SocketAddr;

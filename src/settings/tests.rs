@@ -336,12 +336,22 @@ fn a_guild_id_that_is_not_a_snowflake_is_named() {
 #[test]
 fn secrets_never_show_in_the_configs_debug_output() {
     let (_, config) = parse(
-        &[KEY, TG, ("PARLEY__DISCORD__TOKEN", "dc-secret")],
+        &[
+            KEY,
+            TG,
+            ("PARLEY__DISCORD__TOKEN", "dc-secret"),
+            (
+                "PARLEY__TELEGRAM__WEBHOOK_URL",
+                "https://bot.example/telegram/webhook",
+            ),
+            ("PARLEY__TELEGRAM__WEBHOOK_SECRET", "hook-secret"),
+        ],
         Purpose::Run,
     )
     .unwrap();
     let debug = format!("{config:?}");
-    for secret in ["sk-test-secret", "tg-secret", "dc-secret"] {
+    assert!(debug.contains("bot.example"), "webhook mode is on: {debug}");
+    for secret in ["sk-test-secret", "tg-secret", "dc-secret", "hook-secret"] {
         assert!(!debug.contains(secret), "{secret} leaked");
     }
 }

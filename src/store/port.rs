@@ -75,6 +75,16 @@ impl Store for SqliteStore {
         replies::add(&self.pools.writes, reply, content, finish_reason).await
     }
 
+    async fn set_alternative(
+        &self,
+        reply: MessageRowId,
+        index: usize,
+        content: &str,
+        finish_reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        replies::set(&self.pools.writes, reply, index, content, finish_reason).await
+    }
+
     async fn show_alternative(
         &self,
         reply: MessageRowId,

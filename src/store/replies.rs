@@ -22,6 +22,9 @@ const ADD: &str = "INSERT INTO reply_alternatives (reply, position, content, fin
      VALUES (?1, (SELECT COUNT(*) FROM reply_alternatives WHERE reply = ?1), ?2, ?3, ?4) \
      RETURNING position";
 
+const SET: &str = "UPDATE reply_alternatives SET content = ?3, finish_reason = ?4 \
+     WHERE reply = ?1 AND position = ?2";
+
 const SHOW: &str = "UPDATE messages SET content = a.content, finish_reason = a.finish_reason, \
      updated_at = ?3 FROM (SELECT content, finish_reason FROM reply_alternatives \
      WHERE reply = ?1 AND position = ?2) AS a \
@@ -126,6 +129,25 @@ pub(super) async fn add(
         .await
         .map_err(failed("add an alternative"))?;
     Ok(usize::try_from(position).unwrap_or_default())
+}
+
+/// Replaces the set's answer `index`, if it has one.
+pub(super) async fn set(
+    writes: &SqlitePool,
+    reply: MessageRowId,
+    index: usize,
+    content: &str,
+    finish_reason: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(SET)
+        .bind(reply.0)
+        .bind(i64::try_from(index).unwrap_or(i64::MAX))
+        .bind(content)
+        .bind(finish_reason)
+        .execute(writes)
+        .await
+        .map_err(failed("replace an alternative"))?;
+    Ok(())
 }
 
 /// Makes the set's answer `index` the reply's shown text; it and its finish reason, or `None`

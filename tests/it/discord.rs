@@ -9,6 +9,7 @@ mod instances;
 mod lifecycle;
 mod limits;
 mod messages;
+mod shards;
 
 use std::collections::HashMap;
 use std::time::Duration;

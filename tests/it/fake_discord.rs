@@ -10,7 +10,9 @@
 //! did not write (403, 50005), interactions answered too late (404, 10062) and Discord's global
 //! limit of 50 bot-token requests per second (429 with `global: true`; interaction routes are
 //! exempt, as on Discord). Every call is recorded, with its JSON body; the gateway notes when it
-//! delivered each MESSAGE_CREATE (`delivered`). Attachments of user messages and of `/ask` are
+//! delivered each MESSAGE_CREATE (`delivered`). The gateway honours IDENTIFY's shard, sending a
+//! guild's events only to shard `(guild_id >> 22) % count` and DMs only to shard 0;
+//! `GET /gateway/bot` answers the recommended shard count and the session start limit. Attachments of user messages and of `/ask` are
 //! served at signed CDN-style URLs on the same address (`cdn.rs`).
 
 #![allow(dead_code)]
@@ -136,9 +138,12 @@ struct State {
     forbidden: HashSet<String>,
     interactions: HashMap<String, Interaction>,
     identify: Vec<Value>,
+    /// When the first IDENTIFY of the day's session start limit came.
+    first_identify: Option<Instant>,
     sessions: usize,
     files: HashMap<String, (String, Vec<u8>)>,
     downloads: Vec<Download>,
+    recommended_shards: u64,
 }
 
 struct Shared {
@@ -203,6 +208,11 @@ impl FakeDiscord {
             .await
             .expect("the bot connects to the gateway")
             .unwrap();
+    }
+
+    /// Makes `GET /gateway/bot` recommend `shards` shards.
+    pub fn recommend_shards(&self, shards: u64) {
+        self.lock().recommended_shards = shards;
     }
 
     /// Every IDENTIFY payload received.

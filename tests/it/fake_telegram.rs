@@ -10,6 +10,8 @@
 //! when an update arrives meanwhile; it can be put into an outage, where every method answers
 //! 502 with an HTML page, as the proxy in front of the Bot API does. It notes when each user
 //! message was handed to the bot by getUpdates (`delivered`) and how long it waited for a poll.
+//! With a webhook set (`webhook.rs`) getUpdates answers 409 and updates are POSTed to the bot
+//! instead, retried like the real server does; tests read every attempt (`deliveries`).
 //! Users' photos, documents and voice messages are served through `getFile` and
 //! `/file/bot<token>/<file_path>` with the 20 MB limit bots have (`files.rs`).
 //! Tests push updates (`private_text`, `group_text`, `callback`), read what every
@@ -20,6 +22,7 @@
 mod files;
 mod methods;
 mod updates;
+mod webhook;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -42,6 +45,7 @@ use super::fake_net::{self, IDLE};
 
 pub use files::Media;
 pub use updates::{ChatRef, User, group, private};
+pub use webhook::Delivery;
 
 /// The token the fake accepts.
 pub const FAKE_TOKEN: &str = "123456:fake-secret-token";
@@ -155,11 +159,14 @@ struct St {
     files: HashMap<String, files::Stored>,
     downloads: Vec<String>,
     files_lost: bool,
+    hook: webhook::Hook,
 }
 
 struct Shared {
     state: Mutex<St>,
     new_update: Notify,
+    /// Cancelled when the fake is dropped: stops its webhook deliveries.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 /// A running fake Bot API; stops when dropped.
@@ -187,6 +194,7 @@ impl FakeTelegram {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             new_update: Notify::new(),
+            stop: tokio_util::sync::CancellationToken::new(),
         });
         let app = Router::new()
             .route("/{bot}/{method}", post(handle))
@@ -410,6 +418,22 @@ impl FakeTelegram {
         self.st().poll_conflicts
     }
 
+    /// Every attempt to deliver an update to the webhook, in order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.st().hook.deliveries.clone()
+    }
+
+    /// The next `count` 2xx answers to webhook requests are lost on the way back (the
+    /// connection drops): Telegram never sees them and sends those updates again.
+    pub fn lose_webhook_answers(&self, count: usize) {
+        self.st().hook.lose_answers = count;
+    }
+
+    /// How long a webhook request may take before Telegram counts it as failed (60 s).
+    pub fn webhook_answer_timeout(&self, timeout: Duration) {
+        self.st().hook.answer_timeout = Some(timeout);
+    }
+
     /// How many 429s the fake answered.
     pub fn too_many_requests(&self) -> usize {
         self.st().too_many
@@ -481,6 +505,7 @@ impl FakeTelegram {
 
 impl Drop for FakeTelegram {
     fn drop(&mut self) {
+        self.shared.stop.cancel();
         self.task.abort();
     }
 }
@@ -498,7 +523,38 @@ async fn handle(
     if bot.strip_prefix("bot") != Some(FAKE_TOKEN) {
         return reply(Err((401, "Unauthorized".into(), None)));
     }
+    if matches!(method.as_str(), "setwebhook" | "deletewebhook")
+        && !shared.state.lock().unwrap().outage
+    {
+        let answer = match method.as_str() {
+            "setwebhook" => webhook::set(&shared, &body),
+            _ => webhook::delete(&shared, &body),
+        };
+        let error = answer.as_ref().err().map(|e| e.0);
+        let call = Call {
+            method,
+            body,
+            at: Instant::now(),
+            error,
+        };
+        shared.state.lock().unwrap().calls.push(call);
+        return reply(answer);
+    }
     if method == "getupdates" {
+        let conflict = {
+            let st = shared.state.lock().unwrap();
+            !st.webhook.is_empty() && !st.outage
+        };
+        if conflict {
+            let call = Call {
+                method,
+                body,
+                at: Instant::now(),
+                error: Some(409),
+            };
+            shared.state.lock().unwrap().calls.push(call);
+            return reply(Err((409, webhook::CONFLICT.into(), None)));
+        }
         let broken = {
             let mut st = shared.state.lock().unwrap();
             let broken = st.broken_polls > 0 || st.outage;

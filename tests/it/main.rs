@@ -10,6 +10,7 @@ mod instances;
 mod llm;
 mod ops;
 mod parts;
+mod proxy;
 mod store;
 mod support;
 mod telegram;

@@ -8,6 +8,7 @@ mod groups;
 mod redo;
 mod run;
 mod streaming;
+mod webhook;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -110,6 +111,11 @@ impl Harness {
         if let Some(app) = self.app.take() {
             app.shutdown(GRACE).await;
         }
+    }
+
+    /// The running bot, if started.
+    pub fn app(&self) -> Option<&App> {
+        self.app.as_ref()
     }
 
     /// The database file the bot uses.

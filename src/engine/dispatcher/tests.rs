@@ -392,3 +392,99 @@ async fn shutdown_stops_taking_messages() {
     tracker.close();
     tracker.wait().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_older_replys_buttons_wait_behind_another_chats_final_text_for_the_bot_wide_slot() {
+    use crate::engine::memory::CallKind;
+    use crate::engine::ports::Window;
+    let mut h = harness();
+    // One call a second for the whole bot: the two chats compete for each slot.
+    let budgeted = Limits {
+        bot: Some(Window {
+            count: 1,
+            per: Duration::from_secs(1),
+        }),
+        ..limits()
+    };
+    h.platform = Arc::new(MemoryPlatform::new(budgeted));
+    let h = Arc::new(h);
+    let (a, b) = (group(), ChatKey::new(PlatformKind::Telegram, "-200"));
+    h.send(prompt(&a, "one")).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // At T: chat a's second turn starts; its text shows at T and its final text at T+1.1, then
+    // its first reply's buttons go: they wait for the slot at T+2.2. Chat b's reply (started
+    // at T-4.1) showed its first text at T-1.3 and ends at T+1.5: its final text waits for the
+    // same slot, and must have it.
+    h.model.push(Script::Reply {
+        text: "Hello world".into(),
+        chunk: 6,
+        gap: Duration::from_millis(2_800),
+    });
+    let other = tokio::spawn({
+        let (h, b) = (h.clone(), b.clone());
+        async move { h.send(prompt(&b, "go")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(4_100)).await;
+    h.model.push(Script::Reply {
+        text: "Two.".into(),
+        chunk: 10,
+        gap: Duration::ZERO,
+    });
+    h.send(prompt(&a, "two")).await;
+    other.await.unwrap();
+
+    let calls = h.platform.calls();
+    let buttons = calls
+        .iter()
+        .position(|c| c.kind == CallKind::Buttons)
+        .expect("the first reply's buttons were removed");
+    assert_eq!(calls[buttons].chat, a);
+    assert!(calls[buttons].outcome.is_ok(), "{calls:?}");
+    let final_text = calls
+        .iter()
+        .rposition(|c| c.chat == b && c.text == "Hello world")
+        .expect("b's final text landed");
+    assert!(
+        final_text < buttons,
+        "a cosmetic call went before another chat's final text: {calls:#?}"
+    );
+    assert_eq!(h.platform.texts(&b), ["Hello world"]);
+    assert_eq!(h.platform.rate_limited(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn showing_another_answer_is_not_counted_as_a_reply() {
+    crate::metrics::meter_engine();
+    let recorder = crate::metrics::recorder().expect("valid buckets");
+    let handle = recorder.handle();
+    let _local = ::metrics::set_default_local_recorder(&recorder);
+    let h = harness();
+    let command = |command| message(&group(), "ann", Content::Command(command), false);
+    h.send(prompt(&group(), "one")).await;
+    h.model.push(Script::Reply {
+        text: "Another answer.".into(),
+        chunk: 100,
+        gap: Duration::ZERO,
+    });
+    h.send(command(Command::Regenerate(None))).await;
+    assert_eq!(h.last_text(), "Another answer.");
+    let first = Command::Show {
+        reply: None,
+        index: 0,
+        press: 0,
+    };
+    h.send(command(first)).await;
+    assert_eq!(
+        h.last_text(),
+        "echo: ANN: one",
+        "the first answer shows again"
+    );
+    assert_eq!(h.model.requests().len(), 2);
+    let text = handle.render();
+    let complete = r#"parley_replies_total{platform="telegram",outcome="complete"} "#;
+    let count = text.lines().find_map(|l| l.strip_prefix(complete));
+    assert_eq!(count, Some("2"), "the answer and the regenerate: {text}");
+    let first_token = r#"parley_reply_first_token_seconds_count{platform="telegram"} "#;
+    let count = text.lines().find_map(|l| l.strip_prefix(first_token));
+    assert_eq!(count, Some("2"), "{text}");
+}

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::engine::attachment::FileRef;
 use crate::engine::event::{ChatKey, MessageRef, PlatformKind};
-use crate::engine::ports::{FetchError, Limits, Phase, Platform, PlatformError, Rate};
+use crate::engine::ports::{Button, FetchError, Limits, Phase, Platform, PlatformError, Rate};
 
 /// Which platform method a recorded call used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub enum CallKind {
     Edit,
     /// `typing`.
     Typing,
+    /// `set_buttons`: the buttons under a message change, its text does not.
+    Buttons,
 }
 
 /// One call the platform received, whatever its outcome.
@@ -173,6 +175,19 @@ impl MemoryPlatform {
 impl State {
     /// The checks every send and edit goes through before its own.
     fn admit(&mut self, limits: &Limits, chat: &ChatKey, text: &str) -> Result<(), PlatformError> {
+        self.spend(limits, chat)?;
+        if text.is_empty() {
+            return Err(PlatformError::Rejected("message text is empty".into()));
+        }
+        if limits.unit.len(text) > limits.max_len {
+            return Err(PlatformError::Rejected("message is too long".into()));
+        }
+        Ok(())
+    }
+
+    /// The checks every call that changes a message goes through: refused, failing, too soon
+    /// (a 429), else counted against the chat, its scope and the bot.
+    fn spend(&mut self, limits: &Limits, chat: &ChatKey) -> Result<(), PlatformError> {
         if let Some(reason) = &self.forbidden {
             return Err(PlatformError::Forbidden(reason.clone()));
         }
@@ -193,12 +208,6 @@ impl State {
         }
         if limits.bot.is_some() {
             self.bot.push_back(now);
-        }
-        if text.is_empty() {
-            return Err(PlatformError::Rejected("message text is empty".into()));
-        }
-        if limits.unit.len(text) > limits.max_len {
-            return Err(PlatformError::Rejected("message is too long".into()));
         }
         Ok(())
     }
@@ -348,6 +357,25 @@ impl Platform for MemoryPlatform {
         let id = Some(message.clone());
         state.record(CallKind::Edit, chat, id, text, Some(phase), outcome.clone());
         outcome.map(|()| message.clone())
+    }
+
+    /// Paced like an edit; the buttons themselves are not kept.
+    async fn set_buttons(
+        &self,
+        chat: &ChatKey,
+        message: &MessageRef,
+        _buttons: &[Button],
+    ) -> Result<(), PlatformError> {
+        let mut state = self.lock();
+        let outcome = state.spend(&self.limits, chat).and_then(|()| {
+            match state.messages.contains_key(message) {
+                true => Ok(()),
+                false => Err(PlatformError::MessageGone),
+            }
+        });
+        let id = Some(message.clone());
+        state.record(CallKind::Buttons, chat, id, "", None, outcome.clone());
+        outcome
     }
 
     async fn typing(&self, chat: &ChatKey) -> Result<(), PlatformError> {

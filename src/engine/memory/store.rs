@@ -341,6 +341,22 @@ impl Store for MemoryStore {
         })?
     }
 
+    async fn set_alternative(
+        &self,
+        reply: MessageRowId,
+        index: usize,
+        content: &str,
+        finish_reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            let row = s.reply(reply)?;
+            if let Some(answer) = row.alternatives.get_mut(index) {
+                *answer = (content.to_string(), finish_reason.map(str::to_string));
+            }
+            Ok(())
+        })?
+    }
+
     async fn show_alternative(
         &self,
         reply: MessageRowId,

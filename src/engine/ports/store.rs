@@ -311,6 +311,16 @@ pub trait Store: Send + Sync {
         finish_reason: Option<&str>,
     ) -> Result<usize, StoreError>;
 
+    /// Replaces the set's answer `index` (a Continue made the answer shown longer); an index the
+    /// set does not have changes nothing.
+    async fn set_alternative(
+        &self,
+        reply: MessageRowId,
+        index: usize,
+        content: &str,
+        finish_reason: Option<&str>,
+    ) -> Result<(), StoreError>;
+
     /// Makes the set's answer `index` the reply's shown text (what the history holds); it and
     /// its finish reason, or `None` when there is no such answer or the reply streams.
     async fn show_alternative(

@@ -423,8 +423,9 @@ impl<'a> Reply<'a> {
         self.shown = text.to_string();
         if !self.content_shown && !self.text.is_empty() {
             self.content_shown = true;
-            let after = self.ctx.asked_at.elapsed();
-            meter().first_token(self.ctx.platform.kind(), after);
+            if let Some(asked_at) = self.ctx.asked_at {
+                meter().first_token(self.ctx.platform.kind(), asked_at.elapsed());
+            }
         }
         let changed = match &self.current {
             Some(current) if *current == message => false,

@@ -130,7 +130,7 @@ impl Harness {
             row: None,
             reuse: &[],
             browse: None,
-            asked_at: tokio::time::Instant::now(),
+            asked_at: Some(tokio::time::Instant::now()),
         };
         stream_reply(&ctx, stream).await
     }
@@ -506,6 +506,35 @@ async fn cancellation_marks_the_reply_interrupted() {
     assert_eq!(
         (outcome.status, outcome.text.as_str()),
         (ReplyStatus::Partial, "Half")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reply_a_shutdown_interrupts_records_all_its_text_before_its_marker_waits_for_a_slot() {
+    let h = Harness::new(200);
+    let cancel = h.cancel.clone();
+    tokio::spawn(async move {
+        sleep(Duration::from_millis(2_500)).await;
+        cancel.cancel();
+    });
+    // "Half" shows at once and "way" 2.4 s later; neither had been saved as the text so far
+    // when the shutdown came.
+    let steps = vec![
+        content(0, "Half"),
+        content(2_400, "way"),
+        content(60_000, "!"),
+    ];
+    let outcome = h.reply(Ok(script(steps))).await;
+    assert_eq!(outcome.text, "Halfway");
+    let saved = h.observer.1.lock().unwrap().clone();
+    assert_eq!(
+        saved.last().map(String::as_str),
+        Some("Halfway"),
+        "{saved:?}"
+    );
+    assert_eq!(
+        h.texts(),
+        ["Halfway\n\n⚠️ reply interrupted: the bot restarted"]
     );
 }
 

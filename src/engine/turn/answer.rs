@@ -42,8 +42,8 @@ pub(super) struct Streamed<'a> {
     pub browse: Option<(usize, usize)>,
     /// Whether a Stop button shows while it streams (not for an answer shown again).
     pub stoppable: bool,
-    /// When the model was asked.
-    pub asked_at: Instant,
+    /// When the model was asked; `None` for a stored answer shown again.
+    pub asked_at: Option<Instant>,
 }
 
 /// Records the platform messages of a streaming reply as they appear, and gives back the
@@ -101,6 +101,9 @@ impl Engine {
             self.store.last_reply(&incoming.key)
         );
         let context = context?;
+        // Only the previous reply's last message is needed (its buttons go at the end): its
+        // text is not held while this reply streams.
+        let previous = previous?.and_then(|last| last.platform_messages.last().cloned());
         let conversation = context.conversation.id;
         tracing::Span::current().record("conversation", tracing::field::display(conversation));
         tracing::debug!(text, attachments = incoming.attachments.len(), "prompt");
@@ -145,12 +148,12 @@ impl Engine {
             before: None,
             browse: None,
             stoppable: true,
-            asked_at,
+            asked_at: Some(asked_at),
         };
         let outcome = self.stream_into(&streamed, permit, stream).await;
         self.record(rows, &model, &outcome).await?;
         self.keep_choices(rows.reply, &outcome).await?;
-        if let Some(previous) = previous? {
+        if let Some(previous) = previous {
             self.take_buttons(platform, &incoming.key, &previous).await;
         }
         Ok(Some(outcome))
@@ -219,17 +222,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Removes the buttons of a reply that is no longer the chat's last (one paced edit of its
-    /// last message); a failure is logged, nothing else depends on it.
+    /// Removes the buttons of a reply that is no longer the chat's last (one paced edit of
+    /// `message`, its last message); a failure is logged, nothing else depends on it.
     pub(super) async fn take_buttons(
         &self,
         platform: &dyn Platform,
         key: &ChatKey,
-        reply: &LastReply,
+        message: &MessageRef,
     ) {
-        let Some(message) = reply.platform_messages.last() else {
-            return;
-        };
         let limits = platform.limits(key);
         let pacer = self.pacer(key.platform);
         // Cosmetic: it yields the budget to every first and final text, like a preview.

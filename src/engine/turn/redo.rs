@@ -106,21 +106,29 @@ impl Engine {
         self.store
             .reopen_reply(last.id, kind == Redo::Regenerate)
             .await?;
-        // A regenerate adds an answer to the reply's set (its first is the old one).
+        // A regenerate adds an answer to the reply's set (its first is the old one). A continue
+        // goes on with the answer shown, which stays where it is in the set.
+        let set = self.store.alternatives(last.id).await?;
         let browse = match kind {
             Redo::Regenerate => {
-                let count = self.store.alternatives(last.id).await?.len().max(1) + 1;
+                let count = set.len().max(1) + 1;
                 Some((count - 1, count))
             }
-            Redo::Continue => None,
+            Redo::Continue => {
+                let shown = set.iter().position(|answer| *answer == last.content);
+                shown.map(|index| (index, set.len()))
+            }
         };
         let stream = match kind {
             Redo::Regenerate => self.model.complete(request).await,
             // The cut reply's buttons go while the request leaves.
-            Redo::Continue => {
-                let buttons_gone = self.take_buttons(platform, key, &last);
-                tokio::join!(self.model.complete(request), buttons_gone).0
-            }
+            Redo::Continue => match last.platform_messages.last() {
+                Some(message) => {
+                    let buttons_gone = self.take_buttons(platform, key, message);
+                    tokio::join!(self.model.complete(request), buttons_gone).0
+                }
+                None => self.model.complete(request).await,
+            },
         };
         let reuse: &[MessageRef] = match kind {
             Redo::Regenerate => &last.platform_messages,
@@ -136,10 +144,12 @@ impl Engine {
             before: (kind == Redo::Continue).then_some(&last),
             browse,
             stoppable: true,
-            asked_at,
+            asked_at: Some(asked_at),
         };
         let outcome = self.stream_into(&streamed, permit, stream).await;
-        self.record_redo(kind, &last, &model, &outcome).await?;
+        let shown = browse.map(|(index, _)| index);
+        self.record_redo((kind, shown), &last, &model, &outcome)
+            .await?;
         Ok(Ok(outcome))
     }
 
@@ -173,10 +183,11 @@ impl Engine {
     }
 
     /// Records a redo. A regenerate that got no text keeps the old answer; a continue's reply
-    /// is the cut text and the continuation, in all their messages.
+    /// is the cut text and the continuation, in all their messages, and so becomes the answer
+    /// `shown` of its set, when it has one.
     async fn record_redo(
         &self,
-        kind: Redo,
+        (kind, shown): (Redo, Option<usize>),
         last: &LastReply,
         model: &ModelName,
         outcome: &ReplyOutcome,
@@ -193,12 +204,21 @@ impl Engine {
             record.finish_reason.clone_from(&last.finish_reason);
         }
         self.store.finish_reply(last.id, &record).await?;
-        if kind == Redo::Regenerate && got_text {
-            let finish = record.finish_reason.as_deref();
-            let store = &self.store;
-            store
-                .add_alternative(last.id, &record.content, finish)
-                .await?;
+        let finish = record.finish_reason.as_deref();
+        match (kind, shown) {
+            (Redo::Regenerate, _) if got_text => {
+                let store = &self.store;
+                store
+                    .add_alternative(last.id, &record.content, finish)
+                    .await?;
+            }
+            (Redo::Continue, Some(index)) if got_text => {
+                let store = &self.store;
+                store
+                    .set_alternative(last.id, index, &record.content, finish)
+                    .await?;
+            }
+            _ => {}
         }
         tracing::info!(
             reply = last.id.0,

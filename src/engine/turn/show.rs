@@ -2,7 +2,6 @@
 //! like any reply, and make it the one the history holds.
 
 use futures_util::stream;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Engine;
@@ -88,7 +87,7 @@ impl Engine {
             before: None,
             browse: Some((index, count)),
             stoppable: false,
-            asked_at: Instant::now(),
+            asked_at: None,
         };
         Ok(Ok(self.stream_into(&streamed, None, Ok(answer)).await))
     }

@@ -62,6 +62,9 @@ const ELSEWHERE: &str =
 /// Shown when a slash command comes from a place the bot does not serve.
 const NOT_HERE: &str = "I don't answer here.";
 
+/// Shown when the channel's queue is full.
+pub(super) const BUSY: &str = "I'm busy — try again in a moment.";
+
 #[async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
@@ -193,6 +196,18 @@ impl Handler {
             None => Err("Unknown command.".to_string()),
             Some(Slash::Command(neutral)) => Ok(Content::Command(neutral)),
             Some(Slash::Ask(prompt)) => Ok(Content::Prompt(prompt)),
+            // The last reply changes in the channel's own messages, in the channel's turn order.
+            Some(Slash::Reply(neutral)) => {
+                let said = Slash::queued(&neutral);
+                let incoming = self.incoming(&command, Content::Command(neutral));
+                match self.dispatcher.submit(incoming, self.platform.clone()) {
+                    Ok(()) => Err(said.to_string()),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not queue a slash command");
+                        Err(BUSY.to_string())
+                    }
+                }
+            }
         };
         let answer = match content {
             Ok(content) => {

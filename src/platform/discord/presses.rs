@@ -7,14 +7,11 @@ use std::time::Instant;
 
 use serenity::all::{ComponentInteraction, Context, Permissions};
 
-use super::handler::{Handler, identity};
+use super::handler::{BUSY, Handler, identity};
 use super::inbound;
 use crate::engine::controls::{NOT_LAST, Press, StopAnswer};
 use crate::engine::event::{Author, Content, Incoming, UserId};
 use crate::engine::ports::MessageRowId;
-
-/// Shown when the chat's queue is full.
-const BUSY: &str = "I'm busy — try again in a moment.";
 
 /// Shown for a press on a button the bot does not know.
 const UNKNOWN: &str = "This button does nothing.";

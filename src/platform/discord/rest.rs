@@ -109,6 +109,11 @@ impl DiscordRest {
         parse_id(user)
     }
 
+    /// `GET /gateway/bot`: the shard count Discord recommends and the session start limit.
+    pub async fn gateway_bot(&self) -> Result<Value, RestError> {
+        self.call(Method::GET, "/gateway/bot", None).await
+    }
+
     /// Posts a message; returns its id.
     pub async fn create_message(
         &self,

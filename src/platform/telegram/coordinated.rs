@@ -1,16 +1,17 @@
-//! Telegram among several instances: the one seam every accepted update passes through (kept
-//! in the shared inbox for the instance holding its chat, or handled at once when alone), the
-//! poll lease that lets one instance poll, and the inbox's updates handled as if just polled.
+//! Telegram among several instances: updates the intake takes kept in the shared inbox for the
+//! instance holding their chat, the poll lease that lets one instance poll, and the inbox's
+//! updates handled as if just taken.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde_json::value::RawValue;
 use teloxide::types::{Update, UpdateKind};
 use tokio_util::sync::CancellationToken;
 
 use super::inbound::map_message;
-use super::long_poll::{Polled, STOPPED_GENERATION, decode};
+use super::long_poll::{STOPPED_GENERATION, decode};
 use super::polling::Adapter;
 use crate::engine::event::{ChatKey, PlatformKind};
 use crate::instances::{InboxHandler, Scope};
@@ -20,26 +21,26 @@ pub const TOO_OLD: &str = "Sorry, your message arrived while the bot was switchi
      waited too long — please send it again.";
 
 impl Adapter {
-    /// Every accepted update passes here. Alone, it is handled at once; among several
-    /// instances it is kept in the shared inbox (once, however often Telegram delivers it) and
-    /// answered by the instance holding its chat — this one at once when nobody else does.
-    pub(super) async fn accept(self: &Arc<Self>, polled: Polled) {
-        let update = match polled.update {
-            Ok(update) => update,
-            Err(why) => return tracing::warn!(update_id = polled.id, %why, "skipping an update"),
-        };
-        let Some(instance) = &self.services.instance else {
-            return self.handle(update).await;
-        };
-        let (Some(id), Some(scope)) = (polled.id, scope_of(&update)) else {
-            return self.handle(update).await;
-        };
+    /// Among several instances, keeps a taken update in the shared inbox, once however often
+    /// Telegram delivers it, for the instance holding its chat (this one at once when nobody
+    /// else does): `Some(true)` when it is new, `Some(false)` when it was kept before. `None`
+    /// when alone, for an update that names no chat, or when the database failed: then the
+    /// intake handles it here.
+    pub(super) async fn keep(&self, id: i64, raw: &RawValue) -> Option<bool> {
+        let instance = self.services.instance.as_ref()?;
+        let update = decode(raw).update.ok()?;
+        let scope = scope_of(&update)?;
         let id = id.to_string();
-        let kept = instance.accept(PlatformKind::Telegram, &scope, &id, polled.raw.get());
-        if let Err(error) = kept.await {
-            tracing::warn!(%scope, error = %error.chain(),
-                "could not keep an update in the shared inbox; answering it here");
-            self.handle(update).await;
+        match instance
+            .accept(PlatformKind::Telegram, &scope, &id, raw.get())
+            .await
+        {
+            Ok(new) => Some(new),
+            Err(error) => {
+                tracing::warn!(%scope, error = %error.chain(),
+                    "could not keep an update in the shared inbox; answering it here");
+                None
+            }
         }
     }
 
@@ -104,7 +105,7 @@ struct Inbox(Arc<Adapter>);
 
 impl Inbox {
     fn decode(payload: &str) -> Option<Update> {
-        let raw = serde_json::value::RawValue::from_string(payload.to_string()).ok()?;
+        let raw: &RawValue = serde_json::from_str(payload).ok()?;
         match decode(raw).update {
             Ok(update) => Some(update),
             Err(why) => {

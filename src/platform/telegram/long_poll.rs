@@ -53,8 +53,6 @@ pub struct Polled {
     pub id: Option<i64>,
     /// The update, or why it could not be read.
     pub update: Result<Update, String>,
-    /// The update as the Bot API sent it (what the shared inbox keeps).
-    pub raw: Box<RawValue>,
 }
 
 /// A Bot API answer. The updates stay raw text here: skipping over a value has no nesting
@@ -98,20 +96,24 @@ impl LongPoll {
         Ok(Self { client, url })
     }
 
-    /// Asks for the updates from `offset` on, waiting up to `timeout` for the first.
-    pub async fn poll(&self, offset: i64, timeout: Duration) -> Result<Vec<Polled>, PollError> {
+    /// Asks for the updates from `offset` on, waiting up to `timeout` for the first; each update
+    /// stays raw, for the intake to decode.
+    pub async fn poll(
+        &self,
+        offset: i64,
+        timeout: Duration,
+    ) -> Result<Vec<Box<RawValue>>, PollError> {
         let body = json!({
             "offset": offset,
             "timeout": timeout.as_secs(),
-            "allowed_updates": ["message", "callback_query", STOPPED_GENERATION],
+            "allowed_updates": ALLOWED_UPDATES,
         });
         let request = self.client.post(self.url.clone()).timeout(timeout + MARGIN);
         let response = request.json(&body).send();
         let response = response.await.map_err(network)?;
         let status = response.status().as_u16();
         let text = response.text().await.map_err(network)?;
-        let updates = answer(status, &text)?;
-        Ok(updates.into_iter().map(decode).collect())
+        answer(status, &text)
     }
 }
 
@@ -147,10 +149,13 @@ fn answer(status: u16, text: &str) -> Result<Vec<Box<RawValue>>, PollError> {
 /// The update a draft's own stop control sends (Bot API 9.5; teloxide does not know it).
 pub const STOPPED_GENERATION: &str = "stopped_message_generation";
 
+/// The kinds of update the bot asks for, polling or through the webhook.
+pub const ALLOWED_UPDATES: [&str; 3] = ["message", "callback_query", STOPPED_GENERATION];
+
 /// Decodes one update; one teloxide cannot read is kept as the reason, with its id. An update
 /// of a kind newer than teloxide that the bot handles ([`STOPPED_GENERATION`]) is kept raw, as
 /// `UpdateKind::Error` with the whole update.
-pub fn decode(raw: Box<RawValue>) -> Polled {
+pub(super) fn decode(raw: &RawValue) -> Polled {
     let id = serde_json::from_str::<Head>(raw.get())
         .ok()
         .map(|h| h.update_id);
@@ -167,7 +172,7 @@ pub fn decode(raw: Box<RawValue>) -> Polled {
             Err("an update that does not decode".to_string())
         }
     };
-    Polled { id, update, raw }
+    Polled { id, update }
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::access::{Access, REFUSAL};
 use super::inbound::{Action, Addressed, Me, map_message};
-use super::long_poll::{LongPoll, PollError, Polled};
+use super::intake::{Intake, Taken};
+use super::long_poll::{LongPoll, PollError};
 use super::{Services, TelegramConfig, TelegramPlatform, commands};
 use crate::engine::controls::Press;
 use crate::engine::event::{Content, Incoming};
@@ -126,18 +127,18 @@ impl Adapter {
         }
     }
 
-    /// Polls until `stop`; failures back off and never end the loop. A quiet poll (no updates
-    /// when its timeout ends) is a success like any other. After a failure the next poll asks
-    /// with timeout 0, so the first answer after an outage comes at once and heals the health.
-    pub(super) async fn run(self, stop: CancellationToken) {
-        let adapter = Arc::new(self);
+    /// Polls until `stop`, handing every update to `intake`; failures back off and never end
+    /// the loop. A quiet poll (no updates when its timeout ends) is a success like any other.
+    /// After a failure the next poll asks with timeout 0, so the first answer after an outage
+    /// comes at once and heals the health.
+    pub(super) async fn run(self: Arc<Self>, intake: Arc<Intake>, stop: CancellationToken) {
+        let adapter = self;
         let health = &adapter.services.health;
         let mut progress = Progress {
             offset: 0,
             backoff: adapter.poll_backoff,
             outage: None,
         };
-        adapter.serve_inbox();
         loop {
             if !adapter.may_poll(&stop).await {
                 break;
@@ -150,8 +151,11 @@ impl Adapter {
             match result {
                 Ok(updates) => {
                     progress.answered(health, adapter.poll_backoff);
-                    for polled in updates {
-                        progress.offset = adapter.take(polled, progress.offset).await;
+                    for raw in updates {
+                        progress.offset = match intake.accept(&raw).await {
+                            Taken::New(id) | Taken::Duplicate(id) => progress.offset.max(id + 1),
+                            Taken::NotAnUpdate => progress.offset,
+                        };
                     }
                 }
                 Err(error) => {
@@ -168,14 +172,6 @@ impl Adapter {
         tracing::info!("telegram polling stopped");
     }
 
-    /// Accepts one polled update and returns the offset past it; one that does not decode is
-    /// skipped with a warning, so it cannot hold up the updates after it.
-    async fn take(self: &Arc<Self>, polled: Polled, offset: i64) -> i64 {
-        let offset = polled.id.map_or(offset, |id| offset.max(id + 1));
-        self.accept(polled).await;
-        offset
-    }
-
     /// Tells the server which updates were handled, so a restart does not see them again.
     async fn confirm(&self, offset: i64) {
         let Ok(offset) = i32::try_from(offset) else {
@@ -190,6 +186,7 @@ impl Adapter {
         }
     }
 
+    /// Routes one decoded update: a message, a button press, a stopped draft.
     pub(super) async fn handle(self: &Arc<Self>, update: Update) {
         match update.kind {
             UpdateKind::Message(message) => {

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::llm::Models;
+use super::scale;
 use super::{check, http_url};
 use crate::engine::ports::Window;
 use crate::platform::discord::{self, Access, DiscordConfig};
@@ -38,6 +39,10 @@ pub(super) fn parse(
     let group_window = group_window(settings.telegram.group_per_minute)?;
     let poll_timeout = poll_timeout(settings.telegram.poll_timeout_secs)?;
     let admins = admins(&settings.access.admins)?;
+    let webhook = match settings.telegram_enabled() {
+        true => scale::webhook(settings)?,
+        false => None,
+    };
     let telegram = settings.telegram_enabled().then(|| {
         let t = &settings.telegram;
         TelegramConfig {
@@ -55,6 +60,7 @@ pub(super) fn parse(
             refusal_every: telegram::REFUSAL_EVERY,
             poll_timeout,
             poll_backoff: telegram::POLL_BACKOFF,
+            webhook,
         }
     });
     let discord = match settings.discord_enabled() {
@@ -140,5 +146,6 @@ fn discord_config(
         },
         models: models.all.clone(),
         guild_ids: guild_ids.collect::<Result<_, _>>()?,
+        shards: scale::shards(settings)?,
     })
 }

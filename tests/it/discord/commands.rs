@@ -63,7 +63,9 @@ async fn slash_commands_are_registered_globally_at_start() {
     let put = &bot.discord.calls_to("PUT", "/applications/2000/commands")[0];
     assert_eq!(
         names(&put.body),
-        ["model", "reset", "system", "usage", "help", "ask"]
+        [
+            "model", "reset", "system", "usage", "help", "regen", "continue", "alt", "n", "ask"
+        ]
     );
     let choices = put.body[0]["options"][0]["choices"].as_array().unwrap();
     assert_eq!(choices.len(), 4, "one choice per configured model");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Bot, CHANNEL, GUILD, USER};
-use crate::fake_discord::{Press, UserMessage};
+use crate::fake_discord::{Press, SlashCommand, UserMessage};
 use crate::fake_llm::Script;
 use crate::support::stored_replies;
 
@@ -175,8 +175,8 @@ async fn someone_else_pressing_stop_gets_an_ephemeral_answer_and_nothing_stops()
     assert_eq!(rows.last().map(|r| r.0.as_str()), Some("complete"));
 }
 
-/// Waits until the bot's last message in the channel reads `text` with buttons whose ids start
-/// with `kinds`; returns its id and button ids.
+/// Waits until the bot's last message in the channel that everyone sees (not an ephemeral
+/// answer) reads `text` with buttons whose ids start with `kinds`; returns its id and button ids.
 async fn until_shown(bot: &Bot, text: &str, kinds: &[&str]) -> (String, Vec<String>) {
     let matches = |m: &crate::fake_discord::Message| {
         let ids = m.button_ids();
@@ -184,12 +184,15 @@ async fn until_shown(bot: &Bot, text: &str, kinds: &[&str]) -> (String, Vec<Stri
             && ids.len() == kinds.len()
             && ids.iter().zip(kinds).all(|(id, k)| id.starts_with(k))
     };
-    bot.until(&format!("{text:?} with {kinds:?}"), |bot| {
+    let last_public = |bot: &Bot| {
         let messages = bot.discord.bot_messages(CHANNEL);
-        messages.last().is_some_and(matches)
+        messages.into_iter().rfind(|m| m.flags & 64 == 0)
+    };
+    bot.until(&format!("{text:?} with {kinds:?}"), |bot| {
+        last_public(bot).is_some_and(|m| matches(&m))
     })
     .await;
-    let last = bot.discord.bot_messages(CHANNEL).last().cloned().unwrap();
+    let last = last_public(bot).unwrap();
     (last.id.clone(), last.button_ids())
 }
 
@@ -239,18 +242,31 @@ async fn continue_after_a_cut_goes_on_in_a_new_message() {
         .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "a long one"));
     let (cut, ids) = until_shown(&bot, "The first half,", &["regen:", "cont:"]).await;
     bot.llm.push(Script::reply(" and the second half."));
+    let before = bot.discord.calls().len();
     let token = bot.discord.press(press(&cut, &ids[1], USER, false));
     bot.until("the press answered", |bot| {
         bot.discord.interaction_callback(&token).is_some()
     })
     .await;
-    until_shown(&bot, "and the second half.", &["regen:"]).await;
+    let (next, _) = until_shown(&bot, "and the second half.", &["regen:"]).await;
     let messages = bot.discord.bot_messages(CHANNEL);
     assert_eq!(messages.len(), 2);
     assert!(
         messages[0].button_ids().is_empty(),
         "the cut message's buttons went"
     );
+    // What it cost: the press's callback, one edit of the cut message (its buttons), one new
+    // message, and the stream's edits of that message.
+    let calls = calls_since(&bot, before);
+    let (callbacks, posts) = (
+        count(&calls, "POST", "/callback"),
+        count(&calls, "POST", &format!("/channels/{CHANNEL}/messages")),
+    );
+    let cut_edits = count(&calls, "PATCH", &format!("/messages/{cut}"));
+    let next_edits = count(&calls, "PATCH", &format!("/messages/{next}"));
+    assert_eq!((callbacks, posts, cut_edits), (1, 1, 1), "{calls:?}");
+    assert_eq!(calls.len(), 3 + next_edits, "{calls:?}");
+    assert_eq!(bot.discord.rate_limited(), 0);
     bot.stop().await;
     let rows = stored_replies(&bot._dir.path().join("parley.db")).await;
     assert_eq!(rows[0].2, "The first half, and the second half.");
@@ -264,6 +280,7 @@ async fn a_press_on_an_older_reply_gets_an_ephemeral_answer() {
         .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "first"));
     let (first, ids) = until_shown(&bot, "One.", &["regen:"]).await;
     bot.llm.push(Script::reply("Two."));
+    let before = bot.discord.calls().len();
     bot.discord
         .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "second"));
     until_shown(&bot, "Two.", &["regen:"]).await;
@@ -273,6 +290,12 @@ async fn a_press_on_an_older_reply_gets_an_ephemeral_answer() {
             .is_some_and(|m| m.button_ids().is_empty())
     })
     .await;
+    let calls = calls_since(&bot, before);
+    let older = count(&calls, "PATCH", &format!("/messages/{first}"));
+    assert_eq!(
+        older, 1,
+        "one edit takes the older reply's buttons: {calls:?}"
+    );
     let token = bot.discord.press(press(&first, &ids[0], USER, false));
     bot.until("the press answered", |bot| {
         bot.discord.interaction_callback(&token).is_some()
@@ -312,4 +335,41 @@ async fn the_arrows_show_the_other_answer_in_place() {
     bot.stop().await;
     let rows = stored_replies(&bot._dir.path().join("parley.db")).await;
     assert_eq!(rows[0].2, "The first answer.");
+}
+
+#[tokio::test]
+async fn slash_regen_and_alt_change_the_last_reply_in_the_channel() {
+    let bot = Bot::start().await;
+    bot.llm.push(Script::reply("The first answer."));
+    bot.discord
+        .user_message(UserMessage::mention(GUILD, CHANNEL, USER, "a question"));
+    let (first, _) = until_shown(&bot, "The first answer.", &["regen:"]).await;
+    bot.llm.push(Script::reply("A better answer."));
+    let slash = |name: &str| SlashCommand::guild(GUILD, CHANNEL, USER, name);
+    let token = bot.discord.slash_command(slash("regen"));
+    let kinds = ["alt:", "alt:", "alt:", "regen:"];
+    let (shown, _) = until_shown(&bot, "A better answer.", &kinds).await;
+    assert_eq!(shown, first, "in place, in the channel");
+    let said = bot.discord.original(&token).expect("acknowledged");
+    assert_eq!(said.content, "Regenerating the last reply.");
+    let callback = bot.discord.interaction_callback(&token).unwrap();
+    assert_eq!(callback["data"]["flags"], 64, "privately");
+
+    let token = bot
+        .discord
+        .slash_command(slash("alt").int_option("number", 1));
+    let (shown, _) = until_shown(&bot, "The first answer.", &kinds).await;
+    assert_eq!(shown, first);
+    bot.until("/alt acknowledged", |bot| {
+        bot.discord
+            .original(&token)
+            .is_some_and(|m| m.content == "Showing that answer of the last reply.")
+    })
+    .await;
+    assert_eq!(
+        bot.llm.requests().len(),
+        2,
+        "browsing asks the model nothing"
+    );
+    assert_eq!(bot.discord.rate_limited(), 0);
 }

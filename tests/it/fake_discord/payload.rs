@@ -101,8 +101,8 @@ impl UserMessage {
 pub struct SlashCommand {
     /// The command's name.
     pub name: String,
-    /// String options, by name.
-    pub options: Vec<(String, String)>,
+    /// String and integer options, by name.
+    pub options: Vec<(String, Value)>,
     /// Where it was run.
     pub channel_id: String,
     /// The guild; `None` in a DM.
@@ -138,6 +138,12 @@ impl SlashCommand {
 
     /// Adds a string option.
     pub fn option(mut self, name: &str, value: &str) -> Self {
+        self.options.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds an integer option.
+    pub fn int_option(mut self, name: &str, value: i64) -> Self {
         self.options.push((name.into(), value.into()));
         self
     }
@@ -224,7 +230,11 @@ pub fn interaction(id: &str, token: &str, c: &SlashCommand, file: Option<&Value>
     let mut options: Vec<Value> = c
         .options
         .iter()
-        .map(|(name, value)| json!({ "name": name, "type": 3, "value": value }))
+        .map(|(name, value)| {
+            // STRING 3, INTEGER 4: the type the option was registered with.
+            let kind = if value.is_i64() { 4 } else { 3 };
+            json!({ "name": name, "type": kind, "value": value })
+        })
         .collect();
     if let Some(file) = file {
         options.push(json!({ "name": "attachment", "type": 11, "value": file["id"] }));
@@ -297,10 +307,18 @@ pub fn component(id: &str, token: &str, m: &Message, p: &Press<'_>) -> Value {
 }
 
 /// The `d` of READY.
-pub fn ready(addr: &str) -> Value {
+pub fn ready(addr: &str, shard: [u64; 2]) -> Value {
     json!({
         "v": 10, "user": bot_user(), "guilds": [], "session_id": "fake-session",
         "resume_gateway_url": format!("ws://{addr}/gw"),
         "application": { "id": super::APP_ID, "flags": 0 },
+        "shard": shard,
     })
+}
+
+/// The shard Discord sends an event with this `d` to, in a session of `count` shards: a
+/// guild's events to `(guild_id >> 22) % count`, everything else (DMs) to shard 0.
+pub fn shard_of(d: &Value, count: u64) -> u64 {
+    let guild = d["guild_id"].as_str().and_then(|g| g.parse::<u64>().ok());
+    guild.map_or(0, |id| (id >> 22) % count.max(1))
 }

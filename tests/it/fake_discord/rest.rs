@@ -146,6 +146,7 @@ fn route(
     let bucket = shared.bucket;
     match (method, segments.as_slice()) {
         ("GET", ["gateway"]) => ok(json!({ "url": format!("ws://{}/gw", shared.addr) })),
+        ("GET", ["gateway", "bot"]) => ok(gateway_bot(shared, state)),
         ("GET", ["users", "@me"]) => ok(payload::bot_user()),
         ("POST", ["channels", _, "typing"]) => no_content(),
         ("POST", ["channels", c, "messages"]) => state.create(bucket, c, c, body),
@@ -432,4 +433,26 @@ impl State {
         let channel = interaction.channel_id.clone();
         self.create(bucket, &format!("webhook:{token}"), &channel, body)
     }
+}
+
+/// `GET /gateway/bot`: the gateway URL, the shard count Discord recommends (one per 1,000
+/// guilds, at least one; the fake has few) and the session start limit: 1,000 IDENTIFYs in the
+/// 24 hours from the first, one at a time (`max_concurrency` 1, as for every bot outside the
+/// large-bot programme).
+fn gateway_bot(shared: &Shared, state: &State) -> Value {
+    const DAY_MS: u64 = 86_400_000;
+    let used = state.identify.len() as u64;
+    let since = state
+        .first_identify
+        .map_or(0, |at| at.elapsed().as_millis() as u64);
+    json!({
+        "url": format!("ws://{}/gw", shared.addr),
+        "shards": state.recommended_shards.max(1),
+        "session_start_limit": {
+            "total": 1000,
+            "remaining": 1000u64.saturating_sub(used),
+            "reset_after": DAY_MS.saturating_sub(since),
+            "max_concurrency": 1,
+        },
+    })
 }

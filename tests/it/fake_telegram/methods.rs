@@ -22,9 +22,10 @@ fn bad(description: &str) -> Answer {
 }
 
 /// Long polling: updates from `offset` on, waiting up to `timeout` seconds for the first. An
-/// outage that starts meanwhile cuts the poll with 502, as the proxy does when the API goes. As
-/// the real server, a poll that another getUpdates overtakes (a second instance polling the same
-/// bot) is ended with 409 "terminated by other getUpdates request".
+/// outage that starts meanwhile cuts the poll with 502, as the proxy does when the API goes; a
+/// setWebhook meanwhile ends it with 409, as the Bot API does, and so does a poll that another
+/// getUpdates overtakes (a second instance polling the same bot): "terminated by other getUpdates
+/// request".
 pub(super) async fn get_updates(shared: &Shared, body: &Value) -> Answer {
     let offset = body["offset"].as_i64().unwrap_or(0);
     let timeout = body["timeout"].as_u64().unwrap_or(0).min(LONGEST_POLL);
@@ -48,6 +49,10 @@ pub(super) async fn get_updates(shared: &Shared, body: &Value) -> Answer {
             }
             if st.outage {
                 return Err((502, "Bad Gateway".into(), None));
+            }
+            if !st.webhook.is_empty() {
+                let ended = "Conflict: terminated by setWebhook request";
+                return Err((409, ended.into(), None));
             }
             st.updates
                 .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
@@ -97,12 +102,7 @@ fn note_delivery(st: &mut St, started: Instant) {
 pub(super) fn dispatch(st: &mut St, method: &str, body: &Value) -> Answer {
     match method {
         "getme" => Ok(me()),
-        "getwebhookinfo" => Ok(json!({ "url": st.webhook, "has_custom_certificate": false,
-            "pending_update_count": st.updates.len() })),
-        "deletewebhook" => {
-            st.webhook.clear();
-            Ok(json!(true))
-        }
+        "getwebhookinfo" => super::webhook::info(st),
         "setmycommands" => set_commands(st, body),
         "sendchataction" => chat_action(st, body),
         "sendmessage" => send_message(st, body),

@@ -42,6 +42,7 @@ macro_rules! store_suite {
                 usage::usage_is_summed_per_chat_over_conversations_and_per_user,
                 replies::the_last_reply_is_the_newest_of_the_current_conversation_and_none_after_a_reset,
                 replies::a_reopened_reply_keeps_its_old_answer_leaves_the_history_and_adds_usage,
+                replies::a_continued_answer_takes_its_place_in_the_set,
             );
         }
     };

@@ -536,3 +536,49 @@ async fn n_sets_a_groups_answers_per_message_for_admins_only() {
     assert_eq!(harness.llm_bodies()[0]["n"], 2);
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn continue_after_browsing_goes_on_with_the_answer_shown_and_keeps_it_whole_in_the_set() {
+    let mut harness = Harness::new().await;
+    let (alice, room) = (User::new(1810, "Alice"), group(-1001810, None));
+    harness
+        .llm
+        .push(Script::reply("First, cut").finish_reason("length"));
+    harness
+        .tg
+        .user_writes(&room, &alice, "@parley_bot a long one");
+    let tg = &harness.tg;
+    let first = until_shown(tg, room.id, "First, cut", &["regen:", "cont:"]).await;
+    harness.llm.push(Script::reply("Second."));
+    press_until_taken(tg, &room, &alice, first.id, &regenerate(&first)).await;
+    let second = until_shown(tg, room.id, "Second.", BROWSING).await;
+    // Back to the cut answer: it carries Continue again.
+    press_until_taken(tg, &room, &alice, second.id, &button(&second, "◀")).await;
+    let cut_kinds = ["alt:", "alt:", "alt:", "regen:", "cont:"];
+    let cut = until_shown(tg, room.id, "First, cut", &cut_kinds).await;
+    harness.llm.push(Script::reply(" and the end."));
+    let go_on = button_data(&cut)
+        .into_iter()
+        .find(|d| d.starts_with("cont:"));
+    press_until_taken(tg, &room, &alice, cut.id, &go_on.unwrap()).await;
+    // The continuation's message carries the set's controls: still answer 1 of 2.
+    let end = until_shown(tg, room.id, "and the end.", BROWSING).await;
+    assert_eq!(tg.messages(room.id).len(), 2);
+    assert!(button(&end, "1/2").starts_with("alt:"));
+    // ▶ and ◀ again: the continued answer comes back whole.
+    press_until_taken(tg, &room, &alice, end.id, &button(&end, "▶")).await;
+    let second = until_shown(tg, room.id, "Second.", BROWSING).await;
+    assert_eq!(
+        tg.messages(room.id).len(),
+        1,
+        "the continuation's message went"
+    );
+    press_until_taken(tg, &room, &alice, second.id, &button(&second, "◀")).await;
+    until_shown(tg, room.id, "First, cut and the end.", BROWSING).await;
+    assert_eq!(harness.llm.requests().len(), 3);
+    assert_eq!(harness.tg.too_many_requests(), 0);
+    harness.stop().await;
+    let set = stored_alternatives(&harness.db()).await;
+    let set: Vec<String> = set.into_iter().map(|(_, content)| content).collect();
+    assert_eq!(set, ["First, cut and the end.", "Second."]);
+}

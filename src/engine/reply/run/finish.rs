@@ -35,6 +35,12 @@ impl Reply<'_> {
             (None, _) if reason.as_deref() == Some(STOPPED) => Some(STOPPED.to_string()),
             (None, _) => Some("The model sent an empty answer.".to_string()),
         };
+        if reason.as_deref() == Some(RESTARTED) {
+            // The process may exit before the marker lands and the row is finished (it has
+            // about a second): the row then holds all the text shown, so the next start marks
+            // the same text instead of an older one.
+            self.save_progress().await;
+        }
         self.land_end(notice).await?;
         self.delete_spares().await;
         Ok(self.outcome(status, reason, error))

@@ -54,7 +54,7 @@ fn an_update_that_does_not_decode_is_kept_with_its_id_and_the_rest_decode() {
     let broken = json!({ "update_id": 8, "message": { "message_id": "not a number" } });
     let polled: Vec<Polled> = [message(7, "hi"), broken, message(9, "again")]
         .iter()
-        .map(|value| decode(raw(value)))
+        .map(|value| decode(&raw(value)))
         .collect();
     let ids: Vec<_> = polled.iter().map(|p| p.id).collect();
     assert_eq!(ids, [Some(7), Some(8), Some(9)]);
@@ -62,7 +62,7 @@ fn an_update_that_does_not_decode_is_kept_with_its_id_and_the_rest_decode() {
     let why = polled[1].update.as_ref().unwrap_err();
     assert_eq!(why, "an update whose content does not decode");
     assert!(polled[2].update.is_ok());
-    let no_id = decode(raw(&json!({ "message": {} })));
+    let no_id = decode(&raw(&json!({ "message": {} })));
     assert_eq!(no_id.id, None);
     assert!(no_id.update.is_err());
 }
@@ -82,7 +82,7 @@ fn an_update_nested_too_deep_for_the_decoder_does_not_fail_the_batch() {
         "too deep for a Value"
     );
     let updates = answer(200, &text).expect("the batch is read");
-    let polled: Vec<Polled> = updates.into_iter().map(decode).collect();
+    let polled: Vec<Polled> = updates.iter().map(|raw| decode(raw)).collect();
     let ids: Vec<_> = polled.iter().map(|p| p.id).collect();
     assert_eq!(ids, [Some(7), Some(8), Some(9)]);
     assert!(polled[0].update.is_ok() && polled[2].update.is_ok());

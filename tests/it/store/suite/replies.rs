@@ -114,3 +114,41 @@ pub async fn a_reopened_reply_keeps_its_old_answer_leaves_the_history_and_adds_u
     let set = store.alternatives(reply).await.expect("read");
     assert_eq!(set, ["old answer", "new answer"]);
 }
+
+pub async fn a_continued_answer_takes_its_place_in_the_set(store: Arc<dyn Store>) {
+    let store = &*store;
+    let chat = telegram("-303");
+    let conversation = store.conversation(&chat).await.expect("created").id;
+    let first = record("first, cut", ReplyStatus::Complete, usage(1, 1, 0, 0));
+    let reply = turn(store, conversation, "7", "q", &first).await;
+    store.reopen_reply(reply, true).await.expect("reopened");
+    let second = record("second", ReplyStatus::Complete, usage(1, 1, 0, 0));
+    store.finish_reply(reply, &second).await.expect("finished");
+    store
+        .add_alternative(reply, "second", Some("stop"))
+        .await
+        .expect("added");
+    store.show_alternative(reply, 0).await.expect("shown");
+    // A continue of the first answer: the set's first becomes the whole text.
+    store.reopen_reply(reply, false).await.expect("reopened");
+    let whole = record(
+        "first, cut and more",
+        ReplyStatus::Complete,
+        usage(1, 1, 0, 0),
+    );
+    store.finish_reply(reply, &whole).await.expect("finished");
+    let set_again = store.set_alternative(reply, 0, "first, cut and more", Some("stop"));
+    set_again.await.expect("replaced");
+    store
+        .set_alternative(reply, 7, "nowhere", None)
+        .await
+        .expect("no such answer: nothing");
+    let set = store.alternatives(reply).await.expect("read");
+    assert_eq!(set, ["first, cut and more", "second"]);
+    store.show_alternative(reply, 1).await.expect("shown");
+    let back = store.show_alternative(reply, 0).await.expect("shown");
+    assert_eq!(
+        back,
+        Some(("first, cut and more".to_string(), Some("stop".to_string())))
+    );
+}

@@ -1,0 +1,112 @@
+//! Shard ranges: two bots on one token, each running one shard of two (`discord.shards` "0" and
+//! "1" of `discord.shard_count` 2), as two instances would. The fake gateway sends each guild's
+//! events only to its shard and DMs only to shard 0, as Discord does.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use parley::app::App;
+
+use super::{USER, echo};
+use crate::fake_discord::{FAKE_TOKEN, FakeDiscord, UserMessage};
+use crate::fake_llm::FakeLlm;
+use crate::support::{app_config, app_env, stored_replies};
+
+/// A guild on shard 0 of 2, and one on shard 1 (`(id >> 22) % 2`).
+const GUILD_0: &str = "1";
+const GUILD_1: &str = "4194304";
+
+#[tokio::test]
+async fn two_shard_ranges_each_answer_their_own_guilds_once() {
+    let (discord, llm) = (
+        FakeDiscord::with_bucket(5, Duration::from_millis(500)).await,
+        FakeLlm::start().await,
+    );
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut apps = Vec::new();
+    for (shard, dir) in ["0", "1"].into_iter().zip(&dirs) {
+        let mut env: HashMap<String, String> = app_env(&llm, &dir.path().join("parley.db"));
+        for (key, value) in [
+            ("TOKEN", FAKE_TOKEN.to_string()),
+            ("PROXY_URL", discord.proxy_url()),
+            ("EDIT_INTERVAL_MS", "50".into()),
+            ("BUCKET_SIZE", "5".into()),
+            ("BUCKET_WINDOW_MS", "500".into()),
+            ("SHARDS", shard.into()),
+            ("SHARD_COUNT", "2".into()),
+        ] {
+            env.insert(format!("PARLEY__DISCORD__{key}"), value);
+        }
+        apps.push(App::start(app_config(&env)).await.expect("starts"));
+    }
+    discord.wait_ready(2).await;
+    let mut shards: Vec<String> = discord
+        .identifies()
+        .iter()
+        .map(|d| d["shard"].to_string())
+        .collect();
+    shards.sort();
+    assert_eq!(shards, ["[0,2]", "[1,2]"]);
+    let messages = [
+        (
+            UserMessage::mention(GUILD_0, "10", USER, "to shard zero"),
+            echo("to shard zero"),
+        ),
+        (
+            UserMessage::mention(GUILD_1, "20", USER, "to shard one"),
+            echo("to shard one"),
+        ),
+        (
+            UserMessage::dm("30", USER, "a DM"),
+            "echo: a DM".to_string(),
+        ),
+    ];
+    for (message, _) in &messages {
+        discord.user_message(message.clone());
+    }
+    for (message, answer) in &messages {
+        let channel = &message.channel_id;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while discord.texts(channel) != [answer.clone()] {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{channel}: {:?}",
+                discord.texts(channel)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(llm.requests().len(), 3, "every message answered once");
+    let replies = |i: usize| {
+        let db = dirs[i].path().join("parley.db");
+        async move {
+            let rows = stored_replies(&db).await;
+            let mut texts: Vec<String> = rows.into_iter().map(|r| r.2).collect();
+            texts.sort();
+            texts
+        }
+    };
+    assert_eq!(
+        replies(0).await,
+        ["echo: a DM".to_string(), echo("to shard zero")]
+    );
+    assert_eq!(replies(1).await, [echo("to shard one")]);
+    for (i, app) in apps.iter().enumerate() {
+        let own = format!("discord.shard.{i}");
+        let other = format!("discord.shard.{}", 1 - i);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !app.health().report().get(&own).is_some_and(|c| c.is_ok()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{own} never healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let report = app.health().report();
+        assert!(report["discord"].is_ok(), "{report:?}");
+        assert!(!report.contains_key(&other), "{report:?}");
+    }
+    for app in apps {
+        app.shutdown(Duration::from_secs(5)).await;
+    }
+}
