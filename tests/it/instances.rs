@@ -7,6 +7,7 @@
 //! would change: `Cluster::env` names it.
 
 mod failover;
+mod webhook;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -66,7 +67,16 @@ impl Cluster {
 
     /// Starts instance `id` in this process, as `parley run` starts.
     pub async fn start(&self, id: &str) -> App {
-        App::start(app_config(&self.env(id)))
+        self.start_with(id, &[]).await
+    }
+
+    /// Starts instance `id` with `extra` `PARLEY__...` settings.
+    pub async fn start_with(&self, id: &str, extra: &[(&str, String)]) -> App {
+        let mut env = self.env(id);
+        for (key, value) in extra {
+            env.insert(format!("PARLEY__{key}"), value.clone());
+        }
+        App::start(app_config(&env))
             .await
             .expect("the instance starts")
     }
