@@ -457,7 +457,8 @@ async fn regen_asks_again_with_the_same_request_and_continue_goes_on_after_a_cut
     let kept = crate::support::stored_alternatives(&chat.db).await;
     assert_eq!(
         kept.into_iter().map(|(_, c)| c).collect::<Vec<_>>(),
-        ["First try.", "Second try,"]
+        ["First try.", "Second try, and its end."],
+        "the continued answer keeps its place in the set, whole"
     );
 }
 

@@ -488,3 +488,48 @@ async fn showing_another_answer_is_not_counted_as_a_reply() {
     let count = text.lines().find_map(|l| l.strip_prefix(first_token));
     assert_eq!(count, Some("2"), "{text}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_older_replys_buttons_are_left_when_no_slot_comes_while_the_bot_is_saturated() {
+    use crate::engine::memory::CallKind;
+    use crate::engine::pace::Urgency;
+    use crate::engine::ports::Window;
+    let mut h = harness();
+    let budgeted = Limits {
+        bot: Some(Window {
+            count: 1,
+            per: Duration::from_secs(1),
+        }),
+        ..limits()
+    };
+    h.platform = Arc::new(MemoryPlatform::new(budgeted));
+    let a = group();
+    h.send(prompt(&a, "one")).await;
+    // From now on another chat's final texts always wait for the bot-wide budget.
+    let pacer = h.engine.pacer(PlatformKind::Telegram).clone();
+    let flood = tokio::spawn(async move {
+        let other = ChatKey::new(PlatformKind::Telegram, "-300");
+        loop {
+            pacer.acquire(&other, &budgeted, Urgency::Final).await;
+        }
+    });
+    h.model.push(Script::Reply {
+        text: "Two.".into(),
+        chunk: 10,
+        gap: Duration::ZERO,
+    });
+    let start = tokio::time::Instant::now();
+    h.send(prompt(&a, "two")).await;
+    let took = start.elapsed();
+    flood.abort();
+    assert_eq!(h.last_text(), "Two.");
+    assert!(
+        took < Duration::from_secs(15),
+        "the turn waited {took:?} for a cosmetic call"
+    );
+    let calls = h.platform.calls();
+    assert!(
+        calls.iter().all(|c| c.kind != CallKind::Buttons),
+        "{calls:?}"
+    );
+}
