@@ -7,8 +7,9 @@
 #       creates a cluster in a new temporary folder, owned by an unprivileged user (PostgreSQL
 #       refuses to run as root: the package's `postgres` user, else `nobody`), starts it on a
 #       free localhost port with its unix socket in that folder, and prints its URL as the last
-#       line of stdout: postgres://parley:PASSWORD@127.0.0.1:PORT/postgres. With --watch, the
-#       server is stopped and its folder removed once process PID has exited.
+#       line of stdout: postgres://parley:PASSWORD@127.0.0.1:PORT/postgres. It also accepts TLS
+#       (a self-signed certificate). With --watch, the server is stopped and its folder removed
+#       once process PID has exited.
 #   scripts/postgres.sh stop FOLDER      stops the server of FOLDER (printed on stderr) and
 #                                        removes the folder
 set -euo pipefail
@@ -68,6 +69,15 @@ start() {
     --no-locale --auth-local=trust --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1 ||
     { cat "$dir/initdb.log" >&2; rm -rf "$dir"; say "initdb failed"; return 1; }
   rm -f "$dir/pwfile"
+  # A self-signed certificate, so clients can test sslmode=require (openssl comes with the
+  # package, through ssl-cert).
+  local tls=""
+  if openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -keyout "$dir/data/server.key" -out "$dir/data/server.crt" >/dev/null 2>&1; then
+    chmod 600 "$dir/data/server.key"
+    [ -z "$owner" ] || chown "$owner" "$dir/data/server.key" "$dir/data/server.crt"
+    tls="-c ssl=on"
+  fi
   local port tries=0
   while :; do
     port=$((20000 + RANDOM % 40000))
@@ -76,7 +86,7 @@ start() {
       as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off \
             -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 \
-            -c shared_buffers=32MB" start >/dev/null 2>&1; then
+            -c shared_buffers=32MB $tls" start >/dev/null 2>&1; then
       break
     fi
     tries=$((tries + 1))

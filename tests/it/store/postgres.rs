@@ -217,3 +217,21 @@ async fn the_bot_on_postgres_answers_a_telegram_message_and_stores_it_there() {
         ]
     );
 }
+
+#[tokio::test]
+async fn sslmode_require_in_the_url_connects_over_tls() {
+    let Some(url) = database().await else { return };
+    let url = format!("{url}?sslmode=require");
+    let store = open(&url).await;
+    let tls: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(store.pool())
+        .await
+        .expect("the connection's TLS state");
+    assert!(tls, "sslmode=require connects over TLS");
+    let plain = open(&format!("{url}&sslmode=disable")).await;
+    let tls: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(plain.pool())
+        .await
+        .expect("the connection's TLS state");
+    assert!(!tls, "sslmode=disable does not");
+}
