@@ -32,11 +32,8 @@ pub(super) async fn open_pool(config: &StoreConfig) -> Result<PgPool, StoreError
     let options = connect_options(config)?;
     let cannot_connect = |e: sqlx::Error| {
         StoreError::caused(
-            format!(
-                "cannot connect to PostgreSQL at {} (is the server running, and do the URL's \
-                 host, port, user, password and database name it?)",
-                config.url
-            ),
+            "cannot connect to PostgreSQL (is the server running, and do the URL's host, port, \
+             user, password and database name it?)",
             e,
         )
     };
@@ -44,8 +41,7 @@ pub(super) async fn open_pool(config: &StoreConfig) -> Result<PgPool, StoreError
         .await
         .map_err(|_| {
             StoreError::new(format!(
-                "PostgreSQL at {} did not answer within {} s (is the host reachable?)",
-                config.url,
+                "PostgreSQL did not answer within {} s (is the host reachable?)",
                 CONNECT_TIMEOUT.as_secs()
             ))
         })?
@@ -60,8 +56,6 @@ pub(super) async fn open_pool(config: &StoreConfig) -> Result<PgPool, StoreError
     sqlx::migrate!("migrations/postgres")
         .run(&pool)
         .await
-        .map_err(|e| {
-            StoreError::caused(format!("cannot migrate the database {}", config.url), e)
-        })?;
+        .map_err(|e| StoreError::caused("cannot migrate the PostgreSQL database", e))?;
     Ok(pool)
 }
