@@ -21,7 +21,7 @@ use crate::metrics;
 use crate::platform::registry::Platforms;
 use crate::platform::telegram::WebhookSlot;
 use crate::settings::Config;
-use crate::store::SqliteStore;
+use crate::store::{Database, StoreConfig};
 
 mod chat;
 mod check;
@@ -40,7 +40,7 @@ pub use stop::{Stopped, stop_signal};
 /// [`App::shutdown`]. The integration tests start it the same way, against fakes.
 pub struct App {
     runtime: Runtime,
-    store: Arc<SqliteStore>,
+    database: Database,
     http: serve::Listener,
 }
 
@@ -72,15 +72,16 @@ impl App {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let metrics = install_metrics();
         metrics::register_known(&enabled_platforms(&config));
-        let store = open_store(&config.database_url).await?;
+        let database = open_store(&config.store).await?;
+        let store = database.store();
         let interrupted =
-            recover_store(&store, &[PlatformKind::Telegram, PlatformKind::Discord]).await?;
-        let engine = build_engine(&config, store.clone())?;
+            recover_store(&*store, &[PlatformKind::Telegram, PlatformKind::Discord]).await?;
+        let engine = build_engine(&config, store)?;
         let health = Health::new();
         let telegram_webhook = WebhookSlot::default();
         let state = HttpState {
             health: health.clone(),
-            store: store.clone(),
+            database: database.clone(),
             metrics,
             telegram_webhook: telegram_webhook.clone(),
         };
@@ -88,7 +89,7 @@ impl App {
         let runtime = Runtime::start(engine, config.dispatch, health, telegram_webhook);
         let app = Self {
             runtime,
-            store,
+            database,
             http,
         };
         if let Err(error) = platforms::start(&config, &app.runtime).await {
@@ -115,9 +116,9 @@ impl App {
         self.http.address()
     }
 
-    /// The store the bot records conversations in.
-    pub fn store(&self) -> &Arc<SqliteStore> {
-        &self.store
+    /// The database the bot records conversations in.
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 
     /// The conversation engine.
@@ -133,7 +134,7 @@ impl App {
     /// Stops the listener and closes the store, once every task has stopped.
     async fn close(self) {
         self.http.stop().await;
-        self.store.close().await;
+        self.database.close().await;
     }
 }
 
@@ -161,17 +162,17 @@ impl Runtime {
     }
 }
 
-/// Opens and migrates the database at `database_url`.
-async fn open_store(database_url: &str) -> anyhow::Result<Arc<SqliteStore>> {
-    let store = SqliteStore::open(database_url)
+/// Opens and migrates the database `[store]` names; an error names `store.database_url`, its
+/// password hidden.
+async fn open_store(config: &StoreConfig) -> anyhow::Result<Database> {
+    Database::open(config)
         .await
-        .with_context(|| format!("store.database_url = {database_url}"))?;
-    Ok(Arc::new(store))
+        .with_context(|| format!("store.database_url = {}", config.url))
 }
 
 /// Marks replies a crash left streaming on `platforms` as partial and returns them.
 async fn recover_store(
-    store: &SqliteStore,
+    store: &dyn Store,
     platforms: &[PlatformKind],
 ) -> anyhow::Result<Vec<InterruptedReply>> {
     let mut interrupted = Vec::new();
@@ -188,7 +189,7 @@ async fn recover_store(
 }
 
 /// Builds the completion client and the engine over an open store.
-fn build_engine(config: &Config, store: Arc<SqliteStore>) -> anyhow::Result<Arc<Engine>> {
+fn build_engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<Engine>> {
     let client = OpenAiClient::new(config.client.clone()).context("building the HTTP client")?;
     let engine = Engine::new(store, Arc::new(client), config.engine.clone());
     Ok(Arc::new(engine))

@@ -1,6 +1,8 @@
 //! The conversation stores: one contract suite run against every `Store`, and the tests only
-//! the SQLite store has (its file, its pragmas, a restart).
+//! one store has (SQLite: its file, its pragmas, a restart; PostgreSQL: its URL, timeout,
+//! migrations and the bot running on it).
 
+mod postgres;
 mod sqlite;
 mod suite;
 
@@ -14,6 +16,7 @@ mod contract {
     use super::suite::store_suite;
 
     store_suite!(sqlite, crate::store::sqlite::fresh);
+    store_suite!(postgres, crate::store::postgres::fresh);
     store_suite!(memory, crate::store::memory);
 }
 
