@@ -16,13 +16,13 @@ use crate::engine::ports::{InterruptedReply, Store};
 use crate::engine::turn::Engine;
 use crate::health::Health;
 use crate::http::HttpState;
-use crate::instances::{Coordination, Instance, InstanceConfig, OnAbandoned};
+use crate::instances::{Instance, InstanceConfig, OnAbandoned};
 use crate::llm::OpenAiClient;
 use crate::metrics;
 use crate::platform::registry::Platforms;
 use crate::platform::telegram::WebhookSlot;
 use crate::settings::Config;
-use crate::store::SqliteStore;
+use crate::store::{Database, StoreConfig};
 
 mod chat;
 mod check;
@@ -41,7 +41,7 @@ pub use stop::{Stopped, stop_signal};
 /// [`App::shutdown`]. The integration tests start it the same way, against fakes.
 pub struct App {
     runtime: Runtime,
-    store: Arc<SqliteStore>,
+    database: Database,
     http: serve::Listener,
     /// This process among other instances on the database (`instance.coordinate`).
     instance: Option<Instance>,
@@ -77,31 +77,34 @@ impl App {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let metrics = install_metrics();
         metrics::register_known(&enabled_platforms(&config));
-        let store = open_store(&config.database_url, config.instance.as_ref()).await?;
+        let database = open_store(&config.store, config.instance.as_ref()).await?;
+        let store = database.store();
         // With several instances, the heartbeat marks the replies of dead ones (and this id's
         // from an earlier run); another instance's streaming replies are left be.
         let interrupted = match config.instance {
-            None => recover_store(&store, &[PlatformKind::Telegram, PlatformKind::Discord]).await?,
+            None => {
+                recover_store(&*store, &[PlatformKind::Telegram, PlatformKind::Discord]).await?
+            }
             Some(_) => Vec::new(),
         };
-        let engine = build_engine(&config, store.clone())?;
+        let engine = build_engine(&config, store)?;
         let health = Health::new();
         let telegram_webhook = WebhookSlot::default();
         let state = HttpState {
             health: health.clone(),
-            store: store.clone(),
+            database: database.clone(),
             metrics,
             telegram_webhook: telegram_webhook.clone(),
         };
         let http = serve::start(config.listen, state).await?;
         let mut runtime = Runtime::start(engine, config.dispatch, health, telegram_webhook);
         if let Some(instance) = &config.instance {
-            runtime.instance = Some(start_instance(instance, &store, &runtime).await?);
+            runtime.instance = Some(start_instance(instance, &database, &runtime).await?);
         }
         let app = Self {
             instance: runtime.instance.clone(),
             runtime,
-            store,
+            database,
             http,
         };
         if let Err(error) = platforms::start(&config, &app.runtime).await {
@@ -141,9 +144,9 @@ impl App {
         self.http.address()
     }
 
-    /// The store the bot records conversations in.
-    pub fn store(&self) -> &Arc<SqliteStore> {
-        &self.store
+    /// The database the bot records conversations in.
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 
     /// The conversation engine.
@@ -159,7 +162,7 @@ impl App {
     /// Stops the listener and closes the store, once every task has stopped.
     async fn close(self) {
         self.http.stop().await;
-        self.store.close().await;
+        self.database.close().await;
     }
 }
 
@@ -188,32 +191,31 @@ impl Runtime {
     }
 }
 
-/// Opens and migrates the database at `database_url`; with `instance`, the replies it starts
-/// record that instance.
+/// Opens and migrates the database `[store]` names (an error names `store.database_url`, its
+/// password hidden); with `instance`, the replies it starts record that instance.
 async fn open_store(
-    database_url: &str,
+    config: &StoreConfig,
     instance: Option<&InstanceConfig>,
-) -> anyhow::Result<Arc<SqliteStore>> {
-    let store = SqliteStore::open(database_url)
+) -> anyhow::Result<Database> {
+    let database = Database::open(config)
         .await
-        .with_context(|| format!("store.database_url = {database_url}"))?;
-    let store = match instance {
-        Some(instance) => store.for_instance(&instance.id),
-        None => store,
-    };
-    Ok(Arc::new(store))
+        .with_context(|| format!("store.database_url = {}", config.url))?;
+    Ok(match instance {
+        Some(instance) => database.for_instance(&instance.id),
+        None => database,
+    })
 }
 
 /// Registers this instance and starts its heartbeat and inbox pump on `runtime`; the replies
 /// of dead instances it finds are marked in their chats.
 async fn start_instance(
     config: &InstanceConfig,
-    store: &Arc<SqliteStore>,
+    database: &Database,
     runtime: &Runtime,
 ) -> anyhow::Result<Instance> {
     let marker = recovery::Marker::of(runtime);
     let on_abandoned: OnAbandoned = Arc::new(move |replies| marker.spawn(replies));
-    let coordination: Arc<dyn Coordination> = store.clone();
+    let coordination = database.coordination();
     let intake = runtime.shutdown.intake.clone();
     Instance::start(
         config.clone(),
@@ -228,7 +230,7 @@ async fn start_instance(
 
 /// Marks replies a crash left streaming on `platforms` as partial and returns them.
 async fn recover_store(
-    store: &SqliteStore,
+    store: &dyn Store,
     platforms: &[PlatformKind],
 ) -> anyhow::Result<Vec<InterruptedReply>> {
     let mut interrupted = Vec::new();
@@ -245,7 +247,7 @@ async fn recover_store(
 }
 
 /// Builds the completion client and the engine over an open store.
-fn build_engine(config: &Config, store: Arc<SqliteStore>) -> anyhow::Result<Arc<Engine>> {
+fn build_engine(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<Engine>> {
     let client = OpenAiClient::new(config.client.clone()).context("building the HTTP client")?;
     let engine = Engine::new(store, Arc::new(client), config.engine.clone());
     Ok(Arc::new(engine))

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -19,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::health::{ComponentReport, Health};
 use crate::platform::telegram::{SECRET_HEADER, WEBHOOK_PATH, WebhookSlot};
-use crate::store::SqliteStore;
+use crate::store::Database;
 
 /// How long `/healthz` waits for the database before calling it failing.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
@@ -44,7 +43,7 @@ pub struct HttpState {
     /// The platform components.
     pub health: Health,
     /// Pinged on every `/healthz`.
-    pub store: Arc<SqliteStore>,
+    pub database: Database,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Takes Telegram's webhook requests, once Telegram runs in webhook mode.
@@ -89,7 +88,7 @@ pub async fn serve(listener: TcpListener, state: HttpState, stop: CancellationTo
 
 async fn healthz(State(state): State<HttpState>) -> Response {
     let mut components = state.health.report();
-    let database = match tokio::time::timeout(PING_TIMEOUT, state.store.ping()).await {
+    let database = match tokio::time::timeout(PING_TIMEOUT, state.database.ping()).await {
         Ok(Ok(())) => ComponentReport::ok(),
         Ok(Err(error)) => ComponentReport::failing(error.to_string()),
         Err(_) => ComponentReport::failing("the database did not answer in time"),

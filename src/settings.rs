@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::llm::{ModelOverride, Params};
+use crate::store::DatabaseUrl;
 
 mod error;
 mod parse;
@@ -41,7 +42,7 @@ pub struct Settings {
     pub llm: LlmSettings,
     /// Who may change settings in groups.
     pub access: AccessSettings,
-    /// The SQLite database.
+    /// The database: SQLite or PostgreSQL.
     pub store: StoreSettings,
     /// How much history a request carries.
     pub history: HistorySettings,
@@ -146,8 +147,12 @@ pub struct AccessSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
-    /// `sqlite://path`; the folder is created.
-    pub database_url: String,
+    /// `sqlite://path` (the folder is created) or `postgres://user:password@host/db`.
+    pub database_url: DatabaseUrl,
+    /// PostgreSQL connections in the pool.
+    pub pool_size: u32,
+    /// Seconds PostgreSQL lets one statement run before cancelling it.
+    pub statement_timeout_secs: u64,
 }
 
 /// `[history]`.

@@ -1,17 +1,25 @@
-//! SQLite conversation storage through sqlx: the [`SqliteStore`] behind the engine's `Store` port.
+//! Conversation storage through sqlx, behind the engine's `Store` port: the [`SqliteStore`]
+//! (its query modules here), the [`PgStore`] (in `postgres/`), and the [`Database`] that
+//! `store.database_url` selects between them.
 
 mod connect;
 mod conversations;
+mod database;
 mod files;
 mod instances;
 mod messages;
 mod port;
+pub mod postgres;
 mod replies;
 mod rows;
 mod settings;
+mod url;
 mod usage;
 
+pub use database::{Database, StoreConfig};
 pub use messages::INTERRUPTED;
+pub use postgres::PgStore;
+pub use url::DatabaseUrl;
 
 use std::sync::Arc;
 

@@ -35,14 +35,19 @@ pub struct Usage {
 }
 
 impl Bot {
-    /// Starts `parley run` with the production defaults, except the endpoints, the database in
-    /// `dir`, a completion cap of `max_concurrent` and warnings-only logs (to `dir/bot.log`);
+    /// Starts `parley run` with the production defaults, except the endpoints, the database at
+    /// `database_url`, its log in `dir`, a completion cap of `max_concurrent` and warnings-only logs (to `dir/bot.log`);
     /// `TOKIO_WORKER_THREADS` passes through, to compare runtime sizes. `PARLEY_BIN` names another
     /// binary: the one cargo builds for benchmarks carries the dev-dependencies' tokio features
     /// (`test-util`, `process`), a release build of the binary alone does not.
     /// `poll` is the Telegram long-poll timeout (`telegram.poll_timeout_secs`).
-    pub fn start(endpoints: &Endpoints, dir: &Path, max_concurrent: usize, poll: Duration) -> Self {
-        let db = dir.join("parley.db");
+    pub fn start(
+        endpoints: &Endpoints,
+        database_url: &str,
+        dir: &Path,
+        max_concurrent: usize,
+        poll: Duration,
+    ) -> Self {
         let log = std::fs::File::create(dir.join("bot.log")).unwrap();
         let binary = std::env::var("PARLEY_BIN").unwrap_or(env!("CARGO_BIN_EXE_parley").into());
         let child = Command::new(binary)
@@ -50,10 +55,7 @@ impl Bot {
             .env_clear()
             .env("PARLEY__LLM__API_KEY", super::llm::KEY)
             .env("PARLEY__LLM__BASE_URL", &endpoints.llm)
-            .env(
-                "PARLEY__STORE__DATABASE_URL",
-                format!("sqlite://{}", db.display()),
-            )
+            .env("PARLEY__STORE__DATABASE_URL", database_url)
             .env(
                 "PARLEY__TELEGRAM__TOKEN",
                 super::it::fake_telegram::FAKE_TOKEN,

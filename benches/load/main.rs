@@ -7,7 +7,10 @@
 //! `--tps` (tokens a second, 50), `--token-chars` (characters a token, 4), `--chars` (reply
 //! length, 1500), `--ramp-ms` (over which each round's messages arrive, 1000), `--poll-s` (the
 //! bot's Telegram long-poll timeout, 10), `--side telegram|discord|both` (where the
-//! conversations live; both: even ones on Telegram, odd ones on Discord, the default). After the
+//! conversations live; both: even ones on Telegram, odd ones on Discord, the default),
+//! `--store sqlite|postgres` (the bot's database: a file in a temporary folder, the default, or a
+//! fresh database on the throwaway PostgreSQL server the tests start, `scripts/postgres.sh`;
+//! `PARLEY_TEST_POSTGRES_URL` names another). After the
 //! rounds the bot idles for three poll timeouts and a second more, then every conversation writes
 //! once again: the idle round. Without `--bench` (as `cargo test --bench load` runs it) it is a
 //! smoke test: N = 10, polls of 2 s, and it fails only if a reply is missing or not exact.
@@ -24,6 +27,11 @@ mod it {
     pub mod fake_discord;
     pub mod fake_net;
     pub mod fake_telegram;
+    /// The tests' throwaway PostgreSQL server, for `--store postgres`.
+    #[allow(dead_code)]
+    pub mod support {
+        pub mod postgres;
+    }
 }
 mod bot;
 mod drive;
@@ -57,6 +65,8 @@ struct Options {
     poll: Duration,
     /// The one platform of every conversation, or `None` for both (alternating).
     only: Option<Side>,
+    /// The bot's database.
+    store: StoreKind,
     smoke: bool,
 }
 
@@ -94,7 +104,31 @@ fn options() -> Options {
             Some("discord") => Some(Side::Discord),
             Some(other) => panic!("--side {other}: telegram, discord or both"),
         },
+        store: match value("--store").as_deref() {
+            None | Some("sqlite") => StoreKind::Sqlite,
+            Some("postgres") => StoreKind::Postgres,
+            Some(other) => panic!("--store {other}: sqlite or postgres"),
+        },
         smoke,
+    }
+}
+
+/// Where the bot keeps its conversations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreKind {
+    /// An SQLite file in the run's temporary folder.
+    Sqlite,
+    /// A fresh database on the test PostgreSQL server.
+    Postgres,
+}
+
+/// The database URL of one run: a file in `dir`, or a new PostgreSQL database.
+async fn database_url(store: StoreKind, dir: &std::path::Path) -> String {
+    match store {
+        StoreKind::Sqlite => format!("sqlite://{}", dir.join("parley.db").display()),
+        StoreKind::Postgres => it::support::postgres::database()
+            .await
+            .expect("--store postgres: no PostgreSQL server could be started"),
     }
 }
 
@@ -109,6 +143,11 @@ fn main() {
     for &n in &options.sizes {
         rows.push(runtime.block_on(run(n, &options)));
     }
+    let store = match options.store {
+        StoreKind::Sqlite => "SQLite",
+        StoreKind::Postgres => "PostgreSQL",
+    };
+    println!("\nStore: {store}.");
     println!("\n{}", table::render(&rows, &options.shape, options.only));
     let bad: usize = rows.iter().map(|r| r.replies - r.exact).sum();
     if bad > 0 {
@@ -132,7 +171,8 @@ async fn run(n: usize, options: &Options) -> Row {
         telegram: fakes.tg.api_url(),
         discord: fakes.dc.proxy_url(),
     };
-    let bot = Bot::start(&endpoints, dir.path(), n.max(256), options.poll);
+    let database = database_url(options.store, dir.path()).await;
+    let bot = Bot::start(&endpoints, &database, dir.path(), n.max(256), options.poll);
     eprintln!("N={n}: parley run is pid {}", bot.pid());
     wait_connected(&fakes).await;
     sleep(Duration::from_secs(2)).await;

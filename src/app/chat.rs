@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::command::Command;
 use crate::engine::controls::{Controls, StopAnswer};
 use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
-use crate::engine::ports::{ModelName, Store};
+use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 use crate::platform::console::{self, ConsolePlatform};
 use crate::settings::Config;
@@ -30,8 +30,9 @@ pub struct ChatOptions {
 
 /// `parley chat`: a conversation in the terminal, stored like any other.
 pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
-    let store = open_store(&config.database_url, None).await?;
-    recover_store(&store, &[PlatformKind::Console]).await?;
+    let database = open_store(&config.store, None).await?;
+    let store = database.store();
+    recover_store(&*store, &[PlatformKind::Console]).await?;
     let engine = build_engine(&config, store.clone())?;
     let key = ChatKey::new(PlatformKind::Console, &options.chat);
     if let Some(model) = &options.model {
@@ -118,7 +119,7 @@ pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
             break;
         }
     }
-    store.close().await;
+    database.close().await;
     Ok(())
 }
 

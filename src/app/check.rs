@@ -24,9 +24,9 @@ pub struct CheckReport {
 
 /// Validates the config and the database; with `online`, calls the API and the platforms.
 pub async fn check(config: &Config, online: bool) -> anyhow::Result<CheckReport> {
-    let store = open_store(&config.database_url, None).await?;
-    let integrity = store.integrity_check().await?;
-    store.close().await;
+    let database = open_store(&config.store, None).await?;
+    let integrity = database.integrity_check().await?;
+    database.close().await;
     if integrity != "ok" {
         bail!("store.database_url: the database failed its integrity check: {integrity}");
     }
@@ -64,7 +64,7 @@ impl CheckReport {
 fn offline_lines(config: &Config) -> Vec<String> {
     let mut lines = vec![
         "config: ok".to_string(),
-        format!("database: ok ({})", config.database_url),
+        format!("database: ok ({})", config.store.url),
         // The parse refused an empty key, so there is one to hide.
         format!(
             "model API: {} (key ***), default model {}",

@@ -10,7 +10,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{AttachmentSettings, DispatchSettings, Purpose, Settings, SettingsError};
+use super::{
+    AttachmentSettings, DispatchSettings, Purpose, Settings, SettingsError, StoreSettings,
+};
 use crate::engine::attachment::read::AttachmentLimits;
 use crate::engine::dispatcher::DispatchConfig;
 use crate::engine::turn::EngineConfig;
@@ -18,13 +20,14 @@ use crate::instances::InstanceConfig;
 use crate::llm::ClientConfig;
 use crate::platform::discord::DiscordConfig;
 use crate::platform::telegram::TelegramConfig;
+use crate::store::StoreConfig;
 
 /// The runtime configuration: the settings resolved into what the store, the completion client,
 /// the engine, the dispatcher, each enabled platform and the health listener are started with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The SQLite database (`store.database_url`).
-    pub database_url: String,
+    /// The database (`[store]`).
+    pub store: StoreConfig,
     /// The completion client.
     pub client: ClientConfig,
     /// The conversation engine.
@@ -50,7 +53,7 @@ impl Config {
         let grace = grace(settings.shutdown.grace_secs)?;
         let (client, models) = llm::client(&settings.llm, purpose)?;
         let platforms = platforms::parse(settings, &models, purpose)?;
-        let database_url = database_url(&settings.store.database_url)?;
+        let store = store(&settings.store)?;
         let history_budget =
             at_least(settings.history.budget_tokens, 256, "history.budget_tokens")?;
         let image_tokens = at_least(settings.history.image_tokens, 1, "history.image_tokens")?;
@@ -71,7 +74,7 @@ impl Config {
                 .then(|| Duration::from_secs(settings.reply.thinking_after_secs)),
         };
         Ok(Self {
-            database_url,
+            store,
             client,
             engine,
             dispatch,
@@ -141,12 +144,39 @@ fn grace(secs: u64) -> Result<Duration, SettingsError> {
     Ok(Duration::from_secs(secs))
 }
 
-/// `store.database_url`.
-fn database_url(url: &str) -> Result<String, SettingsError> {
-    check(url.starts_with("sqlite:"), "store.database_url", || {
-        "must start with sqlite:, like sqlite://data/parley.db".into()
-    })?;
-    Ok(url.to_string())
+/// `[store]`: the database URL (SQLite or PostgreSQL), the pool size and statement timeout.
+fn store(s: &StoreSettings) -> Result<StoreConfig, SettingsError> {
+    let url = &s.database_url;
+    check(
+        url.expose().starts_with("sqlite:") || url.is_postgres(),
+        "store.database_url",
+        || {
+            "must start with sqlite: or postgres://, like sqlite://data/parley.db or \
+             postgres://parley:password@localhost:5432/parley"
+                .into()
+        },
+    )?;
+    let config = StoreConfig {
+        url: url.clone(),
+        pool_size: at_least(s.pool_size, 1, "store.pool_size")?,
+        statement_timeout: Duration::from_secs(at_least(
+            s.statement_timeout_secs,
+            1,
+            "store.statement_timeout_secs",
+        )?),
+    };
+    if url.is_postgres() {
+        crate::store::postgres::connect_options(&config).map_err(|_| {
+            SettingsError::new(
+                "store.database_url",
+                format!(
+                    "`{url}` is not a PostgreSQL URL; write it like \
+                     postgres://user:password@host:5432/database (add ?sslmode=require for TLS)"
+                ),
+            )
+        })?;
+    }
+    Ok(config)
 }
 
 /// The dispatcher's queues and the completion cap (`[dispatch]`).

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::time::Duration;
 
 use super::*;
 
@@ -36,7 +37,7 @@ fn defaults_load_with_an_api_key_for_chat() {
     assert_eq!(s.llm.conversation_header, "X-Conversation-Id");
     assert!(s.llm.stream);
     assert_eq!(s.llm.temperature, None, "unset parameters stay unset");
-    assert_eq!(s.store.database_url, "sqlite://data/parley.db");
+    assert_eq!(s.store.database_url.expose(), "sqlite://data/parley.db");
     let strip = &s.llm.overrides["grok-4"].remove;
     assert!(strip.contains(&crate::llm::ParamName::PresencePenalty));
     assert!(s.llm.overrides.contains_key("grok-4-fast-reasoning"));
@@ -60,7 +61,7 @@ fn environment_overrides_the_defaults_and_splits_lists() {
     assert_eq!(s.llm.models, ["grok-4", "grok-3"]);
     assert_eq!(s.llm.temperature, Some(0.5));
     assert_eq!(s.access.admins, ["telegram:1", "discord:2"]);
-    assert_eq!(s.store.database_url, "sqlite:///data/x.db");
+    assert_eq!(s.store.database_url.expose(), "sqlite:///data/x.db");
     assert!(s.telegram_enabled());
     assert!(!s.discord_enabled());
 }
@@ -442,4 +443,64 @@ fn a_failover_outside_1_to_600_or_an_id_with_spaces_stops_start_up_naming_the_ke
     let err = parse(&[KEY, on, pair], Purpose::Chat).unwrap_err();
     assert_eq!(err.key, "instance.id");
     assert!(err.to_string().contains("PARLEY__INSTANCE__ID"), "{err}");
+}
+
+#[test]
+fn a_postgres_url_selects_postgresql_with_its_pool_and_timeout() {
+    let url = "postgres://parley:db-secret@db:5432/parley?sslmode=require";
+    let (settings, config) = parse(
+        &[
+            KEY,
+            ("PARLEY__STORE__DATABASE_URL", url),
+            ("PARLEY__STORE__POOL_SIZE", "4"),
+            ("PARLEY__STORE__STATEMENT_TIMEOUT_SECS", "5"),
+        ],
+        Purpose::Chat,
+    )
+    .expect("valid");
+    assert!(config.store.url.is_postgres());
+    assert_eq!(config.store.url.expose(), url);
+    assert_eq!(config.store.pool_size, 4);
+    assert_eq!(config.store.statement_timeout, Duration::from_secs(5));
+    for debug in [format!("{settings:?}"), format!("{config:?}")] {
+        assert!(!debug.contains("db-secret"), "the password leaks: {debug}");
+        assert!(
+            debug.contains("postgres://parley:***@db:5432/parley"),
+            "{debug}"
+        );
+    }
+}
+
+#[test]
+fn the_store_defaults_are_ten_connections_and_thirty_seconds() {
+    let (_, config) = parse(&[KEY], Purpose::Chat).expect("valid");
+    assert!(!config.store.url.is_postgres());
+    assert_eq!(config.store.pool_size, 10);
+    assert_eq!(config.store.statement_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn store_settings_out_of_range_name_their_key() {
+    for (key, value, named) in [
+        ("PARLEY__STORE__POOL_SIZE", "0", "store.pool_size"),
+        (
+            "PARLEY__STORE__STATEMENT_TIMEOUT_SECS",
+            "0",
+            "store.statement_timeout_secs",
+        ),
+        (
+            "PARLEY__STORE__DATABASE_URL",
+            "mysql://db/parley",
+            "store.database_url",
+        ),
+        (
+            "PARLEY__STORE__DATABASE_URL",
+            "postgres://parley:db-secret@db:port/parley",
+            "store.database_url",
+        ),
+    ] {
+        let error = parse(&[KEY, (key, value)], Purpose::Chat).expect_err("refused");
+        assert_eq!(error.key, named, "{error}");
+        assert!(!error.to_string().contains("db-secret"), "{error}");
+    }
 }

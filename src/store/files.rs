@@ -82,7 +82,12 @@ pub(super) async fn of_conversation<'e>(
 }
 
 /// A stored file from its columns.
-fn file(name: String, kind: &str, mime: &str, data: Vec<u8>) -> Result<StoredFile, StoreError> {
+pub(super) fn file(
+    name: String,
+    kind: &str,
+    mime: &str,
+    data: Vec<u8>,
+) -> Result<StoredFile, StoreError> {
     let content = match (kind, ImageType::from_mime(mime)) {
         ("image", Some(kind)) => FileContent::Image {
             kind,

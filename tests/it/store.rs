@@ -1,7 +1,9 @@
 //! The conversation stores: one contract suite run against every `Store`, and the tests only
-//! the SQLite store has (its file, its pragmas, a restart).
+//! one store has (SQLite: its file, its pragmas, a restart; PostgreSQL: its URL, timeout,
+//! migrations and the bot running on it).
 
 mod coordination;
+mod postgres;
 mod sqlite;
 mod suite;
 
@@ -15,6 +17,7 @@ mod contract {
     use super::suite::store_suite;
 
     store_suite!(sqlite, crate::store::sqlite::fresh);
+    store_suite!(postgres, crate::store::postgres::fresh);
     store_suite!(memory, crate::store::memory);
 }
 

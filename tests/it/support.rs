@@ -2,6 +2,8 @@
 //! environment; for the bot started in-process, the configuration `parley run` would parse from
 //! that environment. Both point at the fake completion server and a database file.
 
+pub mod postgres;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;

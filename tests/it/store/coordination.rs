@@ -8,7 +8,7 @@ use std::time::Duration;
 use parley::engine::event::PlatformKind;
 use parley::engine::ports::{ReplyStatus, Store};
 use parley::instances::{Acquired, Coordination, InboxEvent, InstanceId, Scope};
-use parley::store::SqliteStore;
+use parley::store::{DatabaseUrl, PgStore, SqliteStore, StoreConfig};
 
 use super::suite::{start, telegram};
 
@@ -34,7 +34,10 @@ macro_rules! coordination_suite {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    let (both, _kept) = $fresh().await;
+                    // `None`: a store on a server the tests do not have (they say so once).
+                    let Some((both, _kept)) = $fresh().await else {
+                        return;
+                    };
                     $crate::store::coordination::$test(both).await;
                 }
             )*
@@ -50,24 +53,47 @@ coordination_suite!(sqlite, crate::store::coordination::fresh_sqlite;
     replies_of_a_dead_instance_are_marked_interrupted_once_and_a_live_ones_left_be,
 );
 
+coordination_suite!(postgres, crate::store::coordination::fresh_postgres;
+    an_event_delivered_twice_is_stored_once,
+    a_lease_is_one_instances_until_it_dies_or_retires,
+    waiting_events_go_to_their_scopes_holder_in_order_until_started,
+    scopes_with_waiting_events_and_no_live_holder_are_free,
+    replies_of_a_dead_instance_are_marked_interrupted_once_and_a_live_ones_left_be,
+);
+
 /// A new SQLite store in a file of its own folder.
-async fn fresh_sqlite() -> (Both, tempfile::TempDir) {
+async fn fresh_sqlite() -> Option<(Both, tempfile::TempDir)> {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("parley.db").display());
     let store = SqliteStore::open(&url).await.expect("opens");
-    (both(store), dir)
-}
-
-fn both(store: SqliteStore) -> Both {
     let same = store.clone();
     let open_as =
         move |id: &InstanceId| -> Arc<dyn Store> { Arc::new(same.clone().for_instance(id)) };
     let store = Arc::new(store);
-    Both {
+    let both = Both {
         store: store.clone(),
         coord: store,
         open_as: Box::new(open_as),
-    }
+    };
+    Some((both, dir))
+}
+
+/// A new PostgreSQL store on a database of its own; `None` when the tests have no server.
+async fn fresh_postgres() -> Option<(Both, ())> {
+    let url = crate::support::postgres::database().await?;
+    let store = PgStore::open(&StoreConfig::new(DatabaseUrl::new(&url)))
+        .await
+        .expect("opens");
+    let same = store.clone();
+    let open_as =
+        move |id: &InstanceId| -> Arc<dyn Store> { Arc::new(same.clone().for_instance(id)) };
+    let store = Arc::new(store);
+    let both = Both {
+        store: store.clone(),
+        coord: store,
+        open_as: Box::new(open_as),
+    };
+    Some((both, ()))
 }
 
 fn event<'a>(scope: &'a Scope, id: &'a str, by: &'a InstanceId) -> InboxEvent<'a> {
