@@ -31,16 +31,32 @@ pub struct Cluster {
     pub llm: FakeLlm,
     dir: tempfile::TempDir,
     failover_secs: u64,
+    /// `store.database_url`: an SQLite file in `dir`, or a database on the test server.
+    url: String,
 }
 
 impl Cluster {
-    /// The fakes and an empty database; instances count as dead after `failover_secs`.
+    /// The fakes and an empty SQLite database; instances count as dead after `failover_secs`.
     pub async fn new(failover_secs: u64) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = db_url(&dir.path().join("parley.db"));
+        Self::with_url(failover_secs, dir, url).await
+    }
+
+    /// The same on a new database of the tests' PostgreSQL server; `None` when there is none.
+    pub async fn on_postgres(failover_secs: u64) -> Option<Self> {
+        let url = crate::support::postgres::database().await?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        Some(Self::with_url(failover_secs, dir, url).await)
+    }
+
+    async fn with_url(failover_secs: u64, dir: tempfile::TempDir, url: String) -> Self {
         Self {
             tg: FakeTelegram::start().await,
             llm: FakeLlm::start().await,
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir,
             failover_secs,
+            url,
         }
     }
 
@@ -58,6 +74,7 @@ impl Cluster {
             ("LLM__RETRY__INITIAL_BACKOFF_MS", "10".into()),
             ("INSTANCE__COORDINATE", "true".into()),
             ("INSTANCE__ID", id.into()),
+            ("STORE__DATABASE_URL", self.url.clone()),
         ];
         for (key, value) in more {
             env.insert(format!("PARLEY__{key}"), value);
@@ -121,7 +138,13 @@ impl Cluster {
 
     /// Rows of `sql`, or the error of a database not created yet.
     async fn try_texts(&self, sql: &'static str) -> Result<Vec<String>, sqlx::Error> {
-        let pool = sqlx::SqlitePool::connect(&db_url(&self.db())).await?;
+        if self.url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&self.url).await?;
+            let rows = sqlx::query_scalar(sql).fetch_all(&pool).await;
+            pool.close().await;
+            return rows;
+        }
+        let pool = sqlx::SqlitePool::connect(&self.url).await?;
         let rows = sqlx::query_scalar(sql).fetch_all(&pool).await;
         pool.close().await;
         rows
@@ -225,7 +248,17 @@ fn echoes(user: &User, rounds: std::ops::Range<usize>) -> Vec<String> {
 #[tokio::test]
 async fn two_instances_answer_each_message_once_in_order_and_a_graceful_stop_hands_over_at_once() {
     // A failover far longer than the test waits: the handover must not wait for it.
-    let cluster = Cluster::new(60).await;
+    answered_once_in_order_and_handed_over(Cluster::new(60).await).await;
+}
+
+#[tokio::test]
+async fn two_instances_on_postgres_answer_each_message_once_in_order_and_hand_over_at_once() {
+    if let Some(cluster) = Cluster::on_postgres(60).await {
+        answered_once_in_order_and_handed_over(cluster).await;
+    }
+}
+
+async fn answered_once_in_order_and_handed_over(cluster: Cluster) {
     let a = cluster.start("a").await;
     cluster.wait_for_poller("a", 10).await;
     let b = cluster.start("b").await;

@@ -20,8 +20,18 @@ fn slow_answer() -> String {
 #[tokio::test]
 async fn a_killed_instance_is_replaced_within_the_failover_time_its_reply_marked_and_its_queue_answered()
  {
+    replaced_after_a_kill(Cluster::new(2).await).await;
+}
+
+#[tokio::test]
+async fn on_postgres_a_killed_instance_is_replaced_its_reply_marked_and_its_queue_answered() {
+    if let Some(cluster) = Cluster::on_postgres(2).await {
+        replaced_after_a_kill(cluster).await;
+    }
+}
+
+async fn replaced_after_a_kill(cluster: Cluster) {
     let failover = Duration::from_secs(2);
-    let cluster = Cluster::new(failover.as_secs()).await;
     cluster
         .llm
         .push(Script::reply(slow_answer()).delay(Duration::from_millis(100)));

@@ -9,7 +9,17 @@ use crate::proxy::RoundRobin;
 
 #[tokio::test]
 async fn two_instances_behind_a_round_robin_proxy_answer_every_message_once_in_order() {
-    let cluster = Cluster::new(10).await;
+    behind_a_proxy(Cluster::new(10).await).await;
+}
+
+#[tokio::test]
+async fn two_instances_on_postgres_behind_a_round_robin_proxy_answer_every_message_once() {
+    if let Some(cluster) = Cluster::on_postgres(10).await {
+        behind_a_proxy(cluster).await;
+    }
+}
+
+async fn behind_a_proxy(cluster: Cluster) {
     let proxy = RoundRobin::start().await;
     let hook = [
         (
