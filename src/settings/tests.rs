@@ -411,7 +411,7 @@ fn bad_attachment_settings_stop_start_up_naming_the_key() {
 }
 
 #[test]
-fn instances_coordinate_only_when_asked_with_a_failover_of_10_seconds_by_default() {
+fn instances_coordinate_when_asked_or_on_postgres_with_a_failover_of_10_seconds_by_default() {
     let (_, alone) = parse(&[KEY], Purpose::Chat).unwrap();
     assert!(
         alone.instance.is_none(),
@@ -423,6 +423,12 @@ fn instances_coordinate_only_when_asked_with_a_failover_of_10_seconds_by_default
     assert_eq!(instance.failover, std::time::Duration::from_secs(10));
     let id = instance.id.as_str();
     assert!(id.contains(&format!("-{}-", std::process::id())), "{id}");
+    let postgres = ("PARLEY__STORE__DATABASE_URL", "postgres://parley@db/parley");
+    let (_, config) = parse(&[KEY, postgres], Purpose::Chat).unwrap();
+    assert!(
+        config.instance.is_some(),
+        "a PostgreSQL store always coordinates"
+    );
     let named = ("PARLEY__INSTANCE__ID", "parley-1");
     let (_, config) = parse(&[KEY, on, named], Purpose::Chat).unwrap();
     assert_eq!(

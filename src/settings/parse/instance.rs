@@ -10,7 +10,8 @@ use crate::settings::{Settings, SettingsError};
 /// The longest `instance.id`.
 const MAX_ID: usize = 64;
 
-/// The instance's configuration when `instance.coordinate` is on; `None` otherwise.
+/// The instance's configuration when `instance.coordinate` is on or the store is PostgreSQL;
+/// `None` otherwise.
 pub(super) fn parse(settings: &Settings) -> Result<Option<InstanceConfig>, SettingsError> {
     let secs = settings.telegram.failover_secs;
     check((1..=600).contains(&secs), "telegram.failover_secs", || {
@@ -23,7 +24,9 @@ pub(super) fn parse(settings: &Settings) -> Result<Option<InstanceConfig>, Setti
             "must be at most {MAX_ID} printable ASCII characters without spaces, or \"\" for hostname-pid-random"
         )
     })?;
-    if !settings.instance.coordinate {
+    // Several instances are what a PostgreSQL store is for: it always coordinates.
+    let postgres = settings.store.database_url.is_postgres();
+    if !settings.instance.coordinate && !postgres {
         return Ok(None);
     }
     let id = match id {
