@@ -16,6 +16,7 @@ use crate::engine::ports::{InterruptedReply, Store};
 use crate::engine::turn::Engine;
 use crate::health::Health;
 use crate::http::HttpState;
+use crate::instances::{Instance, InstanceConfig, OnAbandoned};
 use crate::llm::OpenAiClient;
 use crate::metrics;
 use crate::platform::registry::Platforms;
@@ -42,6 +43,8 @@ pub struct App {
     runtime: Runtime,
     database: Database,
     http: serve::Listener,
+    /// This process among other instances on the database (`instance.coordinate`).
+    instance: Option<Instance>,
 }
 
 /// What every platform adapter is started with.
@@ -62,6 +65,8 @@ struct Runtime {
     platforms: Platforms,
     /// Where `/telegram/webhook` finds Telegram's receiver in webhook mode.
     telegram_webhook: WebhookSlot,
+    /// Set when instances coordinate: adapters keep accepted events in the shared inbox.
+    instance: Option<Instance>,
 }
 
 impl App {
@@ -72,10 +77,16 @@ impl App {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let metrics = install_metrics();
         metrics::register_known(&enabled_platforms(&config));
-        let database = open_store(&config.store).await?;
+        let database = open_store(&config.store, config.instance.as_ref()).await?;
         let store = database.store();
-        let interrupted =
-            recover_store(&*store, &[PlatformKind::Telegram, PlatformKind::Discord]).await?;
+        // With several instances, the heartbeat marks the replies of dead ones (and this id's
+        // from an earlier run); another instance's streaming replies are left be.
+        let interrupted = match config.instance {
+            None => {
+                recover_store(&*store, &[PlatformKind::Telegram, PlatformKind::Discord]).await?
+            }
+            Some(_) => Vec::new(),
+        };
         let engine = build_engine(&config, store)?;
         let health = Health::new();
         let telegram_webhook = WebhookSlot::default();
@@ -86,14 +97,21 @@ impl App {
             telegram_webhook: telegram_webhook.clone(),
         };
         let http = serve::start(config.listen, state).await?;
-        let runtime = Runtime::start(engine, config.dispatch, health, telegram_webhook);
+        let mut runtime = Runtime::start(engine, config.dispatch, health, telegram_webhook);
+        if let Some(instance) = &config.instance {
+            runtime.instance = Some(start_instance(instance, &database, &runtime).await?);
+        }
         let app = Self {
+            instance: runtime.instance.clone(),
             runtime,
             database,
             http,
         };
         if let Err(error) = platforms::start(&config, &app.runtime).await {
             stop::abandon(&app.runtime).await;
+            if let Some(instance) = &app.instance {
+                instance.stop(Duration::ZERO).await;
+            }
             app.close().await;
             return Err(error);
         }
@@ -103,8 +121,18 @@ impl App {
 
     /// Stops as `parley run` does on SIGTERM: no new messages; replies get `grace` to finish,
     /// then the rest are interrupted and marked; then the listener and the store close.
+    ///
+    /// With several instances, the chats this one answers are handed over as it goes: at once
+    /// for a chat with nothing running, else when its last turn ends, and every one by the end.
     pub async fn shutdown(self, grace: Duration) -> Stopped {
-        let stopped = stop::drain(&self.runtime, grace).await;
+        let draining = stop::drain(&self.runtime, grace);
+        let stopped = match &self.instance {
+            Some(instance) => {
+                let handing_over = instance.stop(grace + stop::MARKING_TIME);
+                tokio::join!(draining, handing_over).0
+            }
+            None => draining.await,
+        };
         self.close().await;
         tracing::info!("stopped");
         stopped
@@ -158,16 +186,46 @@ impl Runtime {
             health,
             platforms: Platforms::new(),
             telegram_webhook,
+            instance: None,
         }
     }
 }
 
-/// Opens and migrates the database `[store]` names; an error names `store.database_url`, its
-/// password hidden.
-async fn open_store(config: &StoreConfig) -> anyhow::Result<Database> {
-    Database::open(config)
+/// Opens and migrates the database `[store]` names (an error names `store.database_url`, its
+/// password hidden); with `instance`, the replies it starts record that instance.
+async fn open_store(
+    config: &StoreConfig,
+    instance: Option<&InstanceConfig>,
+) -> anyhow::Result<Database> {
+    let database = Database::open(config)
         .await
-        .with_context(|| format!("store.database_url = {}", config.url))
+        .with_context(|| format!("store.database_url = {}", config.url))?;
+    Ok(match instance {
+        Some(instance) => database.for_instance(&instance.id),
+        None => database,
+    })
+}
+
+/// Registers this instance and starts its heartbeat and inbox pump on `runtime`; the replies
+/// of dead instances it finds are marked in their chats.
+async fn start_instance(
+    config: &InstanceConfig,
+    database: &Database,
+    runtime: &Runtime,
+) -> anyhow::Result<Instance> {
+    let marker = recovery::Marker::of(runtime);
+    let on_abandoned: OnAbandoned = Arc::new(move |replies| marker.spawn(replies));
+    let coordination = database.coordination();
+    let intake = runtime.shutdown.intake.clone();
+    Instance::start(
+        config.clone(),
+        coordination,
+        &runtime.tracker,
+        intake,
+        on_abandoned,
+    )
+    .await
+    .context("registering this instance in the database (instance.coordinate)")
 }
 
 /// Marks replies a crash left streaming on `platforms` as partial and returns them.

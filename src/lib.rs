@@ -5,6 +5,7 @@ pub mod app;
 pub mod engine;
 pub mod health;
 pub mod http;
+pub mod instances;
 pub mod llm;
 pub mod metrics;
 pub mod platform;

@@ -44,6 +44,12 @@ pub const RETRY_AFTER: &str = "parley_platform_retry_after_seconds";
 pub const ACTIVE_STREAMS: &str = "parley_active_streams";
 /// Inbound messages waiting in the dispatcher's shared queue.
 pub const QUEUE_DEPTH: &str = "parley_queue_depth";
+/// Leases this instance holds (chats it may talk to, and the Telegram poll lease); 0 when
+/// instances do not coordinate.
+pub const INSTANCE_LEASES: &str = "parley_instance_leases";
+/// Inbound events stored in the shared inbox and not started yet, over all instances (read at
+/// each heartbeat); 0 when instances do not coordinate (nothing is stored).
+pub const INBOX_DEPTH: &str = "parley_inbox_depth";
 /// Always 1, labelled with the running `version`.
 pub const BUILD_INFO: &str = "parley_build_info";
 
@@ -161,6 +167,14 @@ fn describe() {
     describe_histogram!(RETRY_AFTER, "Seconds platforms asked to wait after a 429.");
     describe_gauge!(ACTIVE_STREAMS, "Replies streaming right now.");
     describe_gauge!(QUEUE_DEPTH, "Inbound messages waiting in the shared queue.");
+    describe_gauge!(
+        INSTANCE_LEASES,
+        "Leases this instance holds: chats it talks to, and the Telegram poll lease."
+    );
+    describe_gauge!(
+        INBOX_DEPTH,
+        "Inbound events in the shared inbox not started yet, over all instances."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the label says which version runs.");
 }
 
@@ -195,7 +209,7 @@ pub fn register_known(platforms: &[PlatformKind]) {
     for kind in ModelError::KINDS {
         counter!(API_ERRORS, "kind" => kind).increment(0);
     }
-    for name in [ACTIVE_STREAMS, QUEUE_DEPTH] {
+    for name in [ACTIVE_STREAMS, QUEUE_DEPTH, INSTANCE_LEASES, INBOX_DEPTH] {
         gauge!(name).increment(0.0);
     }
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -251,6 +265,16 @@ pub fn rate_limited(platform: PlatformKind, kind: CallKind, retry_after: Duratio
 /// The shared queue holds `depth` messages.
 pub fn queue_depth(depth: usize) {
     gauge!(QUEUE_DEPTH).set(depth as f64);
+}
+
+/// This instance holds `count` leases.
+pub fn instance_leases(count: usize) {
+    gauge!(INSTANCE_LEASES).set(count as f64);
+}
+
+/// The shared inbox holds `depth` events not started yet.
+pub fn inbox_depth(depth: u64) {
+    gauge!(INBOX_DEPTH).set(depth as f64);
 }
 
 #[cfg(test)]

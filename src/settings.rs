@@ -62,6 +62,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Stopping.
     pub shutdown: ShutdownSettings,
+    /// Several instances on one database.
+    pub instance: InstanceSettings,
 }
 
 /// `[llm]`: the OpenAI-compatible completion API.
@@ -207,6 +209,9 @@ pub struct TelegramSettings {
     pub group_per_minute: u32,
     /// Seconds one getUpdates long poll waits for updates (1..=50).
     pub poll_timeout_secs: u64,
+    /// Seconds without a heartbeat after which an instance counts as dead and another takes
+    /// over its polling and its chats (every lease, not only Telegram's).
+    pub failover_secs: u64,
     /// Chats the bot answers in (empty = all).
     #[serde(deserialize_with = "ids")]
     pub allowed_chats: Vec<String>,
@@ -315,6 +320,16 @@ pub struct HttpSettings {
 pub struct ShutdownSettings {
     /// Seconds in-flight replies may finish after SIGTERM before they are interrupted.
     pub grace_secs: u64,
+}
+
+/// `[instance]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSettings {
+    /// Coordinate with other instances on the same database.
+    pub coordinate: bool,
+    /// This instance's id; empty = hostname-pid-random.
+    pub id: String,
 }
 
 /// What the caller is about to do, which decides what the configuration must contain.

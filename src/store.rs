@@ -6,6 +6,7 @@ mod connect;
 mod conversations;
 mod database;
 mod files;
+mod instances;
 mod messages;
 mod port;
 pub mod postgres;
@@ -20,7 +21,10 @@ pub use messages::INTERRUPTED;
 pub use postgres::PgStore;
 pub use url::DatabaseUrl;
 
+use std::sync::Arc;
+
 use crate::engine::ports::StoreError;
+use crate::instances::InstanceId;
 
 /// The connection settings SQLite reports, for health output and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +41,8 @@ pub struct Pragmas {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pools: connect::Pools,
+    /// The instance whose replies this store records, when instances coordinate.
+    instance: Option<Arc<str>>,
 }
 
 impl SqliteStore {
@@ -44,7 +50,23 @@ impl SqliteStore {
     /// `sqlite://path`, `sqlite:path`, a plain path, or `sqlite::memory:`.
     pub async fn open(database_url: &str) -> Result<Self, StoreError> {
         let pools = connect::open_pools(database_url).await?;
-        Ok(Self { pools })
+        Ok(Self {
+            pools,
+            instance: None,
+        })
+    }
+
+    /// The same store, recording `instance` as the one streaming the replies it starts.
+    pub fn for_instance(self, instance: &InstanceId) -> Self {
+        Self {
+            instance: Some(instance.as_str().into()),
+            ..self
+        }
+    }
+
+    /// The instance recorded on new replies.
+    fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
     }
 
     /// Checks that the database answers a trivial query.

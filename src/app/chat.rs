@@ -30,7 +30,7 @@ pub struct ChatOptions {
 
 /// `parley chat`: a conversation in the terminal, stored like any other.
 pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
-    let database = open_store(&config.store).await?;
+    let database = open_store(&config.store, None).await?;
     let store = database.store();
     recover_store(&*store, &[PlatformKind::Console]).await?;
     let engine = build_engine(&config, store.clone())?;

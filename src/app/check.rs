@@ -24,7 +24,7 @@ pub struct CheckReport {
 
 /// Validates the config and the database; with `online`, calls the API and the platforms.
 pub async fn check(config: &Config, online: bool) -> anyhow::Result<CheckReport> {
-    let database = open_store(&config.store).await?;
+    let database = open_store(&config.store, None).await?;
     let integrity = database.integrity_check().await?;
     database.close().await;
     if integrity != "ok" {

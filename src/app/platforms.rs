@@ -19,6 +19,7 @@ pub(super) async fn start(config: &Config, runtime: &Runtime) -> anyhow::Result<
                 .health
                 .register_with_grace("telegram", adapter.poll_timeout),
             webhook: runtime.telegram_webhook.clone(),
+            instance: runtime.instance.clone(),
         };
         let health = services.health.clone();
         let platform = telegram::start(adapter.clone(), services).await?;
@@ -34,6 +35,7 @@ pub(super) async fn start(config: &Config, runtime: &Runtime) -> anyhow::Result<
             &runtime.tracker,
             runtime.shutdown.intake.clone(),
             runtime.health.register("discord"),
+            runtime.instance.clone(),
         )
         .await?;
         runtime.platforms.register(platform);

@@ -1,36 +1,70 @@
-//! Marks, in the chats, the replies the last crash interrupted, once their platform is up.
+//! Marks, in the chats, the replies a crash interrupted (the last run's, or a dead instance's),
+//! once their platform is up.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::engine::event::PlatformKind;
 use crate::engine::ports::InterruptedReply;
 use crate::engine::recover::mark_interrupted;
+use crate::engine::turn::Engine;
+use crate::platform::registry::Platforms;
 
 use super::Runtime;
 
-/// One task per interrupted reply: wait for its platform, then edit its last message.
-pub(super) fn spawn(runtime: &Runtime, interrupted: Vec<InterruptedReply>) {
-    let shown = interrupted
-        .into_iter()
-        .filter(|r| r.key.platform != PlatformKind::Console && !r.platform_messages.is_empty());
-    for reply in shown {
-        let platforms = runtime.platforms.clone();
-        let engine = runtime.engine.clone();
-        let stop = runtime.shutdown.intake.clone();
-        runtime.tracker.spawn(async move {
-            let kind = reply.key.platform;
-            let Some(platform) = platforms.wait_for(kind, &stop).await else {
-                return;
-            };
-            let marking = mark_interrupted(platform.as_ref(), engine.pacer(kind), &reply);
-            let result = tokio::select! {
-                _ = stop.cancelled() => return,
-                result = marking => result,
-            };
-            match result {
-                Ok(()) => tracing::info!(chat = %reply.key, "marked an interrupted reply"),
-                Err(error) => {
-                    tracing::warn!(chat = %reply.key, %error, "could not mark an interrupted reply");
-                }
-            }
-        });
+/// What marking needs from the runtime; cheap to clone.
+#[derive(Clone)]
+pub(super) struct Marker {
+    platforms: Platforms,
+    engine: Arc<Engine>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Marker {
+    /// Marks on `runtime`'s platforms, until it stops taking messages.
+    pub(super) fn of(runtime: &Runtime) -> Self {
+        Self {
+            platforms: runtime.platforms.clone(),
+            engine: runtime.engine.clone(),
+            tracker: runtime.tracker.clone(),
+            stop: runtime.shutdown.intake.clone(),
+        }
     }
+
+    /// One task per interrupted reply: wait for its platform, then edit its last message.
+    pub(super) fn spawn(&self, interrupted: Vec<InterruptedReply>) {
+        let shown = interrupted
+            .into_iter()
+            .filter(|r| r.key.platform != PlatformKind::Console && !r.platform_messages.is_empty());
+        for reply in shown {
+            let marker = self.clone();
+            self.tracker.spawn(async move { marker.mark(reply).await });
+        }
+    }
+
+    async fn mark(self, reply: InterruptedReply) {
+        let kind = reply.key.platform;
+        let Some(platform) = self.platforms.wait_for(kind, &self.stop).await else {
+            return;
+        };
+        let marking = mark_interrupted(platform.as_ref(), self.engine.pacer(kind), &reply);
+        let result = tokio::select! {
+            _ = self.stop.cancelled() => return,
+            result = marking => result,
+        };
+        match result {
+            Ok(()) => tracing::info!(chat = %reply.key, "marked an interrupted reply"),
+            Err(error) => {
+                tracing::warn!(chat = %reply.key, %error, "could not mark an interrupted reply");
+            }
+        }
+    }
+}
+
+/// Marks the replies the last stop interrupted, in their chats.
+pub(super) fn spawn(runtime: &Runtime, interrupted: Vec<InterruptedReply>) {
+    Marker::of(runtime).spawn(interrupted);
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::Runtime;
 
 /// How long interrupted replies get to show their marker after the grace period.
-const MARKING_TIME: Duration = Duration::from_secs(1);
+pub(super) const MARKING_TIME: Duration = Duration::from_secs(1);
 
 /// How [`App::shutdown`](super::App::shutdown) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,9 @@
 //! conversations run concurrently (the engine caps concurrent completions). Every queue is
 //! bounded; a full one gets a polite "busy" answer, never a silent drop.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::event::{ChatKey, Incoming};
 use super::meter::meter;
-use super::ports::Platform;
+use super::ports::{Platform, Receipt};
 use super::turn::Engine;
 
 /// Shown when a queue is full.
@@ -49,6 +51,40 @@ pub enum SubmitError {
 struct Job {
     incoming: Incoming,
     platform: Arc<dyn Platform>,
+    /// Where the message was kept before it was queued (the inbox of coordinated instances).
+    receipt: Option<Box<dyn Receipt>>,
+}
+
+impl Job {
+    /// Tells where the message was kept that its turn starts (or that it was answered busy).
+    async fn started(&self) {
+        if let Some(receipt) = &self.receipt {
+            receipt.started().await;
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The receipt of the kept event an adapter is handling, for the message it queues.
+    static RECEIPT: RefCell<Option<Box<dyn Receipt>>>;
+}
+
+/// Runs `handling` (an adapter handling one event it kept, as the inbox of coordinated
+/// instances does) so that the message it queues, if any, carries `receipt` to its turn.
+/// Returns the receipt when nothing took it: the event was answered on the spot (a notice, a
+/// button press) or ignored.
+pub async fn with_receipt<F: Future>(
+    receipt: Box<dyn Receipt>,
+    handling: F,
+) -> (F::Output, Option<Box<dyn Receipt>>) {
+    let kept = RefCell::new(Some(receipt));
+    RECEIPT
+        .scope(kept, async move {
+            let output = handling.await;
+            let left = RECEIPT.with(|r| r.borrow_mut().take());
+            (output, left)
+        })
+        .await
 }
 
 /// Cancellation for the two stages of shutdown.
@@ -126,7 +162,13 @@ impl Dispatcher {
         platform: Arc<dyn Platform>,
     ) -> Result<(), SubmitError> {
         meter().incoming(incoming.key.platform);
-        let sent = self.queue.try_send(Job { incoming, platform });
+        let receipt = RECEIPT.try_with(|r| r.borrow_mut().take()).ok().flatten();
+        let job = Job {
+            incoming,
+            platform,
+            receipt,
+        };
+        let sent = self.queue.try_send(job);
         meter().queue_depth(self.queue_depth());
         match sent {
             Ok(()) => Ok(()),
@@ -159,11 +201,15 @@ impl Busy {
         let key = &job.incoming.key;
         if !self.due(key) {
             tracing::debug!(chat = %key, "queue full; busy was said lately");
+            if job.receipt.is_some() {
+                self.tracker.spawn(async move { job.started().await });
+            }
             return;
         }
         tracing::warn!(chat = %key, "queue full; answering busy");
         let engine = self.engine.clone();
         self.tracker.spawn(async move {
+            job.started().await;
             let (platform, incoming) = (job.platform.as_ref(), &job.incoming);
             let reply_to = incoming.reply_to.as_ref();
             engine.notify(platform, &incoming.key, reply_to, BUSY).await;
@@ -264,6 +310,7 @@ impl Worker {
             };
             match next {
                 Ok(Some(job)) => {
+                    job.started().await;
                     self.engine
                         .handle(&job.incoming, job.platform.as_ref(), &self.abort)
                         .await;

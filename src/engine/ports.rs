@@ -5,6 +5,7 @@
 
 mod model;
 mod platform;
+mod receipt;
 mod store;
 
 pub use model::{
@@ -14,6 +15,7 @@ pub use model::{
 pub use platform::{
     Button, FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Rate, Window,
 };
+pub use receipt::Receipt;
 pub use store::{
     ChatSettings, Conversation, InterruptedReply, LastReply, MessageRowId, ReplyRecord,
     ReplyStatus, Store, StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, UsageTotals,

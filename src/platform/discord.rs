@@ -35,6 +35,7 @@ use crate::engine::dispatcher::Dispatcher;
 use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 use crate::health::HealthHandle;
+use crate::instances::Instance;
 use crate::secret::Secret;
 use handler::Handler;
 use rest::{DiscordRest, RestError};
@@ -129,6 +130,7 @@ pub async fn start(
     tracker: &TaskTracker,
     stop: CancellationToken,
     health: HealthHandle,
+    instance: Option<Instance>,
 ) -> Result<Arc<DiscordPlatform>, DiscordError> {
     let shards = config.shards;
     let client = DiscordRest::http_client().map_err(|e| DiscordError::Client(e.to_string()))?;
@@ -154,6 +156,7 @@ pub async fn start(
         models: config.models,
         guild_ids: config.guild_ids,
         registered: AtomicBool::new(false),
+        instance,
     };
     let gateway = ClientBuilder::new_with_http(http.build(), intents())
         .event_handler(handler)

@@ -5,6 +5,7 @@ mod access;
 mod api;
 mod callbacks;
 mod commands;
+mod coordinated;
 mod files;
 pub mod format;
 pub mod html;
@@ -28,6 +29,7 @@ use crate::engine::dispatcher::Dispatcher;
 use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 use crate::health::HealthHandle;
+use crate::instances::Instance;
 use crate::secret::Secret;
 
 pub use files::BOT_DOWNLOAD_LIMIT;
@@ -112,6 +114,8 @@ pub struct Services {
     pub health: HealthHandle,
     /// Filled with the webhook receiver in webhook mode, for `/telegram/webhook`.
     pub webhook: WebhookSlot,
+    /// This process among several instances on one database; `None` when alone.
+    pub instance: Option<Instance>,
 }
 
 /// Connects (getMe, setMyCommands) and starts taking updates under `services`: in webhook mode
@@ -139,6 +143,7 @@ pub async fn start(
     let username = me.username.clone();
     let adapter = polling::Adapter::new(&config, me, platform.clone(), services.clone(), long_poll);
     let adapter = Arc::new(adapter);
+    adapter.serve_inbox();
     let intake = Arc::new(intake::Intake::new(adapter.clone()));
     match &config.webhook {
         Some(hook) => {

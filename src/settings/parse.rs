@@ -1,6 +1,7 @@
 //! The settings parsed, once, into the runtime configuration each part of the bot starts with.
 //! Every problem found stops the parse with one line naming its key and how to fix it.
 
+mod instance;
 mod llm;
 mod platforms;
 mod scale;
@@ -15,6 +16,7 @@ use super::{
 use crate::engine::attachment::read::AttachmentLimits;
 use crate::engine::dispatcher::DispatchConfig;
 use crate::engine::turn::EngineConfig;
+use crate::instances::InstanceConfig;
 use crate::llm::ClientConfig;
 use crate::platform::discord::DiscordConfig;
 use crate::platform::telegram::TelegramConfig;
@@ -40,6 +42,8 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// How long replies may finish after SIGTERM before they are interrupted.
     pub grace: Duration,
+    /// This instance among others on the database (`instance.coordinate`); `None`: alone.
+    pub instance: Option<InstanceConfig>,
 }
 
 impl Config {
@@ -56,6 +60,7 @@ impl Config {
         let attachments = attachments(&settings.attachments)?;
         let (dispatch, max_concurrent) = dispatch(&settings.dispatch)?;
         check_log(settings)?;
+        let instance = instance::parse(settings)?;
         let engine = EngineConfig {
             models: models.all,
             default_model: models.default,
@@ -77,6 +82,7 @@ impl Config {
             discord: platforms.discord,
             listen,
             grace,
+            instance,
         })
     }
 }

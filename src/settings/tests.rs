@@ -411,6 +411,47 @@ fn bad_attachment_settings_stop_start_up_naming_the_key() {
 }
 
 #[test]
+fn instances_coordinate_when_asked_or_on_postgres_with_a_failover_of_10_seconds_by_default() {
+    let (_, alone) = parse(&[KEY], Purpose::Chat).unwrap();
+    assert!(
+        alone.instance.is_none(),
+        "one instance: nothing coordinates"
+    );
+    let on = ("PARLEY__INSTANCE__COORDINATE", "true");
+    let (_, config) = parse(&[KEY, on], Purpose::Chat).unwrap();
+    let instance = config.instance.expect("coordinates");
+    assert_eq!(instance.failover, std::time::Duration::from_secs(10));
+    let id = instance.id.as_str();
+    assert!(id.contains(&format!("-{}-", std::process::id())), "{id}");
+    let postgres = ("PARLEY__STORE__DATABASE_URL", "postgres://parley@db/parley");
+    let (_, config) = parse(&[KEY, postgres], Purpose::Chat).unwrap();
+    assert!(
+        config.instance.is_some(),
+        "a PostgreSQL store always coordinates"
+    );
+    let named = ("PARLEY__INSTANCE__ID", "parley-1");
+    let (_, config) = parse(&[KEY, on, named], Purpose::Chat).unwrap();
+    assert_eq!(
+        config.instance.map(|i| i.id.to_string()).as_deref(),
+        Some("parley-1")
+    );
+}
+
+#[test]
+fn a_failover_outside_1_to_600_or_an_id_with_spaces_stops_start_up_naming_the_key() {
+    let on = ("PARLEY__INSTANCE__COORDINATE", "true");
+    for bad in ["0", "601"] {
+        let pair = ("PARLEY__TELEGRAM__FAILOVER_SECS", bad);
+        let err = parse(&[KEY, on, pair], Purpose::Chat).unwrap_err();
+        assert_eq!(err.key, "telegram.failover_secs");
+    }
+    let pair = ("PARLEY__INSTANCE__ID", "two words");
+    let err = parse(&[KEY, on, pair], Purpose::Chat).unwrap_err();
+    assert_eq!(err.key, "instance.id");
+    assert!(err.to_string().contains("PARLEY__INSTANCE__ID"), "{err}");
+}
+
+#[test]
 fn a_postgres_url_selects_postgresql_with_its_pool_and_timeout() {
     let url = "postgres://parley:db-secret@db:5432/parley?sslmode=require";
     let (settings, config) = parse(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{DatabaseUrl, PgStore, SqliteStore};
 use crate::engine::ports::{Store, StoreError};
+use crate::instances::{Coordination, InstanceId};
 
 /// `[store]` as the store opens with it.
 #[derive(Debug, Clone)]
@@ -47,6 +48,24 @@ impl Database {
             true => Self::Postgres(Arc::new(PgStore::open(config).await?)),
             false => Self::Sqlite(Arc::new(SqliteStore::open(config.url.expose()).await?)),
         })
+    }
+
+    /// The same database, recording `instance` as the one streaming the replies it starts.
+    pub fn for_instance(self, instance: &InstanceId) -> Self {
+        match self {
+            Self::Sqlite(store) => Self::Sqlite(Arc::new((*store).clone().for_instance(instance))),
+            Self::Postgres(store) => {
+                Self::Postgres(Arc::new((*store).clone().for_instance(instance)))
+            }
+        }
+    }
+
+    /// How instances share this database.
+    pub fn coordination(&self) -> Arc<dyn Coordination> {
+        match self {
+            Self::Sqlite(store) => store.clone(),
+            Self::Postgres(store) => store.clone(),
+        }
     }
 
     /// The engine's `Store` port on this database.

@@ -18,8 +18,8 @@ const INSERT_USER: &str = "INSERT INTO messages \
      RETURNING id";
 
 const INSERT_REPLY: &str = "INSERT INTO messages \
-     (conversation, role, model, status, in_reply_to, created_at, updated_at) \
-     SELECT id, 'assistant', ?2, 'streaming', ?3, ?4, ?4 FROM conversations WHERE uuid = ?1 \
+     (conversation, role, model, status, in_reply_to, created_at, updated_at, instance) \
+     SELECT id, 'assistant', ?2, 'streaming', ?3, ?4, ?4, ?5 FROM conversations WHERE uuid = ?1 \
      RETURNING id";
 
 const SET_PLATFORM_MESSAGES: &str = "UPDATE messages SET platform_messages = ?2, updated_at = ?3 \
@@ -43,11 +43,12 @@ const RECOVER: &str = "UPDATE messages SET status = 'partial', failure_reason = 
      (SELECT chat FROM conversations c WHERE c.id = messages.conversation), \
      (SELECT thread FROM conversations c WHERE c.id = messages.conversation)";
 
-/// Stores a turn's user message and its reply row, and first its conversation when the turn
-/// asks: one transaction, one commit.
+/// Stores a turn's user message and its reply row (streamed by `instance`, when instances
+/// coordinate), and first its conversation when the turn asks: one transaction, one commit.
 pub(super) async fn start_turn(
     writes: &SqlitePool,
     turn: &TurnStart<'_>,
+    instance: Option<&str>,
 ) -> Result<TurnRows, StoreError> {
     let mut tx = writes
         .begin_with("BEGIN IMMEDIATE")
@@ -59,7 +60,7 @@ pub(super) async fn start_turn(
     };
     let user = add_user(&mut *tx, conversation, turn.author, turn.content).await?;
     files::add(&mut tx, user, turn.files).await?;
-    let reply = start_reply(&mut *tx, conversation, user, turn.model).await?;
+    let reply = start_reply(&mut *tx, conversation, user, turn.model, instance).await?;
     tx.commit()
         .await
         .map_err(failed("start the turn: commit"))?;
@@ -95,12 +96,14 @@ async fn start_reply<'e>(
     conversation: ConversationId,
     in_reply_to: MessageRowId,
     model: &ModelName,
+    instance: Option<&str>,
 ) -> Result<MessageRowId, StoreError> {
     let id: Option<i64> = sqlx::query_scalar(INSERT_REPLY)
         .bind(conversation.to_string())
         .bind(model.as_str())
         .bind(in_reply_to.0)
         .bind(rows::now_ms())
+        .bind(instance)
         .fetch_optional(db)
         .await
         .map_err(failed("start the reply"))?;
@@ -170,13 +173,22 @@ pub(super) async fn recover_interrupted(
     pool: &SqlitePool,
     platform: PlatformKind,
 ) -> Result<Vec<InterruptedReply>, StoreError> {
-    let marked: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(RECOVER)
+    let marked: Vec<MarkedRow> = sqlx::query_as(RECOVER)
         .bind(INTERRUPTED)
         .bind(rows::now_ms())
         .bind(platform.as_str())
         .fetch_all(pool)
         .await
         .map_err(failed("mark interrupted replies"))?;
+    interrupted(marked)
+}
+
+/// The rows a marking statement returned: id, platform messages, content, platform, chat,
+/// thread.
+pub(super) type MarkedRow = (i64, String, String, String, String, String);
+
+/// The interrupted replies of a marking statement's rows, oldest first.
+pub(super) fn interrupted(marked: Vec<MarkedRow>) -> Result<Vec<InterruptedReply>, StoreError> {
     let mut replies = marked
         .into_iter()
         .map(|(id, refs, content, platform, chat, thread)| {

@@ -31,7 +31,7 @@ impl Store for SqliteStore {
     }
 
     async fn start_turn(&self, turn: &TurnStart<'_>) -> Result<TurnRows, StoreError> {
-        messages::start_turn(&self.pools.writes, turn).await
+        messages::start_turn(&self.pools.writes, turn, self.instance()).await
     }
 
     async fn set_reply_messages(
@@ -59,7 +59,7 @@ impl Store for SqliteStore {
     }
 
     async fn reopen_reply(&self, reply: MessageRowId, keep: bool) -> Result<(), StoreError> {
-        replies::reopen(&self.pools.writes, reply, keep).await
+        replies::reopen(&self.pools.writes, reply, keep, self.instance()).await
     }
 
     async fn alternatives(&self, reply: MessageRowId) -> Result<Vec<String>, StoreError> {

@@ -5,6 +5,7 @@
 mod connect;
 mod conversations;
 mod files;
+mod instances;
 mod messages;
 mod port;
 mod replies;
@@ -12,6 +13,7 @@ mod settings;
 mod usage;
 
 use std::fmt;
+use std::sync::Arc;
 
 pub use connect::connect_options;
 
@@ -20,11 +22,14 @@ use sqlx::PgPool;
 use super::StoreConfig;
 use super::rows;
 use crate::engine::ports::StoreError;
+use crate::instances::InstanceId;
 
 /// The conversation store on one PostgreSQL database; cheap to clone.
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The instance whose replies this store records, when instances coordinate.
+    instance: Option<Arc<str>>,
 }
 
 impl PgStore {
@@ -32,7 +37,23 @@ impl PgStore {
     /// with its cause), opens the pool and applies the migrations of `migrations/postgres`.
     pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
         let pool = connect::open_pool(config).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            instance: None,
+        })
+    }
+
+    /// The same store, recording `instance` as the one streaming the replies it starts.
+    pub fn for_instance(self, instance: &InstanceId) -> Self {
+        Self {
+            instance: Some(instance.as_str().into()),
+            ..self
+        }
+    }
+
+    /// The instance recorded on new replies.
+    fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
     }
 
     /// Checks that the database answers a trivial query.

@@ -31,7 +31,7 @@ const SHOW: &str = "UPDATE messages SET content = a.content, finish_reason = a.f
      WHERE messages.id = ?1 AND messages.status != 'streaming' \
      RETURNING messages.content, messages.finish_reason";
 
-const REOPEN: &str = "UPDATE messages SET status = 'streaming', updated_at = ?2 \
+const REOPEN: &str = "UPDATE messages SET status = 'streaming', updated_at = ?2, instance = ?3 \
      WHERE id = ?1 AND role = 'assistant' AND status != 'streaming'";
 
 const ALTERNATIVES: &str =
@@ -65,12 +65,13 @@ pub(super) async fn last(
     }))
 }
 
-/// Keeps the shown text as an alternative (with `keep`) and marks the reply streaming, in one
-/// transaction.
+/// Keeps the shown text as an alternative (with `keep`) and marks the reply streaming (by
+/// `instance`, when instances coordinate), in one transaction.
 pub(super) async fn reopen(
     writes: &SqlitePool,
     reply: MessageRowId,
     keep: bool,
+    instance: Option<&str>,
 ) -> Result<(), StoreError> {
     let mut tx = writes
         .begin_with("BEGIN IMMEDIATE")
@@ -88,6 +89,7 @@ pub(super) async fn reopen(
     let done = sqlx::query(REOPEN)
         .bind(reply.0)
         .bind(now)
+        .bind(instance)
         .execute(&mut *tx)
         .await
         .map_err(failed("reopen the reply"))?;

@@ -150,6 +150,12 @@ struct St {
     too_many: usize,
     reject_html: bool,
     broken_polls: usize,
+    /// getUpdates calls so far: a poll overtaken by a newer one is ended with 409.
+    polls: u64,
+    /// Polls ended with 409 because another overtook them.
+    poll_conflicts: usize,
+    /// The newest update pushed, to deliver again.
+    last_given: Option<Value>,
     files: HashMap<String, files::Stored>,
     downloads: Vec<String>,
     files_lost: bool,
@@ -218,11 +224,23 @@ impl FakeTelegram {
             let id = st.next_update;
             st.next_update += 1;
             update["update_id"] = json!(id);
+            st.last_given = Some(update.clone());
             st.updates.push(update);
             id
         };
         self.shared.new_update.notify_waiters();
         id
+    }
+
+    /// Delivers the newest update again, with the same id, as Telegram does when the instance
+    /// that polled it did not confirm it (it died) or a webhook call was not answered in time.
+    pub fn deliver_last_again(&self) {
+        {
+            let mut st = self.st();
+            let update = st.last_given.clone().expect("an update pushed before");
+            st.updates.push(update);
+        }
+        self.shared.new_update.notify_waiters();
     }
 
     /// A user writes `text` in `chat`; returns the message id.
@@ -393,6 +411,11 @@ impl FakeTelegram {
     /// The webhook URL now set ("" = none).
     pub fn webhook(&self) -> String {
         self.st().webhook.clone()
+    }
+
+    /// How many polls another getUpdates overtook (ended with 409).
+    pub fn poll_conflicts(&self) -> usize {
+        self.st().poll_conflicts
     }
 
     /// Every attempt to deliver an update to the webhook, in order.

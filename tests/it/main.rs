@@ -6,6 +6,7 @@ mod fake_discord;
 mod fake_llm;
 mod fake_net;
 mod fake_telegram;
+mod instances;
 mod llm;
 mod ops;
 mod parts;

@@ -2,6 +2,7 @@
 //! one store has (SQLite: its file, its pragmas, a restart; PostgreSQL: its URL, timeout,
 //! migrations and the bot running on it).
 
+mod coordination;
 mod postgres;
 mod sqlite;
 mod suite;

@@ -19,10 +19,14 @@ use super::interaction::InteractionPlatform;
 use super::outbound::{DiscordPlatform, MAX_CONTENT, Pace};
 use super::rest::DiscordRest;
 use crate::engine::dispatcher::Dispatcher;
-use crate::engine::event::{Author, Content, Incoming, UserId};
+use crate::engine::event::{Author, ChatKey, Content, Incoming, UserId};
 use crate::engine::ports::{LengthUnit, ModelName};
 use crate::engine::split;
 use crate::engine::turn::Engine;
+use crate::instances::{Instance, Scope};
+
+/// How often a channel another instance holds is asked for again.
+const LEASE_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Everything the handler needs; shared by every event.
 pub struct Handler {
@@ -46,7 +50,14 @@ pub struct Handler {
     pub guild_ids: Vec<GuildId>,
     /// Set once the commands are registered.
     pub registered: AtomicBool,
+    /// This process among several instances on one database; `None` when alone.
+    pub instance: Option<Instance>,
 }
+
+/// Shown when another instance answers in the channel and keeps doing so past the failover
+/// time (two instances receive the same channel: their shard ranges overlap).
+const ELSEWHERE: &str =
+    "Another instance of this bot is answering in this channel — please try again in a moment.";
 
 /// Shown when a slash command comes from a place the bot does not serve.
 const NOT_HERE: &str = "I don't answer here.";
@@ -77,6 +88,13 @@ impl EventHandler for Handler {
             }
             None => return,
         };
+        if !self.may_speak(&incoming.key).await {
+            let (platform, reply_to) = (self.platform.as_ref(), incoming.reply_to.as_ref());
+            self.engine
+                .notify(platform, &incoming.key, reply_to, ELSEWHERE)
+                .await;
+            return;
+        }
         tracing::debug!(chat = %incoming.key, "queueing a Discord message");
         if let Err(error) = self.dispatcher.submit(incoming, self.platform.clone()) {
             tracing::warn!(%error, "could not queue a Discord message");
@@ -114,6 +132,27 @@ pub(super) fn identity(
 }
 
 impl Handler {
+    /// Whether this instance may talk to `key`'s channel: always when alone; among several
+    /// instances once it holds the channel's lease. Another instance holding it (its shard
+    /// moved here) keeps it until it stops or dies: this waits up to the failover time for it.
+    async fn may_speak(&self, key: &ChatKey) -> bool {
+        let Some(instance) = &self.instance else {
+            return true;
+        };
+        let scope = Scope::of_chat(key);
+        let deadline = tokio::time::Instant::now() + instance.failover() + LEASE_RETRY;
+        loop {
+            if instance.hold(&scope).await {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(chat = %key, "another instance keeps answering in this channel");
+                return false;
+            }
+            tokio::time::sleep(LEASE_RETRY).await;
+        }
+    }
+
     async fn register(&self, ctx: &Context) {
         let definitions = commands::definitions(&self.models);
         if self.guild_ids.is_empty() {
@@ -173,6 +212,15 @@ impl Handler {
         let answer = match content {
             Ok(content) => {
                 let incoming = self.incoming(&command, content);
+                if !self.may_speak(&incoming.key).await {
+                    let edit =
+                        self.rest
+                            .edit_response(&app, &command.token, "@original", ELSEWHERE);
+                    if let Err(error) = edit.await {
+                        tracing::warn!(%error, "could not answer a slash command");
+                    }
+                    return;
+                }
                 let (rest, cdn) = (self.rest.clone(), self.cdn.clone());
                 let platform =
                     InteractionPlatform::new(rest, self.pace, cdn, app, token, ephemeral);

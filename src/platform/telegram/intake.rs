@@ -80,6 +80,12 @@ impl Intake {
         let Some(id) = update_id(raw) else {
             return Taken::NotAnUpdate;
         };
+        // Among several instances the shared inbox takes it, once over all of them.
+        match self.adapter.keep(id, raw).await {
+            Some(true) => return Taken::New(id),
+            Some(false) => return Taken::Duplicate(id),
+            None => {}
+        }
         let new = {
             // Nothing panics while the lock is held: recover it rather than lose updates.
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());

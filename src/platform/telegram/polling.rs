@@ -140,6 +140,9 @@ impl Adapter {
             outage: None,
         };
         loop {
+            if !adapter.may_poll(&stop).await {
+                break;
+            }
             let (offset, timeout) = (progress.offset, progress.timeout(adapter.poll_timeout));
             let result = tokio::select! {
                 () = stop.cancelled() => break,
@@ -165,6 +168,7 @@ impl Adapter {
             }
         }
         adapter.confirm(progress.offset).await;
+        adapter.stop_polling().await;
         tracing::info!("telegram polling stopped");
     }
 

@@ -16,8 +16,8 @@ const INSERT_USER: &str = "INSERT INTO messages \
      RETURNING id";
 
 const INSERT_REPLY: &str = "INSERT INTO messages \
-     (conversation, role, model, status, in_reply_to, created_at, updated_at) \
-     SELECT id, 'assistant', $2, 'streaming', $3, $4, $4 FROM conversations WHERE uuid = $1 \
+     (conversation, role, model, status, in_reply_to, created_at, updated_at, instance) \
+     SELECT id, 'assistant', $2, 'streaming', $3, $4, $4, $5 FROM conversations WHERE uuid = $1 \
      RETURNING id";
 
 const SET_PLATFORM_MESSAGES: &str = "UPDATE messages SET platform_messages = $2, updated_at = $3 \
@@ -43,6 +43,7 @@ const RECOVER: &str = "UPDATE messages m SET status = 'partial', failure_reason 
 pub(super) async fn start_turn(
     pool: &PgPool,
     turn: &TurnStart<'_>,
+    instance: Option<&str>,
 ) -> Result<TurnRows, StoreError> {
     let mut tx = pool
         .begin()
@@ -54,7 +55,7 @@ pub(super) async fn start_turn(
     };
     let user = add_user(&mut *tx, conversation, turn.author, turn.content).await?;
     files::add(&mut tx, user, turn.files).await?;
-    let reply = start_reply(&mut *tx, conversation, user, turn.model).await?;
+    let reply = start_reply(&mut *tx, conversation, user, turn.model, instance).await?;
     tx.commit()
         .await
         .map_err(failed("start the turn: commit"))?;
@@ -90,12 +91,14 @@ async fn start_reply<'e>(
     conversation: ConversationId,
     in_reply_to: MessageRowId,
     model: &ModelName,
+    instance: Option<&str>,
 ) -> Result<MessageRowId, StoreError> {
     let id: Option<i64> = sqlx::query_scalar(INSERT_REPLY)
         .bind(conversation.to_string())
         .bind(model.as_str())
         .bind(in_reply_to.0)
         .bind(rows::now_ms())
+        .bind(instance)
         .fetch_optional(db)
         .await
         .map_err(failed("start the reply"))?;

@@ -32,7 +32,7 @@ const SHOW: &str = "UPDATE messages SET content = a.content, finish_reason = a.f
      WHERE messages.id = $1 AND messages.status != 'streaming' \
      RETURNING messages.content, messages.finish_reason";
 
-const REOPEN: &str = "UPDATE messages SET status = 'streaming', updated_at = $2 \
+const REOPEN: &str = "UPDATE messages SET status = 'streaming', updated_at = $2, instance = $3 \
      WHERE id = $1 AND role = 'assistant' AND status != 'streaming'";
 
 const ALTERNATIVES: &str =
@@ -72,6 +72,7 @@ pub(super) async fn reopen(
     pool: &PgPool,
     reply: MessageRowId,
     keep: bool,
+    instance: Option<&str>,
 ) -> Result<(), StoreError> {
     let mut tx = pool
         .begin()
@@ -89,6 +90,7 @@ pub(super) async fn reopen(
     let done = sqlx::query(REOPEN)
         .bind(reply.0)
         .bind(now)
+        .bind(instance)
         .execute(&mut *tx)
         .await
         .map_err(failed("reopen the reply"))?;

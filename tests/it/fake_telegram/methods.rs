@@ -23,16 +23,30 @@ fn bad(description: &str) -> Answer {
 
 /// Long polling: updates from `offset` on, waiting up to `timeout` seconds for the first. An
 /// outage that starts meanwhile cuts the poll with 502, as the proxy does when the API goes; a
-/// setWebhook meanwhile ends it with 409, as the Bot API does.
+/// setWebhook meanwhile ends it with 409, as the Bot API does, and so does a poll that another
+/// getUpdates overtakes (a second instance polling the same bot): "terminated by other getUpdates
+/// request".
 pub(super) async fn get_updates(shared: &Shared, body: &Value) -> Answer {
     let offset = body["offset"].as_i64().unwrap_or(0);
     let timeout = body["timeout"].as_u64().unwrap_or(0).min(LONGEST_POLL);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(timeout);
+    let poll = {
+        let mut st = shared.state.lock().unwrap();
+        st.polls += 1;
+        st.polls
+    };
+    shared.new_update.notify_waiters();
     loop {
         let notified = shared.new_update.notified();
         {
             let mut st = shared.state.lock().unwrap();
+            if st.polls != poll {
+                st.poll_conflicts += 1;
+                let conflict = "Conflict: terminated by other getUpdates request; make sure that \
+                     only one bot instance is running";
+                return Err((409, conflict.into(), None));
+            }
             if st.outage {
                 return Err((502, "Bad Gateway".into(), None));
             }

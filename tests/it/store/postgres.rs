@@ -43,11 +43,11 @@ async fn opening_twice_migrates_once_and_keeps_the_conversation() {
     let key = telegram("42");
     let store = open(&url).await;
     let first = store.conversation(&key).await.expect("created");
-    assert_eq!(applied_migrations(&store).await, [1, 2, 3]);
+    assert_eq!(applied_migrations(&store).await, [1, 2, 3, 5]);
     store.close().await;
 
     let reopened = open(&url).await;
-    assert_eq!(applied_migrations(&reopened).await, [1, 2, 3]);
+    assert_eq!(applied_migrations(&reopened).await, [1, 2, 3, 5]);
     assert_eq!(reopened.conversation(&key).await.expect("found"), first);
 }
 

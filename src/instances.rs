@@ -1,0 +1,367 @@
+//! Several instances on one database: each instance's heartbeat, the leases that let one
+//! instance at a time talk to a chat (or poll Telegram), and the shared inbox of accepted
+//! events that the holder of each chat's lease answers in order. Off unless instances
+//! coordinate (`instance.coordinate`); then [`Instance`] runs beside the dispatcher.
+
+mod inbox;
+mod port;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::engine::event::PlatformKind;
+use crate::engine::ports::InterruptedReply;
+
+pub use port::{Acquired, Coordination, InboxEvent, InstanceId, Scope, Waiting};
+
+/// How long started events (and dead instances) are remembered: a platform may deliver an
+/// event again within this long (Telegram keeps updates for 24 hours).
+const KEEP: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a chat taken over from another instance stays quiet after that instance last spoke
+/// there: the pacing of one instance does not know the other's last calls, and Telegram allows
+/// about one message a second in a chat (Discord five in five seconds).
+const HANDOVER: Duration = Duration::from_secs(1);
+
+/// A chat lease unused for this long is released (the dispatcher retires an idle chat's
+/// worker after the same time).
+const IDLE: Duration = Duration::from_secs(60);
+
+/// Heartbeats between two prunes of what [`KEEP`] lets go.
+const PRUNE_EVERY: u32 = 600;
+
+/// What an instance is started with.
+#[derive(Debug, Clone)]
+pub struct InstanceConfig {
+    /// `instance.id`.
+    pub id: InstanceId,
+    /// `telegram.failover_secs`: an instance without a heartbeat for this long is dead, and
+    /// its leases are free.
+    pub failover: Duration,
+}
+
+/// Answers the events of one platform that the inbox hands over, as its adapter answers an
+/// event that just arrived.
+#[async_trait]
+pub trait InboxHandler: Send + Sync {
+    /// Handles the event `payload` (the platform's own form of it) now.
+    async fn deliver(&self, payload: &str);
+
+    /// Tells the sender of `payload` that it waited too long to be answered and should be sent
+    /// again.
+    async fn too_old(&self, payload: &str);
+}
+
+/// Called with the replies of dead instances that this instance marked interrupted, to show
+/// the marker in their chats.
+pub type OnAbandoned = Arc<dyn Fn(Vec<InterruptedReply>) + Send + Sync>;
+
+/// This process as one of several instances on one database; cheap to clone.
+#[derive(Clone)]
+pub struct Instance {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: InstanceConfig,
+    store: Arc<dyn Coordination>,
+    handlers: Mutex<HashMap<PlatformKind, Arc<dyn InboxHandler>>>,
+    local: Mutex<Local>,
+    /// Wakes the inbox pump (an event for a scope this instance holds was just stored).
+    wake: Notify,
+    /// A turn ended (its receipt dropped): a stopping instance may release its chat.
+    ended: Notify,
+    /// Stops the heartbeat, once the leases are given up.
+    beating: CancellationToken,
+    /// The heartbeat task, awaited when stopping.
+    heart: Mutex<Option<JoinHandle<()>>>,
+    /// Cancelled once the pump stopped handing events over.
+    pumped: CancellationToken,
+    /// Set when a graceful stop begins: no lease is taken any more.
+    stopping: CancellationToken,
+}
+
+/// What this process knows about its leases and the events it handed to the dispatcher.
+#[derive(Default)]
+struct Local {
+    /// Scopes whose lease this instance took.
+    held: HashSet<Scope>,
+    /// Events handed over and not seen started yet.
+    handed: HashSet<i64>,
+    /// Turns handed over and not ended, per scope.
+    running: HashMap<Scope, usize>,
+    /// Scopes taken over from another instance lately: their events wait until then.
+    paused: HashMap<Scope, Instant>,
+    /// When each held scope was last used (taken, or an event handed over).
+    used: HashMap<Scope, Instant>,
+}
+
+impl Instance {
+    /// Registers `config.id` in the database and starts its heartbeat (which also finds the
+    /// replies of dead instances and gives them to `on_abandoned`) and the inbox pump, which
+    /// stops taking events on `intake`.
+    pub async fn start(
+        config: InstanceConfig,
+        store: Arc<dyn Coordination>,
+        tracker: &TaskTracker,
+        intake: CancellationToken,
+        on_abandoned: OnAbandoned,
+    ) -> Result<Self, crate::engine::ports::StoreError> {
+        store.register(&config.id).await?;
+        tracing::info!(instance = %config.id, failover_secs = config.failover.as_secs(),
+            "coordinating with other instances on the database");
+        let instance = Self {
+            shared: Arc::new(Shared {
+                config,
+                store,
+                handlers: Mutex::default(),
+                local: Mutex::default(),
+                wake: Notify::new(),
+                ended: Notify::new(),
+                beating: CancellationToken::new(),
+                heart: Mutex::default(),
+                pumped: CancellationToken::new(),
+                stopping: CancellationToken::new(),
+            }),
+        };
+        // The heartbeat must outlive the dispatcher's drain (leases of chats still answering
+        // stay held), so the tracker the drain waits for does not own it; `stop` ends it.
+        let heart = tokio::spawn(instance.clone().heartbeat(on_abandoned));
+        *lock(&instance.shared.heart) = Some(heart);
+        tracker.spawn(instance.clone().pump(intake));
+        Ok(instance)
+    }
+
+    /// This instance's id.
+    pub fn id(&self) -> &InstanceId {
+        &self.shared.config.id
+    }
+
+    /// The failover time: how long a dead instance's leases stay taken.
+    pub fn failover(&self) -> Duration {
+        self.shared.config.failover
+    }
+
+    /// Routes the inbox's events of `platform` to `handler`.
+    pub fn serve(&self, platform: PlatformKind, handler: Arc<dyn InboxHandler>) {
+        lock(&self.shared.handlers).insert(platform, handler);
+        self.shared.wake.notify_one();
+    }
+
+    /// Takes `scope`'s lease (asking the database every time); true when this instance holds
+    /// it now. A database failure counts as not holding it; a stopping instance takes none.
+    pub async fn acquire(&self, scope: &Scope) -> bool {
+        let shared = &self.shared;
+        if shared.stopping.is_cancelled() {
+            return false;
+        }
+        let id = &shared.config.id;
+        match shared
+            .store
+            .acquire(id, scope, shared.config.failover)
+            .await
+        {
+            Ok(acquired) => {
+                let mut local = lock(&shared.local);
+                if acquired.held() {
+                    local.held.insert(scope.clone());
+                    local.used.insert(scope.clone(), Instant::now());
+                } else {
+                    local.held.remove(scope);
+                    local.used.remove(scope);
+                }
+                if let Acquired::TakenOver { since } = acquired {
+                    let pause = HANDOVER.saturating_sub(since.unwrap_or_default());
+                    local.paused.insert(scope.clone(), Instant::now() + pause);
+                }
+                crate::metrics::instance_leases(local.held.len());
+                acquired.held()
+            }
+            Err(error) => {
+                tracing::warn!(%scope, error = %error.chain(), "could not take a lease");
+                false
+            }
+        }
+    }
+
+    /// Gives up `scope`'s lease.
+    pub async fn release(&self, scope: &Scope) {
+        let shared = &self.shared;
+        if let Err(error) = shared.store.release(&shared.config.id, scope).await {
+            tracing::warn!(%scope, error = %error.chain(), "could not release a lease");
+        }
+        let mut local = lock(&shared.local);
+        local.held.remove(scope);
+        local.used.remove(scope);
+        crate::metrics::instance_leases(local.held.len());
+    }
+
+    /// Holds `scope`'s lease before talking to its chat: at once when this instance holds it
+    /// already, else as [`Instance::acquire`] takes it. For platforms whose events reach one
+    /// instance only (Discord's shards), which answer them directly.
+    pub async fn hold(&self, scope: &Scope) -> bool {
+        {
+            let mut local = lock(&self.shared.local);
+            if local.held.contains(scope) && !self.shared.stopping.is_cancelled() {
+                local.used.insert(scope.clone(), Instant::now());
+                return true;
+            }
+        }
+        self.acquire(scope).await
+    }
+
+    /// Releases the chats this instance held but has not used for [`IDLE`], so the lease table
+    /// stays small and a chat whose events now reach another instance (its Discord shard moved)
+    /// is free for it.
+    async fn release_idle(&self) {
+        let idle: Vec<Scope> = {
+            let local = lock(&self.shared.local);
+            let now = Instant::now();
+            local
+                .held
+                .iter()
+                .filter(|s| s.as_str() != Scope::TELEGRAM_POLL && !local.running.contains_key(*s))
+                .filter(|s| local.used.get(*s).is_none_or(|at| now - *at > IDLE))
+                .cloned()
+                .collect()
+        };
+        for scope in &idle {
+            self.release(scope).await;
+        }
+    }
+
+    /// Keeps an accepted event in the shared inbox, once per (platform, event id); false when
+    /// it was kept before. When no live instance holds its scope this one takes it and answers
+    /// at once; when another does, that one answers. Fails only when the database does: then
+    /// the caller answers it itself.
+    pub async fn accept(
+        &self,
+        platform: PlatformKind,
+        scope: &Scope,
+        event_id: &str,
+        payload: &str,
+    ) -> Result<bool, crate::engine::ports::StoreError> {
+        let shared = &self.shared;
+        // The lease first: a stored event of a scope nobody holds is free for any instance to
+        // take, and the instance that received it answers it fastest.
+        let held = lock(&shared.local).held.contains(scope) && !shared.stopping.is_cancelled();
+        let held = held || self.acquire(scope).await;
+        let event = InboxEvent {
+            scope,
+            platform,
+            event_id,
+            payload,
+            received_by: &shared.config.id,
+        };
+        if !shared.store.accept(&event).await? {
+            tracing::info!(%scope, event_id, "an event delivered again; answered once already");
+            return Ok(false);
+        }
+        if held {
+            shared.wake.notify_one();
+        }
+        Ok(true)
+    }
+
+    /// Stops as part of a graceful stop, within `within`: the pump has stopped taking events
+    /// (on `intake`); the lease of every chat with no turn left running is released at once and
+    /// the others as their turns end, so other instances take the chats over without waiting
+    /// for the failover time; then this instance retires.
+    pub async fn stop(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        self.shared.stopping.cancel();
+        // Nothing is handed over any more once the pump has stopped.
+        let _ = tokio::time::timeout(within, self.shared.pumped.cancelled()).await;
+        loop {
+            let ended = self.shared.ended.notified();
+            let idle = self.idle_scopes();
+            for scope in &idle {
+                self.release(scope).await;
+            }
+            if lock(&self.shared.local).held.is_empty() {
+                break;
+            }
+            tokio::select! {
+                () = ended => {}
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let shared = &self.shared;
+        if let Err(error) = shared.store.retire(&shared.config.id).await {
+            tracing::warn!(error = %error.chain(), "could not give up this instance's leases");
+        }
+        shared.beating.cancel();
+        let heart = lock(&shared.heart).take();
+        if let Some(heart) = heart {
+            let _ = heart.await;
+        }
+        crate::metrics::instance_leases(0);
+        tracing::info!(instance = %shared.config.id, "handed this instance's chats over");
+    }
+
+    /// Held scopes with no turn running here.
+    fn idle_scopes(&self) -> Vec<Scope> {
+        let local = lock(&self.shared.local);
+        local
+            .held
+            .iter()
+            .filter(|s| !local.running.contains_key(*s))
+            .cloned()
+            .collect()
+    }
+
+    /// Renews the heartbeat every third of the failover time; each time, marks the replies of
+    /// dead instances interrupted and reports the inbox's depth.
+    async fn heartbeat(self, on_abandoned: OnAbandoned) {
+        let shared = &self.shared;
+        let (id, failover) = (&shared.config.id, shared.config.failover);
+        let mut beats = 0u32;
+        let mut first = true;
+        loop {
+            if let Err(error) = shared.store.heartbeat(id).await {
+                tracing::warn!(error = %error.chain(), "could not renew the heartbeat");
+            }
+            // The first sweep also marks this id's replies from an earlier run.
+            let also = first.then_some(id);
+            match shared.store.recover_abandoned(also, failover).await {
+                Ok(replies) if replies.is_empty() => {}
+                Ok(replies) => {
+                    tracing::warn!(
+                        count = replies.len(),
+                        "marked replies of a stopped instance as interrupted"
+                    );
+                    on_abandoned(replies);
+                }
+                Err(error) => tracing::warn!(error = %error.chain(), "could not sweep replies"),
+            }
+            first = false;
+            self.release_idle().await;
+            if let Ok(depth) = shared.store.inbox_depth().await {
+                crate::metrics::inbox_depth(depth);
+            }
+            beats = beats.wrapping_add(1);
+            if beats.is_multiple_of(PRUNE_EVERY)
+                && let Err(error) = shared.store.prune(KEEP).await
+            {
+                tracing::warn!(error = %error.chain(), "could not prune the inbox");
+            }
+            tokio::select! {
+                () = shared.beating.cancelled() => break,
+                () = tokio::time::sleep(failover / 3) => {}
+            }
+        }
+    }
+}
+
+/// Locks `mutex`, whose data stays consistent even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,173 @@
+//! The inbox pump: hands the events waiting for the scopes this instance holds to their
+//! platform's handler in order, takes the scopes nobody alive holds, and notes through each
+//! event's receipt when its turn starts and ends.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use super::{Instance, Scope, Shared, Waiting, lock};
+use crate::engine::dispatcher::with_receipt;
+use crate::engine::ports::Receipt;
+
+/// How often the inbox is read when nothing woke the pump: how soon an event another instance
+/// stored for a scope this one holds is answered (SQLite has no notifications).
+const POLL: Duration = Duration::from_millis(150);
+
+/// Events read from the inbox at once.
+const BATCH: u32 = 256;
+
+/// An event that waited longer than this (its instance died with it queued, and the failover
+/// took long) is not answered any more: its sender is asked to send it again.
+pub(super) const TOO_OLD: Duration = Duration::from_secs(600);
+
+impl Instance {
+    /// Reads the inbox until `intake` stops it.
+    pub(super) async fn pump(self, intake: CancellationToken) {
+        loop {
+            let woken = self.shared.wake.notified();
+            self.take_free_scopes().await;
+            self.hand_over().await;
+            tokio::select! {
+                () = intake.cancelled() => break,
+                () = woken => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+        self.shared.pumped.cancel();
+        tracing::debug!("stopped taking events from the inbox");
+    }
+
+    /// Takes the lease of every scope with waiting events that no live instance holds (its
+    /// holder died, or stopped before they started).
+    async fn take_free_scopes(&self) {
+        let failover = self.shared.config.failover;
+        match self.shared.store.free_scopes(failover).await {
+            Ok(scopes) => {
+                for scope in scopes {
+                    if self.acquire(&scope).await {
+                        tracing::info!(%scope, "took over a chat with events waiting");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(error = %error.chain(), "could not read the inbox"),
+        }
+    }
+
+    /// Hands the waiting events of held scopes, oldest first, to their handlers, each once.
+    async fn hand_over(&self) {
+        let shared = &self.shared;
+        let waiting = match shared.store.waiting(&shared.config.id, BATCH).await {
+            Ok(waiting) => waiting,
+            Err(error) => {
+                tracing::warn!(error = %error.chain(), "could not read the inbox");
+                return;
+            }
+        };
+        let waiting = self.unpaused(waiting);
+        let fresh = self.forget_started(&waiting);
+        for event in waiting.into_iter().filter(|e| fresh.contains(&e.seq)) {
+            self.deliver(event).await;
+        }
+    }
+
+    /// The events of `waiting` whose scope is not paused after a takeover.
+    fn unpaused(&self, waiting: Vec<Waiting>) -> Vec<Waiting> {
+        let mut local = lock(&self.shared.local);
+        if local.paused.is_empty() {
+            return waiting;
+        }
+        let now = tokio::time::Instant::now();
+        local.paused.retain(|_, until| *until > now);
+        waiting
+            .into_iter()
+            .filter(|e| !local.paused.contains_key(&e.scope))
+            .collect()
+    }
+
+    /// Notes the events of `waiting` not handed over yet as handed, and returns them; forgets
+    /// the handed events the inbox no longer lists as waiting (their turns started).
+    fn forget_started(&self, waiting: &[Waiting]) -> HashSet<i64> {
+        let listed: HashSet<i64> = waiting.iter().map(|e| e.seq).collect();
+        let last = waiting.iter().map(|e| e.seq).max().unwrap_or(i64::MIN);
+        let complete = waiting.len() < BATCH as usize;
+        let mut local = lock(&self.shared.local);
+        local
+            .handed
+            .retain(|seq| listed.contains(seq) || (!complete && *seq > last));
+        let fresh: HashSet<i64> = listed
+            .into_iter()
+            .filter(|seq| !local.handed.contains(seq))
+            .collect();
+        local.handed.extend(fresh.iter().copied());
+        fresh
+    }
+
+    /// Hands one event to its platform's handler with a receipt; a platform not started yet
+    /// gets it on a later read.
+    async fn deliver(&self, event: Waiting) {
+        let handler = lock(&self.shared.handlers).get(&event.platform).cloned();
+        let Some(handler) = handler else {
+            lock(&self.shared.local).handed.remove(&event.seq);
+            return;
+        };
+        {
+            let mut local = lock(&self.shared.local);
+            *local.running.entry(event.scope.clone()).or_default() += 1;
+            local
+                .used
+                .insert(event.scope.clone(), tokio::time::Instant::now());
+        }
+        let receipt = InboxReceipt {
+            shared: self.shared.clone(),
+            seq: event.seq,
+            scope: event.scope,
+        };
+        if event.age > TOO_OLD {
+            tracing::warn!(scope = %receipt.scope, age_secs = event.age.as_secs(),
+                "an event waited too long; asking to send it again");
+            receipt.started().await;
+            handler.too_old(&event.payload).await;
+            return;
+        }
+        let ((), left) = with_receipt(Box::new(receipt), handler.deliver(&event.payload)).await;
+        if let Some(receipt) = left {
+            receipt.started().await;
+        }
+    }
+}
+
+/// Follows one inbox event from its hand-over to the end of its turn.
+struct InboxReceipt {
+    shared: Arc<Shared>,
+    seq: i64,
+    scope: Scope,
+}
+
+#[async_trait]
+impl Receipt for InboxReceipt {
+    async fn started(&self) {
+        if let Err(error) = self.shared.store.start_event(self.seq).await {
+            tracing::warn!(scope = %self.scope, error = %error.chain(),
+                "could not mark an inbox event started");
+        }
+    }
+}
+
+impl Drop for InboxReceipt {
+    fn drop(&mut self) {
+        {
+            let mut local = lock(&self.shared.local);
+            if let Some(count) = local.running.get_mut(&self.scope) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    local.running.remove(&self.scope);
+                }
+            }
+        }
+        self.shared.ended.notify_waiters();
+    }
+}

@@ -1,0 +1,269 @@
+//! The [`Coordination`] port on PostgreSQL: heartbeats, chat leases and the inbox, for
+//! instances on several machines. Every time is the server's clock (`NOW` below).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::super::messages::{self, MarkedRow};
+use super::super::rows::{self, failed};
+use super::PgStore;
+use crate::engine::event::PlatformKind;
+use crate::engine::ports::{InterruptedReply, StoreError};
+use crate::instances::{Acquired, Coordination, InboxEvent, InstanceId, Scope, Waiting};
+use crate::store::INTERRUPTED;
+
+// `NOW` in every statement: `(extract(epoch from clock_timestamp()) * 1000)::bigint`, the
+// server's clock in unix milliseconds (the statement's own moment, not its transaction's).
+
+const REGISTER: &str = "INSERT INTO instances (id, started_at, heartbeat_at, stopping) \
+     VALUES ($1, (extract(epoch from clock_timestamp()) * 1000)::bigint, \
+     (extract(epoch from clock_timestamp()) * 1000)::bigint, FALSE) \
+     ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, \
+     heartbeat_at = excluded.heartbeat_at, stopping = FALSE";
+
+const HEARTBEAT: &str = "INSERT INTO instances (id, started_at, heartbeat_at, stopping) \
+     VALUES ($1, (extract(epoch from clock_timestamp()) * 1000)::bigint, \
+     (extract(epoch from clock_timestamp()) * 1000)::bigint, FALSE) \
+     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
+
+/// Who held a lease before, and how long ago they let go of it (`NULL`: they hold it still, or
+/// died holding it); locks the row until the transaction ends.
+const PREVIOUS: &str = "SELECT instance, \
+     (extract(epoch from clock_timestamp()) * 1000)::bigint - released_at FROM chat_leases WHERE scope = $1 FOR UPDATE";
+
+/// One upsert: the row is absent, ours, released, or its holder is not alive.
+const ACQUIRE: &str = "INSERT INTO chat_leases (scope, instance) VALUES ($1, $2) \
+     ON CONFLICT (scope) DO UPDATE SET instance = excluded.instance, released_at = NULL \
+     WHERE chat_leases.instance = excluded.instance OR chat_leases.released_at IS NOT NULL \
+     OR NOT EXISTS (SELECT 1 FROM instances s \
+     WHERE s.id = chat_leases.instance AND NOT s.stopping \
+     AND s.heartbeat_at > (extract(epoch from clock_timestamp()) * 1000)::bigint - $3)";
+
+const RELEASE: &str = "UPDATE chat_leases \
+     SET released_at = (extract(epoch from clock_timestamp()) * 1000)::bigint \
+     WHERE scope = $1 AND instance = $2 AND released_at IS NULL";
+
+const RELEASE_ALL: &str = "UPDATE chat_leases \
+     SET released_at = (extract(epoch from clock_timestamp()) * 1000)::bigint \
+     WHERE instance = $1 AND released_at IS NULL";
+
+const STOPPING: &str = "UPDATE instances SET stopping = TRUE WHERE id = $1";
+
+const ACCEPT: &str = "INSERT INTO inbox (scope, platform, event_id, payload, received_by, \
+     received_at) VALUES ($1, $2, $3, $4, $5, (extract(epoch from clock_timestamp()) * 1000)::bigint) \
+     ON CONFLICT (platform, event_id) DO NOTHING";
+
+const FREE_SCOPES: &str = "SELECT DISTINCT i.scope FROM inbox i WHERE i.started_at IS NULL \
+     AND NOT EXISTS (SELECT 1 FROM chat_leases l JOIN instances s ON s.id = l.instance \
+     WHERE l.scope = i.scope AND l.released_at IS NULL AND NOT s.stopping \
+     AND s.heartbeat_at > (extract(epoch from clock_timestamp()) * 1000)::bigint - $1)";
+
+const WAITING: &str = "SELECT i.seq, i.scope, i.platform, COALESCE(i.payload, ''), \
+     (extract(epoch from clock_timestamp()) * 1000)::bigint - i.received_at \
+     FROM inbox i JOIN chat_leases l ON l.scope = i.scope \
+     WHERE l.instance = $1 AND l.released_at IS NULL AND i.started_at IS NULL \
+     ORDER BY i.seq LIMIT $2";
+
+const START: &str = "UPDATE inbox SET started_at = (extract(epoch from clock_timestamp()) * 1000)::bigint, \
+     payload = NULL WHERE seq = $1";
+
+/// One statement, so two instances sweeping at once cannot both mark a reply: the second
+/// finds it partial once the first commits.
+const ABANDONED: &str = "UPDATE messages m SET status = 'partial', failure_reason = $1, \
+     updated_at = $2 FROM conversations c \
+     WHERE m.status = 'streaming' AND c.id = m.conversation AND c.platform != 'console' \
+     AND (m.instance IS NULL OR m.instance = $3 OR NOT EXISTS (SELECT 1 FROM instances s \
+     WHERE s.id = m.instance AND NOT s.stopping \
+     AND s.heartbeat_at > (extract(epoch from clock_timestamp()) * 1000)::bigint - $4)) \
+     RETURNING m.id, m.platform_messages, m.content, c.platform, c.chat, c.thread";
+
+const DEPTH: &str = "SELECT COUNT(*) FROM inbox WHERE started_at IS NULL";
+
+const PRUNE_INBOX: &str = "DELETE FROM inbox WHERE started_at IS NOT NULL \
+     AND started_at < (extract(epoch from clock_timestamp()) * 1000)::bigint - $1";
+
+const PRUNE_INSTANCES: &str = "DELETE FROM instances \
+     WHERE heartbeat_at < (extract(epoch from clock_timestamp()) * 1000)::bigint - $1";
+
+/// A duration as a column of milliseconds.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Coordination for PgStore {
+    async fn register(&self, me: &InstanceId) -> Result<(), StoreError> {
+        sqlx::query(REGISTER)
+            .bind(me.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(failed("register the instance"))?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, me: &InstanceId) -> Result<(), StoreError> {
+        sqlx::query(HEARTBEAT)
+            .bind(me.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(failed("renew the instance's heartbeat"))?;
+        Ok(())
+    }
+
+    async fn acquire(
+        &self,
+        me: &InstanceId,
+        scope: &Scope,
+        failover: Duration,
+    ) -> Result<Acquired, StoreError> {
+        // Both in one transaction, so the holder read is the one replaced.
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(failed("take a chat lease: begin"))?;
+        let previous: Option<(String, Option<i64>)> = sqlx::query_as(PREVIOUS)
+            .bind(scope.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed("read a chat lease"))?;
+        let done = sqlx::query(ACQUIRE)
+            .bind(scope.as_str())
+            .bind(me.as_str())
+            .bind(millis(failover))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed("take a chat lease"))?;
+        tx.commit()
+            .await
+            .map_err(failed("take a chat lease: commit"))?;
+        if done.rows_affected() != 1 {
+            return Ok(Acquired::Refused);
+        }
+        Ok(match previous {
+            Some((holder, released)) if holder != me.as_str() => Acquired::TakenOver {
+                since: released.map(|ms| Duration::from_millis(rows::from_column(ms))),
+            },
+            _ => Acquired::Held,
+        })
+    }
+
+    async fn release(&self, me: &InstanceId, scope: &Scope) -> Result<(), StoreError> {
+        sqlx::query(RELEASE)
+            .bind(scope.as_str())
+            .bind(me.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(failed("release a chat lease"))?;
+        Ok(())
+    }
+
+    async fn retire(&self, me: &InstanceId) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(failed("retire the instance: begin"))?;
+        for statement in [RELEASE_ALL, STOPPING] {
+            sqlx::query(statement)
+                .bind(me.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(failed("retire the instance"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(failed("retire the instance: commit"))
+    }
+
+    async fn accept(&self, event: &InboxEvent<'_>) -> Result<bool, StoreError> {
+        let done = sqlx::query(ACCEPT)
+            .bind(event.scope.as_str())
+            .bind(event.platform.as_str())
+            .bind(event.event_id)
+            .bind(event.payload)
+            .bind(event.received_by.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(failed("store an inbound event"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn free_scopes(&self, failover: Duration) -> Result<Vec<Scope>, StoreError> {
+        let names: Vec<String> = sqlx::query_scalar(FREE_SCOPES)
+            .bind(millis(failover))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed("find scopes nobody holds"))?;
+        Ok(names.into_iter().map(Scope::named).collect())
+    }
+
+    async fn waiting(&self, me: &InstanceId, limit: u32) -> Result<Vec<Waiting>, StoreError> {
+        let found: Vec<(i64, String, String, String, i64)> = sqlx::query_as(WAITING)
+            .bind(me.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed("read the inbox"))?;
+        found
+            .into_iter()
+            .map(|(seq, scope, platform, payload, age)| {
+                let platform = PlatformKind::parse(&platform).ok_or_else(|| {
+                    StoreError::new(format!("unknown platform {platform:?} in the inbox"))
+                })?;
+                Ok(Waiting {
+                    seq,
+                    scope: Scope::named(scope),
+                    platform,
+                    payload,
+                    age: Duration::from_millis(rows::from_column(age)),
+                })
+            })
+            .collect()
+    }
+
+    async fn start_event(&self, seq: i64) -> Result<(), StoreError> {
+        sqlx::query(START)
+            .bind(seq)
+            .execute(&self.pool)
+            .await
+            .map_err(failed("mark an inbound event started"))?;
+        Ok(())
+    }
+
+    async fn recover_abandoned(
+        &self,
+        also: Option<&InstanceId>,
+        failover: Duration,
+    ) -> Result<Vec<InterruptedReply>, StoreError> {
+        let marked: Vec<MarkedRow> = sqlx::query_as(ABANDONED)
+            .bind(INTERRUPTED)
+            .bind(rows::now_ms())
+            .bind(also.map(InstanceId::as_str))
+            .bind(millis(failover))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed("mark replies of stopped instances interrupted"))?;
+        messages::interrupted(marked)
+    }
+
+    async fn inbox_depth(&self) -> Result<u64, StoreError> {
+        let depth: i64 = sqlx::query_scalar(DEPTH)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed("count the inbox"))?;
+        Ok(rows::from_column(depth))
+    }
+
+    async fn prune(&self, keep: Duration) -> Result<(), StoreError> {
+        for statement in [PRUNE_INBOX, PRUNE_INSTANCES] {
+            sqlx::query(statement)
+                .bind(millis(keep))
+                .execute(&self.pool)
+                .await
+                .map_err(failed("prune the inbox"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,335 @@
+//! The `Coordination` contract (several instances on one database) as tests, written once
+//! against a store that is both `Store` and `Coordination`, and run against every such store
+//! (SQLite now; a new store adds its line in `coordination_suite!`'s callers).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parley::engine::event::PlatformKind;
+use parley::engine::ports::{ReplyStatus, Store};
+use parley::instances::{Acquired, Coordination, InboxEvent, InstanceId, Scope};
+use parley::store::{DatabaseUrl, PgStore, SqliteStore, StoreConfig};
+
+use super::suite::{start, telegram};
+
+/// What the coordination tests run on: the same store seen through both ports, and the same
+/// database as a store that records `id` as the instance streaming the replies it starts.
+pub struct Both {
+    pub store: Arc<dyn Store>,
+    pub coord: Arc<dyn Coordination>,
+    pub open_as: OpenAs,
+}
+
+/// Opens the same database as a store writing replies of the instance it is given.
+pub type OpenAs = Box<dyn Fn(&InstanceId) -> Arc<dyn Store> + Send + Sync>;
+
+/// Long enough that no test outlives it by accident on a loaded machine.
+const LONG: Duration = Duration::from_secs(600);
+
+/// Runs every coordination test as a `#[tokio::test]` in a module `$store`, each on the new,
+/// empty store `$fresh().await` opens (it returns the store and what must outlive it).
+macro_rules! coordination_suite {
+    ($store:ident, $fresh:path; $($test:ident),* $(,)?) => {
+        mod $store {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    // `None`: a store on a server the tests do not have (they say so once).
+                    let Some((both, _kept)) = $fresh().await else {
+                        return;
+                    };
+                    $crate::store::coordination::$test(both).await;
+                }
+            )*
+        }
+    };
+}
+
+coordination_suite!(sqlite, crate::store::coordination::fresh_sqlite;
+    an_event_delivered_twice_is_stored_once,
+    a_lease_is_one_instances_until_it_dies_or_retires,
+    waiting_events_go_to_their_scopes_holder_in_order_until_started,
+    scopes_with_waiting_events_and_no_live_holder_are_free,
+    replies_of_a_dead_instance_are_marked_interrupted_once_and_a_live_ones_left_be,
+);
+
+coordination_suite!(postgres, crate::store::coordination::fresh_postgres;
+    an_event_delivered_twice_is_stored_once,
+    a_lease_is_one_instances_until_it_dies_or_retires,
+    waiting_events_go_to_their_scopes_holder_in_order_until_started,
+    scopes_with_waiting_events_and_no_live_holder_are_free,
+    replies_of_a_dead_instance_are_marked_interrupted_once_and_a_live_ones_left_be,
+);
+
+/// A new SQLite store in a file of its own folder.
+async fn fresh_sqlite() -> Option<(Both, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("parley.db").display());
+    let store = SqliteStore::open(&url).await.expect("opens");
+    let same = store.clone();
+    let open_as =
+        move |id: &InstanceId| -> Arc<dyn Store> { Arc::new(same.clone().for_instance(id)) };
+    let store = Arc::new(store);
+    let both = Both {
+        store: store.clone(),
+        coord: store,
+        open_as: Box::new(open_as),
+    };
+    Some((both, dir))
+}
+
+/// A new PostgreSQL store on a database of its own; `None` when the tests have no server.
+async fn fresh_postgres() -> Option<(Both, ())> {
+    let url = crate::support::postgres::database().await?;
+    let store = PgStore::open(&StoreConfig::new(DatabaseUrl::new(&url)))
+        .await
+        .expect("opens");
+    let same = store.clone();
+    let open_as =
+        move |id: &InstanceId| -> Arc<dyn Store> { Arc::new(same.clone().for_instance(id)) };
+    let store = Arc::new(store);
+    let both = Both {
+        store: store.clone(),
+        coord: store,
+        open_as: Box::new(open_as),
+    };
+    Some((both, ()))
+}
+
+fn event<'a>(scope: &'a Scope, id: &'a str, by: &'a InstanceId) -> InboxEvent<'a> {
+    InboxEvent {
+        scope,
+        platform: PlatformKind::Telegram,
+        event_id: id,
+        payload: id,
+        received_by: by,
+    }
+}
+
+pub async fn an_event_delivered_twice_is_stored_once(both: Both) {
+    let (a, b) = (InstanceId::new("a"), InstanceId::new("b"));
+    let scope = Scope::named("telegram:42");
+    let db = &both.coord;
+    assert!(db.accept(&event(&scope, "7", &a)).await.expect("stored"));
+    assert!(
+        !db.accept(&event(&scope, "7", &b)).await.expect("seen"),
+        "a second delivery, by another instance"
+    );
+    assert!(db.acquire(&a, &scope, LONG).await.expect("lease").held());
+    let waiting = db.waiting(&a, 10).await.expect("read");
+    assert_eq!(waiting.len(), 1);
+    db.start_event(waiting[0].seq).await.expect("started");
+    assert!(
+        !db.accept(&event(&scope, "7", &a)).await.expect("seen"),
+        "still once after it started"
+    );
+    assert!(db.waiting(&a, 10).await.expect("read").is_empty());
+    assert_eq!(db.inbox_depth().await.expect("depth"), 0);
+}
+
+pub async fn a_lease_is_one_instances_until_it_dies_or_retires(both: Both) {
+    let (a, b) = (InstanceId::new("a"), InstanceId::new("b"));
+    let db = &both.coord;
+    db.register(&a).await.expect("a");
+    db.register(&b).await.expect("b");
+    let scope = Scope::named(Scope::TELEGRAM_POLL);
+    let take = |me: &InstanceId, failover| {
+        let (db, me, scope) = (db.clone(), me.clone(), scope.clone());
+        async move { db.acquire(&me, &scope, failover).await.expect("acquire") }
+    };
+    assert_eq!(take(&a, LONG).await, Acquired::Held, "nobody held it");
+    assert_eq!(
+        take(&a, LONG).await,
+        Acquired::Held,
+        "held again by its holder"
+    );
+    assert_eq!(
+        take(&b, LONG).await,
+        Acquired::Refused,
+        "a live holder keeps it"
+    );
+
+    // a's heartbeat is older than a short failover: a counts as dead, b takes over.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    db.heartbeat(&b).await.expect("b beats");
+    let short = Duration::from_millis(200);
+    let died = Acquired::TakenOver { since: None };
+    assert_eq!(take(&b, short).await, died, "a died holding it");
+    assert_eq!(take(&a, LONG).await, Acquired::Refused, "b holds it");
+
+    db.retire(&b).await.expect("b retires");
+    let Acquired::TakenOver { since: Some(since) } = take(&a, LONG).await else {
+        panic!("a retired holder's lease is free, released when it retired");
+    };
+    assert!(since < LONG);
+    db.release(&a, &scope).await.expect("released");
+    db.register(&b).await.expect("b runs again");
+    assert!(take(&b, LONG).await.held(), "a released lease is free");
+    assert_eq!(take(&a, LONG).await, Acquired::Refused, "and b's now");
+}
+
+pub async fn waiting_events_go_to_their_scopes_holder_in_order_until_started(both: Both) {
+    let (a, b) = (InstanceId::new("a"), InstanceId::new("b"));
+    let db = &both.coord;
+    db.register(&a).await.expect("a");
+    db.register(&b).await.expect("b");
+    let (one, two) = (Scope::named("telegram:1"), Scope::named("telegram:2"));
+    for (scope, id) in [(&one, "1"), (&two, "2"), (&one, "3"), (&one, "4")] {
+        assert!(db.accept(&event(scope, id, &b)).await.expect("stored"));
+    }
+    assert!(db.acquire(&a, &one, LONG).await.expect("one").held());
+    assert!(db.acquire(&b, &two, LONG).await.expect("two").held());
+    let mine: Vec<_> = db
+        .waiting(&a, 10)
+        .await
+        .expect("a's")
+        .into_iter()
+        .map(|w| w.payload)
+        .collect();
+    assert_eq!(
+        mine,
+        ["1", "3", "4"],
+        "a's scope only, in the order accepted"
+    );
+    let theirs: Vec<_> = db
+        .waiting(&b, 10)
+        .await
+        .expect("b's")
+        .into_iter()
+        .map(|w| w.payload)
+        .collect();
+    assert_eq!(theirs, ["2"]);
+    let first = db.waiting(&a, 1).await.expect("one")[0].clone();
+    assert_eq!((first.payload.as_str(), first.scope), ("1", one));
+    assert!(first.age < LONG);
+    db.start_event(first.seq).await.expect("started");
+    let left: Vec<_> = db
+        .waiting(&a, 10)
+        .await
+        .expect("a's")
+        .into_iter()
+        .map(|w| w.payload)
+        .collect();
+    assert_eq!(left, ["3", "4"]);
+    assert_eq!(db.inbox_depth().await.expect("depth"), 3);
+}
+
+pub async fn scopes_with_waiting_events_and_no_live_holder_are_free(both: Both) {
+    let (a, b) = (InstanceId::new("a"), InstanceId::new("b"));
+    let db = &both.coord;
+    db.register(&a).await.expect("a");
+    let (held, unheld) = (Scope::named("telegram:1"), Scope::named("telegram:2"));
+    db.accept(&event(&held, "1", &a)).await.expect("stored");
+    db.accept(&event(&unheld, "2", &a)).await.expect("stored");
+    assert!(db.acquire(&a, &held, LONG).await.expect("held").held());
+    assert_eq!(
+        db.free_scopes(LONG).await.expect("free"),
+        std::slice::from_ref(&unheld)
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut free = db
+        .free_scopes(Duration::from_millis(200))
+        .await
+        .expect("free");
+    free.sort();
+    assert_eq!(
+        free,
+        [held.clone(), unheld],
+        "a dead holder's scope is free"
+    );
+    db.register(&b).await.expect("b");
+    assert!(
+        db.acquire(&b, &held, Duration::from_millis(200))
+            .await
+            .expect("taken over")
+            .held()
+    );
+    let taken: Vec<_> = db
+        .waiting(&b, 10)
+        .await
+        .expect("b's")
+        .into_iter()
+        .map(|w| w.payload)
+        .collect();
+    assert_eq!(
+        taken,
+        ["1"],
+        "the dead holder's queued event goes with its scope"
+    );
+}
+
+pub async fn replies_of_a_dead_instance_are_marked_interrupted_once_and_a_live_ones_left_be(
+    both: Both,
+) {
+    let db = &both.coord;
+    let (a, b) = (InstanceId::new("a"), InstanceId::new("b"));
+    db.register(&a).await.expect("a");
+    db.register(&b).await.expect("b");
+    let mut replies = Vec::new();
+    for (chat, by) in [("1", Some(&a)), ("2", Some(&b)), ("3", None)] {
+        let store = match by {
+            Some(id) => (both.open_as)(id),
+            None => both.store.clone(),
+        };
+        let conversation = store.conversation(&telegram(chat)).await.expect("chat").id;
+        replies.push(
+            start(&*store, conversation, chat, "hi")
+                .await
+                .expect("streaming")
+                .reply,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    db.heartbeat(&a)
+        .await
+        .expect("a lives on; b's heartbeat is old");
+    let short = Duration::from_millis(200);
+    let recovered = db.recover_abandoned(None, short).await.expect("swept");
+    let ids: Vec<_> = recovered.iter().map(|r| r.id).collect();
+    assert_eq!(
+        ids,
+        [replies[1], replies[2]],
+        "dead b's and the unowned one, oldest first"
+    );
+    assert_eq!(recovered[0].key, telegram("2"));
+    let stored = both
+        .store
+        .last_reply(&telegram("2"))
+        .await
+        .expect("read")
+        .expect("one");
+    assert_eq!(stored.status, ReplyStatus::Partial);
+    assert!(
+        db.recover_abandoned(None, short)
+            .await
+            .expect("again")
+            .is_empty(),
+        "marked once"
+    );
+    let status = |chat| {
+        let store = both.store.clone();
+        async move {
+            store
+                .last_reply(&telegram(chat))
+                .await
+                .expect("read")
+                .expect("one")
+                .status
+        }
+    };
+    assert_eq!(
+        status("1").await,
+        ReplyStatus::Streaming,
+        "a live instance's reply is left be"
+    );
+    assert_eq!(status("2").await, ReplyStatus::Partial);
+    let restarted = db
+        .recover_abandoned(Some(&a), LONG)
+        .await
+        .expect("a's earlier run");
+    assert_eq!(
+        restarted.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [replies[0]]
+    );
+    assert_eq!(status("1").await, ReplyStatus::Partial);
+}
