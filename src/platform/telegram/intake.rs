@@ -17,23 +17,13 @@ use std::sync::{Arc, Mutex};
 use serde_json::value::RawValue;
 
 use super::long_poll::decode;
-use super::polling::Adapter;
+pub use super::polling::Taken;
+use super::polling::{Accept, Adapter};
 
 /// How many recent update ids are remembered. Telegram sends an update again only after its
 /// request failed or timed out (at once, then after 2, 4, 8... s), and it holds back the chat's
 /// later updates meanwhile: the copy comes back long before 10,000 other updates have passed.
 pub const RECENT_UPDATES: usize = 10_000;
-
-/// What became of an update offered to [`Intake::accept`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Taken {
-    /// New: handled (or queued to be).
-    New(i64),
-    /// Already taken once; dropped.
-    Duplicate(i64),
-    /// Without an `update_id`: not an update at all; dropped.
-    NotAnUpdate,
-}
 
 /// Takes updates in and hands each to the adapter once.
 pub struct Intake {
@@ -111,6 +101,13 @@ impl Intake {
 }
 
 /// The `update_id` of a raw update; `None` when it has none (it is not an update).
+#[async_trait::async_trait]
+impl Accept for Intake {
+    async fn accept(&self, raw: &RawValue) -> Taken {
+        Intake::accept(self, raw).await
+    }
+}
+
 fn update_id(raw: &RawValue) -> Option<i64> {
     #[derive(serde::Deserialize)]
     struct Head {

@@ -14,13 +14,31 @@ use tokio_util::sync::CancellationToken;
 
 use super::access::{Access, REFUSAL};
 use super::inbound::{Action, Addressed, Me, map_message};
-use super::intake::{Intake, Taken};
 use super::long_poll::{LongPoll, PollError};
 use super::{Services, TelegramConfig, TelegramPlatform, commands};
 use crate::engine::controls::Press;
 use crate::engine::event::{Content, Incoming};
 use crate::engine::ports::{ModelName, Platform};
 use crate::health::HealthHandle;
+
+/// What became of an update offered to the intake ([`Accept::accept`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// New: handled (or queued to be).
+    New(i64),
+    /// Already taken once; dropped.
+    Duplicate(i64),
+    /// Without an `update_id`: not an update at all; dropped.
+    NotAnUpdate,
+}
+
+/// Where the polling loop hands each update: the bot's intake (`intake::Intake`), which hands
+/// it back to [`Adapter`] to be handled.
+#[async_trait::async_trait]
+pub trait Accept: Send + Sync {
+    /// Takes one raw update in.
+    async fn accept(&self, raw: &serde_json::value::RawValue) -> Taken;
+}
 
 /// The longest wait after failures that cost little to retry: a 5xx, an error page from a
 /// proxy, a network error. Keeps recovery quick once the Bot API is back.
@@ -131,7 +149,7 @@ impl Adapter {
     /// the loop. A quiet poll (no updates when its timeout ends) is a success like any other.
     /// After a failure the next poll asks with timeout 0, so the first answer after an outage
     /// comes at once and heals the health.
-    pub(super) async fn run(self: Arc<Self>, intake: Arc<Intake>, stop: CancellationToken) {
+    pub(super) async fn run(self: Arc<Self>, intake: Arc<dyn Accept>, stop: CancellationToken) {
         let adapter = self;
         let health = &adapter.services.health;
         let mut progress = Progress {
