@@ -34,6 +34,19 @@ async fn webhook_harness(proxy: &RoundRobin) -> Harness {
     harness
 }
 
+/// Waits until a delivery to the bot succeeded and Alice's chat (901) shows `answer` first.
+async fn until_delivered_and_answered(harness: &Harness, answer: &str) {
+    let tg = &harness.tg;
+    tg.wait_for(20, "a delivery that succeeded", |tg| {
+        tg.deliveries().iter().any(|d| d.outcome.is_ok())
+    })
+    .await;
+    tg.wait_for(20, "the answer", |tg| {
+        tg.messages(901).first().is_some_and(|m| m.text == answer)
+    })
+    .await;
+}
+
 fn address(app: Option<&App>) -> SocketAddr {
     app.and_then(App::http_address).expect("the listener is up")
 }
@@ -146,20 +159,7 @@ async fn an_update_delivered_twice_is_answered_once() {
     harness
         .tg
         .user_writes(&private(&alice), &alice, "only once");
-    harness
-        .tg
-        .wait_for(20, "the second delivery answered", |tg| {
-            tg.deliveries().iter().any(|d| d.outcome.is_ok())
-        })
-        .await;
-    harness
-        .tg
-        .wait_for(20, "the answer", |tg| {
-            tg.messages(901)
-                .first()
-                .is_some_and(|m| m.text == "echo: only once")
-        })
-        .await;
+    until_delivered_and_answered(&harness, "echo: only once").await;
     let deliveries = harness.tg.deliveries();
     assert_eq!(deliveries.len(), 2, "{deliveries:?}");
     assert_eq!(deliveries[0].update_id, deliveries[1].update_id);
@@ -416,20 +416,7 @@ async fn an_update_sent_again_after_a_slow_answer_is_answered_once() {
     proxy.slow_answers(1, Duration::from_secs(2));
     let alice = User::new(901, "Alice");
     harness.tg.user_writes(&private(&alice), &alice, "slowly");
-    harness
-        .tg
-        .wait_for(20, "a delivery that succeeded", |tg| {
-            tg.deliveries().iter().any(|d| d.outcome.is_ok())
-        })
-        .await;
-    harness
-        .tg
-        .wait_for(20, "the answer", |tg| {
-            tg.messages(901)
-                .first()
-                .is_some_and(|m| m.text == "echo: slowly")
-        })
-        .await;
+    until_delivered_and_answered(&harness, "echo: slowly").await;
     let deliveries = harness.tg.deliveries();
     let first = &deliveries[0].outcome;
     assert_eq!(
