@@ -60,6 +60,17 @@ pub trait InboxHandler: Send + Sync {
     async fn too_old(&self, payload: &str);
 }
 
+/// An event an adapter accepted, for [`Instance::accept_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted<'a> {
+    /// The scope whose lease holder answers it.
+    pub scope: &'a Scope,
+    /// The platform's id of the event.
+    pub event_id: &'a str,
+    /// The event as the platform sent it.
+    pub payload: &'a str,
+}
+
 /// Called with the replies of dead instances that this instance marked interrupted, to show
 /// the marker in their chats.
 pub type OnAbandoned = Arc<dyn Fn(Vec<InterruptedReply>) + Send + Sync>;
@@ -249,26 +260,62 @@ impl Instance {
         event_id: &str,
         payload: &str,
     ) -> Result<bool, crate::engine::ports::StoreError> {
-        let shared = &self.shared;
-        // The lease first: a stored event of a scope nobody holds is free for any instance to
-        // take, and the instance that received it answers it fastest.
-        let held = lock(&shared.local).held.contains(scope) && !shared.stopping.is_cancelled();
-        let held = held || self.acquire(scope).await;
-        let event = InboxEvent {
+        let event = Accepted {
             scope,
-            platform,
             event_id,
             payload,
-            received_by: &shared.config.id,
         };
-        if !shared.store.accept(&event).await? {
-            tracing::info!(%scope, event_id, "an event delivered again; answered once already");
-            return Ok(false);
+        let kept = self.accept_all(platform, &[event]).await?;
+        Ok(kept.first().copied().unwrap_or(false))
+    }
+
+    /// [`Instance::accept`] for several events of one platform at once, in the order given
+    /// (the order their scopes' turns take them): the leases of their scopes are taken side by
+    /// side and the events stored in one write, so a poll's batch of updates costs a few round
+    /// trips to the database, not a few per update.
+    pub async fn accept_all(
+        &self,
+        platform: PlatformKind,
+        events: &[Accepted<'_>],
+    ) -> Result<Vec<bool>, crate::engine::ports::StoreError> {
+        let shared = &self.shared;
+        // The leases first: a stored event of a scope nobody holds is free for any instance to
+        // take, and the instance that received it answers it fastest.
+        let unheld: HashSet<&Scope> = {
+            let local = lock(&shared.local);
+            let stopping = shared.stopping.is_cancelled();
+            events
+                .iter()
+                .map(|e| e.scope)
+                .filter(|s| stopping || !local.held.contains(*s))
+                .collect()
+        };
+        futures_util::future::join_all(unheld.iter().map(|s| self.acquire(s))).await;
+        let held = {
+            let local = lock(&shared.local);
+            events.iter().any(|e| local.held.contains(e.scope))
+        };
+        let stored: Vec<InboxEvent<'_>> = events
+            .iter()
+            .map(|e| InboxEvent {
+                scope: e.scope,
+                platform,
+                event_id: e.event_id,
+                payload: e.payload,
+                received_by: &shared.config.id,
+            })
+            .collect();
+        let kept = shared.store.accept(&stored).await?;
+        for (event, new) in events.iter().zip(&kept) {
+            if !new {
+                let (scope, event_id) = (event.scope, event.event_id);
+                tracing::info!(%scope, event_id, "an event delivered again; answered once already");
+            }
         }
         if held {
             shared.wake.notify_one();
         }
-        Ok(true)
+        Ok(kept)
     }
 
     /// Stops as part of a graceful stop, within `within`: the pump has stopped taking events

@@ -120,7 +120,8 @@ impl Acquired {
 /// retired and its last heartbeat is younger than `failover`; a lease is held while its
 /// instance is alive, so a heartbeat renews every lease of its instance and a dead instance's
 /// leases are free. Acquiring is atomic: of two instances racing for a free scope, one gets it.
-/// `accept` stores an event once per (platform, event id), however often it is delivered.
+/// `accept` stores an event once per (platform, event id), however often it is delivered, and
+/// events accepted together in the order given.
 /// `recover_abandoned` marks each reply at most once, whoever calls it.
 #[async_trait]
 pub trait Coordination: Send + Sync {
@@ -145,8 +146,10 @@ pub trait Coordination: Send + Sync {
     /// Gives up every lease of `me` and marks it stopping: no longer alive.
     async fn retire(&self, me: &InstanceId) -> Result<(), StoreError>;
 
-    /// Stores an accepted event; false when this platform's event id was stored before.
-    async fn accept(&self, event: &InboxEvent<'_>) -> Result<bool, StoreError>;
+    /// Stores accepted events, in the order given (a scope's events are taken in that order):
+    /// for each, false when its platform's event id was stored before (earlier in `events`
+    /// too). All in one write, so a batch costs one round trip.
+    async fn accept(&self, events: &[InboxEvent<'_>]) -> Result<Vec<bool>, StoreError>;
 
     /// Scopes with waiting events whose lease no live instance holds.
     async fn free_scopes(&self, failover: Duration) -> Result<Vec<Scope>, StoreError>;

@@ -180,17 +180,30 @@ impl Coordination for SqliteStore {
             .map_err(failed("retire the instance: commit"))
     }
 
-    async fn accept(&self, event: &InboxEvent<'_>) -> Result<bool, StoreError> {
-        let done = sqlx::query(ACCEPT)
-            .bind(event.scope.as_str())
-            .bind(event.platform.as_str())
-            .bind(event.event_id)
-            .bind(event.payload)
-            .bind(event.received_by.as_str())
-            .execute(&self.pools.writes)
+    async fn accept(&self, events: &[InboxEvent<'_>]) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self
+            .pools
+            .writes
+            .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(failed("store an inbound event"))?;
-        Ok(done.rows_affected() == 1)
+            .map_err(failed("store inbound events: begin"))?;
+        let mut new = Vec::with_capacity(events.len());
+        for event in events {
+            let done = sqlx::query(ACCEPT)
+                .bind(event.scope.as_str())
+                .bind(event.platform.as_str())
+                .bind(event.event_id)
+                .bind(event.payload)
+                .bind(event.received_by.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(failed("store an inbound event"))?;
+            new.push(done.rows_affected() == 1);
+        }
+        tx.commit()
+            .await
+            .map_err(failed("store inbound events: commit"))?;
+        Ok(new)
     }
 
     async fn free_scopes(&self, failover: Duration) -> Result<Vec<Scope>, StoreError> {

@@ -14,34 +14,55 @@ use super::inbound::map_message;
 use super::long_poll::{STOPPED_GENERATION, decode};
 use super::polling::Adapter;
 use crate::engine::event::{ChatKey, PlatformKind};
-use crate::instances::{InboxHandler, Scope};
+use crate::instances::{Accepted, InboxHandler, Scope};
 
 /// Shown when a message waited too long for its chat's instance (one died with it queued).
 pub const TOO_OLD: &str = "Sorry, your message arrived while the bot was switching over and \
      waited too long — please send it again.";
 
 impl Adapter {
-    /// Among several instances, keeps a taken update in the shared inbox, once however often
-    /// Telegram delivers it, for the instance holding its chat (this one at once when nobody
-    /// else does): `Some(true)` when it is new, `Some(false)` when it was kept before. `None`
-    /// when alone, for an update that names no chat, or when the database failed: then the
-    /// intake handles it here.
-    pub(super) async fn keep(&self, id: i64, raw: &RawValue) -> Option<bool> {
-        let instance = self.services.instance.as_ref()?;
-        let update = decode(raw).update.ok()?;
-        let scope = scope_of(&update)?;
-        let id = id.to_string();
-        match instance
-            .accept(PlatformKind::Telegram, &scope, &id, raw.get())
-            .await
-        {
-            Ok(new) => Some(new),
-            Err(error) => {
-                tracing::warn!(%scope, error = %error.chain(),
-                    "could not keep an update in the shared inbox; answering it here");
-                None
-            }
+    /// Among several instances, keeps taken updates in the shared inbox, once however often
+    /// Telegram delivers them, for the instance holding their chat (this one at once when
+    /// nobody else does), all in one write: for each, `Some(true)` when it is new,
+    /// `Some(false)` when it was kept before. `None` for an update that names no chat (the
+    /// intake handles it here), and for every update when alone or when the database failed
+    /// (then the intake handles them here).
+    pub(super) async fn keep_all(&self, batch: &[(i64, &RawValue)]) -> Vec<Option<bool>> {
+        let Some(instance) = self.services.instance.as_ref() else {
+            return vec![None; batch.len()];
+        };
+        let ids: Vec<String> = batch.iter().map(|(id, _)| id.to_string()).collect();
+        let scopes: Vec<Option<Scope>> = batch
+            .iter()
+            .map(|(_, raw)| scope_of(&decode(raw).update.ok()?))
+            .collect();
+        let kept: Vec<Accepted<'_>> = batch
+            .iter()
+            .zip(&ids)
+            .zip(&scopes)
+            .filter_map(|(((_, raw), id), scope)| {
+                Some(Accepted {
+                    scope: scope.as_ref()?,
+                    event_id: id,
+                    payload: raw.get(),
+                })
+            })
+            .collect();
+        if kept.is_empty() {
+            return vec![None; batch.len()];
         }
+        let mut new = match instance.accept_all(PlatformKind::Telegram, &kept).await {
+            Ok(new) => new.into_iter(),
+            Err(error) => {
+                tracing::warn!(count = kept.len(), error = %error.chain(),
+                    "could not keep updates in the shared inbox; answering them here");
+                return vec![None; batch.len()];
+            }
+        };
+        scopes
+            .iter()
+            .map(|scope| scope.as_ref().and_then(|_| new.next()))
+            .collect()
     }
 
     /// Waits until this instance holds the poll lease (at once when alone); false when `stop`

@@ -67,15 +67,37 @@ impl Intake {
     /// one is handled before this returns: commands and prompts are queued in their chat's turn
     /// order, slower answers run on tasks of their own, so this takes milliseconds.
     pub async fn accept(&self, raw: &RawValue) -> Taken {
-        let Some(id) = update_id(raw) else {
-            return Taken::NotAnUpdate;
-        };
-        // Among several instances the shared inbox takes it, once over all of them.
-        match self.adapter.keep(id, raw).await {
-            Some(true) => return Taken::New(id),
-            Some(false) => return Taken::Duplicate(id),
-            None => {}
+        self.accept_all(&[raw]).await[0]
+    }
+
+    /// Takes a batch of updates (a poll's answer) in their order, as [`Intake::accept`] takes
+    /// one: among several instances the shared inbox keeps them in one write.
+    pub async fn accept_all(&self, raws: &[&RawValue]) -> Vec<Taken> {
+        let ids: Vec<Option<i64>> = raws.iter().map(|raw| update_id(raw)).collect();
+        let numbered: Vec<(i64, &RawValue)> = ids
+            .iter()
+            .zip(raws)
+            .filter_map(|(id, raw)| Some(((*id)?, *raw)))
+            .collect();
+        // Among several instances the shared inbox takes them, once over all of them.
+        let mut kept = self.adapter.keep_all(&numbered).await.into_iter();
+        let mut taken = Vec::with_capacity(raws.len());
+        for (id, raw) in ids.into_iter().zip(raws) {
+            let Some(id) = id else {
+                taken.push(Taken::NotAnUpdate);
+                continue;
+            };
+            taken.push(match kept.next().flatten() {
+                Some(true) => Taken::New(id),
+                Some(false) => Taken::Duplicate(id),
+                None => self.take_here(id, raw).await,
+            });
         }
+        taken
+    }
+
+    /// Takes an update on this instance alone: drops one taken already, handles the others.
+    async fn take_here(&self, id: i64, raw: &RawValue) -> Taken {
         let new = {
             // Nothing panics while the lock is held: recover it rather than lose updates.
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -103,8 +125,8 @@ impl Intake {
 /// The `update_id` of a raw update; `None` when it has none (it is not an update).
 #[async_trait::async_trait]
 impl Accept for Intake {
-    async fn accept(&self, raw: &RawValue) -> Taken {
-        Intake::accept(self, raw).await
+    async fn accept_all(&self, raws: &[&RawValue]) -> Vec<Taken> {
+        Intake::accept_all(self, raws).await
     }
 }
 

@@ -21,7 +21,7 @@ use crate::engine::event::{Content, Incoming};
 use crate::engine::ports::{ModelName, Platform};
 use crate::health::HealthHandle;
 
-/// What became of an update offered to the intake ([`Accept::accept`]).
+/// What became of an update offered to the intake ([`Accept::accept_all`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Taken {
     /// New: handled (or queued to be).
@@ -36,8 +36,8 @@ pub enum Taken {
 /// it back to [`Adapter`] to be handled.
 #[async_trait::async_trait]
 pub trait Accept: Send + Sync {
-    /// Takes one raw update in.
-    async fn accept(&self, raw: &serde_json::value::RawValue) -> Taken;
+    /// Takes a poll's raw updates in, in their order; what became of each.
+    async fn accept_all(&self, raws: &[&serde_json::value::RawValue]) -> Vec<Taken>;
 }
 
 /// The longest wait after failures that cost little to retry: a 5xx, an error page from a
@@ -169,8 +169,10 @@ impl Adapter {
             match result {
                 Ok(updates) => {
                     progress.answered(health, adapter.poll_backoff);
-                    for raw in updates {
-                        progress.offset = match intake.accept(&raw).await {
+                    let raws: Vec<&serde_json::value::RawValue> =
+                        updates.iter().map(AsRef::as_ref).collect();
+                    for taken in intake.accept_all(&raws).await {
+                        progress.offset = match taken {
                             Taken::New(id) | Taken::Duplicate(id) => progress.offset.max(id + 1),
                             Taken::NotAnUpdate => progress.offset,
                         };

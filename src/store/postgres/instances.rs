@@ -27,18 +27,23 @@ const HEARTBEAT: &str = "INSERT INTO instances (id, started_at, heartbeat_at, st
      (extract(epoch from clock_timestamp()) * 1000)::bigint, FALSE) \
      ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
 
-/// Who held a lease before, and how long ago they let go of it (`NULL`: they hold it still, or
-/// died holding it); locks the row until the transaction ends.
-const PREVIOUS: &str = "SELECT instance, \
-     (extract(epoch from clock_timestamp()) * 1000)::bigint - released_at FROM chat_leases WHERE scope = $1 FOR UPDATE";
-
-/// One upsert: the row is absent, ours, released, or its holder is not alive.
-const ACQUIRE: &str = "INSERT INTO chat_leases (scope, instance) VALUES ($1, $2) \
+/// Takes a lease in one statement: one upsert that takes it when the row is absent, ours,
+/// released, or its holder is not alive (the upsert waits for a racing instance's write and
+/// judges its result). Answers whether it was taken, and from the statement's snapshot (every
+/// part of a statement sees the rows as they were before it) who held it before and how long
+/// ago they let go of it (`NULL`: they hold it still, or died holding it).
+const ACQUIRE: &str = "WITH previous AS (SELECT instance, \
+     (extract(epoch from clock_timestamp()) * 1000)::bigint - released_at AS since \
+     FROM chat_leases WHERE scope = $1), \
+     taken AS (INSERT INTO chat_leases (scope, instance) VALUES ($1, $2) \
      ON CONFLICT (scope) DO UPDATE SET instance = excluded.instance, released_at = NULL \
      WHERE chat_leases.instance = excluded.instance OR chat_leases.released_at IS NOT NULL \
      OR NOT EXISTS (SELECT 1 FROM instances s \
      WHERE s.id = chat_leases.instance AND NOT s.stopping \
-     AND s.heartbeat_at > (extract(epoch from clock_timestamp()) * 1000)::bigint - $3)";
+     AND s.heartbeat_at > (extract(epoch from clock_timestamp()) * 1000)::bigint - $3) \
+     RETURNING 1) \
+     SELECT (SELECT COUNT(*) FROM taken), (SELECT instance FROM previous), \
+     (SELECT since FROM previous)";
 
 const RELEASE: &str = "UPDATE chat_leases \
      SET released_at = (extract(epoch from clock_timestamp()) * 1000)::bigint \
@@ -50,9 +55,13 @@ const RELEASE_ALL: &str = "UPDATE chat_leases \
 
 const STOPPING: &str = "UPDATE instances SET stopping = TRUE WHERE id = $1";
 
+/// Every event of a batch in one statement, numbered in the order given.
 const ACCEPT: &str = "INSERT INTO inbox (scope, platform, event_id, payload, received_by, \
-     received_at) VALUES ($1, $2, $3, $4, $5, (extract(epoch from clock_timestamp()) * 1000)::bigint) \
-     ON CONFLICT (platform, event_id) DO NOTHING";
+     received_at) SELECT e.scope, e.platform, e.event_id, e.payload, e.received_by, \
+     (extract(epoch from clock_timestamp()) * 1000)::bigint \
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+     WITH ORDINALITY AS e(scope, platform, event_id, payload, received_by, n) ORDER BY e.n \
+     ON CONFLICT (platform, event_id) DO NOTHING RETURNING platform, event_id";
 
 const FREE_SCOPES: &str = "SELECT DISTINCT i.scope FROM inbox i WHERE i.started_at IS NULL \
      AND NOT EXISTS (SELECT 1 FROM chat_leases l JOIN instances s ON s.id = l.instance \
@@ -117,32 +126,19 @@ impl Coordination for PgStore {
         scope: &Scope,
         failover: Duration,
     ) -> Result<Acquired, StoreError> {
-        // Both in one transaction, so the holder read is the one replaced.
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(failed("take a chat lease: begin"))?;
-        let previous: Option<(String, Option<i64>)> = sqlx::query_as(PREVIOUS)
-            .bind(scope.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(failed("read a chat lease"))?;
-        let done = sqlx::query(ACQUIRE)
+        // One statement, one round trip: the holder read is the one replaced.
+        let (taken, holder, released): (i64, Option<String>, Option<i64>) = sqlx::query_as(ACQUIRE)
             .bind(scope.as_str())
             .bind(me.as_str())
             .bind(millis(failover))
-            .execute(&mut *tx)
+            .fetch_one(&self.pool)
             .await
             .map_err(failed("take a chat lease"))?;
-        tx.commit()
-            .await
-            .map_err(failed("take a chat lease: commit"))?;
-        if done.rows_affected() != 1 {
+        if taken != 1 {
             return Ok(Acquired::Refused);
         }
-        Ok(match previous {
-            Some((holder, released)) if holder != me.as_str() => Acquired::TakenOver {
+        Ok(match holder {
+            Some(holder) if holder != me.as_str() => Acquired::TakenOver {
                 since: released.map(|ms| Duration::from_millis(rows::from_column(ms))),
             },
             _ => Acquired::Held,
@@ -177,17 +173,25 @@ impl Coordination for PgStore {
             .map_err(failed("retire the instance: commit"))
     }
 
-    async fn accept(&self, event: &InboxEvent<'_>) -> Result<bool, StoreError> {
-        let done = sqlx::query(ACCEPT)
-            .bind(event.scope.as_str())
-            .bind(event.platform.as_str())
-            .bind(event.event_id)
-            .bind(event.payload)
-            .bind(event.received_by.as_str())
-            .execute(&self.pool)
+    async fn accept(&self, events: &[InboxEvent<'_>]) -> Result<Vec<bool>, StoreError> {
+        let column = |f: &dyn Fn(&InboxEvent<'_>) -> String| -> Vec<String> {
+            events.iter().map(f).collect()
+        };
+        let stored: Vec<(String, String)> = sqlx::query_as(ACCEPT)
+            .bind(column(&|e| e.scope.to_string()))
+            .bind(column(&|e| e.platform.as_str().to_string()))
+            .bind(column(&|e| e.event_id.to_string()))
+            .bind(column(&|e| e.payload.to_string()))
+            .bind(column(&|e| e.received_by.to_string()))
+            .fetch_all(&self.pool)
             .await
-            .map_err(failed("store an inbound event"))?;
-        Ok(done.rows_affected() == 1)
+            .map_err(failed("store inbound events"))?;
+        let mut stored: std::collections::HashSet<(String, String)> = stored.into_iter().collect();
+        // The first of two equal ids in one batch is the one stored.
+        Ok(events
+            .iter()
+            .map(|e| stored.remove(&(e.platform.as_str().to_string(), e.event_id.to_string())))
+            .collect())
     }
 
     async fn free_scopes(&self, failover: Duration) -> Result<Vec<Scope>, StoreError> {

@@ -47,6 +47,7 @@ macro_rules! coordination_suite {
 
 coordination_suite!(sqlite, crate::store::coordination::fresh_sqlite;
     an_event_delivered_twice_is_stored_once,
+    a_batch_is_stored_in_its_order_each_id_once,
     a_lease_is_one_instances_until_it_dies_or_retires,
     waiting_events_go_to_their_scopes_holder_in_order_until_started,
     scopes_with_waiting_events_and_no_live_holder_are_free,
@@ -55,6 +56,7 @@ coordination_suite!(sqlite, crate::store::coordination::fresh_sqlite;
 
 coordination_suite!(postgres, crate::store::coordination::fresh_postgres;
     an_event_delivered_twice_is_stored_once,
+    a_batch_is_stored_in_its_order_each_id_once,
     a_lease_is_one_instances_until_it_dies_or_retires,
     waiting_events_go_to_their_scopes_holder_in_order_until_started,
     scopes_with_waiting_events_and_no_live_holder_are_free,
@@ -106,13 +108,52 @@ fn event<'a>(scope: &'a Scope, id: &'a str, by: &'a InstanceId) -> InboxEvent<'a
     }
 }
 
+/// Stores one event as a batch of one: whether it was new.
+async fn accept(db: &Arc<dyn Coordination>, event: InboxEvent<'_>) -> Result<bool, String> {
+    let kept = db.accept(&[event]).await.map_err(|e| e.to_string())?;
+    assert_eq!(kept.len(), 1, "one answer for one event");
+    Ok(kept[0])
+}
+
+pub async fn a_batch_is_stored_in_its_order_each_id_once(both: Both) {
+    let a = InstanceId::new("a");
+    let db = &both.coord;
+    db.register(&a).await.expect("a");
+    let (one, two) = (Scope::named("telegram:1"), Scope::named("telegram:2"));
+    assert!(accept(db, event(&one, "5", &a)).await.expect("stored"));
+    // Out of id order on purpose: the order given is the order kept.
+    let batch = [
+        event(&one, "9", &a),
+        event(&two, "8", &a),
+        event(&one, "5", &a),
+        event(&one, "7", &a),
+        event(&one, "9", &a),
+    ];
+    let kept = db.accept(&batch).await.expect("stored");
+    assert_eq!(
+        kept,
+        [true, true, false, true, false],
+        "new, new, stored before, new, twice in the batch"
+    );
+    assert!(db.accept(&[]).await.expect("nothing").is_empty());
+    assert!(db.acquire(&a, &one, LONG).await.expect("one").held());
+    let order: Vec<_> = db
+        .waiting(&a, 10)
+        .await
+        .expect("a's")
+        .into_iter()
+        .map(|w| w.payload)
+        .collect();
+    assert_eq!(order, ["5", "9", "7"], "one's events in the order accepted");
+}
+
 pub async fn an_event_delivered_twice_is_stored_once(both: Both) {
     let (a, b) = (InstanceId::new("a"), InstanceId::new("b"));
     let scope = Scope::named("telegram:42");
     let db = &both.coord;
-    assert!(db.accept(&event(&scope, "7", &a)).await.expect("stored"));
+    assert!(accept(db, event(&scope, "7", &a)).await.expect("stored"));
     assert!(
-        !db.accept(&event(&scope, "7", &b)).await.expect("seen"),
+        !accept(db, event(&scope, "7", &b)).await.expect("seen"),
         "a second delivery, by another instance"
     );
     assert!(db.acquire(&a, &scope, LONG).await.expect("lease").held());
@@ -120,7 +161,7 @@ pub async fn an_event_delivered_twice_is_stored_once(both: Both) {
     assert_eq!(waiting.len(), 1);
     db.start_event(waiting[0].seq).await.expect("started");
     assert!(
-        !db.accept(&event(&scope, "7", &a)).await.expect("seen"),
+        !accept(db, event(&scope, "7", &a)).await.expect("seen"),
         "still once after it started"
     );
     assert!(db.waiting(&a, 10).await.expect("read").is_empty());
@@ -175,7 +216,7 @@ pub async fn waiting_events_go_to_their_scopes_holder_in_order_until_started(bot
     db.register(&b).await.expect("b");
     let (one, two) = (Scope::named("telegram:1"), Scope::named("telegram:2"));
     for (scope, id) in [(&one, "1"), (&two, "2"), (&one, "3"), (&one, "4")] {
-        assert!(db.accept(&event(scope, id, &b)).await.expect("stored"));
+        assert!(accept(db, event(scope, id, &b)).await.expect("stored"));
     }
     assert!(db.acquire(&a, &one, LONG).await.expect("one").held());
     assert!(db.acquire(&b, &two, LONG).await.expect("two").held());
@@ -219,8 +260,8 @@ pub async fn scopes_with_waiting_events_and_no_live_holder_are_free(both: Both) 
     let db = &both.coord;
     db.register(&a).await.expect("a");
     let (held, unheld) = (Scope::named("telegram:1"), Scope::named("telegram:2"));
-    db.accept(&event(&held, "1", &a)).await.expect("stored");
-    db.accept(&event(&unheld, "2", &a)).await.expect("stored");
+    accept(db, event(&held, "1", &a)).await.expect("stored");
+    accept(db, event(&unheld, "2", &a)).await.expect("stored");
     assert!(db.acquire(&a, &held, LONG).await.expect("held").held());
     assert_eq!(
         db.free_scopes(LONG).await.expect("free"),
