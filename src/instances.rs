@@ -5,6 +5,7 @@
 
 mod inbox;
 mod port;
+mod share;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,6 +22,7 @@ use crate::engine::event::PlatformKind;
 use crate::engine::ports::InterruptedReply;
 
 pub use port::{Acquired, Coordination, InboxEvent, InstanceId, Scope, Waiting};
+pub use share::Share;
 
 /// How long started events (and dead instances) are remembered: a platform may deliver an
 /// event again within this long (Telegram keeps updates for 24 hours).
@@ -98,6 +100,8 @@ struct Shared {
     pumped: CancellationToken,
     /// Set when a graceful stop begins: no lease is taken any more.
     stopping: CancellationToken,
+    /// This instance's part of each platform's bot-wide budget.
+    shares: Mutex<HashMap<PlatformKind, Share>>,
 }
 
 /// What this process knows about its leases and the events it handed to the dispatcher.
@@ -141,6 +145,7 @@ impl Instance {
                 heart: Mutex::default(),
                 pumped: CancellationToken::new(),
                 stopping: CancellationToken::new(),
+                shares: Mutex::default(),
             }),
         };
         // The heartbeat must outlive the dispatcher's drain (leases of chats still answering

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use super::share::SHARE_EVERY;
 use super::{Instance, Scope, Shared, Waiting, lock};
 use crate::engine::dispatcher::with_receipt;
 use crate::engine::ports::Receipt;
@@ -27,8 +28,14 @@ pub(super) const TOO_OLD: Duration = Duration::from_secs(600);
 impl Instance {
     /// Reads the inbox until `intake` stops it.
     pub(super) async fn pump(self, intake: CancellationToken) {
+        let mut counted = tokio::time::Instant::now();
+        self.count_sharers().await;
         loop {
             let woken = self.shared.wake.notified();
+            if counted.elapsed() >= SHARE_EVERY {
+                counted = tokio::time::Instant::now();
+                self.count_sharers().await;
+            }
             self.take_free_scopes().await;
             self.hand_over().await;
             tokio::select! {

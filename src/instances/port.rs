@@ -172,6 +172,15 @@ pub trait Coordination: Send + Sync {
     /// Events waiting over all instances.
     async fn inbox_depth(&self) -> Result<u64, StoreError>;
 
+    /// For each platform, how many live instances other than `me` hold the lease of one of its
+    /// chats (a `<platform>:<chat>` scope; not a role such as [`Scope::TELEGRAM_POLL`]): the
+    /// instances that spend the platform's bot-wide budget beside `me`.
+    async fn others_active(
+        &self,
+        me: &InstanceId,
+        failover: Duration,
+    ) -> Result<Vec<(PlatformKind, u32)>, StoreError>;
+
     /// Forgets started events and dead instances older than `keep`.
     async fn prune(&self, keep: Duration) -> Result<(), StoreError>;
 }

@@ -32,6 +32,7 @@ pub use probe::DiscordProbe;
 pub use shards::ShardRange;
 
 use crate::engine::dispatcher::Dispatcher;
+use crate::engine::event::PlatformKind;
 use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 use crate::health::HealthHandle;
@@ -140,7 +141,11 @@ pub async fn start(
         shards::check(&rest, shards).await;
     }
     let cdn = files::Cdn::new(config.proxy_url.as_deref()).map_err(DiscordError::Client)?;
-    let platform = Arc::new(DiscordPlatform::new(rest.clone(), config.pace, cdn.clone()));
+    let mut platform = DiscordPlatform::new(rest.clone(), config.pace, cdn.clone());
+    if let Some(instance) = &instance {
+        platform = platform.shared(instance.share(PlatformKind::Discord));
+    }
+    let platform = Arc::new(platform);
     let mut http = HttpBuilder::new(config.token.expose()).client(client);
     if let Some(proxy) = &config.proxy_url {
         http = http.proxy(proxy.as_str()).ratelimiter_disabled(true);

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::engine::dispatcher::Dispatcher;
+use crate::engine::event::PlatformKind;
 use crate::engine::ports::ModelName;
 use crate::engine::turn::Engine;
 use crate::health::HealthHandle;
@@ -139,7 +140,11 @@ pub async fn start(
     }
     let files = files::Files::new(bot.clone(), config.token.expose(), &config.api_url)
         .map_err(StartError::BadUrl)?;
-    let platform = Arc::new(TelegramPlatform::new(bot.clone(), config.pace, files));
+    let mut platform = TelegramPlatform::new(bot.clone(), config.pace, files);
+    if let Some(instance) = &services.instance {
+        platform = platform.shared(instance.share(PlatformKind::Telegram));
+    }
+    let platform = Arc::new(platform);
     let username = me.username.clone();
     let adapter = polling::Adapter::new(&config, me, platform.clone(), services.clone(), long_poll);
     let adapter = Arc::new(adapter);

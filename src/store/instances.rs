@@ -81,6 +81,12 @@ const ABANDONED: &str = "UPDATE messages SET status = 'partial', failure_reason 
 
 const DEPTH: &str = "SELECT COUNT(*) FROM inbox WHERE started_at IS NULL";
 
+/// Per platform, the other live instances holding one of its chats.
+const OTHERS_ACTIVE: &str = "SELECT substr(l.scope, 1, instr(l.scope, ':') - 1), COUNT(DISTINCT l.instance) \
+     FROM chat_leases l JOIN instances s ON s.id = l.instance \
+     WHERE l.released_at IS NULL AND l.instance != ?1 AND l.scope != ?3 \
+     AND s.stopping = 0 AND s.heartbeat_at > CAST(unixepoch('subsec') * 1000 AS INTEGER) - ?2 GROUP BY 1";
+
 const PRUNE_INBOX: &str = "DELETE FROM inbox WHERE started_at IS NOT NULL \
      AND started_at < CAST(unixepoch('subsec') * 1000 AS INTEGER) - ?1";
 
@@ -270,6 +276,27 @@ impl Coordination for SqliteStore {
             .await
             .map_err(failed("count the inbox"))?;
         Ok(rows::from_column(depth))
+    }
+
+    async fn others_active(
+        &self,
+        me: &InstanceId,
+        failover: Duration,
+    ) -> Result<Vec<(PlatformKind, u32)>, StoreError> {
+        let counts: Vec<(String, i64)> = sqlx::query_as(OTHERS_ACTIVE)
+            .bind(me.as_str())
+            .bind(millis(failover))
+            .bind(Scope::TELEGRAM_POLL)
+            .fetch_all(&self.pools.reads)
+            .await
+            .map_err(failed("count the instances answering on each platform"))?;
+        Ok(counts
+            .into_iter()
+            .filter_map(|(platform, count)| {
+                let count = u32::try_from(rows::from_column(count)).unwrap_or(u32::MAX);
+                Some((PlatformKind::parse(&platform)?, count))
+            })
+            .collect())
     }
 
     async fn prune(&self, keep: Duration) -> Result<(), StoreError> {

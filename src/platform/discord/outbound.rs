@@ -14,6 +14,7 @@ use crate::engine::pace::JITTER;
 use crate::engine::ports::{
     Button, FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Window,
 };
+use crate::instances::Share;
 
 /// Discord's content limit, in characters.
 pub const MAX_CONTENT: usize = 2000;
@@ -82,6 +83,8 @@ pub fn platform_error(error: RestError) -> PlatformError {
 pub struct DiscordPlatform {
     rest: DiscordRest,
     pace: Pace,
+    /// This instance's part of the bot-wide budget (all of it when alone).
+    share: Share,
     cdn: Cdn,
     /// Channels where missing permissions were already logged.
     warned: Mutex<HashSet<String>>,
@@ -93,9 +96,15 @@ impl DiscordPlatform {
         Self {
             rest,
             pace,
+            share: Share::default(),
             cdn,
             warned: Mutex::default(),
         }
+    }
+
+    /// Among several instances, paced by this instance's `share` of the bot-wide budget.
+    pub fn shared(self, share: Share) -> Self {
+        Self { share, ..self }
     }
 
     /// Maps an error, logging missing permissions once per channel.
@@ -146,7 +155,7 @@ impl Platform for DiscordPlatform {
     }
 
     fn limits(&self, _chat: &ChatKey) -> Limits {
-        self.pace.limits()
+        self.share.limit(self.pace.limits())
     }
 
     async fn send(

@@ -22,6 +22,7 @@ use crate::engine::event::{ChatKey, MessageRef, PlatformKind, UserId};
 use crate::engine::ports::{
     Button, FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Rate, Window,
 };
+use crate::instances::Share;
 
 /// Longest text after entity parsing, in UTF-16 units.
 pub const MAX_LEN: usize = 4096;
@@ -45,6 +46,8 @@ pub struct Pace {
 pub struct TelegramPlatform {
     bot: Bot,
     pace: Pace,
+    /// This instance's part of the bot-wide budget (all of it when alone).
+    share: Share,
     files: Files,
     /// Private chats where drafts were refused: they stream with edits.
     no_drafts: Mutex<HashSet<i64>>,
@@ -103,10 +106,16 @@ impl TelegramPlatform {
         Self {
             bot,
             pace,
+            share: Share::default(),
             files,
             no_drafts: Mutex::new(HashSet::new()),
             next_draft: AtomicI64::new(1),
         }
+    }
+
+    /// Among several instances, paced by this instance's `share` of the bot-wide budget.
+    pub fn shared(self, share: Share) -> Self {
+        Self { share, ..self }
     }
 
     /// The bot it sends with.
@@ -134,10 +143,11 @@ impl Platform for TelegramPlatform {
     }
 
     /// About one message a second in a chat; in a group, the group's budget shared by all its
-    /// topics; about 30 messages a second over all chats. Chat actions are not messages.
+    /// topics; about 30 messages a second over all chats (this instance's part of them, among
+    /// several). Chat actions are not messages.
     fn limits(&self, chat: &ChatKey) -> Limits {
         let group = Target::parse(chat).is_ok_and(|t| !t.private());
-        Limits {
+        self.share.limit(Limits {
             max_len: MAX_LEN,
             unit: LengthUnit::Utf16,
             min_interval: self.pace.min_interval,
@@ -152,7 +162,7 @@ impl Platform for TelegramPlatform {
             }),
             typing_counts: false,
             typing_every: TYPING_EVERY,
-        }
+        })
     }
 
     async fn send(

@@ -48,6 +48,7 @@ macro_rules! coordination_suite {
 coordination_suite!(sqlite, crate::store::coordination::fresh_sqlite;
     an_event_delivered_twice_is_stored_once,
     a_batch_is_stored_in_its_order_each_id_once,
+    the_instances_answering_on_each_platform_are_counted_without_the_asker,
     a_lease_is_one_instances_until_it_dies_or_retires,
     waiting_events_go_to_their_scopes_holder_in_order_until_started,
     scopes_with_waiting_events_and_no_live_holder_are_free,
@@ -57,6 +58,7 @@ coordination_suite!(sqlite, crate::store::coordination::fresh_sqlite;
 coordination_suite!(postgres, crate::store::coordination::fresh_postgres;
     an_event_delivered_twice_is_stored_once,
     a_batch_is_stored_in_its_order_each_id_once,
+    the_instances_answering_on_each_platform_are_counted_without_the_asker,
     a_lease_is_one_instances_until_it_dies_or_retires,
     waiting_events_go_to_their_scopes_holder_in_order_until_started,
     scopes_with_waiting_events_and_no_live_holder_are_free,
@@ -145,6 +147,56 @@ pub async fn a_batch_is_stored_in_its_order_each_id_once(both: Both) {
         .map(|w| w.payload)
         .collect();
     assert_eq!(order, ["5", "9", "7"], "one's events in the order accepted");
+}
+
+pub async fn the_instances_answering_on_each_platform_are_counted_without_the_asker(both: Both) {
+    let [a, b, c, d] = ["a", "b", "c", "d"].map(InstanceId::new);
+    let db = &both.coord;
+    for me in [&a, &b, &c, &d] {
+        db.register(me).await.expect("registered");
+    }
+    let take = |me: &InstanceId, scope: &str| {
+        let (db, me, scope) = (db.clone(), me.clone(), Scope::named(scope));
+        async move { assert!(db.acquire(&me, &scope, LONG).await.expect("lease").held()) }
+    };
+    take(&a, "telegram:1").await;
+    take(&b, "telegram:2").await;
+    take(&b, "telegram:3").await;
+    take(&b, "discord:4").await;
+    // Polling is not answering; a released chat is nobody's; a dead instance answers nothing.
+    take(&c, Scope::TELEGRAM_POLL).await;
+    take(&c, "discord:5").await;
+    db.release(&c, &Scope::named("discord:5"))
+        .await
+        .expect("released");
+    take(&d, "telegram:6").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for me in [&a, &b, &c] {
+        db.heartbeat(me).await.expect("beats");
+    }
+    let failover = Duration::from_millis(200);
+    let sorted = |mut counts: Vec<(PlatformKind, u32)>| {
+        counts.sort_by_key(|(p, _)| p.as_str());
+        counts
+    };
+    let seen_by = |me: &InstanceId| {
+        let (db, me) = (db.clone(), me.clone());
+        async move { sorted(db.others_active(&me, failover).await.expect("counted")) }
+    };
+    assert_eq!(
+        seen_by(&a).await,
+        [(PlatformKind::Discord, 1), (PlatformKind::Telegram, 1)]
+    );
+    assert_eq!(seen_by(&b).await, [(PlatformKind::Telegram, 1)]);
+    assert_eq!(
+        seen_by(&c).await,
+        [(PlatformKind::Discord, 1), (PlatformKind::Telegram, 2)]
+    );
+    db.retire(&b).await.expect("b retires");
+    assert!(
+        seen_by(&a).await.is_empty(),
+        "b retired, c polls, d is dead"
+    );
 }
 
 pub async fn an_event_delivered_twice_is_stored_once(both: Both) {
