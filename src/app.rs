@@ -223,6 +223,7 @@ async fn start_instance(
         &runtime.tracker,
         intake,
         on_abandoned,
+        runtime.engine.clone(),
     )
     .await
     .context("registering this instance in the database (instance.coordinate)")

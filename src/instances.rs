@@ -20,8 +20,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::engine::event::PlatformKind;
 use crate::engine::ports::InterruptedReply;
+use crate::engine::turn::Engine;
 
-pub use port::{Acquired, Coordination, InboxEvent, InstanceId, Scope, Waiting};
+pub use port::{
+    Acquired, Coordination, InboxEvent, InstanceId, Scope, Waiting, decode_recent, encode_recent,
+};
 pub use share::Share;
 
 /// How long started events (and dead instances) are remembered: a platform may deliver an
@@ -100,6 +103,9 @@ struct Shared {
     pumped: CancellationToken,
     /// Set when a graceful stop begins: no lease is taken any more.
     stopping: CancellationToken,
+    /// Whose pacers a chat's recent calls are read from when it is handed over, and told of
+    /// the calls another instance made in a chat taken over.
+    engine: Arc<Engine>,
     /// This instance's part of each platform's bot-wide budget.
     shares: Mutex<HashMap<PlatformKind, Share>>,
 }
@@ -122,13 +128,15 @@ struct Local {
 impl Instance {
     /// Registers `config.id` in the database and starts its heartbeat (which also finds the
     /// replies of dead instances and gives them to `on_abandoned`) and the inbox pump, which
-    /// stops taking events on `intake`.
+    /// stops taking events on `intake`. A chat handed over to or from this instance carries
+    /// its recent calls between the pacers of `engine` and the other instance's.
     pub async fn start(
         config: InstanceConfig,
         store: Arc<dyn Coordination>,
         tracker: &TaskTracker,
         intake: CancellationToken,
         on_abandoned: OnAbandoned,
+        engine: Arc<Engine>,
     ) -> Result<Self, crate::engine::ports::StoreError> {
         store.register(&config.id).await?;
         tracing::info!(instance = %config.id, failover_secs = config.failover.as_secs(),
@@ -145,6 +153,7 @@ impl Instance {
                 heart: Mutex::default(),
                 pumped: CancellationToken::new(),
                 stopping: CancellationToken::new(),
+                engine,
                 shares: Mutex::default(),
             }),
         };
@@ -186,20 +195,26 @@ impl Instance {
             .await
         {
             Ok(acquired) => {
+                if let Acquired::TakenOver { recent, .. } = &acquired
+                    && let Some(chat) = scope.chat()
+                {
+                    shared.engine.pacer(chat.platform).seed(&chat, recent);
+                }
+                let held = acquired.held();
                 let mut local = lock(&shared.local);
-                if acquired.held() {
+                if held {
                     local.held.insert(scope.clone());
                     local.used.insert(scope.clone(), Instant::now());
                 } else {
                     local.held.remove(scope);
                     local.used.remove(scope);
                 }
-                if let Acquired::TakenOver { since } = acquired {
+                if let Acquired::TakenOver { since, .. } = acquired {
                     let pause = HANDOVER.saturating_sub(since.unwrap_or_default());
                     local.paused.insert(scope.clone(), Instant::now() + pause);
                 }
                 crate::metrics::instance_leases(local.held.len());
-                acquired.held()
+                held
             }
             Err(error) => {
                 tracing::warn!(%scope, error = %error.chain(), "could not take a lease");
@@ -208,10 +223,19 @@ impl Instance {
         }
     }
 
-    /// Gives up `scope`'s lease.
+    /// Gives up `scope`'s lease, with the calls this instance made in its chat lately, so the
+    /// next holder goes on pacing the chat where this one left off.
     pub async fn release(&self, scope: &Scope) {
         let shared = &self.shared;
-        if let Err(error) = shared.store.release(&shared.config.id, scope).await {
+        let recent = scope
+            .chat()
+            .map(|chat| shared.engine.pacer(chat.platform).recent(&chat))
+            .unwrap_or_default();
+        if let Err(error) = shared
+            .store
+            .release(&shared.config.id, scope, &recent)
+            .await
+        {
             tracing::warn!(%scope, error = %error.chain(), "could not release a lease");
         }
         let mut local = lock(&shared.local);

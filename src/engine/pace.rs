@@ -28,6 +28,10 @@ use track::{Spacing, Track};
 /// than the platform's.
 pub const JITTER: Duration = Duration::from_millis(100);
 
+/// The most calls of one chat [`Pacer::recent`] hands over: more than any chat's window holds
+/// (Telegram allows 20 a minute in a group, Discord 5 in 5 seconds in a channel).
+pub const HANDED_OVER: usize = 32;
+
 /// Chats tracked before idle ones are pruned; the threshold doubles with the live count.
 const PRUNE_AT: usize = 64;
 
@@ -215,6 +219,47 @@ impl Pacer {
             let scope = state.scopes.entry(chat.chat.clone()).or_default();
             scope.pause(until);
         }
+    }
+
+    /// The calls made lately in `chat` (the chat's own level and the scope its threads share),
+    /// newest first and at most [`HANDED_OVER`], as how long ago each was: what another
+    /// process taking the chat over needs to go on pacing it.
+    pub fn recent(&self, chat: &ChatKey) -> Vec<Duration> {
+        let state = self.lock();
+        let now = Instant::now();
+        let mut calls: Vec<Instant> = state
+            .chats
+            .iter()
+            .filter(|(key, _)| key.platform == chat.platform && key.chat == chat.chat)
+            .map(|(_, track)| track)
+            .chain(state.scopes.get(&chat.chat))
+            .flat_map(|track| track.calls())
+            .collect();
+        calls.sort_unstable_by(|a, b| b.cmp(a));
+        calls.dedup();
+        calls.truncate(HANDED_OVER);
+        calls
+            .iter()
+            .map(|at| now.saturating_duration_since(*at))
+            .collect()
+    }
+
+    /// Counts calls another process made in `chat` before handing it over (`ago`: how long ago
+    /// each was) as made here, at the chat's own level and in the scope its threads share.
+    pub fn seed(&self, chat: &ChatKey, ago: &[Duration]) {
+        let now = Instant::now();
+        let calls: Vec<Instant> = ago.iter().filter_map(|d| now.checked_sub(*d)).collect();
+        if calls.is_empty() {
+            return;
+        }
+        let key = ChatKey::new(chat.platform, chat.chat.as_str());
+        let mut state = self.lock();
+        state.chats.entry(key).or_default().seed(&calls, now);
+        state
+            .scopes
+            .entry(chat.chat.clone())
+            .or_default()
+            .seed(&calls, now);
     }
 
     /// How many chats and scopes the pacer currently remembers.

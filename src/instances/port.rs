@@ -45,6 +45,14 @@ impl Scope {
         Self(format!("{}:{}", key.platform.as_str(), key.chat.as_str()))
     }
 
+    /// The chat a chat's scope names (without thread or topic); `None` for a role such as
+    /// [`Scope::TELEGRAM_POLL`].
+    pub fn chat(&self) -> Option<ChatKey> {
+        let (platform, chat) = self.0.split_once(':')?;
+        let platform = PlatformKind::parse(platform)?;
+        (self.0 != Self::TELEGRAM_POLL).then(|| ChatKey::new(platform, chat))
+    }
+
     /// A scope by its stored name.
     pub fn named(name: impl Into<String>) -> Self {
         Self(name.into())
@@ -93,7 +101,7 @@ pub struct Waiting {
 }
 
 /// What taking a lease found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acquired {
     /// Another live instance holds it.
     Refused,
@@ -104,14 +112,35 @@ pub enum Acquired {
     TakenOver {
         /// How long ago the other instance let go.
         since: Option<Duration>,
+        /// The calls the other instance made in the chat lately, as it wrote them when it
+        /// released the lease: how long before now each was, newest first (empty when it died).
+        recent: Vec<Duration>,
     },
 }
 
 impl Acquired {
     /// Whether the lease is held now.
-    pub fn held(self) -> bool {
-        self != Self::Refused
+    pub fn held(&self) -> bool {
+        *self != Self::Refused
     }
+}
+
+/// Calls `recent` (how long before the release each was) as a lease row keeps them:
+/// milliseconds, comma-separated; `None` when there are none.
+pub fn encode_recent(recent: &[Duration]) -> Option<String> {
+    let millis: Vec<String> = recent.iter().map(|d| d.as_millis().to_string()).collect();
+    (!millis.is_empty()).then(|| millis.join(","))
+}
+
+/// The calls a lease row keeps, `since` the release: how long before now each was. Whatever
+/// does not read as a number is skipped (it only paces).
+pub fn decode_recent(column: Option<&str>, since: Duration) -> Vec<Duration> {
+    column
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|ms| ms.trim().parse::<u64>().ok())
+        .map(|ms| since + Duration::from_millis(ms))
+        .collect()
 }
 
 /// How instances share one database.
@@ -140,8 +169,14 @@ pub trait Coordination: Send + Sync {
         failover: Duration,
     ) -> Result<Acquired, StoreError>;
 
-    /// Gives up `scope`'s lease when `me` holds it (its row remembers when).
-    async fn release(&self, me: &InstanceId, scope: &Scope) -> Result<(), StoreError>;
+    /// Gives up `scope`'s lease when `me` holds it (its row remembers when, and the calls
+    /// `recent`: how long before now each was, newest first, for the next holder's pacing).
+    async fn release(
+        &self,
+        me: &InstanceId,
+        scope: &Scope,
+        recent: &[Duration],
+    ) -> Result<(), StoreError>;
 
     /// Gives up every lease of `me` and marks it stopping: no longer alive.
     async fn retire(&self, me: &InstanceId) -> Result<(), StoreError>;

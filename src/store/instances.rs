@@ -10,7 +10,9 @@ use super::messages::{self, INTERRUPTED, MarkedRow};
 use super::rows::{self, failed};
 use crate::engine::event::PlatformKind;
 use crate::engine::ports::{InterruptedReply, StoreError};
-use crate::instances::{Acquired, Coordination, InboxEvent, InstanceId, Scope, Waiting};
+use crate::instances::{
+    Acquired, Coordination, InboxEvent, InstanceId, Scope, Waiting, decode_recent, encode_recent,
+};
 
 // `NOW` in every statement: `CAST(unixepoch('subsec') * 1000 AS INTEGER)`, the database's
 // clock in unix milliseconds.
@@ -29,18 +31,20 @@ const HEARTBEAT: &str = "INSERT INTO instances (id, started_at, heartbeat_at, st
 /// Who held a lease before, and how long ago they let go of it (`NULL`: they hold it still, or
 /// died holding it).
 const PREVIOUS: &str = "SELECT instance, \
-     CAST(unixepoch('subsec') * 1000 AS INTEGER) - released_at FROM chat_leases WHERE scope = ?1";
+     CAST(unixepoch('subsec') * 1000 AS INTEGER) - released_at, recent \
+     FROM chat_leases WHERE scope = ?1";
 
 /// One upsert: the row is absent, ours, released, or its holder is not alive.
 const ACQUIRE: &str = "INSERT INTO chat_leases (scope, instance) VALUES (?1, ?2) \
-     ON CONFLICT (scope) DO UPDATE SET instance = excluded.instance, released_at = NULL \
+     ON CONFLICT (scope) DO UPDATE SET instance = excluded.instance, released_at = NULL, \
+     recent = NULL \
      WHERE chat_leases.instance = excluded.instance OR chat_leases.released_at IS NOT NULL \
      OR NOT EXISTS (SELECT 1 FROM instances s \
      WHERE s.id = chat_leases.instance AND s.stopping = 0 \
      AND s.heartbeat_at > CAST(unixepoch('subsec') * 1000 AS INTEGER) - ?3)";
 
 const RELEASE: &str = "UPDATE chat_leases \
-     SET released_at = CAST(unixepoch('subsec') * 1000 AS INTEGER) \
+     SET released_at = CAST(unixepoch('subsec') * 1000 AS INTEGER), recent = ?3 \
      WHERE scope = ?1 AND instance = ?2 AND released_at IS NULL";
 
 const RELEASE_ALL: &str = "UPDATE chat_leases \
@@ -131,7 +135,7 @@ impl Coordination for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(failed("take a chat lease: begin"))?;
-        let previous: Option<(String, Option<i64>)> = sqlx::query_as(PREVIOUS)
+        let previous: Option<(String, Option<i64>, Option<String>)> = sqlx::query_as(PREVIOUS)
             .bind(scope.as_str())
             .fetch_optional(&mut *tx)
             .await
@@ -150,17 +154,27 @@ impl Coordination for SqliteStore {
             return Ok(Acquired::Refused);
         }
         Ok(match previous {
-            Some((holder, released)) if holder != me.as_str() => Acquired::TakenOver {
-                since: released.map(|ms| Duration::from_millis(rows::from_column(ms))),
-            },
+            Some((holder, released, recent)) if holder != me.as_str() => {
+                let since = released.map(|ms| Duration::from_millis(rows::from_column(ms)));
+                Acquired::TakenOver {
+                    since,
+                    recent: decode_recent(recent.as_deref(), since.unwrap_or_default()),
+                }
+            }
             _ => Acquired::Held,
         })
     }
 
-    async fn release(&self, me: &InstanceId, scope: &Scope) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        me: &InstanceId,
+        scope: &Scope,
+        recent: &[Duration],
+    ) -> Result<(), StoreError> {
         sqlx::query(RELEASE)
             .bind(scope.as_str())
             .bind(me.as_str())
+            .bind(encode_recent(recent))
             .execute(&self.pools.writes)
             .await
             .map_err(failed("release a chat lease"))?;

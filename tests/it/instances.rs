@@ -504,3 +504,37 @@ async fn a_graceful_stop_hands_idle_chats_over_at_once_and_a_busy_one_when_its_r
     );
     b.shutdown(GRACE).await;
 }
+
+#[tokio::test]
+async fn a_chat_handed_over_carries_the_calls_made_in_it_to_the_next_instance() {
+    let cluster = Cluster::new(60).await;
+    let a = cluster.start("a").await;
+    cluster.wait_for_poller("a", 10).await;
+    let tg = &cluster.tg;
+    let y = User::new(9511, "Yana");
+    tg.user_writes(&private(&y), &y, "hello");
+    cluster
+        .wait_for_chats(10, "y's answer", |tg| tg.messages(y.id).len() == 1)
+        .await;
+    a.shutdown(GRACE).await;
+    let kept = cluster
+        .texts("SELECT COALESCE(recent, '') FROM chat_leases WHERE scope = 'telegram:9511'")
+        .await;
+    let calls = parley::instances::decode_recent(kept.first().map(String::as_str), Duration::ZERO);
+    assert!(
+        !calls.is_empty() && calls.iter().all(|ago| *ago < Duration::from_secs(30)),
+        "a's calls in y's chat, for the next holder's pacing: {kept:?}"
+    );
+    // The next holder takes them (and the row forgets them).
+    let b = cluster.start("b").await;
+    tg.user_writes(&private(&y), &y, "again");
+    cluster
+        .wait_for_chats(10, "y's second answer", |tg| tg.messages(y.id).len() == 2)
+        .await;
+    let left = cluster
+        .texts("SELECT COALESCE(recent, '') FROM chat_leases WHERE scope = 'telegram:9511'")
+        .await;
+    assert_eq!(left, [""], "taken over");
+    assert_eq!(tg.too_many_requests(), 0, "no 429 from the Bot API");
+    b.shutdown(GRACE).await;
+}

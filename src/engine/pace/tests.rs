@@ -428,3 +428,49 @@ async fn acquire_when_ready_says_when_the_chat_allows_a_call_without_queueing() 
     let other = pacer.acquire_when_ready(&chat("b"), &limits, Urgency::Preview);
     assert!(other.is_ok_and(|grant| grant.was_immediate()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_chat_handed_over_is_paced_where_the_other_pacer_left_off() {
+    let (before, after) = (Pacer::new(), Pacer::new());
+    let limits = topic_limits(3, 3000);
+    let group = chat("-100");
+    for topic in ["1", "2", "3"] {
+        before
+            .acquire(&group.clone().with_thread(topic), &limits, FINAL)
+            .await;
+    }
+    before.acquire(&chat("-200"), &limits, FINAL).await;
+    let recent = before.recent(&group);
+    assert_eq!(
+        recent,
+        [0, 100, 200].map(Duration::from_millis),
+        "the group's three calls, newest first; not another chat's"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Handed over half a second later, with those calls.
+    let start = Instant::now();
+    let ago: Vec<Duration> = recent
+        .iter()
+        .map(|d| *d + Duration::from_millis(500))
+        .collect();
+    after.seed(&group, &ago);
+    after
+        .acquire(&group.clone().with_thread("4"), &limits, FINAL)
+        .await;
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(2300),
+        "the group's window counts the calls made before the handover: 3 s after the first"
+    );
+    assert_eq!(after.recent(&group).len(), 4);
+    let fresh = Pacer::new();
+    let start = Instant::now();
+    fresh
+        .acquire(&group.clone().with_thread("4"), &limits, FINAL)
+        .await;
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "without them it would go at once"
+    );
+}

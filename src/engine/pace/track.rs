@@ -7,6 +7,10 @@ use tokio::time::Instant;
 
 use crate::engine::ports::Rate;
 
+/// How long seeded calls keep a level remembered: past the longest window a platform counts
+/// in a chat (Telegram's minute in a group), with room for jitter.
+const SEEDED_KEEP: Duration = Duration::from_secs(61);
+
 /// How a level spaces the calls it lets through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Spacing {
@@ -63,6 +67,23 @@ impl Track {
         self.calls.push_back(now);
         let forget = now + keep;
         self.forget_at = Some(self.paused_until.map_or(forget, |p| p.max(forget)));
+    }
+
+    /// The calls remembered, oldest first.
+    pub(super) fn calls(&self) -> impl Iterator<Item = Instant> + '_ {
+        self.calls.iter().copied()
+    }
+
+    /// Adds calls made elsewhere before now (another process's, in a chat it handed over);
+    /// they are forgotten as the rates that look at them would forget them, at the latest a
+    /// minute and a second after the newest.
+    pub(super) fn seed(&mut self, calls: &[Instant], now: Instant) {
+        let mut all: Vec<Instant> = self.calls.iter().chain(calls).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        self.calls = all.into();
+        let forget = self.calls.back().map_or(now, |last| *last + SEEDED_KEEP);
+        self.forget_at = Some(self.forget_at.map_or(forget, |f| f.max(forget)));
     }
 
     /// Holds every call until `until`.

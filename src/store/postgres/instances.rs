@@ -10,7 +10,9 @@ use super::super::rows::{self, failed};
 use super::PgStore;
 use crate::engine::event::PlatformKind;
 use crate::engine::ports::{InterruptedReply, StoreError};
-use crate::instances::{Acquired, Coordination, InboxEvent, InstanceId, Scope, Waiting};
+use crate::instances::{
+    Acquired, Coordination, InboxEvent, InstanceId, Scope, Waiting, decode_recent, encode_recent,
+};
 use crate::store::INTERRUPTED;
 
 // `NOW` in every statement: `(extract(epoch from clock_timestamp()) * 1000)::bigint`, the
@@ -33,20 +35,21 @@ const HEARTBEAT: &str = "INSERT INTO instances (id, started_at, heartbeat_at, st
 /// part of a statement sees the rows as they were before it) who held it before and how long
 /// ago they let go of it (`NULL`: they hold it still, or died holding it).
 const ACQUIRE: &str = "WITH previous AS (SELECT instance, \
-     (extract(epoch from clock_timestamp()) * 1000)::bigint - released_at AS since \
+     (extract(epoch from clock_timestamp()) * 1000)::bigint - released_at AS since, recent \
      FROM chat_leases WHERE scope = $1), \
      taken AS (INSERT INTO chat_leases (scope, instance) VALUES ($1, $2) \
-     ON CONFLICT (scope) DO UPDATE SET instance = excluded.instance, released_at = NULL \
+     ON CONFLICT (scope) DO UPDATE SET instance = excluded.instance, released_at = NULL, \
+     recent = NULL \
      WHERE chat_leases.instance = excluded.instance OR chat_leases.released_at IS NOT NULL \
      OR NOT EXISTS (SELECT 1 FROM instances s \
      WHERE s.id = chat_leases.instance AND NOT s.stopping \
      AND s.heartbeat_at > (extract(epoch from clock_timestamp()) * 1000)::bigint - $3) \
      RETURNING 1) \
      SELECT (SELECT COUNT(*) FROM taken), (SELECT instance FROM previous), \
-     (SELECT since FROM previous)";
+     (SELECT since FROM previous), (SELECT recent FROM previous)";
 
 const RELEASE: &str = "UPDATE chat_leases \
-     SET released_at = (extract(epoch from clock_timestamp()) * 1000)::bigint \
+     SET released_at = (extract(epoch from clock_timestamp()) * 1000)::bigint, recent = $3 \
      WHERE scope = $1 AND instance = $2 AND released_at IS NULL";
 
 const RELEASE_ALL: &str = "UPDATE chat_leases \
@@ -133,28 +136,39 @@ impl Coordination for PgStore {
         failover: Duration,
     ) -> Result<Acquired, StoreError> {
         // One statement, one round trip: the holder read is the one replaced.
-        let (taken, holder, released): (i64, Option<String>, Option<i64>) = sqlx::query_as(ACQUIRE)
-            .bind(scope.as_str())
-            .bind(me.as_str())
-            .bind(millis(failover))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(failed("take a chat lease"))?;
+        let (taken, holder, released, recent): (i64, Option<String>, Option<i64>, Option<String>) =
+            sqlx::query_as(ACQUIRE)
+                .bind(scope.as_str())
+                .bind(me.as_str())
+                .bind(millis(failover))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(failed("take a chat lease"))?;
         if taken != 1 {
             return Ok(Acquired::Refused);
         }
         Ok(match holder {
-            Some(holder) if holder != me.as_str() => Acquired::TakenOver {
-                since: released.map(|ms| Duration::from_millis(rows::from_column(ms))),
-            },
+            Some(holder) if holder != me.as_str() => {
+                let since = released.map(|ms| Duration::from_millis(rows::from_column(ms)));
+                Acquired::TakenOver {
+                    since,
+                    recent: decode_recent(recent.as_deref(), since.unwrap_or_default()),
+                }
+            }
             _ => Acquired::Held,
         })
     }
 
-    async fn release(&self, me: &InstanceId, scope: &Scope) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        me: &InstanceId,
+        scope: &Scope,
+        recent: &[Duration],
+    ) -> Result<(), StoreError> {
         sqlx::query(RELEASE)
             .bind(scope.as_str())
             .bind(me.as_str())
+            .bind(encode_recent(recent))
             .execute(&self.pool)
             .await
             .map_err(failed("release a chat lease"))?;

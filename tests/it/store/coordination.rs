@@ -49,6 +49,7 @@ coordination_suite!(sqlite, crate::store::coordination::fresh_sqlite;
     an_event_delivered_twice_is_stored_once,
     a_batch_is_stored_in_its_order_each_id_once,
     the_instances_answering_on_each_platform_are_counted_without_the_asker,
+    a_released_lease_hands_its_recent_calls_to_the_next_holder,
     a_lease_is_one_instances_until_it_dies_or_retires,
     waiting_events_go_to_their_scopes_holder_in_order_until_started,
     scopes_with_waiting_events_and_no_live_holder_are_free,
@@ -59,6 +60,7 @@ coordination_suite!(postgres, crate::store::coordination::fresh_postgres;
     an_event_delivered_twice_is_stored_once,
     a_batch_is_stored_in_its_order_each_id_once,
     the_instances_answering_on_each_platform_are_counted_without_the_asker,
+    a_released_lease_hands_its_recent_calls_to_the_next_holder,
     a_lease_is_one_instances_until_it_dies_or_retires,
     waiting_events_go_to_their_scopes_holder_in_order_until_started,
     scopes_with_waiting_events_and_no_live_holder_are_free,
@@ -166,7 +168,7 @@ pub async fn the_instances_answering_on_each_platform_are_counted_without_the_as
     // Polling is not answering; a released chat is nobody's; a dead instance answers nothing.
     take(&c, Scope::TELEGRAM_POLL).await;
     take(&c, "discord:5").await;
-    db.release(&c, &Scope::named("discord:5"))
+    db.release(&c, &Scope::named("discord:5"), &[])
         .await
         .expect("released");
     take(&d, "telegram:6").await;
@@ -196,6 +198,36 @@ pub async fn the_instances_answering_on_each_platform_are_counted_without_the_as
     assert!(
         seen_by(&a).await.is_empty(),
         "b retired, c polls, d is dead"
+    );
+}
+
+pub async fn a_released_lease_hands_its_recent_calls_to_the_next_holder(both: Both) {
+    let (a, b) = (InstanceId::new("a"), InstanceId::new("b"));
+    let db = &both.coord;
+    db.register(&a).await.expect("a");
+    db.register(&b).await.expect("b");
+    let scope = Scope::named("telegram:-100");
+    assert!(db.acquire(&a, &scope, LONG).await.expect("a").held());
+    let calls = [Duration::from_millis(40), Duration::from_millis(2_500)];
+    db.release(&a, &scope, &calls).await.expect("released");
+    let Acquired::TakenOver {
+        since: Some(since),
+        recent,
+    } = db.acquire(&b, &scope, LONG).await.expect("b")
+    else {
+        panic!("a released it: b takes it over");
+    };
+    assert_eq!(
+        recent,
+        calls.map(|c| c + since),
+        "a's calls, as long before now as they were"
+    );
+    // Taken, the row forgets them: b's own release writes b's.
+    db.release(&b, &scope, &[]).await.expect("released");
+    let again = db.acquire(&a, &scope, LONG).await.expect("a again");
+    assert!(
+        matches!(again, Acquired::TakenOver { ref recent, .. } if recent.is_empty()),
+        "{again:?}"
     );
 }
 
@@ -246,16 +278,22 @@ pub async fn a_lease_is_one_instances_until_it_dies_or_retires(both: Both) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     db.heartbeat(&b).await.expect("b beats");
     let short = Duration::from_millis(200);
-    let died = Acquired::TakenOver { since: None };
+    let died = Acquired::TakenOver {
+        since: None,
+        recent: Vec::new(),
+    };
     assert_eq!(take(&b, short).await, died, "a died holding it");
     assert_eq!(take(&a, LONG).await, Acquired::Refused, "b holds it");
 
     db.retire(&b).await.expect("b retires");
-    let Acquired::TakenOver { since: Some(since) } = take(&a, LONG).await else {
+    let Acquired::TakenOver {
+        since: Some(since), ..
+    } = take(&a, LONG).await
+    else {
         panic!("a retired holder's lease is free, released when it retired");
     };
     assert!(since < LONG);
-    db.release(&a, &scope).await.expect("released");
+    db.release(&a, &scope, &[]).await.expect("released");
     db.register(&b).await.expect("b runs again");
     assert!(take(&b, LONG).await.held(), "a released lease is free");
     assert_eq!(take(&a, LONG).await, Acquired::Refused, "and b's now");
