@@ -30,13 +30,20 @@ impl Instance {
     pub(super) async fn pump(self, intake: CancellationToken) {
         let mut counted = tokio::time::Instant::now();
         self.count_sharers().await;
+        // Free scopes come from other instances stopping or dying, not from this one's events
+        // (it takes the scope of each event it stores): looked for once a poll interval, not
+        // at every wake, which a burst of updates brings every few milliseconds.
+        let mut freed: Option<tokio::time::Instant> = None;
         loop {
             let woken = self.shared.wake.notified();
             if counted.elapsed() >= SHARE_EVERY {
                 counted = tokio::time::Instant::now();
                 self.count_sharers().await;
             }
-            self.take_free_scopes().await;
+            if freed.is_none_or(|at| at.elapsed() >= POLL) {
+                freed = Some(tokio::time::Instant::now());
+                self.take_free_scopes().await;
+            }
             self.hand_over().await;
             tokio::select! {
                 () = intake.cancelled() => break,
