@@ -97,6 +97,11 @@ impl Logs {
         }
     }
 
+    /// The accepted writes in `chat`, in order.
+    pub fn writes_in(&self, chat: i64) -> impl Iterator<Item = &Write> + '_ {
+        self.writes.iter().filter(move |w| w.chat == chat)
+    }
+
     /// The accepted writes of a turn, in order.
     fn writes_of<'a>(&'a self, turn: &'a Turn) -> impl Iterator<Item = &'a Write> + 'a {
         let (start, end) = turn.window;
