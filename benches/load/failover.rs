@@ -442,3 +442,61 @@ pub fn render(report: &Report) -> String {
     ));
     lines.join("\n")
 }
+
+/// Checks the classification on made-up chats at every start of the benchmark (it has no test
+/// harness): an exact reply and a marked prefix pass, a marked text that is not a prefix, a
+/// missing reply and a second answer do not.
+pub fn self_check() {
+    let now = Instant::now();
+    let turn = |side: Side, tag: &str| {
+        let conversation = Conversation::new(if side == Side::Telegram { 0 } else { 1 }, None);
+        let text = super::llm::reply_text(tag, 300);
+        let visible = match side {
+            Side::Telegram => telegram_rendering(&text),
+            Side::Discord => text.clone(),
+        };
+        Turn {
+            conversation,
+            tag: tag.into(),
+            text,
+            visible,
+            message: String::new(),
+            before: 0,
+            window: (now, now),
+            shown: Vec::new(),
+        }
+    };
+    let all = |_: &Turn| true;
+    for side in [Side::Telegram, Side::Discord] {
+        let (a, b) = (turn(side, "c0t4"), turn(side, "c0t5"));
+        let turns = [&a, &b];
+        let cut: String = a.text.chars().take(120).collect();
+        let cut = match side {
+            Side::Telegram => telegram_rendering(&cut),
+            Side::Discord => cut,
+        };
+        let marked = format!("{cut}\n\n{}", marker());
+        let exact = b.visible.clone();
+        let check = |added: &[String], want: &[Outcome], extra: usize| {
+            let got = classify(&turns, added, all);
+            assert_eq!(got, (want.to_vec(), extra), "{side:?} {added:?}");
+        };
+        use Outcome::{Exact, Lost, Marked, Retry, Unreceived};
+        check(&[a.visible.clone(), exact.clone()], &[Exact, Exact], 0);
+        check(&[marked.clone(), exact.clone()], &[Marked, Exact], 0);
+        check(&[marker(), exact.clone()], &[Marked, Exact], 0);
+        let mangled = format!("{}#\n\n{}", &cut[..cut.len() / 2], marker());
+        check(&[mangled, exact.clone()], &[Lost, Lost], 2);
+        check(std::slice::from_ref(&exact), &[Lost, Exact], 0);
+        check(std::slice::from_ref(&marked), &[Marked, Lost], 0);
+        check(
+            &[marked.clone(), exact.clone(), exact.clone()],
+            &[Marked, Exact],
+            1,
+        );
+        let retry = format!("{RETRY} and waited too long — please send it again.");
+        check(&[marked.clone(), retry], &[Marked, Retry], 0);
+        let none = |_: &Turn| false;
+        assert_eq!(classify(&turns, &[], none).0, [Unreceived, Unreceived]);
+    }
+}

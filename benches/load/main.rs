@@ -164,6 +164,7 @@ async fn database_url(store: StoreKind, dir: &std::path::Path) -> String {
 
 fn main() {
     schedule::self_check();
+    failover::self_check();
     let options = options();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
