@@ -270,7 +270,7 @@ pub async fn round(
     let logs = Logs::read(fakes);
     let mut report = Report {
         n: chats.len(),
-        killed: victim,
+        killed: victim.clone(),
         plan_kill: plan.kill_after,
         failover: plan.failover,
         streaming,
@@ -287,6 +287,7 @@ pub async fn round(
             .count(),
         wall,
     };
+    let mut shown_lost = 0;
     let earliest = |slot: &mut Option<Duration>, value: Duration| {
         *slot = Some(slot.map_or(value, |v| v.min(value)));
     };
@@ -298,6 +299,30 @@ pub async fn round(
         };
         let is_held = held.contains(&key);
         let (outcomes, extra) = chat.outcomes(fakes);
+        if (outcomes.contains(&Outcome::Lost) || extra > 0) && shown_lost < 5 {
+            shown_lost += 1;
+            let added = chat.added(fakes);
+            let short: Vec<String> = added
+                .iter()
+                .map(|t| {
+                    let head: String = t.chars().take(40).collect();
+                    let tail: String = t
+                        .chars()
+                        .rev()
+                        .take(45)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect();
+                    format!("{head} … {tail} ({} chars)", t.chars().count())
+                })
+                .collect();
+            eprintln!(
+                "failover: {:?} chat {} (held by {victim}: {is_held}): {outcomes:?}, {extra} \
+                 extra; it shows {short:?}",
+                chat.conversation.side, chat.conversation.chat
+            );
+        }
         let tally = if is_held {
             &mut report.held[side]
         } else {
