@@ -287,7 +287,8 @@ pub async fn round(
             .count(),
         wall,
     };
-    let mut shown_lost = 0;
+    // A few examples of each kind of loss, for the log.
+    let mut shown_lost = BTreeMap::new();
     let earliest = |slot: &mut Option<Duration>, value: Duration| {
         *slot = Some(slot.map_or(value, |v| v.min(value)));
     };
@@ -299,24 +300,12 @@ pub async fn round(
         };
         let is_held = held.contains(&key);
         let (outcomes, extra) = chat.outcomes(fakes);
-        if (outcomes.contains(&Outcome::Lost) || extra > 0) && shown_lost < 5 {
-            shown_lost += 1;
+        let kind = (side, is_held, outcomes.contains(&Outcome::Lost), extra > 0);
+        let shown = shown_lost.entry(kind).or_insert(0);
+        if (kind.2 || kind.3) && *shown < 2 {
+            *shown += 1;
             let added = chat.added(fakes);
-            let short: Vec<String> = added
-                .iter()
-                .map(|t| {
-                    let head: String = t.chars().take(40).collect();
-                    let tail: String = t
-                        .chars()
-                        .rev()
-                        .take(45)
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                        .collect();
-                    format!("{head} … {tail} ({} chars)", t.chars().count())
-                })
-                .collect();
+            let short: Vec<String> = added.iter().map(|t| abridged(t)).collect();
             eprintln!(
                 "failover: {:?} chat {} (held by {victim}: {is_held}): {outcomes:?}, {extra} \
                  extra; it shows {short:?}",
@@ -355,6 +344,17 @@ pub async fn round(
         }
     }
     report
+}
+
+/// The start and the end of a long text, and its length.
+fn abridged(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 90 {
+        return text.to_string();
+    }
+    let head: String = chars[..40].iter().collect();
+    let tail: String = chars[chars.len() - 45..].iter().collect();
+    format!("{head} … {tail} ({} chars)", chars.len())
 }
 
 /// The chat leases `instance` held, and the replies it was streaming, as the database says.
