@@ -1,7 +1,8 @@
 //! The bot under load: `parley run` as a child process (the real binary, wired by `App::start`),
 //! so its CPU time and memory are measured apart from the fakes, from `/proc/<pid>`.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -15,12 +16,25 @@ pub struct Endpoints {
     pub telegram: String,
     /// `discord.proxy_url`.
     pub discord: String,
+    /// `telegram.failover_secs` (with several instances).
+    pub failover: Duration,
 }
 
 /// A running `parley run`.
 pub struct Bot {
     child: Child,
     pid: u32,
+    /// Its log (stderr).
+    log: PathBuf,
+}
+
+/// One instance among several on one database: its `instance.id` and the settings only it has.
+pub struct Role {
+    /// `instance.id`, also the name of its log, `<id>.log`.
+    pub id: String,
+    /// More `PARLEY__...` settings (without the prefix): the shared webhook and shard count,
+    /// this instance's shard range.
+    pub settings: Vec<(String, String)>,
 }
 
 /// CPU time and memory of the bot process.
@@ -40,15 +54,21 @@ impl Bot {
     /// `TOKIO_WORKER_THREADS` passes through, to compare runtime sizes. `PARLEY_BIN` names another
     /// binary: the one cargo builds for benchmarks carries the dev-dependencies' tokio features
     /// (`test-util`, `process`), a release build of the binary alone does not.
-    /// `poll` is the Telegram long-poll timeout (`telegram.poll_timeout_secs`).
+    /// `poll` is the Telegram long-poll timeout (`telegram.poll_timeout_secs`). With a `role`
+    /// it is one of several instances, logging to `dir/<id>.log`.
     pub fn start(
         endpoints: &Endpoints,
         database_url: &str,
         dir: &Path,
         max_concurrent: usize,
         poll: Duration,
+        role: Option<&Role>,
     ) -> Self {
-        let log = std::fs::File::create(dir.join("bot.log")).unwrap();
+        let name = role.map_or("bot".to_string(), |r| r.id.clone());
+        let path = dir.join(format!("{name}.log"));
+        let log = std::fs::File::create(&path).unwrap();
+        let more = role.map(|r| r.settings.clone()).unwrap_or_default();
+        let more = more.into_iter().map(|(k, v)| (format!("PARLEY__{k}"), v));
         let binary = std::env::var("PARLEY_BIN").unwrap_or(env!("CARGO_BIN_EXE_parley").into());
         let child = Command::new(binary)
             .arg("run")
@@ -71,12 +91,18 @@ impl Bot {
             )
             .env("PARLEY__DISCORD__PROXY_URL", &endpoints.discord)
             .env(
+                "PARLEY__TELEGRAM__FAILOVER_SECS",
+                endpoints.failover.as_secs().to_string(),
+            )
+            .env(
                 "PARLEY__DISPATCH__MAX_CONCURRENT",
                 max_concurrent.to_string(),
             )
             // Any free port: another bot on the machine may hold the default one.
             .env("PARLEY__HTTP__LISTEN", "127.0.0.1:0")
-            .env("PARLEY__LOG__LEVEL", "warn")
+            // Warnings only, and the line naming the listener's address.
+            .env("PARLEY__LOG__LEVEL", "warn,parley::app::serve=info")
+            .envs(more)
             .envs(std::env::var("TOKIO_WORKER_THREADS").map(|v| ("TOKIO_WORKER_THREADS", v)))
             .stdout(Stdio::null())
             .stderr(log)
@@ -84,7 +110,50 @@ impl Bot {
             .spawn()
             .expect("start parley run");
         let pid = child.id().expect("a running child");
-        Self { child, pid }
+        Self {
+            child,
+            pid,
+            log: path,
+        }
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        tail.join("\n")
+    }
+
+    /// The address of its `/healthz` listener, once its log names it (within 60 s).
+    pub async fn http_address(&self) -> SocketAddr {
+        for _ in 0..600 {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let line = log.lines().find(|l| l.contains("serving /healthz"));
+            let address = line.and_then(|l| {
+                let at = l.find("127.0.0.1:")?;
+                let port: String = l[at + 10..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                format!("127.0.0.1:{port}").parse().ok()
+            });
+            if let Some(address) = address {
+                return address;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "parley run {} named no listener; its log:\n{}",
+            self.pid,
+            self.log_tail(40)
+        );
+    }
+
+    /// Kills it with SIGKILL (a crash, an OOM kill, a lost host) and reaps it.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("kill -9");
+        let _ = self.child.wait().await;
     }
 
     /// The process id, for a profiler.
@@ -116,6 +185,8 @@ impl Bot {
 
     /// Stops it with SIGTERM, as a service manager would, and waits for it.
     pub async fn stop(mut self) -> Option<i32> {
+        // Killed and reaped already: its pid may be another process's by now.
+        self.child.id()?;
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();

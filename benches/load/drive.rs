@@ -10,9 +10,6 @@ use super::it::fake_discord::{FakeDiscord, UserMessage};
 use super::it::fake_telegram::{FakeTelegram, User, private};
 use super::llm::{FakeLlm, reply_text};
 
-/// The guild every Discord channel of the benchmark belongs to.
-const GUILD: &str = "1";
-
 /// Which fake a conversation lives on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -31,6 +28,9 @@ pub struct Conversation {
     pub side: Side,
     /// The Telegram chat (and user) id or the Discord channel id.
     pub chat: i64,
+    /// The Discord guild of the channel: every other Discord conversation is in a guild of
+    /// shard 1 of two (the fake gateway sends a guild's events to shard `(id >> 22) % count`).
+    pub guild: u64,
 }
 
 impl Conversation {
@@ -46,7 +46,15 @@ impl Conversation {
             Side::Telegram => 10_000 + index as i64,
             Side::Discord => 50_000 + index as i64,
         };
-        Self { index, side, chat }
+        // The how-manieth Discord conversation this is, to alternate the shards.
+        let ordinal = if only.is_some() { index } else { index / 2 };
+        let guild = (2 + (ordinal % 2) as u64) << 22;
+        Self {
+            index,
+            side,
+            chat,
+            guild,
+        }
     }
 
     /// The tag of turn `turn`, which the fake model reads from the message.
@@ -106,7 +114,7 @@ impl Fakes {
     }
 
     /// Writes turn `turn` of `conversation` as its user.
-    fn send(&self, conversation: &Conversation, turn: usize) -> Turn {
+    pub fn send(&self, conversation: &Conversation, turn: usize) -> Turn {
         let tag = conversation.tag(turn);
         let prompt = format!("#{tag}# please answer at length");
         let before = self.texts(conversation).len();
@@ -119,7 +127,12 @@ impl Fakes {
             Side::Discord => {
                 let channel = conversation.chat.to_string();
                 let author = (900_000 + conversation.index).to_string();
-                let message = UserMessage::mention(GUILD, &channel, &author, &prompt);
+                let message = UserMessage::mention(
+                    &conversation.guild.to_string(),
+                    &channel,
+                    &author,
+                    &prompt,
+                );
                 self.dc.user_message(message)
             }
         };

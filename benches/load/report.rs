@@ -61,11 +61,16 @@ impl Logs {
             });
         }
         let mut discord_counted = Vec::new();
+        // The first few 429s, to see what met them (the count is in the table).
+        let mut printed = 0;
         for call in fakes.dc.calls() {
             let exempt =
                 call.path.starts_with("/interactions") || call.path.starts_with("/webhooks");
             if call.status == 429 {
-                eprintln!("Discord 429: {} {} {}", call.method, call.path, call.body);
+                printed += 1;
+                if printed <= 3 {
+                    eprintln!("Discord 429: {} {} {}", call.method, call.path, call.body);
+                }
             }
             if exempt || call.status == 429 {
                 continue;
@@ -95,6 +100,11 @@ impl Logs {
             discord_counted,
             too_many,
         }
+    }
+
+    /// The accepted writes in `chat`, in order.
+    pub fn writes_in(&self, chat: i64) -> impl Iterator<Item = &Write> + '_ {
+        self.writes.iter().filter(move |w| w.chat == chat)
     }
 
     /// The accepted writes of a turn, in order.

@@ -8,15 +8,16 @@ use super::llm::Shape;
 use super::report::{Logs, Sample, p50_p99};
 use super::schedule::{RATIO_FLOOR_MS, Versus};
 
-/// The bot's usage when idle after start and after the rounds, and its idle CPU rate.
-#[derive(Debug, Clone, Copy)]
+/// Each bot process's usage when idle after start and after the rounds, and its idle CPU rate
+/// (one entry per instance).
+#[derive(Debug, Clone)]
 pub struct Usages {
     /// After start, before the first message.
-    pub idle: Usage,
+    pub idle: Vec<Usage>,
     /// After the last round.
-    pub busy: Usage,
+    pub busy: Vec<Usage>,
     /// CPU seconds a second while idle.
-    pub idle_cpu: f64,
+    pub idle_cpu: Vec<f64>,
 }
 
 /// What one size ran: N, the load at its start, the number of its idle round (the busy rounds
@@ -61,10 +62,12 @@ pub struct Row {
     versus: [Versus; 2],
     edits: f64,
     too_many: (usize, usize),
-    cpu_per_1000: f64,
-    idle_cpu_ms: f64,
-    peak_mb: f64,
-    idle_mb: f64,
+    /// Per instance: CPU seconds per 1,000 replies (of all instances' replies), idle CPU,
+    /// peak and idle RSS.
+    cpu_per_1000: Vec<f64>,
+    idle_cpu_ms: Vec<f64>,
+    peak_mb: Vec<f64>,
+    idle_mb: Vec<f64>,
     wall: Duration,
     smoke: bool,
 }
@@ -128,15 +131,32 @@ impl Row {
             versus: [true, false].map(|telegram| Versus::of(samples, telegram, idle_round)),
             edits: edits as f64 / replies.max(1) as f64,
             too_many: logs.too_many,
-            cpu_per_1000: (usage.busy.cpu_secs - usage.idle.cpu_secs) * 1000.0
-                / busy_replies.max(1) as f64,
-            idle_cpu_ms: usage.idle_cpu * 1000.0,
-            peak_mb: usage.busy.peak_mb,
-            idle_mb: usage.idle.rss_mb,
+            cpu_per_1000: usage
+                .busy
+                .iter()
+                .zip(&usage.idle)
+                .map(|(busy, idle)| {
+                    (busy.cpu_secs - idle.cpu_secs) * 1000.0 / busy_replies.max(1) as f64
+                })
+                .collect(),
+            idle_cpu_ms: usage.idle_cpu.iter().map(|c| c * 1000.0).collect(),
+            peak_mb: usage.busy.iter().map(|u| u.peak_mb).collect(),
+            idle_mb: usage.idle.iter().map(|u| u.rss_mb).collect(),
             wall,
             smoke,
         }
     }
+}
+
+/// One figure per instance: the figure alone for one, else each and their sum (`a / b / sum`).
+fn each_and_sum(values: &[f64], digits: usize) -> String {
+    let one = |v: f64| format!("{v:.digits$}");
+    if values.len() == 1 {
+        return one(values[0]);
+    }
+    let mut cells: Vec<String> = values.iter().map(|v| one(*v)).collect();
+    cells.push(one(values.iter().sum()));
+    cells.join(" / ")
 }
 
 fn ms(pair: (Option<f64>, Option<f64>)) -> String {
@@ -263,17 +283,25 @@ pub fn render(rows: &[Row], shape: &Shape, only: Option<Side>) -> String {
         );
     }
     line("edits per reply (mean)", "", &|r| format!("{:.1}", r.edits));
-    line("bot CPU seconds per 1,000 replies", "≤ 10", &|r| {
-        format!("{:.2}", r.cpu_per_1000)
-    });
-    line("bot CPU while idle (ms a second)", "", &|r| {
-        format!("{:.1}", r.idle_cpu_ms)
-    });
-    line("peak RSS, VmHWM (MB)", "≤ 64 (N=1000)", &|r| {
-        format!("{:.1}", r.peak_mb)
-    });
-    line("idle RSS after start (MB)", "≤ 20", &|r| {
-        format!("{:.1}", r.idle_mb)
+    let several = rows.iter().any(|r| r.peak_mb.len() > 1);
+    let per = if several { ", each instance / sum" } else { "" };
+    line(
+        &format!("bot CPU seconds per 1,000 replies{per}"),
+        "≤ 10",
+        &|r| each_and_sum(&r.cpu_per_1000, 2),
+    );
+    line(
+        &format!("bot CPU while idle (ms a second){per}"),
+        "",
+        &|r| each_and_sum(&r.idle_cpu_ms, 1),
+    );
+    line(
+        &format!("peak RSS, VmHWM (MB){per}"),
+        "≤ 64 (N=1000)",
+        &|r| each_and_sum(&r.peak_mb, 1),
+    );
+    line(&format!("idle RSS after start (MB){per}"), "≤ 20", &|r| {
+        each_and_sum(&r.idle_mb, 1)
     });
     line("wall time of the busy rounds (s)", "", &|r| {
         format!("{:.1}", r.wall.as_secs_f64())
