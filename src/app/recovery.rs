@@ -34,12 +34,13 @@ impl Marker {
         }
     }
 
-    /// One task per interrupted reply: wait for its platform, then edit its last message.
+    /// One task per interrupted reply: wait for its platform, then edit its last message (or,
+    /// when nothing of it showed, send the marker on its own).
     pub(super) fn spawn(&self, interrupted: Vec<InterruptedReply>) {
-        let shown = interrupted
+        let chats = interrupted
             .into_iter()
-            .filter(|r| r.key.platform != PlatformKind::Console && !r.platform_messages.is_empty());
-        for reply in shown {
+            .filter(|r| r.key.platform != PlatformKind::Console);
+        for reply in chats {
             let marker = self.clone();
             self.tracker.spawn(async move { marker.mark(reply).await });
         }

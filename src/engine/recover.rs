@@ -24,23 +24,23 @@ pub fn marked_text(reply: &InterruptedReply, limits: &Limits) -> Option<String> 
 }
 
 /// Marks `reply` as interrupted in the chat: edits its last message, or answers it with the
-/// marker when the text leaves no room. Paced like any reply; retries rate limits.
+/// marker when the text leaves no room. A reply interrupted before anything of it showed gets
+/// the marker as a message of its own: its asker would otherwise wait for an answer that never
+/// comes. Paced like any reply; retries rate limits.
 pub async fn mark_interrupted(
     platform: &dyn Platform,
     pacer: &Pacer,
     reply: &InterruptedReply,
 ) -> Result<(), PlatformError> {
-    let Some(last) = reply.platform_messages.last() else {
-        return Ok(());
-    };
     let (chat, limits) = (&reply.key, platform.limits(&reply.key));
-    let marked = marked_text(reply, &limits);
+    let last = reply.platform_messages.last();
+    let marked = last.and_then(|_| marked_text(reply, &limits));
     let marker = format!("{INTERRUPTED}{RESTARTED}");
     let delivery = Delivery::new(pacer, chat, limits, Urgency::Final, Policy::MARKER);
     let marking = delivery.run(|| async {
-        match &marked {
-            Some(text) => platform.edit(chat, last, text, Phase::Final).await,
-            None => platform.send(chat, Some(last), &marker, Phase::Final).await,
+        match (last, &marked) {
+            (Some(last), Some(text)) => platform.edit(chat, last, text, Phase::Final).await,
+            (_, _) => platform.send(chat, last, &marker, Phase::Final).await,
         }
     });
     marking.await.map(|_| ())

@@ -96,6 +96,20 @@ async fn a_reply_without_text_shows_only_the_marker() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_reply_interrupted_before_anything_showed_gets_the_marker_on_its_own() {
+    let platform = MemoryPlatform::new(limits(100));
+    // Text recorded but never shown: it is not shown now either.
+    let interrupted = reply("Never shown", &[]);
+    mark_interrupted(&platform, &Pacer::new(), &interrupted)
+        .await
+        .expect("sent");
+    assert_eq!(
+        platform.texts(&chat()),
+        ["⚠️ reply interrupted: the bot restarted"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_full_last_message_gets_the_marker_as_an_answer() {
     let platform = MemoryPlatform::new(limits(45));
     let message = sent(&platform, "x").await;
