@@ -37,17 +37,33 @@ async fn applied_migrations(store: &PgStore) -> Vec<i64> {
         .expect("the migration table")
 }
 
+/// The versions of the migrations in `migrations/postgres/`, in order.
+fn shipped_migrations() -> Vec<i64> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres");
+    let mut versions: Vec<i64> = std::fs::read_dir(dir)
+        .expect("the migrations folder")
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.split('_').next()?.parse().ok()
+        })
+        .collect();
+    versions.sort_unstable();
+    versions
+}
+
 #[tokio::test]
 async fn opening_twice_migrates_once_and_keeps_the_conversation() {
     let Some(url) = database().await else { return };
     let key = telegram("42");
     let store = open(&url).await;
     let first = store.conversation(&key).await.expect("created");
-    assert_eq!(applied_migrations(&store).await, [1, 2, 3, 5]);
+    let shipped = shipped_migrations();
+    assert!(shipped.len() >= 5, "{shipped:?}");
+    assert_eq!(applied_migrations(&store).await, shipped);
     store.close().await;
 
     let reopened = open(&url).await;
-    assert_eq!(applied_migrations(&reopened).await, [1, 2, 3, 5]);
+    assert_eq!(applied_migrations(&reopened).await, shipped);
     assert_eq!(reopened.conversation(&key).await.expect("found"), first);
 }
 
