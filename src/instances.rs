@@ -103,6 +103,8 @@ struct Shared {
     pumped: CancellationToken,
     /// Set when a graceful stop begins: no lease is taken any more.
     stopping: CancellationToken,
+    /// Shows the marker in the chats of dead instances' interrupted replies.
+    on_abandoned: OnAbandoned,
     /// Whose pacers a chat's recent calls are read from when it is handed over, and told of
     /// the calls another instance made in a chat taken over.
     engine: Arc<Engine>,
@@ -153,13 +155,14 @@ impl Instance {
                 heart: Mutex::default(),
                 pumped: CancellationToken::new(),
                 stopping: CancellationToken::new(),
+                on_abandoned,
                 engine,
                 shares: Mutex::default(),
             }),
         };
         // The heartbeat must outlive the dispatcher's drain (leases of chats still answering
         // stay held), so the tracker the drain waits for does not own it; `stop` ends it.
-        let heart = tokio::spawn(instance.clone().heartbeat(on_abandoned));
+        let heart = tokio::spawn(instance.clone().heartbeat());
         *lock(&instance.shared.heart) = Some(heart);
         tracker.spawn(instance.clone().pump(intake));
         Ok(instance)
@@ -199,6 +202,12 @@ impl Instance {
                     && let Some(chat) = scope.chat()
                 {
                     shared.engine.pacer(chat.platform).seed(&chat, recent);
+                }
+                // A chat whose holder died: the replies it left streaming are marked first, so
+                // the chat shows the marker before the next answer (the heartbeat's own sweep
+                // may be a third of the failover time away).
+                if let Acquired::TakenOver { since: None, .. } = &acquired {
+                    self.sweep(None).await;
                 }
                 let held = acquired.held();
                 let mut local = lock(&shared.local);
@@ -394,9 +403,30 @@ impl Instance {
             .collect()
     }
 
+    /// Marks the replies of dead instances (and of `also`, this id in an earlier run)
+    /// interrupted, and has them marked in their chats.
+    async fn sweep(&self, also: Option<&InstanceId>) {
+        let shared = &self.shared;
+        match shared
+            .store
+            .recover_abandoned(also, shared.config.failover)
+            .await
+        {
+            Ok(replies) if replies.is_empty() => {}
+            Ok(replies) => {
+                tracing::warn!(
+                    count = replies.len(),
+                    "marked replies of a stopped instance as interrupted"
+                );
+                (shared.on_abandoned)(replies);
+            }
+            Err(error) => tracing::warn!(error = %error.chain(), "could not sweep replies"),
+        }
+    }
+
     /// Renews the heartbeat every third of the failover time; each time, marks the replies of
     /// dead instances interrupted and reports the inbox's depth.
-    async fn heartbeat(self, on_abandoned: OnAbandoned) {
+    async fn heartbeat(self) {
         let shared = &self.shared;
         let (id, failover) = (&shared.config.id, shared.config.failover);
         let mut beats = 0u32;
@@ -406,18 +436,7 @@ impl Instance {
                 tracing::warn!(error = %error.chain(), "could not renew the heartbeat");
             }
             // The first sweep also marks this id's replies from an earlier run.
-            let also = first.then_some(id);
-            match shared.store.recover_abandoned(also, failover).await {
-                Ok(replies) if replies.is_empty() => {}
-                Ok(replies) => {
-                    tracing::warn!(
-                        count = replies.len(),
-                        "marked replies of a stopped instance as interrupted"
-                    );
-                    on_abandoned(replies);
-                }
-                Err(error) => tracing::warn!(error = %error.chain(), "could not sweep replies"),
-            }
+            self.sweep(first.then_some(id)).await;
             first = false;
             self.release_idle().await;
             if let Ok(depth) = shared.store.inbox_depth().await {
