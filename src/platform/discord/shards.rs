@@ -62,22 +62,37 @@ struct GatewayBot {
 struct SessionStartLimit {
     remaining: u32,
     reset_after: u64,
+    /// How many rate-limit keys may identify at once (1 for most bots).
+    #[serde(default = "one")]
+    max_concurrency: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Asks Discord (`GET /gateway/bot`) whether `range` fits: warns when `discord.shard_count` is
 /// below the count Discord recommends (it closes a shard holding too many guilds with 4011) or
-/// when fewer sessions may start today than this process starts. A failed call only logs.
-pub(super) async fn check(rest: &DiscordRest, range: ShardRange) {
+/// when fewer sessions may start today than this process starts. Returns the bot's
+/// `max_concurrency`; a failed call only logs, and the answer is then 1 (the strictest).
+pub(super) async fn check(rest: &DiscordRest, range: ShardRange) -> u32 {
     let answer = rest.gateway_bot().await;
     let parsed = answer.map(serde_json::from_value::<GatewayBot>);
     let bot = match parsed {
         Ok(Ok(bot)) => bot,
-        Ok(Err(error)) => return tracing::warn!(%error, "unreadable GET /gateway/bot"),
-        Err(error) => return tracing::warn!(%error, "GET /gateway/bot failed"),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "unreadable GET /gateway/bot");
+            return 1;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "GET /gateway/bot failed");
+            return 1;
+        }
     };
     for warning in warnings(&bot, range) {
         tracing::warn!("{warning}");
     }
+    bot.session_start_limit.max_concurrency.max(1)
 }
 
 /// The warnings `check` logs for what Discord said.
@@ -112,6 +127,7 @@ mod tests {
             session_start_limit: SessionStartLimit {
                 remaining,
                 reset_after: 3_600_000,
+                max_concurrency: 1,
             },
         };
         let range = ShardRange {
