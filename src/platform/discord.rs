@@ -139,10 +139,13 @@ pub async fn start(
     let client = DiscordRest::http_client().map_err(|e| DiscordError::Client(e.to_string()))?;
     let rest = config.rest(client.clone());
     check_token(&rest, &config.describe()).await?;
-    let max_concurrency = match !shards.is_single() || instance.is_some() {
+    // A bot of one shard, alone, starts as it always did; the others ask Discord first.
+    let asks = !shards.is_single() || instance.is_some();
+    let max_concurrency = match asks {
         true => shards::check(&rest, shards).await,
         false => 1,
     };
+    let limited = asks.then(|| rest.clone());
     let turns = instance
         .clone()
         .map(|instance| IdentifyTurns::new(instance, shards, max_concurrency));
@@ -170,7 +173,7 @@ pub async fn start(
         .await
         .map_err(|e| DiscordError::Client(e.to_string()))?;
     tracing::info!("connecting {shards} to the Discord gateway");
-    tracker.spawn(serve(gateway, shards, stop, health, turns));
+    tracker.spawn(serve(gateway, shards, stop, health, turns, limited));
     Ok(platform)
 }
 
@@ -189,19 +192,24 @@ async fn check_token(rest: &DiscordRest, url: &str) -> Result<(), DiscordError> 
 }
 
 /// Runs the shards of `range` until `stop`, then closes them; with `turns`, only once this
-/// instance's turn to identify has come. (serenity's `start_shard_range` takes the last shard
-/// id as the range's end and starts it too.)
+/// instance's turn to identify has come, and with `limited`, only while Discord's session
+/// start limit allows them all. (serenity's `start_shard_range` takes the last shard id as the
+/// range's end and starts it too.)
 async fn serve(
     mut gateway: Client,
     range: ShardRange,
     stop: CancellationToken,
     health: HealthHandle,
     turns: Option<IdentifyTurns>,
+    limited: Option<DiscordRest>,
 ) {
     let shards = gateway.shard_manager.clone();
     let run = async {
         if let Some(turns) = &turns {
             turns.take().await;
+        }
+        if let Some(rest) = &limited {
+            shards::await_session_starts(rest, range).await;
         }
         // Gives the turn up once the shards are connected, then waits as long as they run.
         let released = async {

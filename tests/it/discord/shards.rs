@@ -1,6 +1,7 @@
 //! Shard ranges: two bots on one token, each running one shard of two (`discord.shards` "0" and
 //! "1" of `discord.shard_count` 2), as two instances would. The fake gateway sends each guild's
-//! events only to its shard and DMs only to shard 0, as Discord does.
+//! events only to its shard and DMs only to shard 0, as Discord does. And a process whose shards
+//! would start more sessions than Discord allows today waits rather than have the token reset.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -117,4 +118,41 @@ async fn two_shard_ranges_each_answer_their_own_guilds_once() {
     for app in apps {
         app.shutdown(Duration::from_secs(5)).await;
     }
+}
+
+#[tokio::test]
+async fn shards_wait_for_the_session_start_limit_rather_than_get_the_token_reset() {
+    let (discord, llm) = (FakeDiscord::start().await, FakeLlm::start().await);
+    // One session start left today, and a process of two shards.
+    discord.limit_sessions(1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut env: HashMap<String, String> = app_env(&llm, &dir.path().join("parley.db"));
+    for (key, value) in [
+        ("TOKEN", FAKE_TOKEN.to_string()),
+        ("PROXY_URL", discord.proxy_url()),
+        ("SHARD_COUNT", "2".into()),
+    ] {
+        env.insert(format!("PARLEY__DISCORD__{key}"), value);
+    }
+    let app = App::start(app_config(&env)).await.expect("starts");
+    // The limit is read at start (warnings) and again just before the shards would start.
+    let asked = || discord.calls_to("GET", "/gateway/bot").len();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while asked() < 2 && discord.identifies().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            discord.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // serenity would identify within milliseconds of being started.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        discord.identifies().is_empty(),
+        "no session started: {:?}",
+        discord.identifies()
+    );
+    assert!(!discord.token_reset(), "the token still works");
+    app.shutdown(Duration::from_secs(5)).await;
 }
