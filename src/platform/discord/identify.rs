@@ -2,8 +2,9 @@
 //! rate-limit key (`shard_id % max_concurrency`) and answers an IDENTIFY beyond that with
 //! Invalid Session; serenity paces only the shards of its own process, so instances starting
 //! together would identify at once. A coordinating instance therefore takes a database lease
-//! per rate-limit key its shards use (`discord:identify:<key>`) before they identify, and gives
-//! it up 5 s after they are all connected.
+//! per rate-limit key its shards use before they identify, and gives it up 5 s after they are
+//! all connected. The scope, `discord-identify:<key>`, names a role, not a chat (a chat's scope
+//! is `discord:<channel>`).
 //!
 //! Only the first start takes turns: when serenity later starts a shard again by itself (after
 //! a session timed out), that IDENTIFY is not leased; if it collides, Discord refuses one and
@@ -35,7 +36,7 @@ impl IdentifyTurns {
     pub(super) fn new(instance: Instance, range: ShardRange, max_concurrency: u32) -> Self {
         let scopes = keys(range, max_concurrency)
             .into_iter()
-            .map(|key| Scope::named(format!("discord:identify:{key}")))
+            .map(|key| Scope::named(format!("discord-identify:{key}")))
             .collect();
         Self { instance, scopes }
     }
