@@ -222,10 +222,18 @@ impl FakeDiscord {
         let mut ready = self.shared.ready.subscribe();
         let wait = ready.wait_for(|sessions| *sessions >= count);
         // Generous: a refused IDENTIFY is tried again 5 s later.
-        tokio::time::timeout(Duration::from_secs(30), wait)
+        if tokio::time::timeout(Duration::from_secs(60), wait)
             .await
-            .expect("the bot connects to the gateway")
-            .unwrap();
+            .is_err()
+        {
+            let state = self.lock();
+            let (identifies, refused) = (state.identify.len(), state.invalid_sessions);
+            panic!(
+                "the bot did not connect to the gateway: {identifies} IDENTIFYs, {refused} refused \
+                 as too fast, sessions started {:?}",
+                state.started
+            );
+        }
     }
 
     /// Makes `GET /gateway/bot` recommend `shards` shards.
