@@ -8,6 +8,7 @@
 mod commands;
 mod files;
 mod handler;
+mod identify;
 mod inbound;
 mod interaction;
 mod liveness;
@@ -39,6 +40,7 @@ use crate::health::HealthHandle;
 use crate::instances::Instance;
 use crate::secret::Secret;
 use handler::Handler;
+use identify::IdentifyTurns;
 use rest::{DiscordRest, RestError};
 
 /// Discord's REST base when no proxy is configured.
@@ -122,8 +124,9 @@ pub fn guild_id(text: &str) -> Option<GuildId> {
 
 /// Checks the token, connects the shards of `config.shards` to the gateway and serves until
 /// `stop` is cancelled. The gateway task belongs to `tracker`; serenity reconnects on its own.
-/// `health` beats while every shard is connected. Returns the channel platform, for marking
-/// interrupted replies.
+/// `health` beats while every shard is connected. Among coordinating instances (`instance`) the
+/// shards identify in turns with the other instances' (see [`identify`]). Returns the channel
+/// platform, for marking interrupted replies.
 pub async fn start(
     config: DiscordConfig,
     engine: Arc<Engine>,
@@ -137,9 +140,16 @@ pub async fn start(
     let client = DiscordRest::http_client().map_err(|e| DiscordError::Client(e.to_string()))?;
     let rest = config.rest(client.clone());
     check_token(&rest, &config.describe()).await?;
-    if !shards.is_single() {
-        shards::check(&rest, shards).await;
-    }
+    // A bot of one shard, alone, starts as it always did; the others ask Discord first.
+    let asks = !shards.is_single() || instance.is_some();
+    let max_concurrency = match asks {
+        true => shards::check(&rest, shards).await,
+        false => 1,
+    };
+    let limited = asks.then(|| rest.clone());
+    let turns = instance
+        .clone()
+        .map(|instance| IdentifyTurns::new(instance, shards, max_concurrency));
     let cdn = files::Cdn::new(config.proxy_url.as_deref()).map_err(DiscordError::Client)?;
     let mut platform = DiscordPlatform::new(rest.clone(), config.pace, cdn.clone());
     if let Some(instance) = &instance {
@@ -168,7 +178,7 @@ pub async fn start(
         .await
         .map_err(|e| DiscordError::Client(e.to_string()))?;
     tracing::info!("connecting {shards} to the Discord gateway");
-    tracker.spawn(serve(gateway, shards, stop, health));
+    tracker.spawn(serve(gateway, shards, stop, health, turns, limited));
     Ok(platform)
 }
 
@@ -186,17 +196,40 @@ async fn check_token(rest: &DiscordRest, url: &str) -> Result<(), DiscordError> 
     }
 }
 
-/// Runs the shards of `range` until `stop`, then closes them. (serenity's `start_shard_range`
-/// takes the last shard id as the range's end and starts it too.)
+/// Runs the shards of `range` until `stop`, then closes them; with `turns`, only once this
+/// instance's turn to identify has come, and with `limited`, only while Discord's session
+/// start limit allows them all. (serenity's `start_shard_range` takes the last shard id as the
+/// range's end and starts it too.)
 async fn serve(
     mut gateway: Client,
     range: ShardRange,
     stop: CancellationToken,
     health: HealthHandle,
+    turns: Option<IdentifyTurns>,
+    limited: Option<DiscordRest>,
 ) {
     let shards = gateway.shard_manager.clone();
+    let run = async {
+        if let Some(turns) = &turns {
+            turns.take().await;
+        }
+        if let Some(rest) = &limited {
+            shards::await_session_starts(rest, range).await;
+        }
+        // Gives the turn up once the shards are connected, then waits as long as they run.
+        let released = async {
+            if let Some(turns) = &turns {
+                turns.release_once_connected(&shards, range).await;
+            }
+            std::future::pending().await
+        };
+        tokio::select! {
+            result = gateway.start_shard_range(range.first..range.last, range.count) => result,
+            result = released => result,
+        }
+    };
     tokio::select! {
-        result = gateway.start_shard_range(range.first..range.last, range.count) => {
+        result = run => {
             if let Err(error) = result {
                 tracing::error!(%error, "the Discord gateway stopped");
                 health.down(format!("the gateway stopped: {error}"));
@@ -206,5 +239,8 @@ async fn serve(
         () = stop.cancelled() => {}
     }
     shards.shutdown_all().await;
+    if let Some(turns) = &turns {
+        turns.release().await;
+    }
     tracing::info!("disconnected from the Discord gateway");
 }

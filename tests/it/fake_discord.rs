@@ -12,8 +12,11 @@
 //! exempt, as on Discord). Every call is recorded, with its JSON body; the gateway notes when it
 //! delivered each MESSAGE_CREATE (`delivered`). The gateway honours IDENTIFY's shard, sending a
 //! guild's events only to shard `(guild_id >> 22) % count` and DMs only to shard 0;
-//! `GET /gateway/bot` answers the recommended shard count and the session start limit. Attachments of user messages and of `/ask` are
-//! served at signed CDN-style URLs on the same address (`cdn.rs`).
+//! `GET /gateway/bot` answers the recommended shard count and the session start limit, which
+//! the gateway enforces: one IDENTIFY per 5 s per rate-limit key (`shard % max_concurrency`),
+//! refused beyond that with Invalid Session (op 9), and 1,000 a day, beyond which the token is
+//! reset (sessions closed with 4004, REST answers 401). Attachments of user messages and of
+//! `/ask` are served at signed CDN-style URLs on the same address (`cdn.rs`).
 
 #![allow(dead_code)]
 
@@ -140,6 +143,18 @@ struct State {
     identify: Vec<Value>,
     /// When the first IDENTIFY of the day's session start limit came.
     first_identify: Option<Instant>,
+    /// `session_start_limit.max_concurrency`: how many rate-limit keys identify at once.
+    max_concurrency: u64,
+    /// `session_start_limit.total`: IDENTIFYs allowed in a day.
+    session_total: u64,
+    /// The accepted IDENTIFYs of each rate-limit key within the last window.
+    identify_windows: HashMap<u64, Vec<Instant>>,
+    /// IDENTIFYs refused with Invalid Session for coming too fast.
+    invalid_sessions: usize,
+    /// The sessions started: shard id and when its IDENTIFY was accepted.
+    started: Vec<(u64, Instant)>,
+    /// The token was reset for starting too many sessions: nothing accepts it any more.
+    token_reset: bool,
     sessions: usize,
     files: HashMap<String, (String, Vec<u8>)>,
     downloads: Vec<Download>,
@@ -181,6 +196,8 @@ impl FakeDiscord {
             bucket: (count, per),
             state: Mutex::new(State {
                 next_id: 100_000,
+                max_concurrency: 1,
+                session_total: 1000,
                 ..State::default()
             }),
             dispatch: broadcast::channel(256).0,
@@ -204,10 +221,19 @@ impl FakeDiscord {
     pub async fn wait_ready(&self, count: usize) {
         let mut ready = self.shared.ready.subscribe();
         let wait = ready.wait_for(|sessions| *sessions >= count);
-        tokio::time::timeout(Duration::from_secs(10), wait)
+        // Generous: a refused IDENTIFY is tried again 5 s later.
+        if tokio::time::timeout(Duration::from_secs(60), wait)
             .await
-            .expect("the bot connects to the gateway")
-            .unwrap();
+            .is_err()
+        {
+            let state = self.lock();
+            let (identifies, refused) = (state.identify.len(), state.invalid_sessions);
+            panic!(
+                "the bot did not connect to the gateway: {identifies} IDENTIFYs, {refused} refused \
+                 as too fast, sessions started {:?}",
+                state.started
+            );
+        }
     }
 
     /// Makes `GET /gateway/bot` recommend `shards` shards.
@@ -218,6 +244,31 @@ impl FakeDiscord {
     /// Every IDENTIFY payload received.
     pub fn identifies(&self) -> Vec<Value> {
         self.lock().identify.clone()
+    }
+
+    /// Makes `session_start_limit.max_concurrency` `n` (Discord's large-bot programme).
+    pub fn set_max_concurrency(&self, n: u64) {
+        self.lock().max_concurrency = n;
+    }
+
+    /// Allows `total` IDENTIFYs a day instead of 1,000.
+    pub fn limit_sessions(&self, total: u64) {
+        self.lock().session_total = total;
+    }
+
+    /// IDENTIFYs refused with Invalid Session (op 9) for coming too fast.
+    pub fn invalid_sessions(&self) -> usize {
+        self.lock().invalid_sessions
+    }
+
+    /// The sessions started, in order: shard id and when its IDENTIFY was accepted.
+    pub fn session_starts(&self) -> Vec<(u64, Instant)> {
+        self.lock().started.clone()
+    }
+
+    /// True once the token was reset for starting too many sessions in a day.
+    pub fn token_reset(&self) -> bool {
+        self.lock().token_reset
     }
 
     /// Sends a user's message through the gateway (MESSAGE_CREATE) and returns its id.

@@ -7,6 +7,7 @@
 //! would change: `Cluster::env` names it.
 
 mod failover;
+mod shards;
 mod webhook;
 
 use std::collections::HashMap;

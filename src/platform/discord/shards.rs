@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::ops::RangeInclusive;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -62,22 +63,37 @@ struct GatewayBot {
 struct SessionStartLimit {
     remaining: u32,
     reset_after: u64,
+    /// How many rate-limit keys may identify at once (1 for most bots).
+    #[serde(default = "one")]
+    max_concurrency: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Asks Discord (`GET /gateway/bot`) whether `range` fits: warns when `discord.shard_count` is
-/// below the count Discord recommends (it closes a shard holding too many guilds with 4011) or
-/// when fewer sessions may start today than this process starts. A failed call only logs.
-pub(super) async fn check(rest: &DiscordRest, range: ShardRange) {
+/// below the count Discord recommends (it closes a shard holding too many guilds with 4011).
+/// Returns the bot's `max_concurrency`; a failed call only logs, and the answer is then 1 (the
+/// strictest).
+pub(super) async fn check(rest: &DiscordRest, range: ShardRange) -> u32 {
     let answer = rest.gateway_bot().await;
     let parsed = answer.map(serde_json::from_value::<GatewayBot>);
     let bot = match parsed {
         Ok(Ok(bot)) => bot,
-        Ok(Err(error)) => return tracing::warn!(%error, "unreadable GET /gateway/bot"),
-        Err(error) => return tracing::warn!(%error, "GET /gateway/bot failed"),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "unreadable GET /gateway/bot");
+            return 1;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "GET /gateway/bot failed");
+            return 1;
+        }
     };
     for warning in warnings(&bot, range) {
         tracing::warn!("{warning}");
     }
+    bot.session_start_limit.max_concurrency.max(1)
 }
 
 /// The warnings `check` logs for what Discord said.
@@ -89,16 +105,39 @@ fn warnings(bot: &GatewayBot, range: ShardRange) -> Vec<String> {
             range.count, bot.shards
         ));
     }
+    warnings
+}
+
+/// Waits while Discord allows fewer session starts than the shards of `range` (asking again
+/// once the limit resets): an IDENTIFY past the day's limit makes Discord reset the bot's
+/// token and close all its sessions. Returns at once when Discord cannot be asked.
+pub(super) async fn await_session_starts(rest: &DiscordRest, range: ShardRange) {
+    loop {
+        let answer = rest.gateway_bot().await;
+        let Ok(Ok(bot)) = answer.map(serde_json::from_value::<GatewayBot>) else {
+            return;
+        };
+        let Some(why) = short_of_sessions(&bot, range) else {
+            return;
+        };
+        tracing::error!("{why}");
+        let reset = Duration::from_millis(bot.session_start_limit.reset_after);
+        tokio::time::sleep(reset + Duration::from_secs(1)).await;
+    }
+}
+
+/// Why the shards of `range` must not start now, when Discord allows fewer sessions.
+fn short_of_sessions(bot: &GatewayBot, range: ShardRange) -> Option<String> {
     let starting = range.last - range.first + 1;
     let limit = &bot.session_start_limit;
-    if limit.remaining < starting {
-        warnings.push(format!(
-            "Discord allows {} more gateway sessions for {} min; this process starts {starting}",
+    (limit.remaining < starting).then(|| {
+        format!(
+            "Discord allows {} more gateway sessions for {} min and this process starts {starting}; \
+             its shards wait for the reset (one session too many makes Discord reset the bot token)",
             limit.remaining,
             limit.reset_after / 60_000
-        ));
-    }
-    warnings
+        )
+    })
 }
 
 #[cfg(test)]
@@ -106,12 +145,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_count_below_discords_and_a_spent_session_limit_are_warned_about() {
+    fn a_count_below_discords_is_warned_about_and_a_spent_session_limit_waited_for() {
         let bot = |shards, remaining| GatewayBot {
             shards,
             session_start_limit: SessionStartLimit {
                 remaining,
                 reset_after: 3_600_000,
+                max_concurrency: 1,
             },
         };
         let range = ShardRange {
@@ -123,10 +163,10 @@ mod tests {
         let low = warnings(&bot(4, 1000), range);
         assert_eq!(low.len(), 1);
         assert!(low[0].contains("discord.shard_count = 2"), "{low:?}");
-        let spent = warnings(&bot(1, 1), range);
-        assert_eq!(spent.len(), 1);
+        assert!(short_of_sessions(&bot(2, 2), range).is_none());
+        let spent = short_of_sessions(&bot(1, 1), range).expect("one session short");
         assert!(
-            spent[0].contains("1 more gateway sessions for 60 min"),
+            spent.contains("1 more gateway sessions for 60 min and this process starts 2"),
             "{spent:?}"
         );
     }

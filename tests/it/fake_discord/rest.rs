@@ -137,7 +137,8 @@ fn route(
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let tokened = matches!(segments.first(), Some(&("webhooks" | "interactions")));
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-    if !tokened && auth != Some(format!("Bot {FAKE_TOKEN}").as_str()) {
+    let refused = auth != Some(format!("Bot {FAKE_TOKEN}").as_str()) || state.token_reset;
+    if !tokened && refused {
         return error(401, 0, "401: Unauthorized");
     }
     if !tokened && let Some(wait) = state.take_global() {
@@ -438,7 +439,7 @@ impl State {
 /// `GET /gateway/bot`: the gateway URL, the shard count Discord recommends (one per 1,000
 /// guilds, at least one; the fake has few) and the session start limit: 1,000 IDENTIFYs in the
 /// 24 hours from the first, one at a time (`max_concurrency` 1, as for every bot outside the
-/// large-bot programme).
+/// large-bot programme), unless a test set other limits.
 fn gateway_bot(shared: &Shared, state: &State) -> Value {
     const DAY_MS: u64 = 86_400_000;
     let used = state.identify.len() as u64;
@@ -449,10 +450,10 @@ fn gateway_bot(shared: &Shared, state: &State) -> Value {
         "url": format!("ws://{}/gw", shared.addr),
         "shards": state.recommended_shards.max(1),
         "session_start_limit": {
-            "total": 1000,
-            "remaining": 1000u64.saturating_sub(used),
+            "total": state.session_total,
+            "remaining": state.session_total.saturating_sub(used),
             "reset_after": DAY_MS.saturating_sub(since),
-            "max_concurrency": 1,
+            "max_concurrency": state.max_concurrency,
         },
     })
 }
