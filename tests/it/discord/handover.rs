@@ -13,7 +13,7 @@ use parley::store::INTERRUPTED;
 use tokio::process::{Child, Command};
 
 use super::{CHANNEL, GUILD, USER, echo};
-use crate::fake_discord::{FAKE_TOKEN, FakeDiscord, UserMessage};
+use crate::fake_discord::{FAKE_TOKEN, FakeDiscord, SlashCommand, UserMessage};
 use crate::fake_llm::{FakeLlm, Script};
 use crate::instances::wait_until;
 use crate::support::{app_config, app_env, db_url, parley_command};
@@ -358,4 +358,55 @@ async fn a_message_the_gateway_delivers_again_is_answered_once() {
     assert_eq!(kept.len(), 2, "the inbox holds each message once: {kept:?}");
     assert_eq!(kept[0], id);
     assert_eq!(app.shutdown(GRACE).await, Stopped::Drained);
+}
+
+#[tokio::test]
+async fn a_graceful_stop_keeps_the_channel_of_a_streaming_slash_ask_until_it_ends() {
+    let cluster = Cluster::new(60).await;
+    let discord = &cluster.discord;
+    let a = cluster.start("a", None, 1).await;
+    let long = slow_answer();
+    cluster
+        .llm
+        .push(Script::reply(long.clone()).delay(Duration::from_millis(25)));
+    let ask_slash = SlashCommand::guild(GUILD, CHANNEL, USER, "ask").option("prompt", "go on");
+    let token = discord.slash_command(ask_slash);
+    wait_until(10, "a streaming the /ask answer", || async {
+        !cluster.texts(STREAMING_ON_A).await.is_empty()
+    })
+    .await;
+    // b comes up beside a (every shard, as a) once the interaction went to a.
+    let b = cluster.start("b", None, 2).await;
+
+    let stopping = tokio::spawn(a.shutdown(GRACE));
+    let next = discord.user_message(ask("and then?"));
+    assert_eq!(stopping.await.expect("a stopped"), Stopped::Drained);
+    let texts = [long.clone(), echo("and then?")];
+    cluster
+        .wait_for_channel(20, "the /ask answer, then b's answer", |shown| {
+            shown == texts
+        })
+        .await;
+    assert_eq!(cluster.replies().await, ["complete  a", "complete  b"]);
+    let calls = discord.calls();
+    // The response's first edit names it `@original`, the later ones by its id.
+    let response = format!("/webhooks/2000/{token}/messages/");
+    let last_edit = calls
+        .iter()
+        .rposition(|c| {
+            c.method == "PATCH" && c.path.starts_with(&response) && c.body.get("content").is_some()
+        })
+        .expect("the /ask answer was written");
+    let answer = calls
+        .iter()
+        .position(|c| {
+            c.method == "POST" && c.body["message_reference"]["message_id"].as_str() == Some(&next)
+        })
+        .expect("the next message was answered");
+    assert!(
+        answer > last_edit,
+        "b answered (call {answer}) before a's last edit of the /ask answer (call {last_edit})"
+    );
+    assert_eq!(discord.rate_limited(), 0, "no 429 from Discord");
+    assert_eq!(b.shutdown(GRACE).await, Stopped::Drained);
 }
