@@ -13,8 +13,9 @@ use parley::store::INTERRUPTED;
 use tokio::process::{Child, Command};
 
 use super::{CHANNEL, GUILD, USER, echo};
-use crate::fake_discord::{FAKE_TOKEN, FakeDiscord, SlashCommand, UserMessage};
+use crate::fake_discord::{BOT_ID, FAKE_TOKEN, FakeDiscord, SlashCommand, UserMessage};
 use crate::fake_llm::{FakeLlm, Script};
+use crate::fake_telegram::{FAKE_TOKEN as TG_TOKEN, FakeTelegram};
 use crate::instances::wait_until;
 use crate::support::{app_config, app_env, db_url, parley_command};
 
@@ -409,4 +410,75 @@ async fn a_graceful_stop_keeps_the_channel_of_a_streaming_slash_ask_until_it_end
     );
     assert_eq!(discord.rate_limited(), 0, "no 429 from Discord");
     assert_eq!(b.shutdown(GRACE).await, Stopped::Drained);
+}
+
+/// An addressed message of [`USER`] in [`CHANNEL`] as an instance keeps it in the inbox.
+fn kept_message(id: &str, text: &str) -> String {
+    serde_json::json!({
+        "message": {
+            "id": id, "channel_id": CHANNEL, "guild_id": GUILD,
+            "author": { "id": USER, "username": format!("user{USER}"), "discriminator": "0" },
+            "content": format!("<@{BOT_ID}> {text}"), "timestamp": "2026-01-01T00:00:00+00:00",
+            "tts": false, "mention_everyone": false, "pinned": false, "type": 0,
+            "mentions": [{ "id": BOT_ID, "username": "parley", "discriminator": "0", "bot": true }],
+            "mention_roles": [], "attachments": [], "embeds": [],
+        },
+        "user": BOT_ID, "roles": [], "parent": null,
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn messages_a_dead_instance_kept_are_answered_by_a_discord_instance_not_one_without_discord()
+{
+    let cluster = Cluster::new(60).await;
+    let url = cluster.url.clone();
+    // Open (and migrate) the database as an instance does, then leave two messages in it as an
+    // instance that died would: accepted, its lease gone with it; one an hour old.
+    let store = parley::store::SqliteStore::open(&url).await.expect("opens");
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("opens");
+    let keep = "INSERT INTO inbox (scope, platform, event_id, payload, received_by, received_at) \
+         VALUES (?1, 'discord', ?2, ?3, 'gone', CAST(unixepoch('subsec') * 1000 AS INTEGER) - ?4)";
+    for (id, text, age_ms) in [
+        ("7001", "an hour ago", 3_600_000),
+        ("7002", "still there?", 5_000),
+    ] {
+        sqlx::query(keep)
+            .bind(format!("discord:{CHANNEL}"))
+            .bind(id)
+            .bind(kept_message(id, text))
+            .bind(age_ms)
+            .execute(&pool)
+            .await
+            .expect("kept");
+    }
+    pool.close().await;
+
+    // An instance that answers Telegram only comes up first: it must leave the channel alone.
+    let tg = FakeTelegram::start().await;
+    let mut env = cluster.env("telegram-only", None);
+    env.retain(|key, _| !key.starts_with("PARLEY__DISCORD__"));
+    env.insert("PARLEY__TELEGRAM__TOKEN".into(), TG_TOKEN.into());
+    env.insert("PARLEY__TELEGRAM__API_URL".into(), tg.api_url());
+    let telegram_only = App::start(app_config(&env)).await.expect("starts");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let b = cluster.start("b", None, 1).await;
+    cluster
+        .wait_for_channel(20, "both kept messages answered", |texts| texts.len() == 2)
+        .await;
+    let texts = cluster.discord.texts(CHANNEL);
+    assert!(texts[0].contains("please send it again"), "{texts:?}");
+    assert_eq!(texts[1], echo("still there?"));
+    assert_eq!(
+        cluster.llm.requests().len(),
+        1,
+        "the stale one never reached the model"
+    );
+    let holder = cluster
+        .texts("SELECT instance FROM chat_leases WHERE scope = 'discord:10'")
+        .await;
+    assert_eq!(holder, ["b"]);
+    assert_eq!(b.shutdown(GRACE).await, Stopped::Drained);
+    assert_eq!(telegram_only.shutdown(GRACE).await, Stopped::Drained);
 }
