@@ -1,12 +1,23 @@
 //! A channel's messages taken in the order Discord wrote them. serenity runs each gateway event
 //! in a task of its own, and the task of a later message may run first (tokio runs the task
-//! spawned last first); a message id is a snowflake, rising with time within a channel.
+//! spawned last first, and other worker threads steal the rest); a message id is a snowflake,
+//! rising with time within a channel.
+//!
+//! The tasks of messages that arrive together start within microseconds of each other, so each
+//! message waits [`REORDER`] before the channel's messages are taken in id order. That is a
+//! window, not a proof: a task whose start is delayed longer (a machine overloaded for that
+//! long) can still be taken after a later message of its channel.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::time::Duration;
+
 use serenity::all::{ChannelId, MessageId};
+
+/// How long a message waits for the tasks of messages that arrived with it.
+const REORDER: Duration = Duration::from_millis(20);
 
 /// The messages waiting to be taken, per channel.
 pub struct Arrivals<T> {
@@ -30,8 +41,8 @@ impl<T> Default for Arrivals<T> {
 
 impl<T> Arrivals<T> {
     /// Takes `item` (message `id` of `channel`) with `take`, after the channel's messages with
-    /// lower ids that arrived with it (their tasks run first once this one yields), and one at
-    /// a time: whichever task holds the channel's turn takes every waiting message in id order.
+    /// lower ids that arrived with it (within [`REORDER`]), and one at a time: whichever task
+    /// holds the channel's turn takes every waiting message in id order.
     pub async fn in_order<F, Fut>(&self, channel: ChannelId, id: MessageId, item: T, take: F)
     where
         F: Fn(T) -> Fut,
@@ -48,8 +59,8 @@ impl<T> Arrivals<T> {
             channels[&channel].clone()
         };
         lock(&slot.pending).insert(id, item);
-        // The tasks of messages that arrived together get to put theirs down first.
-        tokio::task::yield_now().await;
+        // The tasks of messages that arrived with this one get to put theirs down first.
+        tokio::time::sleep(REORDER).await;
         {
             let _turn = slot.turn.lock().await;
             loop {
