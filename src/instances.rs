@@ -4,6 +4,7 @@
 //! coordinate (`instance.coordinate`); then [`Instance`] runs beside the dispatcher.
 
 mod inbox;
+mod local;
 mod port;
 mod share;
 

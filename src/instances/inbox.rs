@@ -56,12 +56,12 @@ impl Instance {
     }
 
     /// Takes the lease of every scope with waiting events that no live instance holds (its
-    /// holder died, or stopped before they started).
+    /// holder died, or stopped before they started), of the platforms this instance answers.
     async fn take_free_scopes(&self) {
         let failover = self.shared.config.failover;
         match self.shared.store.free_scopes(failover).await {
             Ok(scopes) => {
-                for scope in scopes {
+                for scope in scopes.into_iter().filter(|s| self.answers(s)) {
                     if self.acquire(&scope).await {
                         tracing::info!(%scope, "took over a chat with events waiting");
                     }
@@ -69,6 +69,14 @@ impl Instance {
             }
             Err(error) => tracing::warn!(error = %error.chain(), "could not read the inbox"),
         }
+    }
+
+    /// Whether a platform this instance answers (its handler is served) owns `scope`: an
+    /// instance without Discord must not take a Discord channel it cannot answer.
+    fn answers(&self, scope: &Scope) -> bool {
+        let handlers = lock(&self.shared.handlers);
+        let platform = scope.as_str().split(':').next().unwrap_or_default();
+        handlers.keys().any(|p| p.as_str() == platform)
     }
 
     /// Hands the waiting events of held scopes, oldest first, to their handlers, each once.

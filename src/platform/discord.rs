@@ -5,7 +5,9 @@
 //! off (serenity ignores a proxy otherwise); the calls replies make read 429s themselves (see
 //! [`rest`]), so the engine pauses a channel for exactly the `retry_after` Discord asks.
 
+mod arrivals;
 mod commands;
+mod coordinated;
 mod files;
 mod handler;
 mod identify;
@@ -160,6 +162,15 @@ pub async fn start(
     if let Some(proxy) = &config.proxy_url {
         http = http.proxy(proxy.as_str()).ratelimiter_disabled(true);
     }
+    if let Some(instance) = &instance {
+        let inbox = coordinated::Inbox {
+            engine: engine.clone(),
+            dispatcher: dispatcher.clone(),
+            platform: platform.clone(),
+            access: config.access.clone(),
+        };
+        instance.serve(PlatformKind::Discord, Arc::new(inbox));
+    }
     let handler = Handler {
         engine,
         dispatcher,
@@ -172,6 +183,7 @@ pub async fn start(
         guild_ids: config.guild_ids,
         registered: AtomicBool::new(false),
         instance,
+        arrivals: Default::default(),
     };
     let gateway = ClientBuilder::new_with_http(http.build(), intents())
         .event_handler(handler)

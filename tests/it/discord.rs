@@ -5,6 +5,7 @@ mod attachments;
 mod bench;
 mod commands;
 mod controls;
+mod handover;
 mod instances;
 mod lifecycle;
 mod limits;

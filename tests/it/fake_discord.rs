@@ -300,6 +300,15 @@ impl FakeDiscord {
         id
     }
 
+    /// Dispatches the user message `id` (written as `message`) again, with the same id, as the
+    /// gateway replays the events a resumed session missed.
+    pub fn deliver_again(&self, id: &str, message: &UserMessage) {
+        let stored = self.message(id).expect("the message was delivered before");
+        let referenced = message.reply_to.as_ref().and_then(|r| self.message(r));
+        let d = payload::message_create(id, message, &stored.attachments, referenced.as_ref());
+        self.dispatch("MESSAGE_CREATE", d);
+    }
+
     /// Dispatches a slash command (INTERACTION_CREATE) and returns its token.
     pub fn slash_command(&self, command: SlashCommand) -> String {
         let addr = self.shared.addr.to_string();

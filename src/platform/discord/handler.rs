@@ -12,15 +12,17 @@ use serenity::all::{
     Interaction, Message, Permissions, Ready,
 };
 
+use super::arrivals::Arrivals;
 use super::commands::{self, Slash};
+use super::coordinated;
 use super::files::{self, Cdn};
 use super::inbound::{self, Access, Identity, Inbound};
 use super::interaction::InteractionPlatform;
 use super::outbound::{DiscordPlatform, MAX_CONTENT, Pace};
 use super::rest::DiscordRest;
-use crate::engine::dispatcher::Dispatcher;
+use crate::engine::dispatcher::{Dispatcher, SubmitError, with_receipt};
 use crate::engine::event::{Author, ChatKey, Content, Incoming, UserId};
-use crate::engine::ports::{LengthUnit, ModelName};
+use crate::engine::ports::{LengthUnit, ModelName, Platform, Receipt};
 use crate::engine::split;
 use crate::engine::turn::Engine;
 use crate::instances::{Instance, Scope};
@@ -52,6 +54,16 @@ pub struct Handler {
     pub registered: AtomicBool,
     /// This process among several instances on one database; `None` when alone.
     pub instance: Option<Instance>,
+    /// Addressed messages, taken in each channel's order.
+    pub arrivals: Arrivals<Arrived>,
+}
+
+/// An addressed message as it arrived, with what the gateway cache said about it then.
+pub struct Arrived {
+    message: Message,
+    me: Identity,
+    parent: Option<ChannelId>,
+    inbound: Inbound,
 }
 
 /// Shown when another instance answers in the channel and keeps doing so past the failover
@@ -76,29 +88,18 @@ impl EventHandler for Handler {
 
     async fn message(&self, ctx: Context, message: Message) {
         let (me, parent) = identity(&ctx, message.guild_id, message.channel_id);
-        let incoming = match inbound::to_inbound(&message, &me, &self.access, parent) {
-            Some(Inbound::Turn(incoming)) => incoming,
-            Some(Inbound::NothingAsked { key, reply_to }) => {
-                let platform = self.platform.as_ref();
-                let text = inbound::NOTHING_ASKED;
-                self.engine
-                    .notify(platform, &key, Some(&reply_to), text)
-                    .await;
-                return;
-            }
-            None => return,
-        };
-        if !self.may_speak(&incoming.key).await {
-            let (platform, reply_to) = (self.platform.as_ref(), incoming.reply_to.as_ref());
-            self.engine
-                .notify(platform, &incoming.key, reply_to, ELSEWHERE)
-                .await;
+        let Some(inbound) = inbound::to_inbound(&message, &me, &self.access, parent) else {
             return;
-        }
-        tracing::debug!(chat = %incoming.key, "queueing a Discord message");
-        if let Err(error) = self.dispatcher.submit(incoming, self.platform.clone()) {
-            tracing::warn!(%error, "could not queue a Discord message");
-        }
+        };
+        let (channel, id) = (message.channel_id, message.id);
+        let arrived = Arrived {
+            message,
+            me,
+            parent,
+            inbound,
+        };
+        let take = |arrived| self.take(arrived);
+        self.arrivals.in_order(channel, id, arrived, take).await;
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
@@ -106,6 +107,47 @@ impl EventHandler for Handler {
             Interaction::Command(command) => self.slash(&ctx, command).await,
             Interaction::Component(press) => self.pressed(&ctx, press).await,
             _ => {}
+        }
+    }
+}
+
+impl Handler {
+    /// Answers an addressed message, in its channel's order: a turn is kept in the shared
+    /// inbox among several instances, else queued here.
+    async fn take(&self, arrived: Arrived) {
+        let Arrived {
+            message,
+            me,
+            parent,
+            inbound,
+        } = arrived;
+        let incoming = match inbound {
+            Inbound::Turn(incoming) => incoming,
+            Inbound::NothingAsked { key, reply_to } => {
+                let platform = self.platform.as_ref();
+                let text = inbound::NOTHING_ASKED;
+                self.engine
+                    .notify(platform, &key, Some(&reply_to), text)
+                    .await;
+                return;
+            }
+        };
+        // Among several instances the message waits in the shared inbox for the instance
+        // holding its channel; when the database fails it is answered here, as when alone.
+        if let Some(instance) = &self.instance
+            && coordinated::keep(instance, &message, &me, parent, &incoming.key)
+                .await
+                .is_some()
+        {
+            return;
+        }
+        let (key, reply_to) = (incoming.key.clone(), incoming.reply_to.clone());
+        tracing::debug!(chat = %key, "queueing a Discord message");
+        if !self.queue_here(incoming, self.platform.clone()).await {
+            let platform = self.platform.as_ref();
+            self.engine
+                .notify(platform, &key, reply_to.as_ref(), ELSEWHERE)
+                .await;
         }
     }
 }
@@ -151,6 +193,47 @@ impl Handler {
             }
             tokio::time::sleep(LEASE_RETRY).await;
         }
+    }
+
+    /// Queues `incoming` on this instance once it may talk to the channel (false when another
+    /// instance keeps answering there). Among several instances its turn counts as running in
+    /// the channel from now until it ends, so a graceful stop keeps the channel's lease for it.
+    async fn queue_here(&self, incoming: Incoming, platform: Arc<dyn Platform>) -> bool {
+        let turn = self.counted(&incoming.key);
+        if !self.may_speak(&incoming.key).await {
+            return false;
+        }
+        // A message turned away (busy, stopping) was answered or logged there.
+        let _ = self.submit(incoming, platform, turn).await;
+        true
+    }
+
+    /// Among several instances, a turn in `key`'s channel answered here, counted as running.
+    pub(super) fn counted(&self, key: &ChatKey) -> Option<Box<dyn Receipt>> {
+        let instance = self.instance.as_ref()?;
+        Some(instance.local_turn(&Scope::of_chat(key)))
+    }
+
+    /// Queues `incoming`, carrying `turn` (from [`Handler::counted`]) to its end.
+    pub(super) async fn submit(
+        &self,
+        incoming: Incoming,
+        platform: Arc<dyn Platform>,
+        turn: Option<Box<dyn Receipt>>,
+    ) -> Result<(), SubmitError> {
+        let dispatcher = &self.dispatcher;
+        let submitted = match turn {
+            Some(turn) => {
+                with_receipt(turn, async { dispatcher.submit(incoming, platform) })
+                    .await
+                    .0
+            }
+            None => dispatcher.submit(incoming, platform),
+        };
+        if let Err(error) = submitted {
+            tracing::warn!(%error, "could not queue a Discord turn");
+        }
+        submitted
     }
 
     async fn register(&self, ctx: &Context) {
@@ -200,32 +283,27 @@ impl Handler {
             Some(Slash::Reply(neutral)) => {
                 let said = Slash::queued(&neutral);
                 let incoming = self.incoming(&command, Content::Command(neutral));
-                match self.dispatcher.submit(incoming, self.platform.clone()) {
+                let turn = self.counted(&incoming.key);
+                match self.submit(incoming, self.platform.clone(), turn).await {
                     Ok(()) => Err(said.to_string()),
-                    Err(error) => {
-                        tracing::warn!(%error, "could not queue a slash command");
-                        Err(BUSY.to_string())
-                    }
+                    Err(_) => Err(BUSY.to_string()),
                 }
             }
         };
         let answer = match content {
             Ok(content) => {
+                // Answered here: the interaction's token must not be kept in the database.
                 let incoming = self.incoming(&command, content);
-                if !self.may_speak(&incoming.key).await {
+                let (rest, cdn) = (self.rest.clone(), self.cdn.clone());
+                let platform =
+                    InteractionPlatform::new(rest, self.pace, cdn, app.clone(), token, ephemeral);
+                if !self.queue_here(incoming, Arc::new(platform)).await {
                     let edit =
                         self.rest
                             .edit_response(&app, &command.token, "@original", ELSEWHERE);
                     if let Err(error) = edit.await {
                         tracing::warn!(%error, "could not answer a slash command");
                     }
-                    return;
-                }
-                let (rest, cdn) = (self.rest.clone(), self.cdn.clone());
-                let platform =
-                    InteractionPlatform::new(rest, self.pace, cdn, app, token, ephemeral);
-                if let Err(error) = self.dispatcher.submit(incoming, Arc::new(platform)) {
-                    tracing::warn!(%error, "could not queue a slash command");
                 }
                 return;
             }

@@ -103,11 +103,11 @@ impl Handler {
             reply_to: None,
             received_at: Instant::now(),
         };
-        match self.dispatcher.submit(incoming, self.platform.clone()) {
+        let turn = self.counted(&incoming.key);
+        match self.submit(incoming, self.platform.clone(), turn).await {
             Ok(()) => None,
-            Err(error) => {
+            Err(_) => {
                 self.engine.controls().unqueued(&command);
-                tracing::warn!(%error, "could not queue a button press");
                 Some(BUSY)
             }
         }
