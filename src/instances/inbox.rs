@@ -89,10 +89,17 @@ impl Instance {
                 return;
             }
         };
-        let waiting = self.unpaused(waiting);
-        let fresh = self.forget_started(&waiting);
-        for event in waiting.into_iter().filter(|e| fresh.contains(&e.seq)) {
-            self.deliver(event).await;
+        // What was handed and has started is judged on the whole read: a read cut at BATCH
+        // says nothing of the events past its last, whether or not some scopes are paused.
+        let fresh = {
+            let mut local = lock(&shared.local);
+            not_handed(&mut local.handed, &waiting)
+        };
+        for event in self.unpaused(waiting) {
+            if fresh.contains(&event.seq) {
+                lock(&shared.local).handed.insert(event.seq);
+                self.deliver(event).await;
+            }
         }
     }
 
@@ -108,24 +115,6 @@ impl Instance {
             .into_iter()
             .filter(|e| !local.paused.contains_key(&e.scope))
             .collect()
-    }
-
-    /// Notes the events of `waiting` not handed over yet as handed, and returns them; forgets
-    /// the handed events the inbox no longer lists as waiting (their turns started).
-    fn forget_started(&self, waiting: &[Waiting]) -> HashSet<i64> {
-        let listed: HashSet<i64> = waiting.iter().map(|e| e.seq).collect();
-        let last = waiting.iter().map(|e| e.seq).max().unwrap_or(i64::MIN);
-        let complete = waiting.len() < BATCH as usize;
-        let mut local = lock(&self.shared.local);
-        local
-            .handed
-            .retain(|seq| listed.contains(seq) || (!complete && *seq > last));
-        let fresh: HashSet<i64> = listed
-            .into_iter()
-            .filter(|seq| !local.handed.contains(seq))
-            .collect();
-        local.handed.extend(fresh.iter().copied());
-        fresh
     }
 
     /// Hands one event to its platform's handler with a receipt; a platform not started yet
@@ -162,6 +151,21 @@ impl Instance {
     }
 }
 
+/// Forgets the `handed` events a read of the inbox (`waiting`, oldest first, at most [`BATCH`])
+/// no longer lists as waiting (their turns started), and returns the listed ones not handed
+/// yet. A read cut at [`BATCH`] does not list the waiting events past its last: those handed
+/// are kept.
+fn not_handed(handed: &mut HashSet<i64>, waiting: &[Waiting]) -> HashSet<i64> {
+    let listed: HashSet<i64> = waiting.iter().map(|e| e.seq).collect();
+    let last = waiting.iter().map(|e| e.seq).max().unwrap_or(i64::MIN);
+    let complete = waiting.len() < BATCH as usize;
+    handed.retain(|seq| listed.contains(seq) || (!complete && *seq > last));
+    listed
+        .into_iter()
+        .filter(|seq| !handed.contains(seq))
+        .collect()
+}
+
 /// Follows one inbox event from its hand-over to the end of its turn.
 struct InboxReceipt {
     shared: Arc<Shared>,
@@ -191,5 +195,46 @@ impl Drop for InboxReceipt {
             }
         }
         self.shared.ended.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use super::{BATCH, not_handed};
+    use crate::engine::event::PlatformKind;
+    use crate::instances::{Scope, Waiting};
+
+    fn waiting(seqs: impl IntoIterator<Item = i64>) -> Vec<Waiting> {
+        seqs.into_iter()
+            .map(|seq| Waiting {
+                seq,
+                scope: Scope::named("telegram:1"),
+                platform: PlatformKind::Telegram,
+                payload: String::new(),
+                age: Duration::ZERO,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn handed_events_are_forgotten_once_started_and_kept_past_a_cut_read() {
+        let mut handed: HashSet<i64> = [5, 7, 900].into();
+        // A full read (cut at BATCH) of older events: 900 lies past it and stays handed; 5 is
+        // not listed any more (its turn started).
+        let full = waiting(10..10 + i64::from(BATCH));
+        let fresh = not_handed(&mut handed, &full);
+        assert_eq!(fresh.len(), BATCH as usize, "all listed, none handed yet");
+        assert_eq!(
+            handed,
+            [900].into(),
+            "5 and 7 started; 900 is past the read"
+        );
+        // A read that is not cut lists everything waiting: 900 started.
+        let fresh = not_handed(&mut handed, &waiting([950]));
+        assert_eq!(fresh, [950].into());
+        assert!(handed.is_empty());
     }
 }
