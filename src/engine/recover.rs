@@ -36,7 +36,13 @@ pub async fn mark_interrupted(
     let last = reply.platform_messages.last();
     let marked = last.and_then(|_| marked_text(reply, &limits));
     let marker = format!("{INTERRUPTED}{RESTARTED}");
-    let delivery = Delivery::new(pacer, chat, limits, Urgency::Final, Policy::MARKER);
+    // On its own, the marker is the reply's first text: it goes before the chat's next
+    // answer's first text, queued after it.
+    let urgency = match last {
+        Some(_) => Urgency::Final,
+        None => Urgency::First,
+    };
+    let delivery = Delivery::new(pacer, chat, limits, urgency, Policy::MARKER);
     let marking = delivery.run(|| async {
         match (last, &marked) {
             (Some(last), Some(text)) => platform.edit(chat, last, text, Phase::Final).await,
