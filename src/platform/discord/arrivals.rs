@@ -1,7 +1,7 @@
-//! A channel's messages taken in the order Discord wrote them. serenity runs each gateway event
-//! in a task of its own, and the task of a later message may run first (tokio runs the task
-//! spawned last first, and other worker threads steal the rest); a message id is a snowflake,
-//! rising with time within a channel.
+//! Among several instances, a channel's messages taken in the order Discord wrote them. serenity
+//! runs each gateway event in a task of its own, and the task of a later message may run first
+//! (tokio runs the task spawned last first, and other worker threads steal the rest); a message
+//! id is a snowflake, rising with time within a channel.
 //!
 //! The tasks of messages that arrive together start within microseconds of each other, so each
 //! message waits [`REORDER`] before the channel's messages are taken in id order. That is a

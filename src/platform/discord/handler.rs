@@ -98,6 +98,13 @@ impl EventHandler for Handler {
             parent,
             inbound,
         };
+        // Alone, a message is queued the moment its task runs: two tasks swap only for
+        // messages of one channel within the same instant, whose order nobody chose. Among
+        // several instances each waits for a database write first, long enough for a later
+        // message to overtake it: there a channel's messages are taken in id order.
+        if self.instance.is_none() {
+            return self.take(arrived).await;
+        }
         let take = |arrived| self.take(arrived);
         self.arrivals.in_order(channel, id, arrived, take).await;
     }
