@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
+use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::engine::ports::StoreError;
@@ -69,13 +70,33 @@ pub(super) async fn open_pools(database_url: &str) -> Result<Pools, StoreError> 
         }
         Location::File(path) => open_file(&path).await?,
     };
-    sqlx::migrate!("migrations/sqlite")
-        .run(&pools.writes)
-        .await
-        .map_err(|e| {
-            StoreError::caused(format!("cannot migrate the database {database_url}"), e)
-        })?;
+    migrate(&pools.writes).await.map_err(|e| {
+        StoreError::caused(format!("cannot migrate the database {database_url}"), e)
+    })?;
     Ok(pools)
+}
+
+/// How often migrating is tried while another process migrates the same file.
+const MIGRATE_TRIES: u32 = 10;
+
+/// Applies the embedded migrations. Two processes opening a new file at once (two instances on
+/// one SQLite file) both find a migration unapplied and one of them fails to apply it: SQLite
+/// has no lock for sqlx's migrator to take. Each migration commits with its record, so the one
+/// that failed tries again after a moment and finds it applied.
+async fn migrate(pool: &SqlitePool) -> Result<(), MigrateError> {
+    let mut tries = 1;
+    loop {
+        match sqlx::migrate!("migrations/sqlite").run(pool).await {
+            Err(error @ (MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)))
+                if tries < MIGRATE_TRIES =>
+            {
+                tracing::debug!(%error, "migrating beside another process; trying again");
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(tries))).await;
+            }
+            done => return done,
+        }
+    }
 }
 
 async fn open_memory() -> Result<SqlitePool, StoreError> {
@@ -135,6 +156,20 @@ async fn file_pool(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn two_processes_opening_a_new_file_at_once_both_migrate_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for i in 0..20 {
+            let url = format!(
+                "sqlite://{}",
+                dir.path().join(format!("new{i}.db")).display()
+            );
+            let (a, b) = tokio::join!(open_pools(&url), open_pools(&url));
+            a.expect("the first opens");
+            b.expect("the second opens");
+        }
+    }
 
     #[tokio::test]
     async fn a_file_database_writes_through_one_connection_and_reads_beside_it() {
