@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::engine::event::PlatformKind;
+use crate::engine::event::{ChatKey, PlatformKind};
 use crate::engine::ports::InterruptedReply;
 use crate::engine::turn::Engine;
 
@@ -79,7 +79,15 @@ pub struct Accepted<'a> {
 
 /// Called with the replies of dead instances that this instance marked interrupted, to show
 /// the marker in their chats.
-pub type OnAbandoned = Arc<dyn Fn(Vec<InterruptedReply>) + Send + Sync>;
+/// It returns the task marking each reply, by chat.
+pub type OnAbandoned = Arc<dyn Fn(Vec<InterruptedReply>) -> Vec<(ChatKey, Marking)> + Send + Sync>;
+
+/// The task marking one interrupted reply in its chat.
+pub type Marking = JoinHandle<()>;
+
+/// How long a chat taken from a dead instance waits for the markers of that instance's replies
+/// there before its next event is answered anyway.
+const MARKING_WAIT: Duration = Duration::from_secs(30);
 
 /// This process as one of several instances on one database; cheap to clone.
 #[derive(Clone)]
@@ -124,6 +132,9 @@ struct Local {
     running: HashMap<Scope, usize>,
     /// Scopes taken over from another instance lately: their events wait until then.
     paused: HashMap<Scope, Instant>,
+    /// Scopes whose dead holder's replies are being marked: their events wait for the markers
+    /// (until the instant given), so the chat shows the marker before the next answer.
+    marking: HashMap<Scope, (Vec<Marking>, Instant)>,
     /// When each held scope was last used (taken, or an event handed over).
     used: HashMap<Scope, Instant>,
 }
@@ -419,7 +430,16 @@ impl Instance {
                     count = replies.len(),
                     "marked replies of a stopped instance as interrupted"
                 );
-                (shared.on_abandoned)(replies);
+                let markings = (shared.on_abandoned)(replies);
+                let until = Instant::now() + MARKING_WAIT;
+                let mut local = lock(&shared.local);
+                for (chat, marking) in markings {
+                    let (tasks, _) = local
+                        .marking
+                        .entry(Scope::of_chat(&chat))
+                        .or_insert_with(|| (Vec::new(), until));
+                    tasks.push(marking);
+                }
             }
             Err(error) => tracing::warn!(error = %error.chain(), "could not sweep replies"),
         }

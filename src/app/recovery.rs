@@ -6,10 +6,11 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::engine::event::PlatformKind;
+use crate::engine::event::{ChatKey, PlatformKind};
 use crate::engine::ports::InterruptedReply;
 use crate::engine::recover::mark_interrupted;
 use crate::engine::turn::Engine;
+use crate::instances::Marking;
 use crate::platform::registry::Platforms;
 
 use super::Runtime;
@@ -36,14 +37,20 @@ impl Marker {
 
     /// One task per interrupted reply: wait for its platform, then edit its last message (or,
     /// when nothing of it showed, send the marker on its own).
-    pub(super) fn spawn(&self, interrupted: Vec<InterruptedReply>) {
+    /// Returns each marking's task, by chat.
+    pub(super) fn spawn(&self, interrupted: Vec<InterruptedReply>) -> Vec<(ChatKey, Marking)> {
         let chats = interrupted
             .into_iter()
             .filter(|r| r.key.platform != PlatformKind::Console);
+        let mut markings = Vec::new();
         for reply in chats {
-            let marker = self.clone();
-            self.tracker.spawn(async move { marker.mark(reply).await });
+            let (marker, key) = (self.clone(), reply.key.clone());
+            markings.push((
+                key,
+                self.tracker.spawn(async move { marker.mark(reply).await }),
+            ));
         }
+        markings
     }
 
     async fn mark(self, reply: InterruptedReply) {

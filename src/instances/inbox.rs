@@ -103,17 +103,23 @@ impl Instance {
         }
     }
 
-    /// The events of `waiting` whose scope is not paused after a takeover.
+    /// The events of `waiting` whose scope is not paused after a takeover, nor waiting for the
+    /// markers of a dead holder's replies.
     fn unpaused(&self, waiting: Vec<Waiting>) -> Vec<Waiting> {
         let mut local = lock(&self.shared.local);
-        if local.paused.is_empty() {
+        if local.paused.is_empty() && local.marking.is_empty() {
             return waiting;
         }
         let now = tokio::time::Instant::now();
         local.paused.retain(|_, until| *until > now);
+        local.marking.retain(|_, (tasks, until)| {
+            tasks.retain(|task| !task.is_finished());
+            !tasks.is_empty() && *until > now
+        });
         waiting
             .into_iter()
             .filter(|e| !local.paused.contains_key(&e.scope))
+            .filter(|e| !local.marking.contains_key(&e.scope))
             .collect()
     }
 
