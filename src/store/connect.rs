@@ -76,7 +76,18 @@ pub(super) async fn open_pools(database_url: &str) -> Result<Pools, StoreError> 
     Ok(pools)
 }
 
-/// How often migrating is tried while another process migrates the same file.
+/// Whether `error` is SQLite saying another connection holds the lock (busy, locked).
+fn busy(error: &sqlx::Error) -> bool {
+    let code = match error {
+        sqlx::Error::Database(db) => db.code(),
+        _ => None,
+    };
+    // SQLITE_BUSY and SQLITE_LOCKED, and their extended codes (the low byte).
+    code.and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
+/// How often opening and migrating are tried while another process opens the same file.
 const MIGRATE_TRIES: u32 = 10;
 
 /// Applies the embedded migrations. Two processes opening a new file at once (two instances on
@@ -133,11 +144,33 @@ async fn open_file(path: &Path) -> Result<Pools, StoreError> {
     let cannot_open =
         |e: sqlx::Error| StoreError::caused(format!("cannot open the database {name}"), e);
     // The writer first: it creates the file and switches it to WAL.
-    let writes = file_pool(1, options.clone()).await.map_err(cannot_open)?;
-    let reads = file_pool(READ_CONNECTIONS, options)
+    let writes = file_pool_beside_others(1, &options)
+        .await
+        .map_err(cannot_open)?;
+    let reads = file_pool_beside_others(READ_CONNECTIONS, &options)
         .await
         .map_err(cannot_open)?;
     Ok(Pools { reads, writes })
+}
+
+/// [`file_pool`], tried again after a moment while another process opening the same file holds
+/// the lock that switching it to WAL needs: SQLite answers busy at once there (its busy handler
+/// does not wait for it).
+async fn file_pool_beside_others(
+    connections: u32,
+    options: &SqliteConnectOptions,
+) -> Result<SqlitePool, sqlx::Error> {
+    let mut tries = 1;
+    loop {
+        match file_pool(connections, options.clone()).await {
+            Err(error) if tries < MIGRATE_TRIES && busy(&error) => {
+                tracing::debug!(%error, "opening beside another process; trying again");
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(tries))).await;
+            }
+            opened => return opened,
+        }
+    }
 }
 
 async fn file_pool(
