@@ -95,13 +95,36 @@ const MIGRATE_TRIES: u32 = 10;
 /// has no lock for sqlx's migrator to take. Each migration commits with its record, so the one
 /// that failed tries again after a moment and finds it applied.
 async fn migrate(pool: &SqlitePool) -> Result<(), MigrateError> {
+    let raced = |e: &MigrateError| {
+        matches!(
+            e,
+            MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)
+        )
+    };
+    beside_others("migrating", raced, || {
+        sqlx::migrate!("migrations/sqlite").run(pool)
+    })
+    .await
+}
+
+/// Runs `attempt` until it succeeds, fails otherwise than `raced` says another process doing
+/// the same at that moment makes it fail, or has been tried [`MIGRATE_TRIES`] times; a little
+/// longer between each try.
+async fn beside_others<T, E, F, Fut>(
+    doing: &str,
+    raced: impl Fn(&E) -> bool,
+    attempt: F,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     let mut tries = 1;
     loop {
-        match sqlx::migrate!("migrations/sqlite").run(pool).await {
-            Err(error @ (MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)))
-                if tries < MIGRATE_TRIES =>
-            {
-                tracing::debug!(%error, "migrating beside another process; trying again");
+        match attempt().await {
+            Err(error) if tries < MIGRATE_TRIES && raced(&error) => {
+                tracing::debug!(%error, "{doing} beside another process; trying again");
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(tries))).await;
             }
@@ -160,17 +183,7 @@ async fn file_pool_beside_others(
     connections: u32,
     options: &SqliteConnectOptions,
 ) -> Result<SqlitePool, sqlx::Error> {
-    let mut tries = 1;
-    loop {
-        match file_pool(connections, options.clone()).await {
-            Err(error) if tries < MIGRATE_TRIES && busy(&error) => {
-                tracing::debug!(%error, "opening beside another process; trying again");
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(tries))).await;
-            }
-            opened => return opened,
-        }
-    }
+    beside_others("opening", busy, || file_pool(connections, options.clone())).await
 }
 
 async fn file_pool(
