@@ -94,6 +94,15 @@ impl Logs {
         telegram_counted.sort();
         discord_counted.sort();
         let too_many = (fakes.tg.too_many_requests(), fakes.dc.rate_limited());
+        if too_many != (0, 0) {
+            let (chat, group, bot) = fakes.tg.too_many_by_limit();
+            let global = fakes.dc.rate_limited_global();
+            let route = too_many.1 - global;
+            eprintln!(
+                "429s by limit: Telegram a chat's {chat}, a group's {group}, bot-wide {bot}; \
+                 Discord a route's {route}, bot-wide {global}"
+            );
+        }
         Self {
             writes,
             telegram_counted,

@@ -138,6 +138,8 @@ struct State {
     global: VecDeque<Instant>,
     delivered: HashMap<String, Instant>,
     rate_limited: usize,
+    /// Of those, the ones the bot-wide limit met.
+    rate_limited_global: usize,
     forbidden: HashSet<String>,
     interactions: HashMap<String, Interaction>,
     identify: Vec<Value>,
@@ -406,6 +408,11 @@ impl FakeDiscord {
     /// How many calls were answered 429.
     pub fn rate_limited(&self) -> usize {
         self.lock().rate_limited
+    }
+
+    /// How many of the 429s the bot-wide limit of 50 a second gave (the others a route's).
+    pub fn rate_limited_global(&self) -> usize {
+        self.lock().rate_limited_global
     }
 
     /// A stored message by id.

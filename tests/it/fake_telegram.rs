@@ -148,6 +148,9 @@ struct St {
     pressed_at: HashMap<String, Instant>,
     stoppable: HashSet<(i64, i64)>,
     too_many: usize,
+    /// The 429s by the limit that met them: a chat's one a second, a group's 20 a minute, the
+    /// bot-wide 30 a second (the real server does not say; the fake knows).
+    too_many_by_limit: [usize; 3],
     reject_html: bool,
     broken_polls: usize,
     /// getUpdates calls so far: a poll overtaken by a newer one is ended with 409.
@@ -437,6 +440,12 @@ impl FakeTelegram {
     /// How many 429s the fake answered.
     pub fn too_many_requests(&self) -> usize {
         self.st().too_many
+    }
+
+    /// The 429s by the limit that met them: (a chat's, a group's, the bot-wide).
+    pub fn too_many_by_limit(&self) -> (usize, usize, usize) {
+        let [chat, group, bot] = self.st().too_many_by_limit;
+        (chat, group, bot)
     }
 
     /// Makes `user` an administrator of `chat`.

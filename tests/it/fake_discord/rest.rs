@@ -238,6 +238,7 @@ impl State {
         }
         if self.global.len() >= super::GLOBAL_PER_SECOND {
             self.rate_limited += 1;
+            self.rate_limited_global += 1;
             return Some(self.global[0] + second - now);
         }
         self.global.push_back(now);

@@ -226,18 +226,27 @@ fn spend(st: &mut St, chat: i64) -> Result<(), (i64, String, Option<u64>)> {
     if let Some(last) = recent.last() {
         wait = wait.max(limits.min_gap.saturating_sub(now.duration_since(*last)));
     }
+    // Which limit met the call: the chat's, the group's, or the bot-wide one.
+    let mut limit = 0;
     if chat < 0 && recent.len() >= limits.group_count {
         let oldest = recent[recent.len() - limits.group_count];
-        wait = wait.max(limits.group_per.saturating_sub(now.duration_since(oldest)));
+        let group = limits.group_per.saturating_sub(now.duration_since(oldest));
+        if group > wait {
+            (wait, limit) = (group, 1);
+        }
     }
     if wait.is_zero() {
-        wait = global_wait(&mut st.global, limits.global_per_second, now);
+        (wait, limit) = (
+            global_wait(&mut st.global, limits.global_per_second, now),
+            2,
+        );
     }
     if wait.is_zero() {
         st.recent.entry(chat).or_default().push(now);
         st.global.push_back(now);
         return Ok(());
     }
+    st.too_many_by_limit[limit] += 1;
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     let description = format!("Too Many Requests: retry after {secs}");
     Err((429, description, Some(secs)))
