@@ -137,6 +137,9 @@ struct Local {
     marking: HashMap<Scope, (Vec<Marking>, Instant)>,
     /// When each held scope was last used (taken, or an event handed over).
     used: HashMap<Scope, Instant>,
+    /// The [`Scope::receiving`] roles this instance holds for as long as it runs (taken again
+    /// if the database failed when they were first asked for).
+    receiving: HashSet<Scope>,
 }
 
 impl Instance {
@@ -279,7 +282,7 @@ impl Instance {
         self.acquire(scope).await
     }
 
-    /// Releases the chats this instance held but has not used for [`IDLE`], so the lease table
+    /// Releases the chats (not the roles) this instance held but has not used for [`IDLE`], so the lease table
     /// stays small and a chat whose events now reach another instance (its Discord shard moved)
     /// is free for it.
     async fn release_idle(&self) {
@@ -289,7 +292,7 @@ impl Instance {
             local
                 .held
                 .iter()
-                .filter(|s| s.as_str() != Scope::TELEGRAM_POLL && !local.running.contains_key(*s))
+                .filter(|s| s.chat().is_some() && !local.running.contains_key(*s))
                 .filter(|s| local.used.get(*s).is_none_or(|at| now - *at > IDLE))
                 .cloned()
                 .collect()

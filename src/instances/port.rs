@@ -32,13 +32,25 @@ impl fmt::Display for InstanceId {
 }
 
 /// What a lease is on: a chat's pacing scope (`telegram:<chat>` for a Telegram chat with all
-/// its topics, `discord:<channel>`), or a platform-wide role such as [`Scope::TELEGRAM_POLL`].
+/// its topics, `discord:<channel>`), or a role on a platform such as [`Scope::TELEGRAM_POLL`]
+/// or [`Scope::receiving`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Scope(String);
 
 impl Scope {
     /// The lease of the one instance that polls Telegram.
     pub const TELEGRAM_POLL: &'static str = "telegram:poll";
+
+    /// What a [`Scope::receiving`] role's name has after the platform.
+    const RECEIVING: &'static str = "receiving:";
+
+    /// The lease an instance holds for as long as it receives `platform`'s events itself
+    /// (Telegram's webhook behind a load balancer, Discord's shards): from its start, before it
+    /// holds any chat of the platform, the other instances count it among those answering there
+    /// and split the bot-wide budget with it.
+    pub fn receiving(platform: PlatformKind, me: &InstanceId) -> Self {
+        Self(format!("{}:{}{me}", platform.as_str(), Self::RECEIVING))
+    }
 
     /// The scope a conversation's calls are paced in: its chat, without thread or topic.
     pub fn of_chat(key: &ChatKey) -> Self {
@@ -50,7 +62,8 @@ impl Scope {
     pub fn chat(&self) -> Option<ChatKey> {
         let (platform, chat) = self.0.split_once(':')?;
         let platform = PlatformKind::parse(platform)?;
-        (self.0 != Self::TELEGRAM_POLL).then(|| ChatKey::new(platform, chat))
+        let role = self.0 == Self::TELEGRAM_POLL || chat.starts_with(Self::RECEIVING);
+        (!role).then(|| ChatKey::new(platform, chat))
     }
 
     /// A scope by its stored name.

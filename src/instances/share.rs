@@ -9,13 +9,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::{Instance, lock};
+use super::{Instance, Scope, lock};
 use crate::engine::event::PlatformKind;
 use crate::engine::ports::Limits;
 
 /// How often the instances answering on each platform are counted again. Until then another
-/// instance that just started answering spends its part beside this one's whole budget.
-pub(super) const SHARE_EVERY: Duration = Duration::from_secs(1);
+/// instance that just started answering spends its part beside this one's whole budget: one
+/// that receives the platform's events itself counts from its start ([`Instance::receives`]),
+/// one that only takes chats over from its first chat.
+pub(super) const SHARE_EVERY: Duration = Duration::from_millis(250);
 
 /// This instance's part of one platform's bot-wide budget; cheap to clone, and follows the
 /// count of the other instances answering on the platform as the inbox pump renews it.
@@ -55,9 +57,28 @@ impl Instance {
             .clone()
     }
 
-    /// Counts again the other instances answering on each platform.
+    /// Counts this instance among those answering on `platform` from now on, before it holds
+    /// any of the platform's chats: it receives the platform's events itself (Telegram's
+    /// webhook, Discord's shards), so the chats that write to it come to it first. It takes its
+    /// [`Scope::receiving`] role for that, and counts the others at once.
+    pub async fn receives(&self, platform: PlatformKind) {
+        let role = Scope::receiving(platform, &self.shared.config.id);
+        lock(&self.shared.local).receiving.insert(role.clone());
+        self.acquire(&role).await;
+        self.count_sharers().await;
+    }
+
+    /// Counts again the other instances answering on each platform (taking again the roles of
+    /// [`Instance::receives`] that the database could not give before).
     pub(super) async fn count_sharers(&self) {
         let shared = &self.shared;
+        let missing: Vec<Scope> = {
+            let local = lock(&shared.local);
+            local.receiving.difference(&local.held).cloned().collect()
+        };
+        for role in &missing {
+            self.acquire(role).await;
+        }
         let (me, failover) = (&shared.config.id, shared.config.failover);
         let counts = match shared.store.others_active(me, failover).await {
             Ok(counts) => counts,

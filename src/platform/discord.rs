@@ -163,6 +163,8 @@ pub async fn start(
         http = http.proxy(proxy.as_str()).ratelimiter_disabled(true);
     }
     if let Some(instance) = &instance {
+        // Its shards' events come to this instance: it answers on Discord from now on.
+        instance.receives(PlatformKind::Discord).await;
         let inbox = coordinated::Inbox {
             engine: engine.clone(),
             dispatcher: dispatcher.clone(),

@@ -152,6 +152,10 @@ pub async fn start(
     let intake = Arc::new(intake::Intake::new(adapter.clone()));
     match &config.webhook {
         Some(hook) => {
+            // Behind a load balancer every instance receives updates: each answers from now on.
+            if let Some(instance) = &services.instance {
+                instance.receives(PlatformKind::Telegram).await;
+            }
             webhook::start(&bot, hook, intake, &services).await?;
             let path = WEBHOOK_PATH;
             tracing::info!(bot = %username, path, "telegram connected; taking updates on the webhook");

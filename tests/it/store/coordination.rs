@@ -152,9 +152,9 @@ pub async fn a_batch_is_stored_in_its_order_each_id_once(both: Both) {
 }
 
 pub async fn the_instances_answering_on_each_platform_are_counted_without_the_asker(both: Both) {
-    let [a, b, c, d] = ["a", "b", "c", "d"].map(InstanceId::new);
+    let [a, b, c, d, e] = ["a", "b", "c", "d", "e"].map(InstanceId::new);
     let db = &both.coord;
-    for me in [&a, &b, &c, &d] {
+    for me in [&a, &b, &c, &d, &e] {
         db.register(me).await.expect("registered");
     }
     let take = |me: &InstanceId, scope: &str| {
@@ -172,8 +172,12 @@ pub async fn the_instances_answering_on_each_platform_are_counted_without_the_as
         .await
         .expect("released");
     take(&d, "telegram:6").await;
+    // Receiving Telegram's updates, e answers there before it holds any chat.
+    let receiving = Scope::receiving(PlatformKind::Telegram, &e);
+    assert_eq!(receiving.chat(), None, "a role, not a chat");
+    take(&e, receiving.as_str()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for me in [&a, &b, &c] {
+    for me in [&a, &b, &c, &e] {
         db.heartbeat(me).await.expect("beats");
     }
     let failover = Duration::from_millis(200);
@@ -187,17 +191,18 @@ pub async fn the_instances_answering_on_each_platform_are_counted_without_the_as
     };
     assert_eq!(
         seen_by(&a).await,
-        [(PlatformKind::Discord, 1), (PlatformKind::Telegram, 1)]
-    );
-    assert_eq!(seen_by(&b).await, [(PlatformKind::Telegram, 1)]);
-    assert_eq!(
-        seen_by(&c).await,
         [(PlatformKind::Discord, 1), (PlatformKind::Telegram, 2)]
     );
+    assert_eq!(seen_by(&b).await, [(PlatformKind::Telegram, 2)]);
+    assert_eq!(
+        seen_by(&c).await,
+        [(PlatformKind::Discord, 1), (PlatformKind::Telegram, 3)]
+    );
     db.retire(&b).await.expect("b retires");
+    db.retire(&e).await.expect("e retires");
     assert!(
         seen_by(&a).await.is_empty(),
-        "b retired, c polls, d is dead"
+        "b and e retired, c polls, d is dead"
     );
 }
 
