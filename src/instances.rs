@@ -144,8 +144,8 @@ struct Local {
 
 impl Instance {
     /// Registers `config.id` in the database and starts its heartbeat (which also finds the
-    /// replies of dead instances and gives them to `on_abandoned`) and the inbox pump, which
-    /// stops taking events on `intake`. A chat handed over to or from this instance carries
+    /// replies of dead instances and gives them to `on_abandoned`), the count of the instances
+    /// answering beside it ([`Share`]) and the inbox pump, which stops taking events on `intake`. A chat handed over to or from this instance carries
     /// its recent calls between the pacers of `engine` and the other instance's.
     pub async fn start(
         config: InstanceConfig,
@@ -179,6 +179,7 @@ impl Instance {
         // stay held), so the tracker the drain waits for does not own it; `stop` ends it.
         let heart = tokio::spawn(instance.clone().heartbeat());
         *lock(&instance.shared.heart) = Some(heart);
+        tokio::spawn(instance.clone().count_sharers_while_beating());
         tracker.spawn(instance.clone().pump(intake));
         Ok(instance)
     }

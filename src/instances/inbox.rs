@@ -9,7 +9,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::share::SHARE_EVERY;
 use super::{Instance, Scope, Shared, Waiting, lock};
 use crate::engine::dispatcher::with_receipt;
 use crate::engine::ports::Receipt;
@@ -28,18 +27,12 @@ pub(super) const TOO_OLD: Duration = Duration::from_secs(600);
 impl Instance {
     /// Reads the inbox until `intake` stops it.
     pub(super) async fn pump(self, intake: CancellationToken) {
-        let mut counted = tokio::time::Instant::now();
-        self.count_sharers().await;
         // Free scopes come from other instances stopping or dying, not from this one's events
         // (it takes the scope of each event it stores): looked for once a poll interval, not
         // at every wake, which a burst of updates brings every few milliseconds.
         let mut freed: Option<tokio::time::Instant> = None;
         loop {
             let woken = self.shared.wake.notified();
-            if counted.elapsed() >= SHARE_EVERY {
-                counted = tokio::time::Instant::now();
-                self.count_sharers().await;
-            }
             if freed.is_none_or(|at| at.elapsed() >= POLL) {
                 freed = Some(tokio::time::Instant::now());
                 self.take_free_scopes().await;

@@ -17,7 +17,7 @@ use crate::engine::ports::Limits;
 /// instance that just started answering spends its part beside this one's whole budget: one
 /// that receives the platform's events itself counts from its start ([`Instance::receives`]),
 /// one that only takes chats over from its first chat.
-pub(super) const SHARE_EVERY: Duration = Duration::from_millis(250);
+const SHARE_EVERY: Duration = Duration::from_millis(250);
 
 /// This instance's part of one platform's bot-wide budget; cheap to clone, and follows the
 /// count of the other instances answering on the platform as the inbox pump renews it.
@@ -66,6 +66,18 @@ impl Instance {
         lock(&self.shared.local).receiving.insert(role.clone());
         self.acquire(&role).await;
         self.count_sharers().await;
+    }
+
+    /// Counts the instances answering beside this one every [`SHARE_EVERY`] until the heartbeat
+    /// stops: apart from the inbox pump, whose hand-overs do not wait for it.
+    pub(super) async fn count_sharers_while_beating(self) {
+        loop {
+            self.count_sharers().await;
+            tokio::select! {
+                () = self.shared.beating.cancelled() => break,
+                () = tokio::time::sleep(SHARE_EVERY) => {}
+            }
+        }
     }
 
     /// Counts again the other instances answering on each platform (taking again the roles of
