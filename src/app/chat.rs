@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::command::Command;
 use crate::engine::controls::{Controls, StopAnswer};
 use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
-use crate::engine::ports::ModelName;
+use crate::engine::ports::{ModelName, Started};
 use crate::engine::turn::Engine;
 use crate::platform::console::{self, ConsolePlatform};
 use crate::settings::Config;
@@ -113,7 +113,9 @@ pub async fn chat(config: Config, options: ChatOptions) -> anyhow::Result<()> {
             reply_to: None,
             received_at: std::time::Instant::now(),
         };
-        let handled = engine.handle(&incoming, &console, &cancel);
+        // Kept nowhere: nothing to tell when the turn starts.
+        let started = Started::new(None);
+        let handled = engine.handle(&incoming, &console, &cancel, &started);
         input.during(handled, engine.controls(), &key).await?;
         if cancel.is_cancelled() {
             break;

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::event::{ChatKey, Incoming};
 use super::meter::meter;
-use super::ports::{Platform, Receipt};
+use super::ports::{Platform, Receipt, Started};
 use super::turn::Engine;
 
 /// Shown when a queue is full.
@@ -310,10 +310,12 @@ impl Worker {
             };
             match next {
                 Ok(Some(job)) => {
-                    job.started().await;
+                    let started = Started::new(job.receipt.as_deref());
+                    let (incoming, platform) = (&job.incoming, job.platform.as_ref());
                     self.engine
-                        .handle(&job.incoming, job.platform.as_ref(), &self.abort)
+                        .handle(incoming, platform, &self.abort, &started)
                         .await;
+                    started.now().await;
                     done += 1;
                 }
                 Ok(None) => break,

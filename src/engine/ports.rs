@@ -15,7 +15,7 @@ pub use model::{
 pub use platform::{
     Button, FetchError, LengthUnit, Limits, Phase, Platform, PlatformError, Rate, Window,
 };
-pub use receipt::Receipt;
+pub use receipt::{Receipt, Started};
 pub use store::{
     ChatSettings, Conversation, InterruptedReply, LastReply, MessageRowId, ReplyRecord,
     ReplyStatus, Store, StoreError, StoredMessage, TurnContext, TurnRows, TurnStart, UsageTotals,

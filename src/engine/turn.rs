@@ -16,7 +16,7 @@ use super::deliver::Policy;
 use super::event::{ChatKey, Content, Incoming, PlatformKind};
 use super::pace::Pacer;
 use super::ports::{
-    ChatSettings, MessageRowId, Model, ModelError, ModelName, Platform, Store, StoreError,
+    ChatSettings, MessageRowId, Model, ModelError, ModelName, Platform, Started, Store, StoreError,
 };
 use super::reply::{ReplyOptions, ReplyOutcome};
 
@@ -115,12 +115,18 @@ impl Engine {
     }
 
     /// Handles one inbound message: a command is answered, a prompt is answered by the model.
+    /// Says the turn `started` once a death would leave something to recover: a prompt's reply
+    /// row is stored, a command at once.
     pub async fn handle(
         &self,
         incoming: &Incoming,
         platform: &dyn Platform,
         cancel: &CancellationToken,
+        started: &Started<'_>,
     ) -> Option<ReplyOutcome> {
+        if !matches!(incoming.content, Content::Prompt(_)) {
+            started.now().await;
+        }
         match &incoming.content {
             Content::Command(Command::Show {
                 reply,
@@ -140,20 +146,22 @@ impl Engine {
                     .await;
                 None
             }
-            Content::Prompt(text) => match self.answer(incoming, text, platform, cancel).await {
-                Ok(outcome) => outcome,
-                Err(error) => {
-                    tracing::error!(error = %error.chain(), chat = %incoming.key, "turn failed in the store");
-                    self.notify(
-                        platform,
-                        &incoming.key,
-                        incoming.reply_to.as_ref(),
-                        STORE_TROUBLE,
-                    )
-                    .await;
-                    None
+            Content::Prompt(text) => {
+                match self.answer(incoming, text, platform, cancel, started).await {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        tracing::error!(error = %error.chain(), chat = %incoming.key, "turn failed in the store");
+                        self.notify(
+                            platform,
+                            &incoming.key,
+                            incoming.reply_to.as_ref(),
+                            STORE_TROUBLE,
+                        )
+                        .await;
+                        None
+                    }
                 }
-            },
+            }
         }
     }
 

@@ -12,7 +12,7 @@ use crate::engine::command::{Command, SystemAction};
 use crate::engine::event::{Author, ChatKey, Content, Incoming, PlatformKind, UserId};
 use crate::engine::memory::{MemoryPlatform, MemoryStore, Script, ScriptedModel};
 use crate::engine::ports::{
-    LengthUnit, Limits, ModelError, ModelName, Platform, ReplyStatus, Role, Store,
+    LengthUnit, Limits, ModelError, ModelName, Platform, ReplyStatus, Role, Started, Store,
 };
 use crate::engine::turn::{Engine, EngineConfig};
 
@@ -95,7 +95,12 @@ impl Harness {
     async fn send(&self, incoming: Incoming) {
         let cancel = CancellationToken::new();
         self.engine
-            .handle(&incoming, self.platform.as_ref(), &cancel)
+            .handle(
+                &incoming,
+                self.platform.as_ref(),
+                &cancel,
+                &Started::new(None),
+            )
             .await;
     }
 
@@ -531,5 +536,54 @@ async fn an_older_replys_buttons_are_left_when_no_slot_comes_while_the_bot_is_sa
     assert!(
         calls.iter().all(|c| c.kind != CallKind::Buttons),
         "{calls:?}"
+    );
+}
+
+/// Notes what the store held when its message's turn said it started.
+struct SeesReplies {
+    store: Arc<MemoryStore>,
+    seen: Arc<std::sync::Mutex<Vec<Vec<ReplyStatus>>>>,
+}
+
+#[async_trait::async_trait]
+impl super::Receipt for SeesReplies {
+    async fn started(&self) {
+        let statuses = self.store.replies().into_iter().map(|r| r.0).collect();
+        self.seen.lock().unwrap().push(statuses);
+    }
+}
+
+/// A kept prompt's turn says it started only once its reply row is stored: an instance dying
+/// before leaves the message waiting for another to answer, one dying after leaves a streaming
+/// reply to mark; never a message started with nothing to show for it. A command starts at once.
+#[tokio::test(start_paused = true)]
+async fn a_kept_prompt_starts_once_its_reply_row_is_stored_and_a_command_at_once() {
+    let h = harness();
+    let (d, _tracker, _shutdown) = dispatcher(&h, 8);
+    let platform: Arc<dyn Platform> = h.platform.clone();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let receipt = || {
+        Box::new(SeesReplies {
+            store: h.store.clone(),
+            seen: seen.clone(),
+        })
+    };
+    h.model.push(slow("0123456789 0123456789"));
+    let submit = async { d.submit(prompt(&group(), "go"), platform.clone()) };
+    let ((), left) = super::with_receipt(receipt(), async { submit.await.unwrap() }).await;
+    assert!(left.is_none(), "the queued prompt took the receipt");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let help = message(&group(), "ann", Content::Command(Command::Help), false);
+    let ((), left) = super::with_receipt(receipt(), async {
+        d.submit(help, platform.clone()).unwrap()
+    })
+    .await;
+    assert!(left.is_none());
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [vec![ReplyStatus::Streaming], vec![ReplyStatus::Complete]],
+        "told once each: the prompt with its reply row streaming, the command before it added any"
     );
 }

@@ -19,7 +19,7 @@ use crate::engine::event::{ChatKey, Incoming, MessageRef};
 use crate::engine::pace::Urgency;
 use crate::engine::ports::{
     CompletionRequest, LastReply, MessageRowId, ModelError, ModelName, Platform, ReplyRecord, Role,
-    Store, StoreError, StoredMessage, TokenStream, TurnContext, TurnRows, TurnStart,
+    Started, Store, StoreError, StoredMessage, TokenStream, TurnContext, TurnRows, TurnStart,
 };
 use crate::engine::reply::{ReplyContext, ReplyObserver, ReplyOutcome, StopControl, stream_reply};
 
@@ -102,6 +102,7 @@ impl Engine {
         text: &str,
         platform: &dyn Platform,
         cancel: &CancellationToken,
+        started: &Started<'_>,
     ) -> Result<Option<ReplyOutcome>, StoreError> {
         let (context, previous) = tokio::join!(
             self.store.turn_context(&incoming.key),
@@ -142,6 +143,8 @@ impl Engine {
         };
         let (rows, stream) = self.start(&start, request).await;
         let rows = rows?;
+        // The reply row is stored: from now on a death leaves a streaming reply to be marked.
+        started.now().await;
         if rows.conversation != conversation {
             tracing::debug!(stored = %rows.conversation, "another turn created the conversation first");
         }
