@@ -15,7 +15,11 @@
 //!   overtake it;
 //! - the pump judging what it handed on the whole read: the read is cut at 256 events, all of
 //!   the dead instance's chats, paused; judged on the unpaused rest, b forgets that it handed its
-//!   own chats' queued messages and hands them again (answered twice).
+//!   own chats' queued messages and hands them again (answered twice);
+//! - a marker sent on its own being as urgent as a first text: the groups' markers come last
+//!   in the sweep, and as final texts the answers would overtake them. Only while a chat does
+//!   not wait for its markers, though: with that wait the marker's urgency no longer decides the
+//!   order in its chat (unless the wait gives up, after 30 s).
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -89,20 +93,6 @@ async fn killed_while_busy(cluster: Cluster) {
     let bob = User::new(9001, "Bob");
     let groups: Vec<ChatRef> = (0..GROUPS).map(|i| group(-4000 - i, None)).collect();
     let people: Vec<User> = (0..PRIVATE).map(|i| User::new(9100 + i, "Ann")).collect();
-    for _ in &groups {
-        // Thinking for a minute: nothing of the reply shows before the kill.
-        let thinking = Script::reply("never shown")
-            .empty_deltas(600)
-            .delay(Duration::from_millis(100));
-        llm.push(thinking);
-    }
-    for room in &groups {
-        tg.user_writes(room, &bob, "@parley_bot first");
-    }
-    wait_until(60, "a asking the model in every group", || async {
-        llm.requests().len() == groups.len()
-    })
-    .await;
     // In batches, so that a's first drafts do not go out in one burst of the whole budget.
     let drafts = "SELECT CAST(COUNT(*) AS TEXT) FROM messages WHERE role = 'assistant' \
          AND status = 'streaming' AND instance = 'a' AND platform_messages != '[]'";
@@ -117,6 +107,21 @@ async fn killed_while_busy(cluster: Cluster) {
         })
         .await;
     }
+    // The groups last: their markers are the last of the takeover's sweep, behind the drafts'.
+    for _ in &groups {
+        // Thinking for a minute: nothing of the reply shows before the kill.
+        let thinking = Script::reply("never shown")
+            .empty_deltas(600)
+            .delay(Duration::from_millis(100));
+        llm.push(thinking);
+    }
+    for room in &groups {
+        tg.user_writes(room, &bob, "@parley_bot first");
+    }
+    wait_until(60, "a asking the model in every group", || async {
+        llm.requests().len() == people.len() + groups.len()
+    })
+    .await;
     // The text so far is saved every 3 s: the marker keeps it.
     let saved = "SELECT CAST(COUNT(*) AS TEXT) FROM messages WHERE role = 'assistant' \
          AND status = 'streaming' AND instance = 'a' AND content != ''";
