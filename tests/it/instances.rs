@@ -7,6 +7,7 @@
 //! would change: `Cluster::env` names it.
 
 mod failover;
+mod kill_busy;
 mod shards;
 mod webhook;
 
@@ -101,9 +102,17 @@ impl Cluster {
 
     /// Starts instance `id` as a `parley run` process of its own; its log goes to a file.
     pub fn spawn(&self, id: &str) -> Child {
+        self.spawn_with(id, &[])
+    }
+
+    /// Spawns instance `id` (as [`Cluster::spawn`]) with `extra` `PARLEY__...` settings.
+    pub fn spawn_with(&self, id: &str, extra: &[(&str, String)]) -> Child {
         let mut command: Command = parley_command(&["run"], &self.llm, &self.db());
         for (key, value) in self.env(id) {
             command.env(key, value);
+        }
+        for (key, value) in extra {
+            command.env(format!("PARLEY__{key}"), value);
         }
         let log = std::fs::File::create(self.dir.path().join(format!("{id}.log"))).expect("log");
         command.stdout(Stdio::null()).stderr(Stdio::from(log));
