@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 
 use super::fake_net::{self, IDLE};
 use render::{Counts, Read};
-pub use script::{End, Script};
+pub use script::{End, Gate, Script};
 
 /// The key [`FakeLlm::start`] expects.
 pub const FAKE_KEY: &str = "test-key";
@@ -320,7 +320,7 @@ fn answer(shared: &Arc<Shared>, script: &Script, body: &Value) -> Response {
         .header("cache-control", "no-cache")
         .body(Body::from_stream(body_stream(
             reads,
-            script.delay,
+            (script.delay, script.gate.clone()),
             shared.clone(),
         )))
         .unwrap()
@@ -328,7 +328,7 @@ fn answer(shared: &Arc<Shared>, script: &Script, body: &Value) -> Response {
 
 fn body_stream(
     reads: Vec<Read>,
-    delay: Duration,
+    (delay, gate): (Duration, Option<Gate>),
     shared: Arc<Shared>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let guard = Unfinished {
@@ -337,20 +337,26 @@ fn body_stream(
     };
     stream::unfold(
         (reads.into_iter(), true, guard),
-        move |(mut reads, first, mut guard)| async move {
-            let Some(read) = reads.next() else {
-                guard.finish();
-                return None;
-            };
-            if !first && !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            match read {
-                Read::Bytes(bytes) => Some((Ok(Bytes::from(bytes)), (reads, false, guard))),
-                Read::Stall => std::future::pending().await,
-                Read::Abort => {
+        move |(mut reads, first, mut guard)| {
+            let gate = gate.clone();
+            async move {
+                let Some(read) = reads.next() else {
                     guard.finish();
-                    Some((Err(std::io::Error::other("cut")), (reads, false, guard)))
+                    return None;
+                };
+                if let Some(gate) = gate.filter(|_| first) {
+                    gate.passed().await;
+                }
+                if !first && !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                match read {
+                    Read::Bytes(bytes) => Some((Ok(Bytes::from(bytes)), (reads, false, guard))),
+                    Read::Stall => std::future::pending().await,
+                    Read::Abort => {
+                        guard.finish();
+                        Some((Err(std::io::Error::other("cut")), (reads, false, guard)))
+                    }
                 }
             }
         },

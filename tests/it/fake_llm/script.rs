@@ -1,7 +1,36 @@
 //! What the fake completion server answers to one request: a streamed reply shaped by the test,
 //! or an error status with headers and body.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// Holds the first read of the streams given it until the test opens it: replies whose first
+/// tokens come together, however the requests were spread.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<(AtomicBool, Notify)>);
+
+impl Gate {
+    /// Lets every stream held, and every later one, go on.
+    pub fn open(&self) {
+        self.0.0.store(true, Ordering::SeqCst);
+        self.0.1.notify_waiters();
+    }
+
+    /// Waits until the gate is open.
+    pub(super) async fn passed(&self) {
+        loop {
+            // Registered before the check: an `open` in between still wakes it.
+            let opened = self.0.1.notified();
+            if self.0.0.load(Ordering::SeqCst) {
+                return;
+            }
+            opened.await;
+        }
+    }
+}
 
 /// How a streamed reply ends.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +69,8 @@ pub struct Script {
     pub(super) end: End,
     /// The texts of choices 1.. when a request asks for `n` above 1.
     pub(super) others: Vec<String>,
+    /// Holds the first read until it opens.
+    pub(super) gate: Option<Gate>,
 }
 
 /// An error answer: status, extra headers, body.
@@ -70,6 +101,7 @@ impl Script {
             reasoning_tokens: 0,
             end: End::Done,
             others: Vec::new(),
+            gate: None,
         }
     }
 
@@ -137,6 +169,12 @@ impl Script {
     /// Content chunks of this many characters.
     pub fn chunk_chars(mut self, chars: usize) -> Self {
         self.chunk_chars = chars.max(1);
+        self
+    }
+
+    /// The first read waits until `gate` opens (the status and headers go at once).
+    pub fn after(mut self, gate: &Gate) -> Self {
+        self.gate = Some(gate.clone());
         self
     }
 

@@ -8,7 +8,7 @@ use parley::engine::split;
 use parley::platform::telegram::{format, html};
 
 use super::Harness;
-use crate::fake_llm::Script;
+use crate::fake_llm::{Gate, Script};
 use crate::fake_telegram::{FakeLimits, User, group, private};
 
 /// A reply of `words` words, streamed in `chunk`-character pieces every `every`.
@@ -372,17 +372,30 @@ async fn html_refused_by_telegram_is_resent_as_plain_text() {
 async fn a_burst_of_chats_sees_every_first_text_before_more_previews_and_no_429() {
     const CHATS: i64 = 60;
     let mut harness = Harness::new().await;
-    // About 2 s of streaming each; 60 first texts take about 2 s of the bot-wide budget.
+    // About 2 s of streaming each; 60 first texts take about 2 s of the bot-wide budget. The
+    // first tokens all come once every request is in, however slowly a loaded machine sent
+    // them: a chat whose request left late would otherwise rightly wait behind the others'
+    // previews.
     let answer = words(80);
+    let gate = Gate::default();
     for _ in 0..CHATS {
         harness
             .llm
-            .push(slow(&answer, 12, Duration::from_millis(40)));
+            .push(slow(&answer, 12, Duration::from_millis(40)).after(&gate));
     }
     for i in 0..CHATS {
         let user = User::new(900 + i, "Ann");
         harness.tg.user_writes(&private(&user), &user, "go");
     }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while harness.llm.requests().len() < CHATS as usize {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "every chat asks the model"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gate.open();
     let tg = &harness.tg;
     tg.wait_for(60, "every final message", |tg| {
         (0..CHATS).all(|i| {
