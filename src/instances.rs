@@ -481,6 +481,39 @@ impl Instance {
     }
 }
 
+/// A turn counted as running in its scope until dropped: a graceful stop keeps the scope's
+/// lease meanwhile, and hears when it ends.
+struct Running {
+    shared: Arc<Shared>,
+    scope: Scope,
+}
+
+impl Running {
+    /// Counts a turn in `scope` (`local` is `shared`'s, locked by the caller).
+    fn count(shared: &Arc<Shared>, local: &mut Local, scope: &Scope) -> Self {
+        *local.running.entry(scope.clone()).or_default() += 1;
+        Self {
+            shared: shared.clone(),
+            scope: scope.clone(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        {
+            let mut local = lock(&self.shared.local);
+            if let Some(count) = local.running.get_mut(&self.scope) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    local.running.remove(&self.scope);
+                }
+            }
+        }
+        self.shared.ended.notify_waiters();
+    }
+}
+
 /// Locks `mutex`, whose data stays consistent even if a holder panicked.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::{Instance, Scope, Shared, Waiting, lock};
+use super::{Instance, Running, Scope, Shared, Waiting, lock};
 use crate::engine::dispatcher::with_receipt;
 use crate::engine::ports::Receipt;
 
@@ -124,20 +124,20 @@ impl Instance {
             lock(&self.shared.local).handed.remove(&event.seq);
             return;
         };
-        {
+        let running = {
             let mut local = lock(&self.shared.local);
-            *local.running.entry(event.scope.clone()).or_default() += 1;
             local
                 .used
                 .insert(event.scope.clone(), tokio::time::Instant::now());
-        }
+            Running::count(&self.shared, &mut local, &event.scope)
+        };
         let receipt = InboxReceipt {
             shared: self.shared.clone(),
             seq: event.seq,
-            scope: event.scope,
+            running,
         };
         if event.age > TOO_OLD {
-            tracing::warn!(scope = %receipt.scope, age_secs = event.age.as_secs(),
+            tracing::warn!(scope = %event.scope, age_secs = event.age.as_secs(),
                 "an event waited too long; asking to send it again");
             receipt.started().await;
             handler.too_old(&event.payload).await;
@@ -169,31 +169,16 @@ fn not_handed(handed: &mut HashSet<i64>, waiting: &[Waiting]) -> HashSet<i64> {
 struct InboxReceipt {
     shared: Arc<Shared>,
     seq: i64,
-    scope: Scope,
+    running: Running,
 }
 
 #[async_trait]
 impl Receipt for InboxReceipt {
     async fn started(&self) {
         if let Err(error) = self.shared.store.start_event(self.seq).await {
-            tracing::warn!(scope = %self.scope, error = %error.chain(),
+            tracing::warn!(scope = %self.running.scope, error = %error.chain(),
                 "could not mark an inbox event started");
         }
-    }
-}
-
-impl Drop for InboxReceipt {
-    fn drop(&mut self) {
-        {
-            let mut local = lock(&self.shared.local);
-            if let Some(count) = local.running.get_mut(&self.scope) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    local.running.remove(&self.scope);
-                }
-            }
-        }
-        self.shared.ended.notify_waiters();
     }
 }
 
