@@ -129,16 +129,7 @@ impl Bot {
     pub async fn http_address(&self) -> SocketAddr {
         for _ in 0..600 {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let line = log.lines().find(|l| l.contains("serving /healthz"));
-            let address = line.and_then(|l| {
-                let at = l.find("127.0.0.1:")?;
-                let port: String = l[at + 10..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                format!("127.0.0.1:{port}").parse().ok()
-            });
-            if let Some(address) = address {
+            if let Some(address) = super::it::support::log::http_address(&log) {
                 return address;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

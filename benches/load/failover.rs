@@ -360,38 +360,29 @@ fn abridged(text: &str) -> String {
 /// The chat leases `instance` held, and the replies it was streaming, as the database says.
 async fn held_by(database: &str, instance: &str) -> (HashSet<String>, usize) {
     let leases = "SELECT scope FROM chat_leases WHERE instance = $1 AND released_at IS NULL";
-    let streaming = "SELECT COUNT(*) FROM messages WHERE role = 'assistant' \
+    let streaming = "SELECT CAST(id AS TEXT) FROM messages WHERE role = 'assistant' \
          AND status = 'streaming' AND instance = $1";
+    let scopes = texts(database, leases, instance).await;
+    let replies = texts(database, streaming, instance).await;
+    (scopes.into_iter().collect(), replies.len())
+}
+
+/// The rows of `sql`, one text column, with `instance` bound to `$1`.
+async fn texts(database: &str, sql: &'static str, instance: &str) -> Vec<String> {
     if database.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(database).await.expect("the database");
-        let scopes: Vec<String> = sqlx::query_scalar(leases)
-            .bind(instance)
-            .fetch_all(&pool)
-            .await
-            .expect("the leases");
-        let count: i64 = sqlx::query_scalar(streaming)
-            .bind(instance)
-            .fetch_one(&pool)
-            .await
-            .expect("the replies");
+        let query = sqlx::query_scalar(sql).bind(instance);
+        let rows = query.fetch_all(&pool).await.expect("the rows");
         pool.close().await;
-        return (scopes.into_iter().collect(), count as usize);
+        return rows;
     }
     let pool = sqlx::SqlitePool::connect(database)
         .await
         .expect("the database");
-    let scopes: Vec<String> = sqlx::query_scalar(leases)
-        .bind(instance)
-        .fetch_all(&pool)
-        .await
-        .expect("the leases");
-    let count: i64 = sqlx::query_scalar(streaming)
-        .bind(instance)
-        .fetch_one(&pool)
-        .await
-        .expect("the replies");
+    let query = sqlx::query_scalar(sql).bind(instance);
+    let rows = query.fetch_all(&pool).await.expect("the rows");
     pool.close().await;
-    (scopes.into_iter().collect(), count as usize)
+    rows
 }
 
 /// The round's results in Markdown: Telegram and Discord side by side.

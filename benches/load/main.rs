@@ -35,6 +35,7 @@ mod it {
     /// The tests' throwaway PostgreSQL server, for `--store postgres`.
     #[allow(dead_code)]
     pub mod support {
+        pub mod log;
         pub mod postgres;
     }
 }

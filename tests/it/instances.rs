@@ -126,17 +126,9 @@ impl Cluster {
 
     /// `/metrics` of the spawned instance `id`, at the address its log names.
     pub async fn metrics(&self, id: &str) -> String {
-        let log = self.log(id);
-        let line = log
-            .lines()
-            .find(|l| l.contains("serving /healthz"))
+        let address = crate::support::log::http_address(&self.log(id))
             .expect("the listener's address is logged");
-        let at = line.find("127.0.0.1:").expect("an address");
-        let port: String = line[at + 10..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        let url = format!("http://127.0.0.1:{port}/metrics");
+        let url = format!("http://{address}/metrics");
         let response = reqwest::get(url).await.expect("/metrics answers");
         response.text().await.expect("a body")
     }

@@ -2,6 +2,7 @@
 //! environment; for the bot started in-process, the configuration `parley run` would parse from
 //! that environment. Both point at the fake completion server and a database file.
 
+pub mod log;
 pub mod postgres;
 
 use std::collections::HashMap;
@@ -92,4 +93,13 @@ pub async fn stored_alternatives(db: &Path) -> Vec<(i64, String)> {
             .expect("the alternatives");
     pool.close().await;
     rows
+}
+
+/// The marker an interrupted reply ends with, as a chat shows it.
+pub const MARKER: &str = "⚠️ reply interrupted: the bot restarted";
+
+/// A long answer of 150 parts (4 characters a read): streamed with a delay, it is still
+/// streaming when a test stops or kills the bot.
+pub fn slow_answer() -> String {
+    (0..150).map(|i| format!("part{i:03} ")).collect()
 }

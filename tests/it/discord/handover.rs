@@ -17,10 +17,8 @@ use crate::fake_discord::{BOT_ID, FAKE_TOKEN, FakeDiscord, SlashCommand, UserMes
 use crate::fake_llm::{FakeLlm, Script};
 use crate::fake_telegram::{FAKE_TOKEN as TG_TOKEN, FakeTelegram};
 use crate::instances::wait_until;
+use crate::support::{MARKER, slow_answer};
 use crate::support::{app_config, app_env, db_url, parley_command};
-
-/// The marker an interrupted reply ends with.
-const MARKER: &str = "⚠️ reply interrupted: the bot restarted";
 
 /// How long replies get to finish when a test stops an instance.
 const GRACE: Duration = Duration::from_secs(30);
@@ -160,11 +158,6 @@ impl Cluster {
 /// A message in [`CHANNEL`] of [`GUILD`] (on shard 0 of 2) that mentions the bot.
 fn ask(text: &str) -> UserMessage {
     UserMessage::mention(GUILD, CHANNEL, USER, text)
-}
-
-/// A long answer streamed slowly: 4 characters every `every` (150 parts).
-fn slow_answer() -> String {
-    (0..150).map(|i| format!("part{i:03} ")).collect()
 }
 
 /// A reply of instance `a` streaming, with text shown in the channel.

@@ -8,14 +8,7 @@ use tokio::time::Instant;
 use super::{Cluster, GRACE, shown, wait_until};
 use crate::fake_llm::Script;
 use crate::fake_telegram::{User, group};
-
-/// The marker an interrupted reply ends with.
-const MARKER: &str = "⚠️ reply interrupted: the bot restarted";
-
-/// A long answer streamed slowly: 4 characters every 100 ms (half a minute in all).
-fn slow_answer() -> String {
-    (0..150).map(|i| format!("part{i:03} ")).collect()
-}
+use crate::support::{MARKER, slow_answer};
 
 #[tokio::test]
 async fn a_killed_instance_is_replaced_within_the_failover_time_its_reply_marked_and_its_queue_answered()

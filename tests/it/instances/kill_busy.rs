@@ -28,9 +28,8 @@ use super::{Cluster, GRACE, shown, wait_until};
 use crate::fake_llm::Script;
 use crate::fake_telegram::{ChatRef, FakeTelegram, User, group, private};
 use crate::proxy::RoundRobin;
-
-/// The marker an interrupted reply ends with.
-const MARKER: &str = "⚠️ reply interrupted: the bot restarted";
+use crate::support::log::http_address;
+use crate::support::{MARKER, slow_answer};
 
 /// The failover time: long enough that a does not count as dead before the test says so (see
 /// [`a_counts_as_dead`]).
@@ -47,11 +46,6 @@ const CHATTER: usize = 22;
 /// b's own chats, each with a long reply streaming and `QUEUED` messages waiting behind it.
 const OWN: i64 = 4;
 const QUEUED: usize = 3;
-
-/// a's answer in its private chats: 4 characters every 100 ms (half a minute in all).
-fn slow_answer() -> String {
-    (0..150).map(|i| format!("part{i:03} ")).collect()
-}
 
 /// b's answer in its own chats: about 19 s, until well after the takeover.
 fn own_answer() -> String {
@@ -309,16 +303,7 @@ async fn a_counts_as_dead(cluster: &Cluster) {
 impl Cluster {
     /// The address the spawned instance `id` serves HTTP (and the webhook) on, once it does.
     async fn listening(&self, id: &str) -> SocketAddr {
-        let address = || {
-            let log = self.log(id);
-            let line = log.lines().find(|l| l.contains("serving /healthz"))?;
-            let at = line.find("127.0.0.1:")?;
-            let port: String = line[at + 10..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            format!("127.0.0.1:{port}").parse().ok()
-        };
+        let address = || http_address(&self.log(id));
         wait_until(60, "the instance listening", || async {
             address().is_some()
         })

@@ -8,11 +8,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{Install, first_reply, open_db};
 use crate::fake_llm::Script;
-
-/// A long answer streamed slowly: 4 characters every 100 ms.
-fn slow_answer() -> String {
-    (0..150).map(|i| format!("part{i:03} ")).collect()
-}
+use crate::support::slow_answer;
 
 /// The streaming reply's content, once the bot has recorded some of it.
 async fn streamed_so_far(pool: &sqlx::SqlitePool) -> Option<String> {

@@ -9,8 +9,7 @@ use parley::store::INTERRUPTED;
 use super::{Bot, Install, first_reply, open_db};
 use crate::fake_llm::Script;
 use crate::fake_telegram::{FakeTelegram, User, group, private};
-
-const MARKER: &str = "⚠️ reply interrupted: the bot restarted";
+use crate::support::MARKER;
 
 /// A long answer streamed slowly: 4 characters every 100 ms, about 35 s in all.
 fn slow_answer() -> Script {

@@ -341,12 +341,7 @@ impl Logs {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let text = self.text();
-            let line = text.lines().find(|l| l.contains("serving /healthz"));
-            let address = line
-                .and_then(|l| l.split("address=").nth(1))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|a| a.parse().ok());
-            if let Some(address) = address {
+            if let Some(address) = crate::support::log::http_address(&text) {
                 return address;
             }
             assert!(
